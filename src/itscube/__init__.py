@@ -1,0 +1,59 @@
+"""itscube: NASA ITS_LIVE glacier velocity datacubes — download, tracking, strain and flux.
+
+Quick start
+-----------
+>>> import itscube
+>>> area = itscube.bbox_area(-49.9, 69.1, -49.5, 69.2)            # doctest: +SKIP
+>>> result = itscube.download(area, start="2018-01-01", end="2020-12-31")  # doctest: +SKIP
+>>> ds = itscube.open_cube(result.stores[0])                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("itscube")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+from .area import Area, bbox_area, point_area, polygon_area
+from .catalog import Catalog, CubeEntry, find_cubes, load_catalog
+from .cube import open_cube
+from .download import DownloadResult, Filters, download
+from .errors import (
+    CatalogError,
+    CubeFormatError,
+    CubeNotFoundError,
+    DownloadError,
+    EmptySelectionError,
+    InputError,
+    ItscubeError,
+    MissingCRSError,
+    OutputExistsError,
+)
+
+__all__ = [
+    "Area",
+    "Catalog",
+    "CatalogError",
+    "CubeEntry",
+    "CubeFormatError",
+    "CubeNotFoundError",
+    "DownloadError",
+    "DownloadResult",
+    "EmptySelectionError",
+    "Filters",
+    "InputError",
+    "ItscubeError",
+    "MissingCRSError",
+    "OutputExistsError",
+    "__version__",
+    "bbox_area",
+    "download",
+    "find_cubes",
+    "load_catalog",
+    "open_cube",
+    "point_area",
+    "polygon_area",
+]

@@ -1,0 +1,239 @@
+"""Areas of interest: a point, a bounding box or a polygon, in lon/lat or a projected CRS."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import shapely
+import shapely.geometry as sg
+import shapely.ops
+
+from .errors import InputError
+
+LONLAT = pyproj.CRS.from_epsg(4326)
+
+_X_NAMES = ("x", "easting", "east", "xcoord", "x_m", "lon", "longitude", "long", "lng")
+_Y_NAMES = ("y", "northing", "north", "ycoord", "y_m", "lat", "latitude")
+
+
+def parse_crs(crs: str | int | pyproj.CRS | None) -> pyproj.CRS:
+    """A :class:`pyproj.CRS` from ``EPSG:XXXX``, an integer or WKT (None = lon/lat)."""
+    if crs is None:
+        return LONLAT
+    if isinstance(crs, pyproj.CRS):
+        return crs
+    try:
+        return pyproj.CRS.from_user_input(int(crs) if str(crs).isdigit() else crs)
+    except pyproj.exceptions.CRSError as exc:
+        raise InputError(f"--crs {crs!r} is not a known CRS; use e.g. EPSG:3413") from exc
+
+
+def transform_geometry(geom, src: pyproj.CRS, dst: pyproj.CRS, *, densify: float | None = None):
+    """Transform a shapely geometry between CRSs (x/y axis order, edges densified first)."""
+    if src == dst:
+        return geom
+    if densify is None:
+        densify = 0.01 if src.is_geographic else 1000.0
+    geom = shapely.segmentize(geom, densify) if geom.geom_type != "Point" else geom
+    tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    return shapely.ops.transform(tr.transform, geom)
+
+
+@dataclasses.dataclass(frozen=True)
+class Area:
+    """An area of interest.
+
+    Attributes
+    ----------
+    geometry : shapely geometry in ``crs`` (Point, or Polygon for bbox/polygon).
+    crs : CRS of ``geometry`` (EPSG:4326 = lon/lat, degrees).
+    label : short text used in folder names.
+    buffer : half-width (m, in the cube projection) around a point.
+    """
+
+    geometry: shapely.Geometry
+    crs: pyproj.CRS
+    label: str
+    buffer: float = 0.0
+
+    def in_crs(self, crs: pyproj.CRS | int | str) -> shapely.Geometry:
+        """The geometry projected to ``crs`` (a point is buffered there by ``buffer`` m)."""
+        dst = parse_crs(crs)
+        geom = transform_geometry(self.geometry, self.crs, dst)
+        if self.buffer > 0 and geom.geom_type == "Point":
+            geom = geom.buffer(self.buffer, cap_style="square")
+        return geom
+
+    def lonlat(self) -> shapely.Geometry:
+        """The geometry in lon/lat (degrees)."""
+        return transform_geometry(self.geometry, self.crs, LONLAT)
+
+
+def _check_lonlat(lon: float, lat: float, what: str) -> None:
+    if not (-180 <= lon <= 360 and -90 <= lat <= 90):
+        raise InputError(
+            f"{what}: ({lon}, {lat}) is not a lon/lat position; give LON LAT in degrees "
+            "or add --crs EPSG:XXXX for projected metres"
+        )
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:.0f}"
+
+
+def point_area(x: float, y: float, crs=None, buffer: float = 0.0) -> Area:
+    """Area from one point (lon, lat by default) with an optional buffer (m)."""
+    c = parse_crs(crs)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InputError("--point: coordinates must be finite numbers")
+    if c.is_geographic:
+        _check_lonlat(x, y, "--point")
+    if buffer < 0:
+        raise InputError("--buffer must be >= 0 metres")
+    return Area(sg.Point(x, y), c, f"point_{_fmt(x)}_{_fmt(y)}", float(buffer))
+
+
+def bbox_area(west: float, south: float, east: float, north: float, crs=None) -> Area:
+    """Area from a bounding box ``W S E N`` (lon/lat by default)."""
+    c = parse_crs(crs)
+    vals = [west, south, east, north]
+    if not all(math.isfinite(v) for v in vals):
+        raise InputError("--bbox: W S E N must be finite numbers")
+    if west >= east or south >= north:
+        raise InputError(
+            f"--bbox {west} {south} {east} {north}: need W < E and S < N (order is W S E N)"
+        )
+    if c.is_geographic:
+        _check_lonlat(west, south, "--bbox")
+        _check_lonlat(east, north, "--bbox")
+    label = "bbox_" + "_".join(_fmt(v) for v in vals)
+    return Area(sg.box(west, south, east, north), c, label)
+
+
+def _polygon_from_coords(coords: list, where: str):
+    pts = np.asarray(coords, dtype="f8")
+    if pts.ndim != 2 or pts.shape[1] < 2:
+        raise InputError(f"{where}: expected a list of x, y coordinates")
+    pts = pts[:, :2]
+    if len({tuple(p) for p in pts}) < 3:
+        raise InputError(f"{where}: a polygon needs at least 3 distinct points")
+    poly = sg.Polygon(pts)
+    if not poly.is_valid:
+        raise InputError(f"{where}: polygon is not valid ({shapely.is_valid_reason(poly)})")
+    return poly
+
+
+def _read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
+    """Points from a CSV with x/y or lon/lat columns; returns (points, looks_lonlat)."""
+    text = path.read_text().splitlines()
+    rows = [r for r in csv.reader(text) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise InputError(f"{path}: CSV is empty")
+    header = [c.strip().lower() for c in rows[0]]
+
+    def is_num(s: str) -> bool:
+        try:
+            float(s)
+            return True
+        except ValueError:
+            return False
+
+    has_header = not all(is_num(c) for c in header if c)
+    body = rows[1:] if has_header else rows
+    if has_header:
+        xi = next((header.index(n) for n in _X_NAMES if n in header), None)
+        yi = next((header.index(n) for n in _Y_NAMES if n in header), None)
+        lonlat = xi is not None and header[xi] in ("lon", "longitude", "long", "lng")
+        if xi is None or yi is None:
+            if len(header) < 2:
+                raise InputError(f"{path}: need two columns (x, y or lon, lat); found {header}")
+            xi, yi = 0, 1
+    else:
+        xi, yi, lonlat = 0, 1, False
+    pts = []
+    for lineno, r in enumerate(body, start=2 if has_header else 1):
+        if len(r) <= max(xi, yi):
+            raise InputError(f"{path}, line {lineno}: expected at least {max(xi, yi) + 1} columns")
+        try:
+            pts.append((float(r[xi]), float(r[yi])))
+        except ValueError as exc:
+            raise InputError(
+                f"{path}, line {lineno}: {r[xi]!r}, {r[yi]!r} are not numbers"
+            ) from exc
+    return np.array(pts), lonlat
+
+
+def polygon_area(path: str | Path, crs=None) -> Area:
+    """Area from a GeoJSON (Polygon/Feature/FeatureCollection) or a CSV of vertices."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--polygon {path}: file not found")
+    c = parse_crs(crs)
+    if p.suffix.lower() in (".geojson", ".json"):
+        try:
+            doc = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+        geoms = []
+        if doc.get("type") == "FeatureCollection":
+            geoms = [f.get("geometry") for f in doc.get("features", [])]
+        elif doc.get("type") == "Feature":
+            geoms = [doc.get("geometry")]
+        else:
+            geoms = [doc]
+        try:
+            shapes = [sg.shape(g) for g in geoms if g]
+        except Exception as exc:
+            raise InputError(f"--polygon {path}: not a GeoJSON geometry ({exc})") from exc
+        shapes = [s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon")]
+        if not shapes:
+            raise InputError(f"--polygon {path}: no Polygon geometry found")
+        geom = shapely.union_all(shapes)
+        if not geom.is_valid:
+            raise InputError(f"--polygon {path}: polygon is not valid ({shapely.is_valid_reason(geom)})")
+    elif p.suffix.lower() in (".csv", ".txt"):
+        pts, lonlat = _read_csv_points(p)
+        if crs is None and not lonlat and np.nanmax(np.abs(pts)) > 360:
+            raise InputError(
+                f"--polygon {path}: coordinates look projected (metres); add --crs EPSG:XXXX"
+            )
+        geom = _polygon_from_coords(pts.tolist(), f"--polygon {path}")
+    else:
+        raise InputError(f"--polygon {path}: use a .geojson or .csv file")
+    if c.is_geographic:
+        minx, miny, maxx, maxy = geom.bounds
+        _check_lonlat(minx, miny, f"--polygon {path}")
+        _check_lonlat(maxx, maxy, f"--polygon {path}")
+    return Area(geom, c, f"polygon_{p.stem}")
+
+
+def footprint_rings(
+    epsg: int, x: np.ndarray, y: np.ndarray, n: int = 10, spacing: float | None = None
+) -> tuple[list, list]:
+    """Closed footprint rings of a grid's outer pixel edges: (projected m, lon/lat degrees).
+
+    Edges are densified with ``n`` points per side before projecting to lon/lat.
+    """
+    h = abs(spacing if spacing is not None else (x[1] - x[0] if len(x) > 1 else 120.0)) / 2
+    x0, x1, y0, y1 = float(x.min() - h), float(x.max() + h), float(y.min() - h), float(y.max() + h)
+    proj = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    t = np.linspace(0, 1, n, endpoint=False)
+    edges = [
+        np.column_stack([xa + (xb - xa) * t, ya + (yb - ya) * t])
+        for (xa, ya), (xb, yb) in zip(proj[:-1], proj[1:], strict=True)
+    ]
+    ring = np.vstack([*edges, edges[0][:1]])
+    tr = pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)
+    lon, lat = tr.transform(ring[:, 0], ring[:, 1])
+    return proj, [[float(a), float(b)] for a, b in zip(lon, lat, strict=True)]
+
+
+def polygon_wkt(ring: list) -> str:
+    """WKT POLYGON text of one closed ring (as ITS_LIVE ``proj_polygon``/``geo_polygon``)."""
+    return "POLYGON((" + ",".join(f"{a:.6f} {b:.6f}" for a, b in ring) + "))"

@@ -1,0 +1,199 @@
+"""Open an ITS_LIVE datacube (local or remote) as an analysis-ready :class:`xarray.Dataset`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+
+from . import remote
+from ._typing import Kind
+from .errors import CubeFormatError, CubeNotFoundError, InputError, MissingCRSError
+from .zarrstore import RemoteStore
+
+TIME_DIMS = {"mid_date": "subyearly", "time": "annual"}
+VELOCITY_VARS = ("vx", "vy", "v", "v_error", "vx_error", "vy_error", "va", "vr")
+VELOCITY_UNITS = "m yr-1"
+
+
+def time_dim(ds: xr.Dataset) -> str:
+    """Name of the time dimension: ``mid_date`` (sub-yearly) or ``time`` (annual)."""
+    for name in TIME_DIMS:
+        if name in ds.dims:
+            return name
+    raise CubeFormatError(f"no time dimension (mid_date or time) among dims {list(ds.dims)}")
+
+
+def cube_kind(ds: xr.Dataset) -> Kind:
+    """``"subyearly"`` or ``"annual"``."""
+    return TIME_DIMS[time_dim(ds)]  # type: ignore[return-value]
+
+
+def cube_epsg(ds: xr.Dataset) -> int:
+    """EPSG code of a cube from its ``mapping`` variable or global ``projection`` attribute."""
+    gm = None
+    for name in ("mapping", "spatial_ref", "Polar_Stereographic", "UTM_Projection"):
+        if name in ds.variables:
+            gm = ds[name].attrs
+            break
+    candidates = []
+    if gm:
+        candidates += [gm.get("spatial_epsg"), gm.get("crs_wkt"), gm.get("spatial_ref")]
+    candidates.append(ds.attrs.get("projection"))
+    for c in candidates:
+        if c in (None, ""):
+            continue
+        try:
+            epsg = pyproj.CRS.from_user_input(int(c) if str(c).isdigit() else c).to_epsg()
+        except (pyproj.exceptions.CRSError, ValueError, TypeError):
+            continue
+        if epsg:
+            return int(epsg)
+    if ds.rio.crs is not None and ds.rio.crs.to_epsg():
+        return int(ds.rio.crs.to_epsg())
+    raise MissingCRSError(
+        "the cube has no CRS (no mapping.spatial_epsg, crs_wkt or projection attribute)"
+    )
+
+
+def _open_raw(path_or_url: str, chunks, storage_options: dict | None) -> xr.Dataset:
+    url = remote.normalise_url(str(path_or_url))
+    proto = remote.protocol_of(url)
+    kw = {"decode_timedelta": False, "chunks": chunks}
+    if proto == "file":
+        p = Path(url)
+        if not p.exists():
+            raise CubeNotFoundError(f"{path_or_url}: no such file or folder")
+        if p.is_dir():
+            has_consolidated = (p / ".zmetadata").exists()
+            if not (has_consolidated or (p / ".zgroup").exists() or (p / "zarr.json").exists()):
+                raise CubeFormatError(f"{path_or_url}: folder is not a Zarr store")
+            return xr.open_zarr(p, consolidated=has_consolidated or None, **kw)
+        try:
+            return xr.open_dataset(p, **kw)
+        except Exception as exc:
+            raise CubeFormatError(f"{path_or_url}: cannot be read as NetCDF/Zarr ({exc})") from exc
+    # Remote: insist on consolidated metadata (a non-listable store would read as empty).
+    RemoteStore(url, storage_options)
+    opts = remote.storage_options_for(url, storage_options)
+    return xr.open_zarr(url, consolidated=True, storage_options=opts, **kw)
+
+
+def normalise_cube(
+    ds: xr.Dataset,
+    *,
+    start: str | np.datetime64 | None = None,
+    end: str | np.datetime64 | None = None,
+    require: Sequence[str] = ("vx", "vy"),
+) -> xr.Dataset:
+    """Make a raw ITS_LIVE dataset analysis-ready (see :func:`open_cube`)."""
+    tdim = time_dim(ds)
+    missing = [v for v in require if v not in ds.variables]
+    if missing:
+        raise CubeFormatError(
+            f"the cube lacks variable(s) {', '.join(missing)}; it has {', '.join(sorted(map(str, ds.data_vars)))}"
+        )
+    epsg = cube_epsg(ds)
+    if np.issubdtype(ds[tdim].dtype, np.datetime64):
+        # float "days since" encodings blur the microsecond uniqueness token: restore it
+        ds = ds.assign_coords({tdim: ds[tdim].dt.round("us")})
+    ds = ds.sortby(tdim)
+    if start is not None or end is not None:
+        s = None if start is None else str(np.datetime64(start, "D") if not isinstance(start, str) else start)
+        e = None if end is None else str(np.datetime64(end, "D") if not isinstance(end, str) else end)
+        try:
+            ds = ds.sel({tdim: slice(s, e)})
+        except (ValueError, KeyError) as exc:
+            raise InputError(f"bad --start/--end ({start}, {end}): {exc}") from exc
+    for name in VELOCITY_VARS:
+        if name in ds.variables and ds[name].dtype != np.float32:
+            attrs = dict(ds[name].attrs)
+            ds[name] = ds[name].astype("float32")
+            ds[name].attrs = attrs
+        if name in ds.variables:
+            ds[name].attrs["units"] = VELOCITY_UNITS
+    if "date_dt" in ds.variables:
+        dt = ds["date_dt"]
+        if np.issubdtype(dt.dtype, np.timedelta64):
+            ds["date_dt"] = (dt / np.timedelta64(1, "D")).astype("float32")
+        ds["date_dt"].attrs.update(units="days", long_name="time separation of the image pair")
+    gm_attrs = dict(ds["mapping"].attrs) if "mapping" in ds.variables else {}
+    if "mapping" in ds.variables:
+        ds = ds.drop_vars("mapping")
+    ds = ds.rio.write_crs(f"EPSG:{epsg}", grid_mapping_name="mapping")
+    keep = {k: v for k, v in gm_attrs.items() if k in ("GeoTransform", "spatial_epsg")}
+    ds["mapping"].attrs.update(keep)
+    ds["mapping"].attrs["spatial_epsg"] = epsg
+    ds = ds.rio.set_spatial_dims(x_dim="x", y_dim="y")
+    for name in ds.data_vars:
+        if {"x", "y"} <= set(ds[name].dims):
+            ds[name].attrs["grid_mapping"] = "mapping"
+            ds[name].encoding.pop("grid_mapping", None)
+    ds.attrs["itscube_kind"] = TIME_DIMS[tdim]
+    ds.attrs["itscube_time_dim"] = tdim
+    return ds
+
+
+def open_cube(
+    path_or_url: str | os.PathLike,
+    *,
+    variables: Sequence[str] | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    chunks: dict | str | None = None,
+    storage_options: dict | None = None,
+    require: Sequence[str] = ("vx", "vy"),
+) -> xr.Dataset:
+    """Open an ITS_LIVE cube as a lazily loaded, analysis-ready dataset.
+
+    Parameters
+    ----------
+    path_or_url : local Zarr folder or NetCDF file, or ``https://``/``http://``/``s3://`` URL
+        of a Zarr store (read anonymously; remote stores must have consolidated metadata,
+        as ITS_LIVE stores do). A downloaded itscube output folder is accepted too.
+    variables : keep only these data variables (plus coordinates and the grid mapping).
+    start, end : keep layers whose time (``mid_date`` or ``time``) lies in [start, end]
+        (dates, inclusive; ``end`` as a date includes that whole day).
+    chunks : dask chunks (default: the store's chunks).
+    storage_options : extra fsspec options for remote stores.
+    require : variables that must be present (default vx, vy).
+
+    Returns
+    -------
+    xarray.Dataset
+        * time dimension sorted ascending (sub-yearly ``mid_date`` keeps its name and its
+          microsecond uniqueness token; annual cubes use ``time``),
+        * fill values masked to NaN, velocities (``vx, vy, v`` and errors) float32 in m/yr,
+        * ``date_dt`` as float32 days, acquisition dates and sensors kept as data variables,
+        * CRS attached (``ds.rio.crs`` and a CF ``mapping`` grid-mapping variable),
+        * x ascending and y as stored (ITS_LIVE y DEcreases with row index),
+        * ``attrs["itscube_kind"]`` = ``"subyearly"`` or ``"annual"``.
+
+    Raises
+    ------
+    CubeNotFoundError, CubeFormatError, MissingCRSError, InputError
+    """
+    p = Path(str(path_or_url))
+    if remote.protocol_of(str(path_or_url)) == "file" and p.is_dir() and not (p / ".zmetadata").exists():
+        stores = sorted(p.glob("*.zarr"))
+        if len(stores) == 1:
+            p = stores[0]
+        elif len(stores) > 1:
+            raise InputError(
+                f"{path_or_url} holds several cubes ({', '.join(s.name for s in stores)}); name one"
+            )
+        path_or_url = p
+    chunks = {} if chunks is None else chunks
+    ds = _open_raw(str(path_or_url), chunks, storage_options)
+    if variables is not None:
+        unknown = [v for v in variables if v not in ds.variables]
+        if unknown:
+            raise InputError(f"unknown variable(s) {', '.join(unknown)}; available: {', '.join(sorted(map(str, ds.data_vars)))}")
+        keep = set(variables) | {"mapping"}
+        ds = ds.drop_vars([v for v in ds.data_vars if v not in keep])
+    return normalise_cube(ds, start=start, end=end, require=require)

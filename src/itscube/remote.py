@@ -1,0 +1,155 @@
+"""Remote access: fsspec filesystems for local paths, http(s) and anonymous s3, with retries.
+
+ITS_LIVE publishes its cubes in the public bucket ``its-live-data`` (us-west-2),
+reachable anonymously as ``s3://its-live-data/...`` or over HTTPS as
+``https://its-live-data.s3.amazonaws.com/...``. The catalog lists ``http://``
+URLs; :func:`normalise_url` upgrades them to https.
+
+Environment
+-----------
+``ITSCUBE_S3_ENDPOINT`` (or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``)
+    An S3-compatible endpoint to use instead of AWS (tests use a local server).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import fsspec
+
+from .errors import CubeNotFoundError, DownloadError
+
+T = TypeVar("T")
+
+RETRIES = 6
+"""Attempts per request before giving up (transient errors only)."""
+BACKOFF = 0.2
+"""First back-off delay (s); doubles each attempt, with jitter, capped at 8 s."""
+
+
+def normalise_url(url: str) -> str:
+    """Rewrite ITS_LIVE catalog URLs (``http://``) to ``https://``; keep others untouched."""
+    url = str(url)
+    if url.startswith("http://its-live-data.s3"):
+        return "https://" + url[len("http://") :]
+    return url
+
+
+def protocol_of(url: str) -> str:
+    """``"s3"``, ``"http"``/``"https"`` or ``"file"`` for a URL or path."""
+    url = str(url)
+    if "://" in url:
+        return url.split("://", 1)[0]
+    return "file"
+
+
+def s3_endpoint() -> str | None:
+    """S3 endpoint override from the environment (None = AWS)."""
+    for key in ("ITSCUBE_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(key):
+            return os.environ[key]
+    return None
+
+
+def storage_options_for(url: str, extra: dict | None = None) -> dict:
+    """fsspec storage options for reading ``url`` anonymously."""
+    proto = protocol_of(url)
+    opts: dict = {}
+    if proto == "s3":
+        opts["anon"] = True
+        endpoint = s3_endpoint()
+        if endpoint:
+            opts["client_kwargs"] = {"endpoint_url": endpoint}
+    elif proto in ("http", "https"):
+        # Each request gets a bounded time; retries are ours (see `retry`).
+        import aiohttp
+
+        opts["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=60, sock_read=30)}
+    opts.update(extra or {})
+    return opts
+
+
+def filesystem(url: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Return ``(fs, root)`` for a store URL or local path."""
+    url = normalise_url(url)
+    proto = protocol_of(url)
+    fs = fsspec.filesystem(proto, **storage_options_for(url, storage_options))
+    root = url if proto in ("http", "https") else fs._strip_protocol(url)
+    return fs, root.rstrip("/")
+
+
+def join(root: str, *parts: str) -> str:
+    return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: timeouts, 5xx/429, dropped or refused connections."""
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return False
+    status = getattr(exc, "status", None) or getattr(exc, "code", None)
+    if isinstance(status, int):
+        return status >= 500 or status in (408, 429)
+    name = type(exc).__name__
+    transient_names = (
+        "Timeout", "ClientPayloadError", "ServerDisconnectedError", "ClientOSError",
+        "ClientConnectorError", "ClientConnectionError", "ContentLengthError",
+        "IncompleteRead", "ConnectionResetError", "ConnectionRefusedError", "BrokenPipeError",
+        "EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError",
+        "ResponseStreamingError", "ProtocolError",
+    )
+    if any(t in name for t in transient_names):
+        return True
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return True
+    text = str(exc)
+    return any(s in text for s in ("503", "500", "502", "504", "Slow Down", "payload is not completed"))
+
+
+def retry(
+    fn: Callable[[], T],
+    what: str,
+    *,
+    retries: int = RETRIES,
+    backoff: float = BACKOFF,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``fn`` until it succeeds, retrying transient failures with exponential back-off.
+
+    Raises
+    ------
+    DownloadError
+        After ``retries`` failed attempts, naming ``what`` and the last error.
+    """
+    delay = backoff
+    for attempt in range(1, retries + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if attempt == retries:
+                raise DownloadError(
+                    f"giving up on {what} after {retries} attempts: {type(exc).__name__}: {exc}"
+                    " (check the network or try again later; a re-run resumes)"
+                ) from exc
+            sleep(min(8.0, delay) * (0.5 + random.random()))
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_bytes(fs: fsspec.AbstractFileSystem, path: str, what: str | None = None) -> bytes:
+    """Read a whole object with retries; missing objects raise :class:`FileNotFoundError`."""
+    return retry(lambda: fs.cat_file(path), what or path)
+
+
+def read_text_url(url: str, storage_options: dict | None = None) -> bytes:
+    """Read one file (catalog, JSON) from a URL or local path."""
+    fs, root = filesystem(url, storage_options)
+    try:
+        return read_bytes(fs, root, url)
+    except FileNotFoundError as exc:
+        raise CubeNotFoundError(f"{url}: not found") from exc

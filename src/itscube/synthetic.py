@@ -1,0 +1,644 @@
+"""Synthetic ITS_LIVE datacubes with analytic velocity fields.
+
+The generator writes Zarr v2 stores that follow the ITS_LIVE v2 datacube schema
+(names, dims, dtypes, fill values, attributes, chunking, consolidated
+metadata, *unsorted* ``mid_date``) so that the real access code can be tested
+against real local servers, and so that downstream results (strain rates,
+trajectories, flux) are known analytically.
+
+Fields are functions of projected coordinates (metres) and decimal year, so
+adjacent tiles generated from the same field agree at their seams.
+
+The sample data shipped with itscube and used by the tests are made here; they
+are synthetic, never real ITS_LIVE measurements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numcodecs
+import numpy as np
+import pandas as pd
+import pyproj
+import xarray as xr
+
+from .area import footprint_rings, polygon_wkt
+
+SPACING = 120.0
+"""ITS_LIVE v2 grid spacing (m)."""
+LATTICE_OFFSET = 52.5
+"""Offset of pixel centres on the global 120 m lattice (real cubes: coordinates end in .5)."""
+FILL_INT16 = -32767
+FILL_UINT16 = 32767
+COMPRESSOR = numcodecs.Blosc(cname="zlib", clevel=2, shuffle=numcodecs.Blosc.SHUFFLE)
+
+
+class VelocityField(Protocol):
+    """A velocity field ``(x, y, t) -> (vx, vy)`` in m/yr (x, y in m, t in decimal years)."""
+
+    def __call__(
+        self, x: np.ndarray, y: np.ndarray, t: float
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearField:
+    """``vx = u0 + a (x-x0) + b (y-y0)``, ``vy = v0 + c (x-x0) + d (y-y0)`` (m/yr).
+
+    Strain rates are exact: ``exx = a``, ``eyy = d``, ``exy = (b+c)/2`` (1/yr).
+    ``accel`` (m/yr per yr) adds a uniform, time-linear speed-up along x from
+    ``t0`` (decimal year).
+    """
+
+    u0: float = 100.0
+    v0: float = 0.0
+    a: float = 0.0
+    b: float = 0.0
+    c: float = 0.0
+    d: float = 0.0
+    x0: float = 0.0
+    y0: float = 0.0
+    accel: float = 0.0
+    t0: float = 2015.0
+
+    def __call__(self, x, y, t):
+        dx = np.asarray(x, dtype="f8") - self.x0
+        dy = np.asarray(y, dtype="f8") - self.y0
+        vx = self.u0 + self.accel * (t - self.t0) + self.a * dx + self.b * dy
+        vy = self.v0 + self.c * dx + self.d * dy
+        return np.broadcast_to(vx, np.broadcast(dx, dy).shape), np.broadcast_to(
+            vy, np.broadcast(dx, dy).shape
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class OutletGlacier:
+    """A plausible outlet glacier flowing toward +x, faster toward its calving front.
+
+    On the centre line ``vx = u_head + grad (x - x_head)`` (m/yr), so the
+    longitudinal strain rate there is ``grad`` (1/yr) before the transverse
+    profile and seasonal factor are applied. Across the channel
+    (half-width ``half_width``) speed falls as ``1 - eta**4``; the ice converges
+    gently (``vy = -converge * (y - y_c) * profile``). Speed varies seasonally
+    by ``season_amp`` (fraction) peaking at ``season_peak`` (fraction of year)
+    and accelerates by ``trend`` (fraction per year) from ``t0``. Outside the
+    channel the ground is stable (0 m/yr).
+    """
+
+    x_head: float
+    y_c: float
+    half_width: float = 4000.0
+    u_head: float = 200.0
+    grad: float = 0.05
+    converge: float = 0.01
+    season_amp: float = 0.15
+    season_peak: float = 0.55
+    trend: float = 0.02
+    t0: float = 2015.0
+
+    def factor(self, t: float) -> float:
+        """Seasonal and secular multiplier at decimal year ``t`` (dimensionless)."""
+        season = 1.0 + self.season_amp * np.cos(2 * np.pi * ((t % 1.0) - self.season_peak))
+        return float(season * (1.0 + self.trend * (t - self.t0)))
+
+    def __call__(self, x, y, t):
+        x = np.asarray(x, dtype="f8")
+        y = np.asarray(y, dtype="f8")
+        eta = (y - self.y_c) / self.half_width
+        profile = np.clip(1.0 - eta**4, 0.0, None) * (x >= self.x_head)
+        f = self.factor(t)
+        vx = f * profile * (self.u_head + self.grad * (x - self.x_head))
+        vy = -f * profile * self.converge * (y - self.y_c)
+        return vx, vy
+
+
+# --------------------------------------------------------------------------- grid / CRS
+
+
+def tile_coords(
+    centre: tuple[float, float], shape: tuple[int, int], spacing: float = SPACING,
+    offset: float = LATTICE_OFFSET,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (x ascending, y DEscending) of a tile on the global lattice.
+
+    Parameters
+    ----------
+    centre : (x, y)
+        Tile centre in projected metres.
+    shape : (ny, nx)
+        Number of rows and columns.
+    """
+    ny, nx = shape
+    cx, cy = centre
+    x_first = offset + np.ceil((cx - nx / 2 * spacing - offset) / spacing) * spacing
+    y_first = offset + np.floor((cy + ny / 2 * spacing - offset) / spacing) * spacing
+    return x_first + spacing * np.arange(nx), y_first - spacing * np.arange(ny)
+
+
+def mapping_attrs(epsg: int, x: np.ndarray, y: np.ndarray) -> dict:
+    """CF grid-mapping attributes of the ITS_LIVE ``mapping`` variable."""
+    crs = pyproj.CRS.from_epsg(epsg)
+    attrs = {k: v for k, v in crs.to_cf().items() if k != "crs_wkt"}
+    dx = float(x[1] - x[0]) if len(x) > 1 else SPACING
+    dy = float(y[1] - y[0]) if len(y) > 1 else -SPACING
+    geo = [x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy]
+    attrs.update(
+        {
+            "spatial_epsg": int(epsg),
+            "crs_wkt": crs.to_wkt(),
+            "spatial_ref": crs.to_wkt(),
+            "GeoTransform": " ".join(f"{g:.12g}" for g in geo),
+        }
+    )
+    return attrs
+
+
+# --------------------------------------------------------------------------- layers
+
+
+@dataclasses.dataclass
+class Layers:
+    """Per-layer (image-pair) metadata, in generation order (unsorted by design)."""
+
+    img1: np.ndarray  # datetime64[ns]
+    img2: np.ndarray
+    mission: np.ndarray  # "L"/"S"
+    satellite: np.ndarray  # "8", "9", "1A", "2B", ...
+    sensor: np.ndarray  # "O", "C", "MSI"
+
+    @property
+    def dt_days(self) -> np.ndarray:
+        return ((self.img2 - self.img1) / np.timedelta64(1, "D")).astype("f4")
+
+    @property
+    def date_center(self) -> np.ndarray:
+        return self.img1 + (self.img2 - self.img1) / 2
+
+    @property
+    def mid_date(self) -> np.ndarray:
+        """Centre date made unique by a microsecond token (YYMMDD of image 1), as ITS_LIVE."""
+        centre = pd.DatetimeIndex(self.date_center).floor("s")
+        token = pd.DatetimeIndex(self.img1).strftime("%y%m%d").astype(int)
+        return (centre + pd.to_timedelta(np.asarray(token), unit="us")).values
+
+
+_PLATFORMS = [  # mission, satellite, sensor, min dt, max dt, first year
+    ("L", "8", "O", 16, 544, 2013),
+    ("L", "9", "O", 16, 400, 2021),
+    ("S", "2A", "MSI", 5, 365, 2015),
+    ("S", "2B", "MSI", 5, 365, 2017),
+    ("S", "1A", "C", 6, 48, 2014),
+    ("S", "1B", "C", 6, 48, 2016),
+]
+
+
+def make_layers(n: int, start: str, end: str, seed: int = 0) -> Layers:
+    """Draw ``n`` image pairs with varied sensors and time separations in [start, end].
+
+    Pairs are unique in ``mid_date`` and returned in a shuffled (unsorted) order.
+    """
+    rng = np.random.default_rng(seed)
+    t0 = np.datetime64(start, "s")
+    t1 = np.datetime64(end, "s")
+    rows: dict[np.datetime64, tuple] = {}
+    while len(rows) < n:
+        mission, sat, sensor, dmin, dmax, first = _PLATFORMS[rng.integers(len(_PLATFORMS))]
+        dt = int(np.exp(rng.uniform(np.log(dmin), np.log(dmax))))
+        lo = max(t0, np.datetime64(f"{first}-01-01", "s"))
+        span = int((t1 - lo) / np.timedelta64(1, "s")) - dt * 86400
+        if span <= 0:
+            continue
+        img1 = lo + np.timedelta64(int(rng.integers(span)), "s")
+        img1 = img1.astype("datetime64[ms]") + np.timedelta64(int(rng.integers(1000)), "ms")
+        img2 = img1 + np.timedelta64(dt * 86400, "s")
+        layer = Layers(
+            np.array([img1], "datetime64[ns]"), np.array([img2], "datetime64[ns]"),
+            np.array([mission]), np.array([sat]), np.array([sensor]),
+        )
+        rows.setdefault(layer.mid_date[0], (img1, img2, mission, sat, sensor))
+    vals = list(rows.values())
+    order = rng.permutation(len(vals))
+    cols = list(zip(*[vals[i] for i in order], strict=True))
+    return Layers(
+        np.array(cols[0], "datetime64[ns]"), np.array(cols[1], "datetime64[ns]"),
+        np.array(cols[2]), np.array(cols[3]), np.array(cols[4]),
+    )
+
+
+def decimal_year(t: np.ndarray) -> np.ndarray:
+    """Decimal year of datetime64 values."""
+    idx = pd.DatetimeIndex(np.atleast_1d(t))
+    start = pd.to_datetime(idx.year.astype(str) + "-01-01")
+    length = np.where(idx.is_leap_year, 366.0, 365.0)
+    return np.asarray(idx.year + (idx - start) / pd.Timedelta(days=1) / length)
+
+
+# --------------------------------------------------------------------------- cubes
+
+
+def _encode(values: np.ndarray, dtype: str, fill: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    out = np.where(np.isfinite(values), np.clip(np.round(values), info.min + 1, info.max - 1), fill)
+    return out.astype(dtype)
+
+
+def _gap_mask(rng, n: int, ny: int, nx: int, share: float) -> np.ndarray:
+    """Random rectangular cloud gaps (True = no data) in a share of layers."""
+    mask = np.zeros((n, ny, nx), bool)
+    for k in np.nonzero(rng.random(n) < share)[0]:
+        h = rng.integers(1, max(2, ny // 2))
+        w = rng.integers(1, max(2, nx // 2))
+        i = rng.integers(0, ny - h + 1)
+        j = rng.integers(0, nx - w + 1)
+        mask[k, i : i + h, j : j + w] = True
+    return mask
+
+
+def subyearly_name(epsg: int, centre: tuple[float, float]) -> str:
+    return f"ITS_LIVE_vel_EPSG{epsg}_G0120_X{int(centre[0])}_Y{int(centre[1])}.zarr"
+
+
+def annual_name(epsg: int, centre: tuple[float, float]) -> str:
+    return f"ITS_LIVE_velocity_EPSG{epsg}_120m_X{int(centre[0])}_Y{int(centre[1])}.zarr"
+
+
+def _str_attrs(desc: str, **extra) -> dict:
+    return {"description": desc, **extra}
+
+
+def make_subyearly_cube(
+    path: str | Path,
+    field: VelocityField,
+    *,
+    epsg: int = 3413,
+    centre: tuple[float, float] = (-150000.0, -2250000.0),
+    shape: tuple[int, int] = (60, 60),
+    layers: Layers | None = None,
+    n_layers: int = 100,
+    start: str = "2015-01-01",
+    end: str = "2022-12-31",
+    seed: int = 0,
+    noise: bool = True,
+    gap_share: float = 0.3,
+    spatial_chunk: int = 10,
+    time_chunk: int = 20000,
+    url_root: str = "https://its-live-data.s3.amazonaws.com/velocity_image_pair",
+) -> xr.Dataset:
+    """Write an ITS_LIVE v2 image-pair ("sub-yearly") cube following the real schema.
+
+    Velocity of each layer is ``field`` at the layer's centre date, plus
+    Gaussian noise of the layer's error (which scales as 1/dt like real
+    feature-tracking errors), rounded to int16 m/yr, with cloud gaps.
+
+    Parameters
+    ----------
+    path : path of the ``.zarr`` store to create (overwritten).
+    field : velocity field (m/yr) of projected x, y (m) and decimal year.
+    epsg : projection of the tile.
+    centre : tile centre (m).
+    shape : (ny, nx) pixels at 120 m.
+    layers : image pairs (default: ``make_layers(n_layers, start, end, seed)``); the same
+        layers give tiles that mosaic consistently.
+    spatial_chunk, time_chunk : chunk shape of 3-D variables ``(min(n, time_chunk), s, s)``.
+
+    Returns
+    -------
+    xarray.Dataset
+        The dataset as written (encoded values), for tests to compare with.
+    """
+    rng = np.random.default_rng(seed + 1)
+    layers = layers if layers is not None else make_layers(n_layers, start, end, seed)
+    n = len(layers.img1)
+    x, y = tile_coords(centre, shape)
+    ny, nx = shape
+    X, Y = np.meshgrid(x, y)
+    dt = layers.dt_days
+    tdec = decimal_year(layers.date_center)
+    vx_err = (4380.0 / dt + 2.0).astype("f4")  # m/yr; ~0.1 px at 120 m over dt
+    vy_err = (vx_err * rng.uniform(0.8, 1.2, n)).astype("f4")
+    vx = np.empty((n, ny, nx))
+    vy = np.empty((n, ny, nx))
+    for k in range(n):
+        vx[k], vy[k] = field(X, Y, float(tdec[k]))
+    if noise:
+        vx += rng.normal(size=vx.shape) * vx_err[:, None, None]
+        vy += rng.normal(size=vy.shape) * vy_err[:, None, None]
+    gaps = _gap_mask(rng, n, ny, nx, gap_share)
+    vx[gaps] = np.nan
+    vy[gaps] = np.nan
+    vx_i = _encode(vx, "int16", FILL_INT16)
+    vy_i = _encode(vy, "int16", FILL_INT16)
+    valid = vx_i != FILL_INT16
+    v = np.where(valid, np.hypot(vx_i, vy_i), np.nan)
+    v_err = np.where(
+        valid,
+        np.hypot(vx_i * vx_err[:, None, None], vy_i * vy_err[:, None, None]) / np.maximum(v, 1),
+        np.nan,
+    )
+    radar = layers.mission == "S"
+    radar &= np.char.startswith(layers.satellite.astype(str), "1")
+    radar3 = np.broadcast_to(radar[:, None, None], vx.shape)
+    va = np.where(radar3 & valid, vy_i * 0.9, np.nan)
+    vr = np.where(radar3 & valid, vx_i * 0.9, np.nan)
+    chip = np.where(valid, 240 * (1 + (dt[:, None, None] > 60)), 0).astype("u2")
+    roi = (100.0 * valid.mean(axis=(1, 2))).astype("f4")
+    dims3 = ("mid_date", "y", "x")
+    vel_attrs = {"units": "meter/year", "grid_mapping": "mapping"}
+
+    def v3(data, desc, std, dtype="int16", fill=FILL_INT16, units="meter/year", **extra):
+        arr = _encode(data, dtype, fill) if np.issubdtype(np.asarray(data).dtype, np.floating) else data
+        attrs = {**vel_attrs, "units": units, "description": desc, "standard_name": std, **extra}
+        return xr.Variable(dims3, arr.astype(dtype), attrs)
+
+    granule = np.array(
+        [
+            f"{url_root}/v02/N60W040/{m}{s}_{pd.Timestamp(a):%Y%m%d}_{pd.Timestamp(b):%Y%m%d}"
+            f"_X_G0120V02_P0{int(r):02d}.nc"
+            for m, s, a, b, r in zip(
+                layers.mission, layers.satellite, layers.img1, layers.img2, roi, strict=True
+            )
+        ]
+    )
+    f4 = "f4"
+    data_vars = {
+        "vx": v3(vx_i.astype("f8"), "velocity component in x direction", "land_ice_surface_x_velocity",
+                 stable_shift_flag_description="flag for applying velocity bias correction"),
+        "vy": v3(vy_i.astype("f8"), "velocity component in y direction", "land_ice_surface_y_velocity"),
+        "v": v3(v, "velocity magnitude", "land_ice_surface_velocity"),
+        "v_error": v3(v_err, "velocity magnitude error", "velocity_error"),
+        "va": v3(va, "velocity in radar azimuth direction", "azimuth_velocity"),
+        "vr": v3(vr, "velocity in radar range direction", "range_velocity"),
+        "M11": v3(np.where(radar3 & valid, 1.0, np.nan), "conversion matrix element (1st row, 1st column)",
+                  "conversion_matrix_element_11", units="pixel/(meter/year)"),
+        "M12": v3(np.where(radar3 & valid, 0.0, np.nan), "conversion matrix element (1st row, 2nd column)",
+                  "conversion_matrix_element_12", units="pixel/(meter/year)"),
+        "interp_mask": xr.Variable(dims3, (~valid & False).astype("u1"),
+                                   {"description": "light interpolation mask", "units": "binary",
+                                    "grid_mapping": "mapping", "standard_name": "interpolated_value_mask"}),
+        "chip_size_height": xr.Variable(dims3, chip, {"description": "height of search template (chip)",
+                                                      "units": "m", "grid_mapping": "mapping",
+                                                      "chip_size_coordinates": "Optical data: image projection geometry"}),
+        "chip_size_width": xr.Variable(dims3, chip, {"description": "width of search template (chip)",
+                                                     "units": "m", "grid_mapping": "mapping"}),
+        "mapping": xr.Variable((), np.array("", dtype="<U1"), mapping_attrs(epsg, x, y)),
+        "acquisition_date_img1": xr.Variable(("mid_date",), layers.img1,
+                                             _str_attrs("acquisition date and time of image 1",
+                                                        standard_name="image1_acquition_date")),
+        "acquisition_date_img2": xr.Variable(("mid_date",), layers.img2,
+                                             _str_attrs("acquisition date and time of image 2",
+                                                        standard_name="image2_acquition_date")),
+        "date_center": xr.Variable(("mid_date",), layers.date_center,
+                                   _str_attrs("midpoint of image 1 and image 2 acquisition date",
+                                              standard_name="image_pair_center_date")),
+        "date_dt": xr.Variable(("mid_date",), dt, _str_attrs(
+            "time separation between acquisition of image 1 and image 2",
+            standard_name="image_pair_time_separation", units="days")),
+        "roi_valid_percentage": xr.Variable(("mid_date",), roi, _str_attrs(
+            "percentage of pixels with a valid velocity estimate", standard_name="region_of_interest_valid_pixel_percentage",
+            units="percent")),
+        "granule_url": xr.Variable(("mid_date",), granule, _str_attrs("original granule URL",
+                                                                      standard_name="granule_url")),
+        "autoRIFT_software_version": xr.Variable(("mid_date",), np.full(n, "1.5.0"),
+                                                 _str_attrs("version of autoRIFT software")),
+        "stable_shift_flag": xr.Variable(("mid_date",), np.ones(n, "u1"), _str_attrs(
+            "flag for applying velocity bias correction")),
+    }
+    for img in ("1", "2"):
+        data_vars[f"mission_img{img}"] = xr.Variable(
+            ("mid_date",), layers.mission, _str_attrs(f"id of the mission that acquired image {img}",
+                                                      standard_name=f"image{img}_mission"))
+        data_vars[f"satellite_img{img}"] = xr.Variable(
+            ("mid_date",), layers.satellite, _str_attrs(f"id of the satellite that acquired image {img}",
+                                                        standard_name=f"image{img}_satellite"))
+        data_vars[f"sensor_img{img}"] = xr.Variable(
+            ("mid_date",), layers.sensor, _str_attrs(f"id of the sensor that acquired image {img}",
+                                                     standard_name=f"image{img}_sensor"))
+    for comp, err in (("vx", vx_err), ("vy", vy_err)):
+        desc = f"best estimate of {comp} error"
+        data_vars[f"{comp}_error"] = xr.Variable(("mid_date",), err, _str_attrs(
+            desc, units="meter/year", standard_name=f"{comp}_error"))
+        for suffix, scale in (("modeled", 1.1), ("slow", 0.9), ("stationary", 0.8)):
+            data_vars[f"{comp}_error_{suffix}"] = xr.Variable(("mid_date",), (err * scale).astype(f4), _str_attrs(
+                f"{comp} error {suffix}", units="meter/year", standard_name=f"{comp}_error_{suffix}"))
+        shift = rng.normal(0, 2, n).astype(f4)
+        data_vars[f"{comp}_stable_shift"] = xr.Variable(("mid_date",), shift, _str_attrs(
+            f"applied {comp} shift", units="meter/year"))
+    coords = {
+        "mid_date": xr.Variable(("mid_date",), layers.mid_date, {
+            "description": "midpoint of image 1 and image 2 acquisition date and time with granule's "
+                           "centroid longitude and latitude as microseconds",
+            "standard_name": "image_pair_center_date_with_time_separation"}),
+        "x": xr.Variable(("x",), x, {"description": "x coordinate of projection",
+                                     "standard_name": "projection_x_coordinate", "units": "m"}),
+        "y": xr.Variable(("y",), y, {"description": "y coordinate of projection",
+                                     "standard_name": "projection_y_coordinate", "units": "m"}),
+    }
+    proj_ring, geo_ring = footprint_rings(epsg, x, y)
+    attrs = {
+        "Conventions": "CF-1.8",
+        "GDAL_AREA_OR_POINT": "Area",
+        "author": "itscube synthetic generator (not real ITS_LIVE data)",
+        "institution": "itscube (synthetic)",
+        "title": "ITS_LIVE datacube of image pair velocities",
+        "projection": str(epsg),
+        "proj_polygon": polygon_wkt(proj_ring),
+        "geo_polygon": polygon_wkt(geo_ring),
+        "datacube_software_version": "1.0",
+        "date_created": "01-Jan-2025 00:00:00",
+        "date_updated": "01-Jan-2025 00:00:00",
+        "skipped_granules": "{}",
+        "latitude": round(float(np.mean([p[1] for p in geo_ring])), 2),
+        "longitude": round(float(np.mean([p[0] for p in geo_ring])), 2),
+        "s3": f"s3://its-live-data/datacubes/v2/{Path(str(path)).name}",
+        "url": f"https://its-live-data.s3.amazonaws.com/datacubes/v2/{Path(str(path)).name}",
+    }
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    tc = min(n, time_chunk)
+    enc: dict[str, dict] = {}
+    for name, var in ds.variables.items():
+        e: dict = {"compressors": (COMPRESSOR,)}
+        if var.dims == dims3:
+            e["chunks"] = (tc, spatial_chunk, spatial_chunk)
+            if var.dtype == np.int16:
+                e["_FillValue"] = FILL_INT16
+            elif var.dtype in (np.uint8, np.uint16):
+                e["_FillValue"] = 0
+        elif var.ndim == 1:
+            e["chunks"] = var.shape
+        if np.issubdtype(var.dtype, np.datetime64):
+            e.update(units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="float64")
+        if name == "date_dt":
+            e["_FillValue"] = np.float32(np.nan)
+        enc[name] = e
+    ds.to_zarr(str(path), mode="w", zarr_format=2, consolidated=True, encoding=enc)
+    return ds
+
+
+ANNUAL_SENSORS = ("L4-L7", "L8-L9", "S1", "S2")
+
+
+def make_annual_cube(
+    path: str | Path,
+    field: VelocityField,
+    *,
+    epsg: int = 3413,
+    centre: tuple[float, float] = (-150000.0, -2250000.0),
+    shape: tuple[int, int] = (60, 60),
+    years: Sequence[int] = range(2015, 2023),
+    seed: int = 0,
+    noise: bool = True,
+) -> xr.Dataset:
+    """Write an ITS_LIVE v2 annual composite cube (dims ``time, sensor, y, x``).
+
+    Each year's velocity is ``field`` at mid-year plus small noise; ``v0/vx0/vy0``
+    are the all-year means. Chunks are one whole tile per year, as the real cubes.
+    """
+    rng = np.random.default_rng(seed + 7)
+    x, y = tile_coords(centre, shape)
+    ny, nx = shape
+    X, Y = np.meshgrid(x, y)
+    years = list(years)
+    nt = len(years)
+    time = np.array([f"{yr}-07-02" for yr in years], dtype="datetime64[ns]")
+    vx = np.empty((nt, ny, nx))
+    vy = np.empty((nt, ny, nx))
+    for k, yr in enumerate(years):
+        vx[k], vy[k] = field(X, Y, yr + 0.5)
+    err = np.full((nt, ny, nx), 3.0)
+    if noise:
+        vx += rng.normal(size=vx.shape) * err
+        vy += rng.normal(size=vy.shape) * err
+    gaps = _gap_mask(rng, nt, ny, nx, 0.2)
+    vx[gaps] = np.nan
+    vy[gaps] = np.nan
+    v = np.hypot(vx, vy)
+    dims3 = ("time", "y", "x")
+    dims2 = ("y", "x")
+
+    def f32(data):
+        return np.where(np.isfinite(data), data, FILL_INT16).astype("f4")
+
+    def var(dims, data, desc, units="meter/year", **extra):
+        return xr.Variable(dims, data, {"description": desc, "units": units,
+                                        "grid_mapping": "mapping", **extra})
+
+    uerr = _encode(np.where(np.isfinite(vx), err, np.nan), "uint16", FILL_UINT16)
+    count = np.where(np.isfinite(vx), rng.integers(5, 200, vx.shape), 0).astype("u4")
+    vx0 = np.nanmean(vx, axis=0)
+    vy0 = np.nanmean(vy, axis=0)
+    tyears = np.array(years, "f8") + 0.5
+    slope_x = np.polyfit(tyears, np.nan_to_num(vx.reshape(nt, -1)), 1)[0].reshape(ny, nx)
+    slope_y = np.polyfit(tyears, np.nan_to_num(vy.reshape(nt, -1)), 1)[0].reshape(ny, nx)
+    data_vars = {
+        "v": var(dims3, f32(v), "velocity magnitude"),
+        "vx": var(dims3, f32(vx), "velocity component in x direction"),
+        "vy": var(dims3, f32(vy), "velocity component in y direction"),
+        "v_error": var(dims3, uerr, "velocity magnitude error"),
+        "vx_error": var(dims3, uerr, "velocity component in x direction error"),
+        "vy_error": var(dims3, uerr, "velocity component in y direction error"),
+        "count": var(dims3, count, "number of image pairs used in error weighted least squares fit",
+                     units="count"),
+        "v0": var(dims2, f32(np.hypot(vx0, vy0)), "climatological mean velocity magnitude"),
+        "vx0": var(dims2, f32(vx0), "climatological mean x velocity"),
+        "vy0": var(dims2, f32(vy0), "climatological mean y velocity"),
+        "v0_error": var(dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of v0"),
+        "vx0_error": var(dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vx0"),
+        "vy0_error": var(dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vy0"),
+        "dv_dt": var(dims2, f32(np.hypot(slope_x, slope_y)), "trend in velocity magnitude",
+                     units="meter/year^2"),
+        "dvx_dt": var(dims2, f32(slope_x), "trend in x velocity", units="meter/year^2"),
+        "dvy_dt": var(dims2, f32(slope_y), "trend in y velocity", units="meter/year^2"),
+        "v_amp": var(dims2, f32(np.zeros((ny, nx))), "seasonal amplitude of velocity magnitude"),
+        "v_phase": var(dims2, f32(np.zeros((ny, nx))), "day of maximum velocity", units="day of year"),
+        "count0": var(dims2, count.sum(axis=0).astype("u4"), "number of image pairs", units="count"),
+        "outlier_percent": var(dims2, f32(np.zeros((ny, nx))), "percentage of outliers",
+                               units="percent"),
+        "landice": var(dims2, np.ones((ny, nx), "u1"), "land ice mask, 0 = non-land-ice, 1 = land-ice",
+                       units="binary"),
+        "floatingice": var(dims2, np.zeros((ny, nx), "u1"),
+                           "floating ice mask, 0 = non-floating-ice, 1 = floating-ice", units="binary"),
+        "dt_max": var(("sensor", "y", "x"), np.full((len(ANNUAL_SENSORS), ny, nx), 365.0, "f4"),
+                      "maximum image pair time separation", units="days"),
+        "sensor_flag": var(("sensor", "y", "x"), np.ones((len(ANNUAL_SENSORS), ny, nx), "u1"),
+                           "sensor included flag", units="binary"),
+        "mapping": xr.Variable((), np.array("", dtype="<U1"), mapping_attrs(epsg, x, y)),
+    }
+    coords = {
+        "time": xr.Variable(("time",), time, {"description": "center date of annual composite"}),
+        "sensor": xr.Variable(("sensor",), np.array(ANNUAL_SENSORS), {"description": "sensor groups"}),
+        "x": xr.Variable(("x",), x, {"standard_name": "projection_x_coordinate", "units": "m"}),
+        "y": xr.Variable(("y",), y, {"standard_name": "projection_y_coordinate", "units": "m"}),
+    }
+    proj_ring, geo_ring = footprint_rings(epsg, x, y)
+    attrs = {
+        "Conventions": "CF-1.8",
+        "GDAL_AREA_OR_POINT": "Area",
+        "title": "ITS_LIVE annual composites of image pair velocities",
+        "author": "itscube synthetic generator (not real ITS_LIVE data)",
+        "projection": str(epsg),
+        "proj_polygon": polygon_wkt(proj_ring),
+        "geo_polygon": polygon_wkt(geo_ring),
+        "composites_software_version": "1.0",
+        "sensors_labels": ", ".join(ANNUAL_SENSORS),
+    }
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    enc: dict[str, dict] = {}
+    for name, v_ in ds.variables.items():
+        e: dict = {"compressors": (COMPRESSOR,)}
+        if v_.dims[:1] in (("time",), ("sensor",)) and v_.ndim == 3:
+            e["chunks"] = (1, ny, nx)
+        if v_.dtype == np.float32 and v_.ndim >= 2:
+            e["_FillValue"] = np.float32(FILL_INT16)
+        elif v_.dtype == np.uint16:
+            e["_FillValue"] = FILL_UINT16
+        if name == "time":
+            e.update(units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="float64")
+        enc[name] = e
+    ds.to_zarr(str(path), mode="w", zarr_format=2, consolidated=True, encoding=enc)
+    return ds
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def catalog_feature(
+    zarr_url: str, epsg: int, centre: tuple[float, float], shape: tuple[int, int],
+    *, composite_zarr_url: str | None = None, granule_count: int | None = None,
+    region: str = "SYNTH", new_style: bool = True,
+) -> dict:
+    """A GeoJSON feature for ``catalog_v02.json`` describing one cube footprint."""
+    x, y = tile_coords(centre, shape)
+    proj_ring, geo_ring = footprint_rings(epsg, x, y)
+    props: dict = {
+        "fill-opacity": 0.98,
+        "fill": "red",
+        "roi_percent_coverage": 100.0,
+        "geometry_epsg": {"type": "Polygon", "coordinates": [proj_ring]},
+        "datacube_exist": 1,
+        "zarr_url": zarr_url,
+        "region_name": region,
+        "region_id": region,
+    }
+    if new_style:
+        props["epsg"] = int(epsg)
+    else:
+        props["data_epsg"] = f"EPSG:{epsg}"
+    if granule_count is not None:
+        props["granule_count"] = int(granule_count)
+    if composite_zarr_url:
+        props["composite_zarr_url"] = composite_zarr_url
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [geo_ring]},
+            "properties": props}
+
+
+def write_catalog(path: str | Path, features: Sequence[dict]) -> Path:
+    """Write a GeoJSON FeatureCollection in the layout of ITS_LIVE ``catalog_v02.json``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": list(features)}))
+    return path

@@ -12,7 +12,6 @@ import numpy as np
 import pyproj
 import shapely
 import shapely.geometry as sg
-import shapely.ops
 
 from .errors import InputError
 
@@ -42,7 +41,7 @@ def transform_geometry(geom, src: pyproj.CRS, dst: pyproj.CRS, *, densify: float
         densify = 0.01 if src.is_geographic else 1000.0
     geom = shapely.segmentize(geom, densify) if geom.geom_type != "Point" else geom
     tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-    return shapely.ops.transform(tr.transform, geom)
+    return shapely.transform(geom, tr.transform, interleaved=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -86,6 +86,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         srv = self.server
+        if srv.closed:  # a stopped server answers nothing, even on kept-alive connections
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         faults = srv.faults
         with srv.lock:
             srv.stats.requests += 1
@@ -159,6 +163,7 @@ class _StoreHTTPServer(ThreadingHTTPServer):
         self.stats = Stats()
         self.lock = threading.Lock()
         self.rng = random.Random(faults.seed)
+        self.closed = False
 
 
 class StoreServer:
@@ -198,6 +203,7 @@ class StoreServer:
         return self
 
     def stop(self) -> None:
+        self._server.closed = True
         self._server.shutdown()
         self._server.server_close()
 

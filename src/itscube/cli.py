@@ -1,0 +1,288 @@
+"""The ``itscube`` command line (a thin layer over the Python API)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .area import Area, bbox_area, point_area, polygon_area
+from .errors import InputError, ItscubeError
+
+app = typer.Typer(
+    name="itscube",
+    help="NASA ITS_LIVE glacier velocity datacubes: find, download, track, strain, flux.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _fail(exc: BaseException, code: int) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def friendly(fn):
+    """Turn itscube errors into one-line messages with non-zero exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ItscubeError as exc:
+            raise _fail(exc, exc.exit_code) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]: run the same command again to resume")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("ITSCUBE_DEBUG"):
+                raise
+            raise _fail(
+                RuntimeError(f"unexpected {type(exc).__name__}: {exc} (set ITSCUBE_DEBUG=1 for details)"),
+                1,
+            ) from None
+
+    return wrapper
+
+
+def _version(value: bool):
+    if value:
+        out_console.print(f"itscube {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+):
+    """NASA ITS_LIVE glacier velocity datacubes."""
+
+
+# ---------------------------------------------------------------- shared options
+
+PointOpt = Annotated[tuple[float, float] | None, typer.Option(
+    "--point", help="A point: LON LAT (or X Y with --crs).", metavar="LON LAT")]
+BboxOpt = Annotated[tuple[float, float, float, float] | None, typer.Option(
+    "--bbox", help="A box: W S E N in lon/lat (or metres with --crs).", metavar="W S E N")]
+PolygonOpt = Annotated[Path | None, typer.Option(
+    "--polygon", help="A polygon: GeoJSON file, or CSV of vertices (x,y or lon,lat columns).")]
+CrsOpt = Annotated[str | None, typer.Option(
+    "--crs", help="CRS of the coordinates given (e.g. EPSG:3413); default lon/lat.")]
+BufferOpt = Annotated[float, typer.Option(
+    "--buffer", help="Half-width (m) of the square around --point.", min=0)]
+CatalogOpt = Annotated[str | None, typer.Option(
+    "--catalog", help="Catalog URL or path (default: ITSCUBE_CATALOG or the official ITS_LIVE catalog).")]
+
+
+def area_from_options(point, bbox, polygon, crs, buffer) -> Area:
+    given = [o is not None for o in (point, bbox, polygon)]
+    if sum(given) != 1:
+        raise InputError("give exactly one of --point, --bbox or --polygon")
+    if point is not None:
+        return point_area(point[0], point[1], crs, buffer)
+    if bbox is not None:
+        return bbox_area(*bbox, crs=crs)
+    return polygon_area(polygon, crs)
+
+
+# ---------------------------------------------------------------- find
+
+
+@app.command()
+@friendly
+def find(
+    point: PointOpt = None,
+    bbox: BboxOpt = None,
+    polygon: PolygonOpt = None,
+    crs: CrsOpt = None,
+    buffer: BufferOpt = 0.0,
+    catalog: CatalogOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch the catalog again.")] = False,
+):
+    """List the ITS_LIVE cubes covering a point, box or polygon.
+
+    Example: itscube find --point -49.7 69.2
+    """
+    from .catalog import find_cubes, load_catalog
+
+    area = area_from_options(point, bbox, polygon, crs, buffer)
+    cat = load_catalog(catalog, refresh=refresh)
+    hits = find_cubes(area, cat)
+    if as_json:
+        out_console.print_json(json.dumps([h.to_dict() for h in hits]))
+        return
+    table = Table(title=f"{len(hits)} cube(s) for {area.label}")
+    for col in ("cube", "EPSG", "footprint (lon/lat)", "image pairs", "annual composite", "URL"):
+        table.add_column(col, overflow="fold")
+    for h in hits:
+        b = h.footprint.bounds
+        table.add_row(
+            h.name, str(h.epsg), f"{b[0]:.2f} {b[1]:.2f} {b[2]:.2f} {b[3]:.2f}",
+            "n/a" if h.granule_count is None else str(h.granule_count),
+            "listed" if h.composite_url else "derived", h.url("subyearly"),
+        )
+    out_console.print(table)
+
+
+# ---------------------------------------------------------------- download
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+@friendly
+def download(
+    point: PointOpt = None,
+    bbox: BboxOpt = None,
+    polygon: PolygonOpt = None,
+    crs: CrsOpt = None,
+    buffer: BufferOpt = 0.0,
+    start: Annotated[str | None, typer.Option("--start", help="First date (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last date, inclusive (YYYY-MM-DD).")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="subyearly (image pairs) or annual.")] = "subyearly",
+    variables: Annotated[list[str] | None, typer.Option(
+        "--variables", help="Variables, comma-separated or repeated (default: velocities, errors, layer metadata).")] = None,
+    min_dt_days: Annotated[float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")] = None,
+    max_dt_days: Annotated[float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")] = None,
+    sensor: Annotated[list[str] | None, typer.Option(
+        "--sensor", help="Keep pairs from these platforms: L8, L9, S1, S2, S2A... (repeat or comma-separate).")] = None,
+    min_valid: Annotated[float | None, typer.Option("--min-valid", help="Minimum roi_valid_percentage (notebooks: 40).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of the output folder.")] = Path("."),
+    catalog: CatalogOpt = None,
+    url: Annotated[list[str] | None, typer.Option("--url", help="Cube URL(s) to use instead of the catalog.")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Parallel requests.", min=1, max=256)] = 16,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different download in the output folder.")] = False,
+    keep_cache: Annotated[bool, typer.Option("--keep-cache", help="Keep the raw chunk cache after success.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+):
+    """Download a space/time subset of ITS_LIVE cubes to a local Zarr store (resumable).
+
+    Example: itscube download --bbox -49.9 69.1 -49.5 69.2 --start 2018-01-01 --end 2020-12-31
+    """
+    from .download import Filters
+    from .download import download as run_download
+
+    area = area_from_options(point, bbox, polygon, crs, buffer)
+    filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), min_valid)
+    t = time.perf_counter()
+    res = run_download(
+        area, start=start, end=end, kind=kind, variables=_split(variables), out=out,
+        catalog=catalog, urls=url, filters=filters, workers=workers, progress=progress,
+        overwrite=overwrite, keep_cache=keep_cache, console=console,
+    )
+    _download_summary(res, time.perf_counter() - t)
+
+
+def _download_summary(res, seconds: float) -> None:
+    if res.already_complete:
+        out_console.print(f"[green]already complete[/]: {res.folder}")
+        return
+    table = Table(title="download complete", show_header=False)
+    table.add_row("folder", str(res.folder))
+    for store, n in zip(res.stores, res.layers, strict=True):
+        table.add_row("store", f"{store.name} ({n} time steps)")
+    table.add_row("chunks", f"{res.chunks} needed, {res.chunks_fetched} fetched now")
+    table.add_row("transferred", f"{res.bytes_fetched / 1e6:.2f} MB in {seconds:.1f} s")
+    table.add_row("provenance", str(res.provenance))
+    out_console.print(table)
+
+
+# ---------------------------------------------------------------- info
+
+
+@app.command()
+@friendly
+def info(
+    cube: Annotated[str, typer.Argument(help="Cube path or URL (Zarr or NetCDF).")],
+    start: Annotated[str | None, typer.Option("--start")] = None,
+    end: Annotated[str | None, typer.Option("--end")] = None,
+):
+    """Summarise a cube: kind, size, time range, CRS and variables."""
+    from .cube import open_cube, time_dim
+
+    ds = open_cube(cube, start=start, end=end)
+    tdim = time_dim(ds)
+    t = ds[tdim].values
+    table = Table(title=str(cube), show_header=False)
+    table.add_row("kind", ds.attrs["itscube_kind"])
+    table.add_row("CRS", str(ds.rio.crs))
+    table.add_row("grid", f"{ds.sizes['x']} x {ds.sizes['y']} pixels of "
+                  f"{abs(float(ds.x[1] - ds.x[0])):.0f} m" if ds.sizes["x"] > 1 else "1 pixel")
+    table.add_row("x range (m)", f"{float(ds.x.min()):.1f} .. {float(ds.x.max()):.1f}")
+    table.add_row("y range (m)", f"{float(ds.y.max()):.1f} .. {float(ds.y.min()):.1f} (descending)"
+                  if ds.sizes["y"] > 1 and ds.y[0] > ds.y[-1] else f"{float(ds.y.min()):.1f} .. {float(ds.y.max()):.1f}")
+    table.add_row(tdim, f"{len(t)} steps, {str(t.min())[:10]} .. {str(t.max())[:10]}" if len(t) else "0 steps")
+    table.add_row("variables", ", ".join(sorted(map(str, ds.data_vars))))
+    out_console.print(table)
+
+
+# ---------------------------------------------------------------- demo
+
+
+@app.command()
+@friendly
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for all demo outputs.")] = Path("demo_output"),
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Run the main job offline on the bundled synthetic sample.
+
+    The sample is served over a local HTTP server on 127.0.0.1 and downloaded through
+    the same code path as a real ITS_LIVE download (catalog -> chunk reads -> local store).
+    """
+    from .download import download as run_download
+    from .sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample
+    from .serve import StoreServer
+
+    t = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    sample = ensure_sample()
+    made = []
+    with StoreServer(sample.root) as server:
+        catalog = sample.catalog(server.url, out / "sample_catalog.json")
+        cx, cy = SAMPLE_CENTRE
+        area = bbox_area(cx - 5000, cy - 4000, cx + 5000, cy + 4000, crs=f"EPSG:{SAMPLE_EPSG}")
+        for kind in ("subyearly", "annual"):
+            res = run_download(area, start="2016-01-01", end="2021-12-31", kind=kind,
+                               out=out / "download", catalog=str(catalog), progress=progress,
+                               console=console)
+            made += [(f"{kind} cube", s) for s in res.stores] + [(f"{kind} provenance", res.provenance)]
+    table = Table(title=f"itscube demo finished in {time.perf_counter() - t:.1f} s")
+    table.add_column("product")
+    table.add_column("path", overflow="fold")
+    for what, path in made:
+        table.add_row(what, str(path))
+    out_console.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - outside a command
+        console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,104 @@
+"""open_cube on local stores and through real HTTP and S3 servers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from itscube import CubeFormatError, CubeNotFoundError, InputError, open_cube
+from itscube.cube import normalise_cube
+
+from .conftest import analytic
+
+
+def _check_normalised(ds, cubes):
+    mid = ds.indexes["mid_date"]
+    assert mid.is_monotonic_increasing and mid.is_unique
+    # the microsecond uniqueness token survives the float "days since" encoding
+    np.testing.assert_array_equal(np.sort(cubes.layers.mid_date), mid.values)
+    assert ds.vx.dtype == np.float32 and ds.vy.dtype == np.float32
+    assert ds.vx.attrs["units"] == "m yr-1"
+    assert ds.rio.crs.to_epsg() == 3413
+    assert ds.vx.attrs["grid_mapping"] == "mapping"
+    assert ds["mapping"].attrs["spatial_epsg"] == 3413
+    assert float(ds.y[0]) > float(ds.y[-1])  # y kept descending
+    assert ds.date_dt.dtype == np.float32 and ds.date_dt.attrs["units"] == "days"
+    assert ds.attrs["itscube_kind"] == "subyearly"
+    vx = ds.vx.values
+    assert np.isnan(vx).any(), "fill values must become NaN"
+    assert np.nanmin(vx) > -1000  # no -32767 left
+    k = 10
+    ex, ey = analytic(ds.x.values, ds.y.values, ds.date_center.values[k])
+    valid = ~np.isnan(vx[k])
+    np.testing.assert_allclose(vx[k][valid], ex[valid], atol=0.5)
+    np.testing.assert_allclose(ds.vy.values[k][valid], ey[valid], atol=0.5)
+
+
+def test_open_local(cubes):
+    _check_normalised(open_cube(cubes.a_path), cubes)
+
+
+def test_open_http(cubes, server):
+    _check_normalised(open_cube(f"{server.url}/A.zarr"), cubes)
+
+
+@pytest.mark.s3
+def test_open_s3(cubes, s3_server):
+    _check_normalised(open_cube("s3://its-live-data/datacubes/A.zarr"), cubes)
+
+
+@pytest.mark.s3
+def test_s3_unconsolidated_is_an_error(s3_server):
+    with pytest.raises(CubeFormatError, match="consolidated"):
+        open_cube("s3://its-live-data/datacubes/unconsolidated.zarr")
+
+
+def test_http_unconsolidated_is_a_clear_error(server):
+    with pytest.raises(CubeFormatError, match="consolidated metadata"):
+        open_cube(f"{server.url}/unconsolidated.zarr")
+
+
+def test_missing_store(server, tmp_path):
+    with pytest.raises(CubeNotFoundError):
+        open_cube(f"{server.url}/nothing.zarr")
+    with pytest.raises(CubeNotFoundError):
+        open_cube(tmp_path / "nothing.zarr")
+
+
+def test_time_window_and_variables(cubes):
+    ds = open_cube(cubes.a_path, start="2018-01-01", end="2018-12-31", variables=["vx", "vy"])
+    t = ds.indexes["mid_date"]
+    assert t.min() >= pd.Timestamp("2018-01-01") and t.max() < pd.Timestamp("2019-01-01")
+    expected = ((cubes.layers.mid_date >= np.datetime64("2018-01-01"))
+                & (cubes.layers.mid_date < np.datetime64("2019-01-01"))).sum()
+    assert len(t) == expected
+    assert set(ds.data_vars) == {"vx", "vy"} and "mapping" in ds.coords
+    with pytest.raises(InputError, match="unknown variable"):
+        open_cube(cubes.a_path, variables=["speed"])
+
+
+def test_missing_velocity_is_an_error(cubes):
+    ds = open_cube(cubes.a_path)
+    with pytest.raises(CubeFormatError, match="lacks variable"):
+        normalise_cube(ds.drop_vars("vx"))
+
+
+def test_open_annual(cubes):
+    ds = open_cube(cubes.root / "A_annual.zarr")
+    assert ds.attrs["itscube_kind"] == "annual"
+    assert ds.indexes["time"].is_monotonic_increasing
+    assert ds.vx_error.dtype == np.float32 and float(ds.vx_error.max()) == 3.0
+    ex, _ = analytic(ds.x.values, ds.y.values, ds.time.values[2])
+    valid = ~np.isnan(ds.vx.values[2])
+    # annual values are the field at mid-year (time coordinate is 2 July)
+    np.testing.assert_allclose(ds.vx.values[2][valid], ex[valid], atol=0.1)
+
+
+def test_open_netcdf(cubes, tmp_path):
+    ds = open_cube(cubes.a_path, variables=["vx", "vy", "date_dt"])
+    nc = tmp_path / "cube.nc"
+    ds.drop_vars("mapping").assign_attrs(projection="3413").to_netcdf(nc)
+    again = open_cube(nc)
+    assert again.rio.crs.to_epsg() == 3413
+    np.testing.assert_array_equal(again.vx.values, ds.vx.values)

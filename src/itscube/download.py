@@ -101,7 +101,7 @@ class DownloadResult:
     folder : output folder (``<kind>_<area>_<start>_<end>``).
     stores : local Zarr stores written (one per projection).
     provenance : path of the provenance JSON (written last: its presence marks completion).
-    chunks : chunk objects the download needed.
+    chunks : chunk objects of the selected variables and time coordinate the download needed.
     chunks_fetched : chunk objects fetched over the network in this run (rest came from the
         resume cache).
     bytes_fetched : bytes fetched over the network in this run (metadata included).
@@ -534,9 +534,11 @@ def _prefetch(needed, workers: int, progress: bool, console) -> None:
 def _write_store(path: Path, plan: dict, group: list[_Source], variables: Sequence[str],
                  tdim: str, epsg: int, workers: int) -> None:
     """Place cached chunks into the output arrays and write a Zarr v2 store atomically."""
+    # first cube wins where cubes overlap; later cubes only fill its gaps
+    written = ({id(out): np.zeros(out.shape, bool) for out in plan["outputs"].values()}
+               if len(group) > 1 else None)
     for s, jobs in plan["jobs"]:
-        # first cube wins where cubes overlap; later cubes only fill its gaps
-        fetch_into(s.store, jobs, cache=s.cache, workers=workers, keep_first_valid=True)
+        fetch_into(s.store, jobs, cache=s.cache, workers=workers, written=written)
     first = group[0].store
     tmp = path.with_name(f".{path.name}.tmp")
     if tmp.exists():

@@ -321,13 +321,14 @@ def fetch_into(
     *,
     cache: ChunkCache | None = None,
     workers: int = 16,
-    keep_first_valid: bool = False,
+    written: dict[int, np.ndarray] | None = None,
     on_chunk: Callable[[int], None] | None = None,
 ) -> None:
     """Fetch (in parallel, bounded by ``workers``) and place the chunks of ``jobs``.
 
-    With ``keep_first_valid``, values already present in an output (not fill)
-    are kept: used to mosaic overlapping cubes, first cube first.
+    With ``written`` (a boolean mask per output array, keyed by ``id(out)``), valid
+    values that an earlier call already wrote are kept and the mask is updated:
+    used to mosaic overlapping cubes, first cube first, later cubes filling gaps.
     """
     tasks = []
     for m, src, dst, out in jobs:
@@ -348,9 +349,12 @@ def fetch_into(
                 (m, idx, local, outpos, out), raw = fut.result()
                 block = m.decode(raw)[np.ix_(*local)] if local else m.decode(raw)
                 where = np.ix_(*outpos) if outpos else ()
-                if keep_first_valid:
+                if written is not None:
+                    mask = written[id(out)]
                     current = out[where]
-                    block = np.where(is_fill(current, m.encoded_fill), block, current)
+                    keep = mask[where] & ~is_fill(current, m.encoded_fill)
+                    block = np.where(keep, current, block)
+                    mask[where] = True
                 out[where] = block
                 if on_chunk is not None:
                     on_chunk(len(raw or b""))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
-import shutil
 
 from itscube import remote, synthetic
 from itscube.serve import Faults, StoreServer
@@ -22,8 +22,17 @@ CENTRE_B = (CENTRE_A[0] + 30 * 120.0, CENTRE_A[1])
 UTM_EPSG = 32622
 CENTRE_UTM = (500000.0, 7700000.0)
 
-FIELD = synthetic.LinearField(u0=150.0, v0=-40.0, a=0.004, b=0.001, c=-0.002, d=0.003,
-                              x0=CENTRE_A[0], y0=CENTRE_A[1], accel=10.0)
+FIELD = synthetic.LinearField(
+    u0=150.0,
+    v0=-40.0,
+    a=0.004,
+    b=0.001,
+    c=-0.002,
+    d=0.003,
+    x0=CENTRE_A[0],
+    y0=CENTRE_A[1],
+    accel=10.0,
+)
 """Analytic field of the test cubes (m/yr; strain rates in 1/yr)."""
 
 
@@ -62,14 +71,24 @@ def _fast_retries(monkeypatch):
 def cubes(tmp_path_factory) -> Cubes:
     root = tmp_path_factory.mktemp("cubes")
     layers = synthetic.make_layers(120, "2015-01-01", "2022-12-31", seed=11)
-    a = synthetic.make_subyearly_cube(root / "A.zarr", FIELD, centre=CENTRE_A, shape=SHAPE,
-                                      layers=layers, seed=1, noise=False)
-    b = synthetic.make_subyearly_cube(root / "B.zarr", FIELD, centre=CENTRE_B, shape=SHAPE,
-                                      layers=layers, seed=2, noise=False)
-    annual = synthetic.make_annual_cube(root / "A_annual.zarr", FIELD, centre=CENTRE_A,
-                                        shape=SHAPE, seed=1, noise=False)
-    synthetic.make_subyearly_cube(root / "UTM.zarr", FIELD, epsg=UTM_EPSG, centre=CENTRE_UTM,
-                                  shape=(20, 20), n_layers=30, seed=5)
+    a = synthetic.make_subyearly_cube(
+        root / "A.zarr", FIELD, centre=CENTRE_A, shape=SHAPE, layers=layers, seed=1, noise=False
+    )
+    b = synthetic.make_subyearly_cube(
+        root / "B.zarr", FIELD, centre=CENTRE_B, shape=SHAPE, layers=layers, seed=2, noise=False
+    )
+    annual = synthetic.make_annual_cube(
+        root / "A_annual.zarr", FIELD, centre=CENTRE_A, shape=SHAPE, seed=1, noise=False
+    )
+    synthetic.make_subyearly_cube(
+        root / "UTM.zarr",
+        FIELD,
+        epsg=UTM_EPSG,
+        centre=CENTRE_UTM,
+        shape=(20, 20),
+        n_layers=30,
+        seed=5,
+    )
     # a store without consolidated metadata: reads as empty over http unless detected
     shutil.copytree(root / "A.zarr", root / "unconsolidated.zarr")
     (root / "unconsolidated.zarr" / ".zmetadata").unlink()
@@ -95,8 +114,14 @@ def server(http_server):
 def catalog_file(cubes, http_server, tmp_path_factory) -> Path:
     url = http_server.url
     feats = [
-        synthetic.catalog_feature(f"{url}/A.zarr", EPSG, CENTRE_A, SHAPE,
-                                  composite_zarr_url=f"{url}/A_annual.zarr", granule_count=120),
+        synthetic.catalog_feature(
+            f"{url}/A.zarr",
+            EPSG,
+            CENTRE_A,
+            SHAPE,
+            composite_zarr_url=f"{url}/A_annual.zarr",
+            granule_count=120,
+        ),
         synthetic.catalog_feature(f"{url}/B.zarr", EPSG, CENTRE_B, SHAPE, new_style=False),
         synthetic.catalog_feature(f"{url}/UTM.zarr", UTM_EPSG, CENTRE_UTM, (20, 20)),
     ]
@@ -118,15 +143,21 @@ def s3_server(cubes):
     srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     srv.start()
     endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     client.create_bucket(Bucket="its-live-data", ACL="public-read")
     for name in ("A.zarr", "A_annual.zarr", "unconsolidated.zarr"):
         for path in (cubes.root / name).rglob("*"):
             if path.is_file():
                 key = f"datacubes/{path.relative_to(cubes.root).as_posix()}"
-                client.put_object(Bucket="its-live-data", Key=key, Body=path.read_bytes(),
-                                  ACL="public-read")
+                client.put_object(
+                    Bucket="its-live-data", Key=key, Body=path.read_bytes(), ACL="public-read"
+                )
     old = os.environ.get("ITSCUBE_S3_ENDPOINT")
     os.environ["ITSCUBE_S3_ENDPOINT"] = endpoint
     yield endpoint

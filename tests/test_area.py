@@ -35,9 +35,23 @@ def test_polygon_csv_and_geojson(tmp_path):
     a = polygon_area(csv)
     assert a.geometry.area == pytest.approx(0.5)
     gj = tmp_path / "outline.geojson"
-    gj.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {
-            "type": "Polygon", "coordinates": [[[-49, 69], [-48, 69], [-48, 70], [-49, 69]]]}}]}))
+    gj.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {},
+                        "geometry": {
+                            "type": "Polygon",
+                            "coordinates": [[[-49, 69], [-48, 69], [-48, 70], [-49, 69]]],
+                        },
+                    }
+                ],
+            }
+        )
+    )
     assert polygon_area(gj).geometry.equals(a.geometry)
     proj = tmp_path / "proj.csv"
     proj.write_text("x,y\n-150000,-2250000\n-149000,-2250000\n-149000,-2249000\n")
@@ -48,9 +62,11 @@ def test_polygon_csv_and_geojson(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "match"),
-    [("x,y\n1,2\n3,4\n", "at least 3 distinct"),
-     ("x,y\n1,2\n3,abc\n5,6\n", "not numbers"),
-     ("x,y\n0,0\n1,1\n1,0\n0,1\n", "not valid")],
+    [
+        ("x,y\n1,2\n3,4\n", "at least 3 distinct"),
+        ("x,y\n1,2\n3,abc\n5,6\n", "not numbers"),
+        ("x,y\n0,0\n1,1\n1,0\n0,1\n", "not valid"),
+    ],
 )
 def test_polygon_csv_errors(tmp_path, text, match):
     p = tmp_path / "p.csv"

@@ -31,8 +31,9 @@ def test_find_point_bbox_and_projected(catalog_file):
     x, y = CENTRE_A[0] - 1500, CENTRE_A[1]
     hits = cat.find(point_area(x, y, crs="EPSG:3413"))
     assert [h.name for h in hits] == ["A.zarr"]
-    both = cat.find(bbox_area(CENTRE_A[0], CENTRE_A[1] - 100, CENTRE_B[0], CENTRE_B[1] + 100,
-                              crs="EPSG:3413"))
+    both = cat.find(
+        bbox_area(CENTRE_A[0], CENTRE_A[1] - 100, CENTRE_B[0], CENTRE_B[1] + 100, crs="EPSG:3413")
+    )
     assert sorted(h.name for h in both) == ["A.zarr", "B.zarr"]
     lonlat = cat.find(point_area(*cat.entries[2].footprint.centroid.coords[0]))
     assert [h.name for h in lonlat] == ["UTM.zarr"]
@@ -58,12 +59,17 @@ def test_annual_url_listed_or_derived(catalog_file, monkeypatch):
     assert a.url("annual").endswith("/A_annual.zarr")
     feat = catalog_feature(
         "http://its-live-data.s3.amazonaws.com/datacubes/v2/N60W040/"
-        "ITS_LIVE_vel_EPSG3413_G0120_X-150000_Y-2250000.zarr", EPSG, CENTRE_A, SHAPE)
+        "ITS_LIVE_vel_EPSG3413_G0120_X-150000_Y-2250000.zarr",
+        EPSG,
+        CENTRE_A,
+        SHAPE,
+    )
     (entry,) = parse_catalog({"type": "FeatureCollection", "features": [feat]})
     assert entry.url("subyearly").startswith("https://its-live-data.s3.amazonaws.com/")
     monkeypatch.setenv("ITSCUBE_ANNUAL_ROOT", "https://example.org/annual")
     assert entry.url("annual") == (
-        "https://example.org/annual/N60W040/ITS_LIVE_velocity_EPSG3413_120m_X-150000_Y-2250000.zarr")
+        "https://example.org/annual/N60W040/ITS_LIVE_velocity_EPSG3413_120m_X-150000_Y-2250000.zarr"
+    )
 
 
 def test_datacube_exist_zero_is_skipped():

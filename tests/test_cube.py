@@ -70,8 +70,10 @@ def test_time_window_and_variables(cubes):
     ds = open_cube(cubes.a_path, start="2018-01-01", end="2018-12-31", variables=["vx", "vy"])
     t = ds.indexes["mid_date"]
     assert t.min() >= pd.Timestamp("2018-01-01") and t.max() < pd.Timestamp("2019-01-01")
-    expected = ((cubes.layers.mid_date >= np.datetime64("2018-01-01"))
-                & (cubes.layers.mid_date < np.datetime64("2019-01-01"))).sum()
+    expected = (
+        (cubes.layers.mid_date >= np.datetime64("2018-01-01"))
+        & (cubes.layers.mid_date < np.datetime64("2019-01-01"))
+    ).sum()
     assert len(t) == expected
     assert set(ds.data_vars) == {"vx", "vy"} and "mapping" in ds.coords
     with pytest.raises(InputError, match="unknown variable"):

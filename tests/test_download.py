@@ -21,7 +21,6 @@ from itscube import (
     OutputExistsError,
     bbox_area,
     download,
-    load_catalog,
     open_cube,
 )
 from itscube.serve import Faults
@@ -42,8 +41,9 @@ def _assert_equal_to_source(ds, source_path, start, end):
 
 
 def test_subset_equals_source(cubes, server, catalog_file, tmp_path):
-    res = download(AREA_A, start="2017-01-01", end="2019-12-31", catalog=str(catalog_file),
-                   out=tmp_path)
+    res = download(
+        AREA_A, start="2017-01-01", end="2019-12-31", catalog=str(catalog_file), out=tmp_path
+    )
     assert res.folder.name == "subyearly_bbox_-152000_-2250700_-150000_-2249300_20170101_20191231"
     ds = open_cube(res.stores[0])
     # every pixel whose 120 m cell overlaps the box, and no other
@@ -54,7 +54,9 @@ def test_subset_equals_source(cubes, server, catalog_file, tmp_path):
     assert t.is_monotonic_increasing
     assert t.min() >= pd.Timestamp("2017-01-01") and t.max() < pd.Timestamp("2020-01-01")
     mid = cubes.layers.mid_date
-    assert len(t) == ((mid >= np.datetime64("2017-01-01")) & (mid < np.datetime64("2020-01-01"))).sum()
+    assert (
+        len(t) == ((mid >= np.datetime64("2017-01-01")) & (mid < np.datetime64("2020-01-01"))).sum()
+    )
     assert ds.rio.crs.to_epsg() == 3413
     _assert_equal_to_source(ds, cubes.a_path, "2017-01-01", "2019-12-31")
     prov = json.loads(res.provenance.read_text())
@@ -64,22 +66,32 @@ def test_subset_equals_source(cubes, server, catalog_file, tmp_path):
     assert not (res.folder / ".partial").exists()
     # the same command again finds the finished download and fetches nothing
     server.stats.reset()
-    again = download(AREA_A, start="2017-01-01", end="2019-12-31", catalog=str(catalog_file),
-                     out=tmp_path)
+    again = download(
+        AREA_A, start="2017-01-01", end="2019-12-31", catalog=str(catalog_file), out=tmp_path
+    )
     assert again.already_complete and server.stats.requests <= 2  # catalog-free: only metadata
 
 
 def test_only_intersecting_chunks_are_read(cubes, server, catalog_file, tmp_path):
-    res = download(AREA_A, start="2017-01-01", end="2019-12-31", catalog=str(catalog_file),
-                   out=tmp_path, variables=["vx", "vy"])
+    res = download(
+        AREA_A,
+        start="2017-01-01",
+        end="2019-12-31",
+        catalog=str(catalog_file),
+        out=tmp_path,
+        variables=["vx", "vy"],
+    )
     x = cubes.a.x.values
     y = cubes.a.y.values
     ix = np.nonzero((x + 60 > X0 - 2000) & (x - 60 <= X0))[0] // 10
     iy = np.nonzero((y + 60 > Y0 - 700) & (y - 60 <= Y0 + 700))[0] // 10
     expected = {f"0.{j}.{i}" for j in set(iy) for i in set(ix)}
     for var in ("vx", "vy"):
-        read = {p.split("/")[-1] for p in server.stats.paths if p.startswith(f"A.zarr/{var}/") and
-                not p.endswith((".zarray", ".zattrs"))}
+        read = {
+            p.split("/")[-1]
+            for p in server.stats.paths
+            if p.startswith(f"A.zarr/{var}/") and not p.endswith((".zarray", ".zattrs"))
+        }
         assert read == expected, var
     assert not any(p.startswith("A.zarr/v/") or p.startswith("B.zarr") for p in server.stats.paths)
     assert res.chunks == 2 * len(expected) + 1  # + the time coordinate
@@ -91,20 +103,28 @@ def test_filters(cubes, server, catalog_file, tmp_path):
     ds = open_cube(res.stores[0])
     assert len(ds.mid_date) > 0
     assert float(ds.date_dt.min()) >= 10 and float(ds.date_dt.max()) <= 200
-    labels = set(np.char.add(ds.mission_img1.values.astype(str), ds.satellite_img1.values.astype(str)))
+    labels = set(
+        np.char.add(ds.mission_img1.values.astype(str), ds.satellite_img1.values.astype(str))
+    )
     assert labels <= {"S2A", "S2B", "L9"}
     assert float(ds.roi_valid_percentage.min()) >= 50
     lay = cubes.layers
     sat = np.char.add(lay.mission.astype(str), lay.satellite.astype(str))
-    expect = ((lay.dt_days >= 10) & (lay.dt_days <= 200) & np.isin(sat, ["S2A", "S2B", "L9"]))
+    expect = (lay.dt_days >= 10) & (lay.dt_days <= 200) & np.isin(sat, ["S2A", "S2B", "L9"])
     roi = open_cube(cubes.a_path).roi_valid_percentage.values
     assert len(ds.mid_date) == (expect[np.argsort(lay.mid_date)] & (roi >= 50)).sum()
 
 
 def test_mosaic_across_tiles(cubes, server, catalog_file, tmp_path):
     area = bbox_area(X0 - 1000, Y0 - 500, CENTRE_B[0] + 1000, Y0 + 500, crs="EPSG:3413")
-    res = download(area, start="2016-01-01", end="2017-12-31", catalog=str(catalog_file),
-                   out=tmp_path, variables=["vx", "vy", "date_center"])
+    res = download(
+        area,
+        start="2016-01-01",
+        end="2017-12-31",
+        catalog=str(catalog_file),
+        out=tmp_path,
+        variables=["vx", "vy", "date_center"],
+    )
     assert len(res.stores) == 1
     ds = open_cube(res.stores[0])
     dx = np.diff(ds.x.values)
@@ -112,7 +132,7 @@ def test_mosaic_across_tiles(cubes, server, catalog_file, tmp_path):
     assert ds.x.min() < cubes.b.x.min() and ds.x.max() > cubes.a.x.max()
     # noise-free field: every valid pixel equals the analytic field on both sides of the seam
     for k in range(0, ds.sizes["mid_date"], 7):
-        ex, ey = analytic(ds.x.values, ds.y.values, ds.date_center.values[k])
+        ex, _ey = analytic(ds.x.values, ds.y.values, ds.date_center.values[k])
         vx = ds.vx.values[k]
         ok = ~np.isnan(vx)
         np.testing.assert_allclose(vx[ok], ex[ok], atol=0.5)
@@ -142,7 +162,10 @@ def test_mixed_projections_get_one_store_each(cubes, server, tmp_path):
     u_box = transform_geometry(sg.box(ux - 300, uy - 300, ux + 300, uy + 300), utm.rio.crs, LONLAT)
     area = Area(AREA_A.lonlat().union(u_box), LONLAT, "two_regions")
     res = download(area, out=tmp_path, urls=[f"{server.url}/A.zarr", f"{server.url}/UTM.zarr"])
-    assert sorted(s.name for s in res.stores) == ["subyearly_EPSG32622.zarr", "subyearly_EPSG3413.zarr"]
+    assert sorted(s.name for s in res.stores) == [
+        "subyearly_EPSG32622.zarr",
+        "subyearly_EPSG3413.zarr",
+    ]
     prov = json.loads(res.provenance.read_text())
     assert set(prov["projections"]) == {"3413", "32622"}
     crs = {open_cube(p).rio.crs.to_epsg() for p in res.stores}
@@ -150,24 +173,41 @@ def test_mixed_projections_get_one_store_each(cubes, server, tmp_path):
 
 
 def test_annual_download(cubes, server, catalog_file, tmp_path):
-    res = download(AREA_A, kind="annual", start="2017-01-01", end="2020-12-31",
-                   catalog=str(catalog_file), out=tmp_path)
+    res = download(
+        AREA_A,
+        kind="annual",
+        start="2017-01-01",
+        end="2020-12-31",
+        catalog=str(catalog_file),
+        out=tmp_path,
+    )
     ds = open_cube(res.stores[0])
     assert list(ds.indexes["time"].year) == [2017, 2018, 2019, 2020]
-    src = open_cube(cubes.root / "A_annual.zarr", start="2017-01-01", end="2020-12-31").sel(x=ds.x, y=ds.y)
+    src = open_cube(cubes.root / "A_annual.zarr", start="2017-01-01", end="2020-12-31").sel(
+        x=ds.x, y=ds.y
+    )
     for v in ("vx", "vy", "v", "vx_error", "count"):
         np.testing.assert_array_equal(ds[v].values, src[v].values, err_msg=v)
     # annual chunks are whole tiles per year: exactly one chunk per year and variable
-    per_var = [p for p in server.stats.paths if p.startswith("A_annual.zarr/vx/") and "." in p.split("/")[-1]
-               and not p.endswith((".zarray", ".zattrs"))]
+    per_var = [
+        p
+        for p in server.stats.paths
+        if p.startswith("A_annual.zarr/vx/")
+        and "." in p.split("/")[-1]
+        and not p.endswith((".zarray", ".zattrs"))
+    ]
     assert len(per_var) == 4
 
 
 def test_bad_inputs(cubes, server, catalog_file, tmp_path):
     with pytest.raises(InputError, match="after --end"):
-        download(AREA_A, start="2020-01-01", end="2019-01-01", catalog=str(catalog_file), out=tmp_path)
+        download(
+            AREA_A, start="2020-01-01", end="2019-01-01", catalog=str(catalog_file), out=tmp_path
+        )
     with pytest.raises(EmptySelectionError, match="no layers"):
-        download(AREA_A, start="1990-01-01", end="1990-12-31", catalog=str(catalog_file), out=tmp_path)
+        download(
+            AREA_A, start="1990-01-01", end="1990-12-31", catalog=str(catalog_file), out=tmp_path
+        )
     with pytest.raises(InputError, match="unknown variable"):
         download(AREA_A, variables=["vx", "speed"], catalog=str(catalog_file), out=tmp_path)
     with pytest.raises(InputError, match="not a date"):
@@ -177,13 +217,32 @@ def test_bad_inputs(cubes, server, catalog_file, tmp_path):
 
 
 def test_different_download_in_same_folder(cubes, server, catalog_file, tmp_path):
-    download(AREA_A, start="2017-01-01", end="2017-12-31", catalog=str(catalog_file), out=tmp_path,
-             variables=["vx", "vy"])
+    download(
+        AREA_A,
+        start="2017-01-01",
+        end="2017-12-31",
+        catalog=str(catalog_file),
+        out=tmp_path,
+        variables=["vx", "vy"],
+    )
     with pytest.raises(OutputExistsError):
-        download(AREA_A, start="2017-01-01", end="2017-12-31", catalog=str(catalog_file),
-                 out=tmp_path, variables=["vx"])
-    res = download(AREA_A, start="2017-01-01", end="2017-12-31", catalog=str(catalog_file),
-                   out=tmp_path, variables=["vx"], overwrite=True)
+        download(
+            AREA_A,
+            start="2017-01-01",
+            end="2017-12-31",
+            catalog=str(catalog_file),
+            out=tmp_path,
+            variables=["vx"],
+        )
+    res = download(
+        AREA_A,
+        start="2017-01-01",
+        end="2017-12-31",
+        catalog=str(catalog_file),
+        out=tmp_path,
+        variables=["vx"],
+        overwrite=True,
+    )
     assert set(open_cube(res.stores[0], require=["vx"]).data_vars) == {"vx"}
 
 
@@ -191,9 +250,17 @@ def test_different_download_in_same_folder(cubes, server, catalog_file, tmp_path
 
 
 def test_retries_survive_errors_and_dropped_connections(cubes, server, catalog_file, tmp_path):
-    server.set_faults(Faults(error_rate=0.25, drop_rate=0.2, latency=0.005, seed=3, only_suffix="."))
-    res = download(AREA_A, start="2016-01-01", end="2020-12-31", catalog=str(catalog_file),
-                   out=tmp_path, workers=8)
+    server.set_faults(
+        Faults(error_rate=0.25, drop_rate=0.2, latency=0.005, seed=3, only_suffix=".")
+    )
+    res = download(
+        AREA_A,
+        start="2016-01-01",
+        end="2020-12-31",
+        catalog=str(catalog_file),
+        out=tmp_path,
+        workers=8,
+    )
     assert server.stats.errors_injected > 0 and server.stats.drops_injected > 0
     server.set_faults(Faults())
     ds = open_cube(res.stores[0])
@@ -203,7 +270,7 @@ def test_retries_survive_errors_and_dropped_connections(cubes, server, catalog_f
 def test_persistent_failure_is_bounded_and_clear(cubes, server, catalog_file, tmp_path):
     server.set_faults(Faults(error_rate=1.0, only_suffix="/vx/"))
     t = time.perf_counter()
-    with pytest.raises(DownloadError, match="giving up on .*attempts"):
+    with pytest.raises(DownloadError, match=r"giving up on .*attempts"):
         download(AREA_A, catalog=str(catalog_file), out=tmp_path, workers=4)
     assert time.perf_counter() - t < 30
     folder = next(tmp_path.iterdir())
@@ -217,17 +284,36 @@ def _cli(*args: str) -> list[str]:
 
 @pytest.mark.slow
 def test_killed_download_resumes_to_identical_store(cubes, server, catalog_file, tmp_path):
-    args = ["download", "--bbox", str(X0 - 2400), str(Y0 - 1200), str(X0), str(Y0 + 1200),
-            "--crs", "EPSG:3413", "--catalog", str(catalog_file), "--workers", "2",
-            "--no-progress", "--variables", "vx,vy,v,v_error,date_dt"]
+    args = [
+        "download",
+        "--bbox",
+        str(X0 - 2400),
+        str(Y0 - 1200),
+        str(X0),
+        str(Y0 + 1200),
+        "--crs",
+        "EPSG:3413",
+        "--catalog",
+        str(catalog_file),
+        "--workers",
+        "2",
+        "--no-progress",
+        "--variables",
+        "vx,vy,v,v_error,date_dt",
+    ]
     # reference: an uninterrupted run
-    ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True,
-                         text=True, timeout=120)
+    ref = subprocess.run(
+        _cli(*args, "--out", str(tmp_path / "ref")), capture_output=True, text=True, timeout=120
+    )
     assert ref.returncode == 0, ref.stderr
     server.set_faults(Faults(latency=0.15))
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(_cli(*args, "--out", str(tmp_path / "run")), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        _cli(*args, "--out", str(tmp_path / "run")),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     cache = tmp_path / "run"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -244,8 +330,9 @@ def test_killed_download_resumes_to_identical_store(cubes, server, catalog_file,
     assert cached >= 6
     server.set_faults(Faults())
     server.stats.reset()
-    again = subprocess.run(_cli(*args, "--out", str(tmp_path / "run")), capture_output=True,
-                           text=True, timeout=120)
+    again = subprocess.run(
+        _cli(*args, "--out", str(tmp_path / "run")), capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stderr
     prov = json.loads((folder / "provenance.json").read_text())
     assert prov["transfer"]["chunks_fetched_this_run"] < prov["transfer"]["chunks_needed"]
@@ -300,7 +387,12 @@ def test_progress_output(cubes, server, catalog_file, tmp_path):
     from rich.console import Console
 
     buf = StringIO()
-    download(AREA_A, catalog=str(catalog_file), out=tmp_path, progress=True,
-             console=Console(file=buf, force_terminal=True, width=120))
+    download(
+        AREA_A,
+        catalog=str(catalog_file),
+        out=tmp_path,
+        progress=True,
+        console=Console(file=buf, force_terminal=True, width=120),
+    )
     text = buf.getvalue()
     assert "chunks" in text and "MB" in text

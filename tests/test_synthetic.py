@@ -39,7 +39,9 @@ def test_subyearly_schema(cubes):
     assert meta["mid_date/.zattrs"]["units"] == "days since 1970-01-01"
     mapping = meta["mapping/.zattrs"]
     assert mapping["spatial_epsg"] == 3413
-    assert "Polar Stereographic" in mapping["crs_wkt"] or "Polar_Stereographic" in mapping["crs_wkt"]
+    assert (
+        "Polar Stereographic" in mapping["crs_wkt"] or "Polar_Stereographic" in mapping["crs_wkt"]
+    )
     assert mapping["grid_mapping_name"] == "polar_stereographic"
     assert _zarray(store, "satellite_img1")["dtype"].startswith("<U")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import math
 from pathlib import Path
@@ -178,7 +179,9 @@ def polygon_area(path: str | Path, crs=None) -> Area:
         try:
             doc = json.loads(p.read_text())
         except json.JSONDecodeError as exc:
-            raise InputError(f"--polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+            raise InputError(
+                f"--polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})"
+            ) from exc
         geoms = []
         if doc.get("type") == "FeatureCollection":
             geoms = [f.get("geometry") for f in doc.get("features", [])]
@@ -195,7 +198,9 @@ def polygon_area(path: str | Path, crs=None) -> Area:
             raise InputError(f"--polygon {path}: no Polygon geometry found")
         geom = shapely.union_all(shapes)
         if not geom.is_valid:
-            raise InputError(f"--polygon {path}: polygon is not valid ({shapely.is_valid_reason(geom)})")
+            raise InputError(
+                f"--polygon {path}: polygon is not valid ({shapely.is_valid_reason(geom)})"
+            )
     elif p.suffix.lower() in (".csv", ".txt"):
         pts, lonlat = _read_csv_points(p)
         if crs is None and not lonlat and np.nanmax(np.abs(pts)) > 360:
@@ -225,7 +230,7 @@ def footprint_rings(
     t = np.linspace(0, 1, n, endpoint=False)
     edges = [
         np.column_stack([xa + (xb - xa) * t, ya + (yb - ya) * t])
-        for (xa, ya), (xb, yb) in zip(proj[:-1], proj[1:], strict=True)
+        for (xa, ya), (xb, yb) in itertools.pairwise(proj)
     ]
     ring = np.vstack([*edges, edges[0][:1]])
     tr = pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)

@@ -109,7 +109,7 @@ def _epsg_of(props: dict) -> int:
 
 
 def parse_catalog(doc: dict, source: str = "catalog") -> list[CubeEntry]:
-    """Entries of a catalog document; features without a cube (``datacube_exist = 0``) are skipped."""
+    """Entries of a catalog document (features with ``datacube_exist = 0`` are skipped)."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         raise CatalogError(f"{source}: not a GeoJSON FeatureCollection")
     entries = []
@@ -126,9 +126,13 @@ def parse_catalog(doc: dict, source: str = "catalog") -> list[CubeEntry]:
             raise CatalogError(f"{source}: feature {i} is malformed ({exc})") from exc
         entries.append(
             CubeEntry(
-                zarr_url=url, epsg=epsg, footprint=geom, footprint_proj=proj,
+                zarr_url=url,
+                epsg=epsg,
+                footprint=geom,
+                footprint_proj=proj,
                 composite_url=props.get("composite_zarr_url"),
-                region=props.get("region_name"), granule_count=props.get("granule_count"),
+                region=props.get("region_name"),
+                granule_count=props.get("granule_count"),
             )
         )
     return entries
@@ -198,9 +202,9 @@ def load_catalog(
     is_remote = remote.protocol_of(src) != "file"
     cached = _cache_path(src) if (cache and is_remote) else None
     raw: bytes | None = None
-    if cached and cached.exists() and not refresh:
-        if time.time() - cached.stat().st_mtime < max_age_days * 86400:
-            raw = cached.read_bytes()
+    fresh = cached is not None and cached.exists() and not refresh
+    if fresh and time.time() - cached.stat().st_mtime < max_age_days * 86400:
+        raw = cached.read_bytes()
     if raw is None:
         try:
             raw = remote.read_text_url(src)
@@ -232,7 +236,8 @@ def find_cubes(area: Area, catalog: Catalog | None = None) -> list[CubeEntry]:
     hits = catalog.find(area)
     if not hits:
         raise CubeNotFoundError(
-            f"no ITS_LIVE cube covers {area.label} (catalog {catalog.source}, {len(catalog)} cubes); "
+            f"no ITS_LIVE cube covers {area.label} "
+            f"(catalog {catalog.source}, {len(catalog)} cubes); "
             "check the coordinates (lon lat order) or --crs"
         )
     return hits

@@ -52,7 +52,9 @@ def friendly(fn):
             if os.environ.get("ITSCUBE_DEBUG"):
                 raise
             raise _fail(
-                RuntimeError(f"unexpected {type(exc).__name__}: {exc} (set ITSCUBE_DEBUG=1 for details)"),
+                RuntimeError(
+                    f"unexpected {type(exc).__name__}: {exc} (set ITSCUBE_DEBUG=1 for details)"
+                ),
                 1,
             ) from None
 
@@ -67,26 +69,48 @@ def _version(value: bool):
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
 ):
     """NASA ITS_LIVE glacier velocity datacubes."""
 
 
 # ---------------------------------------------------------------- shared options
 
-PointOpt = Annotated[tuple[float, float] | None, typer.Option(
-    "--point", help="A point: LON LAT (or X Y with --crs).", metavar="LON LAT")]
-BboxOpt = Annotated[tuple[float, float, float, float] | None, typer.Option(
-    "--bbox", help="A box: W S E N in lon/lat (or metres with --crs).", metavar="W S E N")]
-PolygonOpt = Annotated[Path | None, typer.Option(
-    "--polygon", help="A polygon: GeoJSON file, or CSV of vertices (x,y or lon,lat columns).")]
-CrsOpt = Annotated[str | None, typer.Option(
-    "--crs", help="CRS of the coordinates given (e.g. EPSG:3413); default lon/lat.")]
-BufferOpt = Annotated[float, typer.Option(
-    "--buffer", help="Half-width (m) of the square around --point.", min=0)]
-CatalogOpt = Annotated[str | None, typer.Option(
-    "--catalog", help="Catalog URL or path (default: ITSCUBE_CATALOG or the official ITS_LIVE catalog).")]
+PointOpt = Annotated[
+    tuple[float, float] | None,
+    typer.Option("--point", help="A point: LON LAT (or X Y with --crs).", metavar="LON LAT"),
+]
+BboxOpt = Annotated[
+    tuple[float, float, float, float] | None,
+    typer.Option(
+        "--bbox", help="A box: W S E N in lon/lat (or metres with --crs).", metavar="W S E N"
+    ),
+]
+PolygonOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--polygon", help="A polygon: GeoJSON file, or CSV of vertices (x,y or lon,lat columns)."
+    ),
+]
+CrsOpt = Annotated[
+    str | None,
+    typer.Option("--crs", help="CRS of the coordinates given (e.g. EPSG:3413); default lon/lat."),
+]
+BufferOpt = Annotated[
+    float, typer.Option("--buffer", help="Half-width (m) of the square around --point.", min=0)
+]
+CatalogOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--catalog",
+        help="Catalog URL or path (default: ITSCUBE_CATALOG or the official ITS_LIVE catalog).",
+    ),
+]
 
 
 def area_from_options(point, bbox, polygon, crs, buffer) -> Area:
@@ -133,9 +157,12 @@ def find(
     for h in hits:
         b = h.footprint.bounds
         table.add_row(
-            h.name, str(h.epsg), f"{b[0]:.2f} {b[1]:.2f} {b[2]:.2f} {b[3]:.2f}",
+            h.name,
+            str(h.epsg),
+            f"{b[0]:.2f} {b[1]:.2f} {b[2]:.2f} {b[3]:.2f}",
             "n/a" if h.granule_count is None else str(h.granule_count),
-            "listed" if h.composite_url else "derived", h.url("subyearly"),
+            "listed" if h.composite_url else "derived",
+            h.url("subyearly"),
         )
     out_console.print(table)
 
@@ -158,22 +185,55 @@ def download(
     crs: CrsOpt = None,
     buffer: BufferOpt = 0.0,
     start: Annotated[str | None, typer.Option("--start", help="First date (YYYY-MM-DD).")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="Last date, inclusive (YYYY-MM-DD).")] = None,
-    kind: Annotated[str, typer.Option("--kind", help="subyearly (image pairs) or annual.")] = "subyearly",
-    variables: Annotated[list[str] | None, typer.Option(
-        "--variables", help="Variables, comma-separated or repeated (default: velocities, errors, layer metadata).")] = None,
-    min_dt_days: Annotated[float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")] = None,
-    max_dt_days: Annotated[float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")] = None,
-    sensor: Annotated[list[str] | None, typer.Option(
-        "--sensor", help="Keep pairs from these platforms: L8, L9, S1, S2, S2A... (repeat or comma-separate).")] = None,
-    min_valid: Annotated[float | None, typer.Option("--min-valid", help="Minimum roi_valid_percentage (notebooks: 40).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of the output folder.")] = Path("."),
+    end: Annotated[
+        str | None, typer.Option("--end", help="Last date, inclusive (YYYY-MM-DD).")
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="subyearly (image pairs) or annual.")
+    ] = "subyearly",
+    variables: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variables",
+            help="Variables, comma-separated or repeated (default: velocities, errors, metadata).",
+        ),
+    ] = None,
+    min_dt_days: Annotated[
+        float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")
+    ] = None,
+    max_dt_days: Annotated[
+        float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")
+    ] = None,
+    sensor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sensor",
+            help="Keep pairs from these platforms: L8, L9, S1, S2, S2A... (repeat or comma list).",
+        ),
+    ] = None,
+    min_valid: Annotated[
+        float | None,
+        typer.Option("--min-valid", help="Minimum roi_valid_percentage (notebooks: 40)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of the output folder.")] = Path(
+        "."
+    ),
     catalog: CatalogOpt = None,
-    url: Annotated[list[str] | None, typer.Option("--url", help="Cube URL(s) to use instead of the catalog.")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Parallel requests.", min=1, max=256)] = 16,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a different download in the output folder.")] = False,
-    keep_cache: Annotated[bool, typer.Option("--keep-cache", help="Keep the raw chunk cache after success.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    url: Annotated[
+        list[str] | None, typer.Option("--url", help="Cube URL(s) to use instead of the catalog.")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Parallel requests.", min=1, max=256)
+    ] = 16,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a different download in the output folder.")
+    ] = False,
+    keep_cache: Annotated[
+        bool, typer.Option("--keep-cache", help="Keep the raw chunk cache after success.")
+    ] = False,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
 ):
     """Download a space/time subset of ITS_LIVE cubes to a local Zarr store (resumable).
 
@@ -186,9 +246,20 @@ def download(
     filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), min_valid)
     t = time.perf_counter()
     res = run_download(
-        area, start=start, end=end, kind=kind, variables=_split(variables), out=out,
-        catalog=catalog, urls=url, filters=filters, workers=workers, progress=progress,
-        overwrite=overwrite, keep_cache=keep_cache, console=console,
+        area,
+        start=start,
+        end=end,
+        kind=kind,
+        variables=_split(variables),
+        out=out,
+        catalog=catalog,
+        urls=url,
+        filters=filters,
+        workers=workers,
+        progress=progress,
+        overwrite=overwrite,
+        keep_cache=keep_cache,
+        console=console,
     )
     _download_summary(res, time.perf_counter() - t)
 
@@ -226,12 +297,22 @@ def info(
     table = Table(title=str(cube), show_header=False)
     table.add_row("kind", ds.attrs["itscube_kind"])
     table.add_row("CRS", str(ds.rio.crs))
-    table.add_row("grid", f"{ds.sizes['x']} x {ds.sizes['y']} pixels of "
-                  f"{abs(float(ds.x[1] - ds.x[0])):.0f} m" if ds.sizes["x"] > 1 else "1 pixel")
+    table.add_row(
+        "grid",
+        f"{ds.sizes['x']} x {ds.sizes['y']} pixels of {abs(float(ds.x[1] - ds.x[0])):.0f} m"
+        if ds.sizes["x"] > 1
+        else "1 pixel",
+    )
     table.add_row("x range (m)", f"{float(ds.x.min()):.1f} .. {float(ds.x.max()):.1f}")
-    table.add_row("y range (m)", f"{float(ds.y.max()):.1f} .. {float(ds.y.min()):.1f} (descending)"
-                  if ds.sizes["y"] > 1 and ds.y[0] > ds.y[-1] else f"{float(ds.y.min()):.1f} .. {float(ds.y.max()):.1f}")
-    table.add_row(tdim, f"{len(t)} steps, {str(t.min())[:10]} .. {str(t.max())[:10]}" if len(t) else "0 steps")
+    table.add_row(
+        "y range (m)",
+        f"{float(ds.y.max()):.1f} .. {float(ds.y.min()):.1f} (descending)"
+        if ds.sizes["y"] > 1 and ds.y[0] > ds.y[-1]
+        else f"{float(ds.y.min()):.1f} .. {float(ds.y.max()):.1f}",
+    )
+    table.add_row(
+        tdim, f"{len(t)} steps, {str(t.min())[:10]} .. {str(t.max())[:10]}" if len(t) else "0 steps"
+    )
     table.add_row("variables", ", ".join(sorted(map(str, ds.data_vars))))
     out_console.print(table)
 
@@ -242,7 +323,9 @@ def info(
 @app.command()
 @friendly
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for all demo outputs.")] = Path("demo_output"),
+    out: Annotated[Path, typer.Option("--out", help="Folder for all demo outputs.")] = Path(
+        "demo_output"
+    ),
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
     """Run the main job offline on the bundled synthetic sample.
@@ -263,10 +346,19 @@ def demo(
         cx, cy = SAMPLE_CENTRE
         area = bbox_area(cx - 5000, cy - 4000, cx + 5000, cy + 4000, crs=f"EPSG:{SAMPLE_EPSG}")
         for kind in ("subyearly", "annual"):
-            res = run_download(area, start="2016-01-01", end="2021-12-31", kind=kind,
-                               out=out / "download", catalog=str(catalog), progress=progress,
-                               console=console)
-            made += [(f"{kind} cube", s) for s in res.stores] + [(f"{kind} provenance", res.provenance)]
+            res = run_download(
+                area,
+                start="2016-01-01",
+                end="2021-12-31",
+                kind=kind,
+                out=out / "download",
+                catalog=str(catalog),
+                progress=progress,
+                console=console,
+            )
+            made += [(f"{kind} cube", s) for s in res.stores] + [
+                (f"{kind} provenance", res.provenance)
+            ]
     table = Table(title=f"itscube demo finished in {time.perf_counter() - t:.1f} s")
     table.add_column("product")
     table.add_column("path", overflow="fold")

@@ -96,7 +96,8 @@ def normalise_cube(
     missing = [v for v in require if v not in ds.variables]
     if missing:
         raise CubeFormatError(
-            f"the cube lacks variable(s) {', '.join(missing)}; it has {', '.join(sorted(map(str, ds.data_vars)))}"
+            f"the cube lacks variable(s) {', '.join(missing)}; "
+            f"it has {', '.join(sorted(map(str, ds.data_vars)))}"
         )
     epsg = cube_epsg(ds)
     if np.issubdtype(ds[tdim].dtype, np.datetime64):
@@ -104,8 +105,16 @@ def normalise_cube(
         ds = ds.assign_coords({tdim: ds[tdim].dt.round("us")})
     ds = ds.sortby(tdim)
     if start is not None or end is not None:
-        s = None if start is None else str(np.datetime64(start, "D") if not isinstance(start, str) else start)
-        e = None if end is None else str(np.datetime64(end, "D") if not isinstance(end, str) else end)
+        s = (
+            None
+            if start is None
+            else str(np.datetime64(start, "D") if not isinstance(start, str) else start)
+        )
+        e = (
+            None
+            if end is None
+            else str(np.datetime64(end, "D") if not isinstance(end, str) else end)
+        )
         try:
             ds = ds.sel({tdim: slice(s, e)})
         except (ValueError, KeyError) as exc:
@@ -179,7 +188,11 @@ def open_cube(
     CubeNotFoundError, CubeFormatError, MissingCRSError, InputError
     """
     p = Path(str(path_or_url))
-    if remote.protocol_of(str(path_or_url)) == "file" and p.is_dir() and not (p / ".zmetadata").exists():
+    if (
+        remote.protocol_of(str(path_or_url)) == "file"
+        and p.is_dir()
+        and not (p / ".zmetadata").exists()
+    ):
         stores = sorted(p.glob("*.zarr"))
         if len(stores) == 1:
             p = stores[0]
@@ -193,7 +206,10 @@ def open_cube(
     if variables is not None:
         unknown = [v for v in variables if v not in ds.variables]
         if unknown:
-            raise InputError(f"unknown variable(s) {', '.join(unknown)}; available: {', '.join(sorted(map(str, ds.data_vars)))}")
+            raise InputError(
+                f"unknown variable(s) {', '.join(unknown)}; "
+                f"available: {', '.join(sorted(map(str, ds.data_vars)))}"
+            )
         keep = set(variables) | {"mapping"}
         ds = ds.drop_vars([v for v in ds.data_vars if v not in keep])
     return normalise_cube(ds, start=start, end=end, require=require)

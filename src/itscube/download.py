@@ -45,10 +45,23 @@ from .zarrstore import ArrayMeta, ChunkCache, RemoteStore, chunk_tasks, fetch_in
 
 DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
     "subyearly": (
-        "vx", "vy", "v", "v_error", "vx_error", "vy_error",
-        "date_dt", "acquisition_date_img1", "acquisition_date_img2", "date_center",
-        "satellite_img1", "satellite_img2", "mission_img1", "mission_img2",
-        "sensor_img1", "sensor_img2", "roi_valid_percentage",
+        "vx",
+        "vy",
+        "v",
+        "v_error",
+        "vx_error",
+        "vy_error",
+        "date_dt",
+        "acquisition_date_img1",
+        "acquisition_date_img2",
+        "date_center",
+        "satellite_img1",
+        "satellite_img2",
+        "mission_img1",
+        "mission_img2",
+        "sensor_img1",
+        "sensor_img2",
+        "roi_valid_percentage",
     ),
     "annual": ("vx", "vy", "v", "v_error", "vx_error", "vy_error", "count"),
 }
@@ -77,9 +90,7 @@ class Filters:
     min_valid_percent: float | None = None
 
     def active(self) -> bool:
-        return any(
-            v not in (None, ()) for v in dataclasses.astuple(self)
-        )
+        return any(v not in (None, ()) for v in dataclasses.astuple(self))
 
     def needed_variables(self) -> list[str]:
         need = []
@@ -167,7 +178,9 @@ def _as_text(values: np.ndarray) -> np.ndarray:
     return np.char.upper(np.asarray(values).astype(str))
 
 
-def _layer_mask(store: RemoteStore, cache: ChunkCache, times, t0, t1, filters: Filters) -> np.ndarray:
+def _layer_mask(
+    store: RemoteStore, cache: ChunkCache, times, t0, t1, filters: Filters
+) -> np.ndarray:
     mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
     if filters.min_dt_days is not None or filters.max_dt_days is not None:
         dt = store.read("date_dt", cache).astype("f8")
@@ -176,8 +189,10 @@ def _layer_mask(store: RemoteStore, cache: ChunkCache, times, t0, t1, filters: F
         if filters.max_dt_days is not None:
             mask &= dt <= filters.max_dt_days
     if filters.sensors:
-        label = np.char.add(_as_text(store.read("mission_img1", cache)),
-                            _as_text(store.read("satellite_img1", cache)))
+        label = np.char.add(
+            _as_text(store.read("mission_img1", cache)),
+            _as_text(store.read("satellite_img1", cache)),
+        )
         keep = np.zeros(len(label), bool)
         for s in filters.sensors:
             keep |= np.char.startswith(label, s.upper().replace("-", ""))
@@ -218,9 +233,13 @@ def _check_same_encoding(sources: Sequence[_Source], variables: Sequence[str]) -
     for s in sources[1:]:
         for v in variables:
             a, b = first.meta(v), s.store.meta(v)
-            same = (a.dtype == b.dtype and str(a.fill_value) == str(b.fill_value)
-                    and a.dims == b.dims and a.attrs.get("units") == b.attrs.get("units")
-                    and a.attrs.get("scale_factor") == b.attrs.get("scale_factor"))
+            same = (
+                a.dtype == b.dtype
+                and str(a.fill_value) == str(b.fill_value)
+                and a.dims == b.dims
+                and a.attrs.get("units") == b.attrs.get("units")
+                and a.attrs.get("scale_factor") == b.attrs.get("scale_factor")
+            )
             if not same:
                 raise CubeFormatError(
                     f"{v} is encoded differently in {first.url} and {s.store.url}; "
@@ -249,8 +268,9 @@ def _plain_dtype(meta: ArrayMeta, data: np.ndarray) -> tuple[np.ndarray, np.dtyp
 # --------------------------------------------------------------------------- main entry
 
 
-def output_folder(out: str | os.PathLike, kind: str, area: Area, t0: pd.Timestamp, t1: pd.Timestamp,
-                  start, end) -> Path:
+def output_folder(
+    out: str | os.PathLike, kind: str, area: Area, t0: pd.Timestamp, t1: pd.Timestamp, start, end
+) -> Path:
     s = "start" if start is None else f"{t0:%Y%m%d}"
     e = "end" if end is None else f"{parse_date(end, '--end'):%Y%m%d}"
     return Path(out) / f"{kind}_{area.label}_{s}_{e}"
@@ -299,7 +319,9 @@ def download(
     check_choice(kind, KINDS, "--kind")
     filters = filters or Filters()
     if kind == "annual" and filters.active():
-        raise InputError("--min-dt-days/--max-dt-days/--sensor/--min-valid apply to sub-yearly cubes only")
+        raise InputError(
+            "--min-dt-days/--max-dt-days/--sensor/--min-valid apply to sub-yearly cubes only"
+        )
     if workers < 1:
         raise InputError("--workers must be >= 1")
     t0, t1 = date_window(start, end)
@@ -316,8 +338,12 @@ def download(
     folder = output_folder(out, kind, area, t0, t1, start, end)
     query = {
         "kind": kind,
-        "area": {"wkt": area.geometry.wkt, "crs": area.crs.to_string(), "buffer_m": area.buffer,
-                 "label": area.label},
+        "area": {
+            "wkt": area.geometry.wkt,
+            "crs": area.crs.to_string(),
+            "buffer_m": area.buffer,
+            "label": area.label,
+        },
         "start": None if start is None else str(start),
         "end": None if end is None else str(end),
         "variables": variables,
@@ -331,8 +357,9 @@ def download(
         if prev.get("query_id") == query_id:
             stores = [folder / s for s in prev.get("stores", [])]
             if all(s.exists() for s in stores):
-                return DownloadResult(folder, stores, prov_path, already_complete=True,
-                                      layers=prev.get("layers", []))
+                return DownloadResult(
+                    folder, stores, prov_path, already_complete=True, layers=prev.get("layers", [])
+                )
         if not overwrite:
             raise OutputExistsError(
                 f"{folder} already holds a different download; use --overwrite or another --out"
@@ -347,11 +374,14 @@ def download(
     sources: list[_Source] = []
     for url, entry in sources_urls:
         store = RemoteStore(url, storage_options)
-        cache = ChunkCache(partial / "chunks" / hashlib.sha256(url.encode()).hexdigest()[:16],
-                           store.fingerprint)
+        cache = ChunkCache(
+            partial / "chunks" / hashlib.sha256(url.encode()).hexdigest()[:16], store.fingerprint
+        )
         if tdim not in store:
             other = "annual" if kind == "subyearly" else "subyearly"
-            raise CubeFormatError(f"{url} has no {tdim!r} dimension: is it an {other} cube? (--kind)")
+            raise CubeFormatError(
+                f"{url} has no {tdim!r} dimension: is it an {other} cube? (--kind)"
+            )
         unknown = [v for v in variables if v not in store]
         if unknown:
             raise InputError(
@@ -373,7 +403,11 @@ def download(
         if len(xi) == 0 or len(yi) == 0:
             continue
         if len(ti) == 0:
-            rng = f"{times.min().astype('datetime64[D]')} to {times.max().astype('datetime64[D]')}" if len(times) else "no layers"
+            rng = (
+                f"{times.min().astype('datetime64[D]')} to {times.max().astype('datetime64[D]')}"
+                if len(times)
+                else "no layers"
+            )
             raise EmptySelectionError(
                 f"no layers of {store.url.rsplit('/', 1)[-1]} between {t0.date()} and "
                 f"{(t1 - pd.Timedelta(days=1)).date()} with the given filters (cube covers {rng})"
@@ -417,30 +451,54 @@ def download(
         "complete": True,
         "query_id": query_id,
         "query": query,
-        "catalog": None if urls else (catalog.source if isinstance(catalog, Catalog) else
-                                      str(catalog or os.environ.get("ITSCUBE_CATALOG") or "official")),
+        "catalog": None
+        if urls
+        else (
+            catalog.source
+            if isinstance(catalog, Catalog)
+            else str(catalog or os.environ.get("ITSCUBE_CATALOG") or "official")
+        ),
         "stores": [s.name for s in stores],
         "layers": layers,
         "sources": [
-            {"url": s.store.url, "epsg": _store_epsg(s.store), "catalog_entry": s.catalog_entry,
-             "x_range": [float(s.x[s.xi].min()), float(s.x[s.xi].max())],
-             "y_range": [float(s.y[s.yi].min()), float(s.y[s.yi].max())],
-             "layers_selected": len(s.ti)}
+            {
+                "url": s.store.url,
+                "epsg": _store_epsg(s.store),
+                "catalog_entry": s.catalog_entry,
+                "x_range": [float(s.x[s.xi].min()), float(s.x[s.xi].max())],
+                "y_range": [float(s.y[s.yi].min()), float(s.y[s.yi].max())],
+                "layers_selected": len(s.ti),
+            }
             for s in sources
         ],
         "projections": {str(k): [s.store.url for s in v] for k, v in groups.items()},
-        "transfer": {"chunks_needed": len(needed), "chunks_fetched_this_run": fetched_chunks,
-                     "bytes_fetched_this_run": fetched_bytes},
-        "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                     "xarray": xr.__version__, "zarr": zarr.__version__, "pandas": pd.__version__},
+        "transfer": {
+            "chunks_needed": len(needed),
+            "chunks_fetched_this_run": fetched_chunks,
+            "bytes_fetched_this_run": fetched_bytes,
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "xarray": xr.__version__,
+            "zarr": zarr.__version__,
+            "pandas": pd.__version__,
+        },
     }
     tmp = prov_path.with_name(".provenance.json.tmp")
     tmp.write_text(json.dumps(prov, indent=1, default=str))
     tmp.replace(prov_path)
     if not keep_cache:
         shutil.rmtree(partial, ignore_errors=True)
-    return DownloadResult(folder, stores, prov_path, chunks=len(needed),
-                          chunks_fetched=fetched_chunks, bytes_fetched=fetched_bytes, layers=layers)
+    return DownloadResult(
+        folder,
+        stores,
+        prov_path,
+        chunks=len(needed),
+        chunks_fetched=fetched_chunks,
+        bytes_fetched=fetched_bytes,
+        layers=layers,
+    )
 
 
 def _store_epsg(store: RemoteStore) -> int:
@@ -449,7 +507,9 @@ def _store_epsg(store: RemoteStore) -> int:
     proj = store.attrs.get("projection")
     if proj and str(proj).isdigit():
         return int(proj)
-    raise CubeFormatError(f"{store.url}: no projection (mapping.spatial_epsg or 'projection' attribute)")
+    raise CubeFormatError(
+        f"{store.url}: no projection (mapping.spatial_epsg or 'projection' attribute)"
+    )
 
 
 def _plan(group: list[_Source], variables: Sequence[str], tdim: str) -> dict:
@@ -486,13 +546,23 @@ def _plan(group: list[_Source], variables: Sequence[str], tdim: str) -> dict:
                 else:
                     src.append(np.arange(n)), dst.append(np.arange(n))
             if v not in outputs:
-                shape = tuple(len(d_) if dim not in (tdim, "x", "y") else
-                              {tdim: len(times), "x": len(x_out), "y": len(y_out)}[dim]
-                              for dim, d_ in zip(m.dims, src, strict=True))
+                shape = tuple(
+                    len(d_)
+                    if dim not in (tdim, "x", "y")
+                    else {tdim: len(times), "x": len(x_out), "y": len(y_out)}[dim]
+                    for dim, d_ in zip(m.dims, src, strict=True)
+                )
                 outputs[v] = _filled(m, shape)
             jobs.append((m, src, dst, outputs[v]))
         t_raw_meta = s.store.meta(tdim)
-        jobs.append((t_raw_meta, [s.ti], [t_pos], outputs.setdefault(tdim, _filled(t_raw_meta, (len(times),)))))
+        jobs.append(
+            (
+                t_raw_meta,
+                [s.ti],
+                [t_pos],
+                outputs.setdefault(tdim, _filled(t_raw_meta, (len(times),))),
+            )
+        )
         jobs_per_source.append((s, jobs))
     return {"x": x_out, "y": y_out, "times": times, "jobs": jobs_per_source, "outputs": outputs}
 
@@ -511,11 +581,23 @@ def _prefetch(needed, workers: int, progress: bool, console) -> None:
     if not needed:
         return
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
-    columns = [TextColumn("[bold]download"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-               TextColumn("{task.fields[mb]:.1f} MB"), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [
+        TextColumn("[bold]download"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("chunks"),
+        TextColumn("{task.fields[mb]:.1f} MB"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
         task = bar.add_task("chunks", total=len(needed), mb=0.0)
         received = 0
@@ -531,12 +613,22 @@ def _prefetch(needed, workers: int, progress: bool, console) -> None:
                 raise
 
 
-def _write_store(path: Path, plan: dict, group: list[_Source], variables: Sequence[str],
-                 tdim: str, epsg: int, workers: int) -> None:
+def _write_store(
+    path: Path,
+    plan: dict,
+    group: list[_Source],
+    variables: Sequence[str],
+    tdim: str,
+    epsg: int,
+    workers: int,
+) -> None:
     """Place cached chunks into the output arrays and write a Zarr v2 store atomically."""
     # first cube wins where cubes overlap; later cubes only fill its gaps
-    written = ({id(out): np.zeros(out.shape, bool) for out in plan["outputs"].values()}
-               if len(group) > 1 else None)
+    written = (
+        {id(out): np.zeros(out.shape, bool) for out in plan["outputs"].values()}
+        if len(group) > 1
+        else None
+    )
     for s, jobs in plan["jobs"]:
         fetch_into(s.store, jobs, cache=s.cache, workers=workers, written=written)
     first = group[0].store
@@ -548,7 +640,8 @@ def _write_store(path: Path, plan: dict, group: list[_Source], variables: Sequen
     proj_ring, geo_ring = footprint_rings(epsg, x, y)
     attrs = dict(first.attrs)
     attrs.update(
-        proj_polygon=polygon_wkt(proj_ring), geo_polygon=polygon_wkt(geo_ring),
+        proj_polygon=polygon_wkt(proj_ring),
+        geo_polygon=polygon_wkt(geo_ring),
         itscube_source_urls=" ".join(s.store.url for s in group),
         history=f"subset by itscube {__version__}",
     )
@@ -562,8 +655,12 @@ def _write_store(path: Path, plan: dict, group: list[_Source], variables: Sequen
         if dtype.kind in "US":
             fill = None
         arr = root.create_array(
-            name, shape=data.shape, chunks=chunks if chunks is not None else data.shape, dtype=dtype,
-            fill_value=fill, compressors=(COMPRESSOR,),
+            name,
+            shape=data.shape,
+            chunks=chunks if chunks is not None else data.shape,
+            dtype=dtype,
+            fill_value=fill,
+            compressors=(COMPRESSOR,),
             attributes={**attrs, "_ARRAY_DIMENSIONS": list(dims)},
         )
         arr[...] = data
@@ -578,14 +675,20 @@ def _write_store(path: Path, plan: dict, group: list[_Source], variables: Sequen
         put(v, data, m, m.dims, m.cf_attrs, _output_chunks(m, data.shape, tdim))
     for extra in ("sensor",):
         if extra in first and any(extra in first.meta(v).dims for v in variables):
-            put(extra, first.read(extra, group[0].cache), first.meta(extra), (extra,),
-                first.meta(extra).cf_attrs)
+            put(
+                extra,
+                first.read(extra, group[0].cache),
+                first.meta(extra),
+                (extra,),
+                first.meta(extra).cf_attrs,
+            )
     if "mapping" in first:
         m = first.meta("mapping")
         mattrs = dict(m.cf_attrs)
         dx, dy = (x[1] - x[0]) if len(x) > 1 else 120.0, (y[1] - y[0]) if len(y) > 1 else -120.0
         mattrs["GeoTransform"] = " ".join(
-            f"{g:.12g}" for g in (x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy))
+            f"{g:.12g}" for g in (x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy)
+        )
         put("mapping", np.array(first.read("mapping", group[0].cache)), m, (), mattrs)
     zarr.consolidate_metadata(str(tmp), zarr_format=2)
     if path.exists():

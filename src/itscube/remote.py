@@ -73,7 +73,9 @@ def storage_options_for(url: str, extra: dict | None = None) -> dict:
     return opts
 
 
-def filesystem(url: str, storage_options: dict | None = None) -> tuple[fsspec.AbstractFileSystem, str]:
+def filesystem(
+    url: str, storage_options: dict | None = None
+) -> tuple[fsspec.AbstractFileSystem, str]:
     """Return ``(fs, root)`` for a store URL or local path."""
     url = normalise_url(url)
     proto = protocol_of(url)
@@ -95,18 +97,31 @@ def is_transient(exc: BaseException) -> bool:
         return status >= 500 or status in (408, 429)
     name = type(exc).__name__
     transient_names = (
-        "Timeout", "ClientPayloadError", "ServerDisconnectedError", "ClientOSError",
-        "ClientConnectorError", "ClientConnectionError", "ContentLengthError",
-        "IncompleteRead", "ConnectionResetError", "ConnectionRefusedError", "BrokenPipeError",
-        "EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError",
-        "ResponseStreamingError", "ProtocolError",
+        "Timeout",
+        "ClientPayloadError",
+        "ServerDisconnectedError",
+        "ClientOSError",
+        "ClientConnectorError",
+        "ClientConnectionError",
+        "ContentLengthError",
+        "IncompleteRead",
+        "ConnectionResetError",
+        "ConnectionRefusedError",
+        "BrokenPipeError",
+        "EndpointConnectionError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ResponseStreamingError",
+        "ProtocolError",
     )
     if any(t in name for t in transient_names):
         return True
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
     text = str(exc)
-    return any(s in text for s in ("503", "500", "502", "504", "Slow Down", "payload is not completed"))
+    return any(
+        s in text for s in ("503", "500", "502", "504", "Slow Down", "payload is not completed")
+    )
 
 
 def retry(

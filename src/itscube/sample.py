@@ -23,8 +23,12 @@ SAMPLE_SHAPE = (100, 100)
 SAMPLE_LAYERS = 300
 SAMPLE_YEARS = (2015, 2022)
 SAMPLE_FIELD = synthetic.OutletGlacier(
-    x_head=SAMPLE_CENTRE[0] - 5000.0, y_c=SAMPLE_CENTRE[1], half_width=3000.0,
-    u_head=300.0, grad=0.04, converge=0.01,
+    x_head=SAMPLE_CENTRE[0] - 5000.0,
+    y_c=SAMPLE_CENTRE[1],
+    half_width=3000.0,
+    u_head=300.0,
+    grad=0.04,
+    converge=0.01,
 )
 """Analytic velocity field of the sample glacier (m/yr)."""
 
@@ -46,8 +50,12 @@ class Sample:
     def catalog(self, base_url: str, path: Path) -> Path:
         """Write a catalog whose cube URLs point at ``base_url`` (where ``root`` is served)."""
         feat = synthetic.catalog_feature(
-            f"{base_url}/{self.subyearly.name}", SAMPLE_EPSG, SAMPLE_CENTRE, SAMPLE_SHAPE,
-            composite_zarr_url=f"{base_url}/{self.annual.name}", granule_count=SAMPLE_LAYERS,
+            f"{base_url}/{self.subyearly.name}",
+            SAMPLE_EPSG,
+            SAMPLE_CENTRE,
+            SAMPLE_SHAPE,
+            composite_zarr_url=f"{base_url}/{self.annual.name}",
+            granule_count=SAMPLE_LAYERS,
             region="SAMPLE",
         )
         return synthetic.write_catalog(path, [feat])
@@ -65,19 +73,39 @@ def ensure_sample(root: str | Path | None = None) -> Sample:
     tmp.mkdir(parents=True)
     tmp_sample = Sample(tmp)
     synthetic.make_subyearly_cube(
-        tmp_sample.subyearly, SAMPLE_FIELD, epsg=SAMPLE_EPSG, centre=SAMPLE_CENTRE,
-        shape=SAMPLE_SHAPE, n_layers=SAMPLE_LAYERS, start=f"{SAMPLE_YEARS[0]}-01-01",
-        end=f"{SAMPLE_YEARS[1]}-12-31", seed=2024,
+        tmp_sample.subyearly,
+        SAMPLE_FIELD,
+        epsg=SAMPLE_EPSG,
+        centre=SAMPLE_CENTRE,
+        shape=SAMPLE_SHAPE,
+        n_layers=SAMPLE_LAYERS,
+        start=f"{SAMPLE_YEARS[0]}-01-01",
+        end=f"{SAMPLE_YEARS[1]}-12-31",
+        seed=2024,
     )
     synthetic.make_annual_cube(
-        tmp_sample.annual, SAMPLE_FIELD, epsg=SAMPLE_EPSG, centre=SAMPLE_CENTRE,
-        shape=SAMPLE_SHAPE, years=range(SAMPLE_YEARS[0], SAMPLE_YEARS[1] + 1), seed=2024,
+        tmp_sample.annual,
+        SAMPLE_FIELD,
+        epsg=SAMPLE_EPSG,
+        centre=SAMPLE_CENTRE,
+        shape=SAMPLE_SHAPE,
+        years=range(SAMPLE_YEARS[0], SAMPLE_YEARS[1] + 1),
+        seed=2024,
     )
-    (tmp / "SAMPLE.json").write_text(json.dumps({
-        "version": SAMPLE_VERSION, "synthetic": True,
-        "field": dataclasses.asdict(SAMPLE_FIELD), "epsg": SAMPLE_EPSG,
-        "centre": SAMPLE_CENTRE, "shape": SAMPLE_SHAPE, "layers": SAMPLE_LAYERS,
-    }, indent=1))
+    (tmp / "SAMPLE.json").write_text(
+        json.dumps(
+            {
+                "version": SAMPLE_VERSION,
+                "synthetic": True,
+                "field": dataclasses.asdict(SAMPLE_FIELD),
+                "epsg": SAMPLE_EPSG,
+                "centre": SAMPLE_CENTRE,
+                "shape": SAMPLE_SHAPE,
+                "layers": SAMPLE_LAYERS,
+            },
+            indent=1,
+        )
+    )
     if root.exists():
         shutil.rmtree(root)
     tmp.replace(root)

@@ -10,6 +10,7 @@ middle of a body. It binds to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -62,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _StoreHTTPServer
 
-    def log_message(self, format, *args):  # noqa: A002 - silence the default access log
+    def log_message(self, format, *args):
         return
 
     def _resolve(self) -> Path | None:
@@ -81,10 +82,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(message)
 
-    def do_HEAD(self):  # noqa: N802
+    def do_HEAD(self):
         self.do_GET()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         srv = self.server
         if srv.closed:  # a stopped server answers nothing, even on kept-alive connections
             self.close_connection = True
@@ -139,10 +140,8 @@ class _Handler(BaseHTTPRequestHandler):
                 srv.stats.drops_injected += 1
                 srv.stats.bytes_sent += len(half)
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         self.wfile.write(body)
         with srv.lock:
@@ -197,8 +196,9 @@ class StoreServer:
         self._server.rng = random.Random(faults.seed)
 
     def start(self) -> StoreServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        kwargs={"poll_interval": 0.05})
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
+        )
         self._thread.start()
         return self
 

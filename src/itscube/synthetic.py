@@ -41,9 +41,7 @@ COMPRESSOR = numcodecs.Blosc(cname="zlib", clevel=2, shuffle=numcodecs.Blosc.SHU
 class VelocityField(Protocol):
     """A velocity field ``(x, y, t) -> (vx, vy)`` in m/yr (x, y in m, t in decimal years)."""
 
-    def __call__(
-        self, x: np.ndarray, y: np.ndarray, t: float
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+    def __call__(self, x: np.ndarray, y: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +119,9 @@ class OutletGlacier:
 
 
 def tile_coords(
-    centre: tuple[float, float], shape: tuple[int, int], spacing: float = SPACING,
+    centre: tuple[float, float],
+    shape: tuple[int, int],
+    spacing: float = SPACING,
     offset: float = LATTICE_OFFSET,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates (x ascending, y DEscending) of a tile on the global lattice.
@@ -217,16 +217,22 @@ def make_layers(n: int, start: str, end: str, seed: int = 0) -> Layers:
         img1 = img1.astype("datetime64[ms]") + np.timedelta64(int(rng.integers(1000)), "ms")
         img2 = img1 + np.timedelta64(dt * 86400, "s")
         layer = Layers(
-            np.array([img1], "datetime64[ns]"), np.array([img2], "datetime64[ns]"),
-            np.array([mission]), np.array([sat]), np.array([sensor]),
+            np.array([img1], "datetime64[ns]"),
+            np.array([img2], "datetime64[ns]"),
+            np.array([mission]),
+            np.array([sat]),
+            np.array([sensor]),
         )
         rows.setdefault(layer.mid_date[0], (img1, img2, mission, sat, sensor))
     vals = list(rows.values())
     order = rng.permutation(len(vals))
     cols = list(zip(*[vals[i] for i in order], strict=True))
     return Layers(
-        np.array(cols[0], "datetime64[ns]"), np.array(cols[1], "datetime64[ns]"),
-        np.array(cols[2]), np.array(cols[3]), np.array(cols[4]),
+        np.array(cols[0], "datetime64[ns]"),
+        np.array(cols[1], "datetime64[ns]"),
+        np.array(cols[2]),
+        np.array(cols[3]),
+        np.array(cols[4]),
     )
 
 
@@ -351,7 +357,11 @@ def make_subyearly_cube(
     vel_attrs = {"units": "meter/year", "grid_mapping": "mapping"}
 
     def v3(data, desc, std, dtype="int16", fill=FILL_INT16, units="meter/year", **extra):
-        arr = _encode(data, dtype, fill) if np.issubdtype(np.asarray(data).dtype, np.floating) else data
+        arr = (
+            _encode(data, dtype, fill)
+            if np.issubdtype(np.asarray(data).dtype, np.floating)
+            else data
+        )
         attrs = {**vel_attrs, "units": units, "description": desc, "standard_name": std, **extra}
         return xr.Variable(dims3, arr.astype(dtype), attrs)
 
@@ -366,77 +376,183 @@ def make_subyearly_cube(
     )
     f4 = "f4"
     data_vars = {
-        "vx": v3(vx_i.astype("f8"), "velocity component in x direction", "land_ice_surface_x_velocity",
-                 stable_shift_flag_description="flag for applying velocity bias correction"),
-        "vy": v3(vy_i.astype("f8"), "velocity component in y direction", "land_ice_surface_y_velocity"),
+        "vx": v3(
+            vx_i.astype("f8"),
+            "velocity component in x direction",
+            "land_ice_surface_x_velocity",
+            stable_shift_flag_description="flag for applying velocity bias correction",
+        ),
+        "vy": v3(
+            vy_i.astype("f8"), "velocity component in y direction", "land_ice_surface_y_velocity"
+        ),
         "v": v3(v, "velocity magnitude", "land_ice_surface_velocity"),
         "v_error": v3(v_err, "velocity magnitude error", "velocity_error"),
         "va": v3(va, "velocity in radar azimuth direction", "azimuth_velocity"),
         "vr": v3(vr, "velocity in radar range direction", "range_velocity"),
-        "M11": v3(np.where(radar3 & valid, 1.0, np.nan), "conversion matrix element (1st row, 1st column)",
-                  "conversion_matrix_element_11", units="pixel/(meter/year)"),
-        "M12": v3(np.where(radar3 & valid, 0.0, np.nan), "conversion matrix element (1st row, 2nd column)",
-                  "conversion_matrix_element_12", units="pixel/(meter/year)"),
-        "interp_mask": xr.Variable(dims3, (~valid & False).astype("u1"),
-                                   {"description": "light interpolation mask", "units": "binary",
-                                    "grid_mapping": "mapping", "standard_name": "interpolated_value_mask"}),
-        "chip_size_height": xr.Variable(dims3, chip, {"description": "height of search template (chip)",
-                                                      "units": "m", "grid_mapping": "mapping",
-                                                      "chip_size_coordinates": "Optical data: image projection geometry"}),
-        "chip_size_width": xr.Variable(dims3, chip, {"description": "width of search template (chip)",
-                                                     "units": "m", "grid_mapping": "mapping"}),
+        "M11": v3(
+            np.where(radar3 & valid, 1.0, np.nan),
+            "conversion matrix element (1st row, 1st column)",
+            "conversion_matrix_element_11",
+            units="pixel/(meter/year)",
+        ),
+        "M12": v3(
+            np.where(radar3 & valid, 0.0, np.nan),
+            "conversion matrix element (1st row, 2nd column)",
+            "conversion_matrix_element_12",
+            units="pixel/(meter/year)",
+        ),
+        "interp_mask": xr.Variable(
+            dims3,
+            (~valid & False).astype("u1"),
+            {
+                "description": "light interpolation mask",
+                "units": "binary",
+                "grid_mapping": "mapping",
+                "standard_name": "interpolated_value_mask",
+            },
+        ),
+        "chip_size_height": xr.Variable(
+            dims3,
+            chip,
+            {
+                "description": "height of search template (chip)",
+                "units": "m",
+                "grid_mapping": "mapping",
+                "chip_size_coordinates": "Optical data: image projection geometry",
+            },
+        ),
+        "chip_size_width": xr.Variable(
+            dims3,
+            chip,
+            {
+                "description": "width of search template (chip)",
+                "units": "m",
+                "grid_mapping": "mapping",
+            },
+        ),
         "mapping": xr.Variable((), np.array("", dtype="<U1"), mapping_attrs(epsg, x, y)),
-        "acquisition_date_img1": xr.Variable(("mid_date",), layers.img1,
-                                             _str_attrs("acquisition date and time of image 1",
-                                                        standard_name="image1_acquition_date")),
-        "acquisition_date_img2": xr.Variable(("mid_date",), layers.img2,
-                                             _str_attrs("acquisition date and time of image 2",
-                                                        standard_name="image2_acquition_date")),
-        "date_center": xr.Variable(("mid_date",), layers.date_center,
-                                   _str_attrs("midpoint of image 1 and image 2 acquisition date",
-                                              standard_name="image_pair_center_date")),
-        "date_dt": xr.Variable(("mid_date",), dt, _str_attrs(
-            "time separation between acquisition of image 1 and image 2",
-            standard_name="image_pair_time_separation", units="days")),
-        "roi_valid_percentage": xr.Variable(("mid_date",), roi, _str_attrs(
-            "percentage of pixels with a valid velocity estimate", standard_name="region_of_interest_valid_pixel_percentage",
-            units="percent")),
-        "granule_url": xr.Variable(("mid_date",), granule, _str_attrs("original granule URL",
-                                                                      standard_name="granule_url")),
-        "autoRIFT_software_version": xr.Variable(("mid_date",), np.full(n, "1.5.0"),
-                                                 _str_attrs("version of autoRIFT software")),
-        "stable_shift_flag": xr.Variable(("mid_date",), np.ones(n, "u1"), _str_attrs(
-            "flag for applying velocity bias correction")),
+        "acquisition_date_img1": xr.Variable(
+            ("mid_date",),
+            layers.img1,
+            _str_attrs(
+                "acquisition date and time of image 1", standard_name="image1_acquition_date"
+            ),
+        ),
+        "acquisition_date_img2": xr.Variable(
+            ("mid_date",),
+            layers.img2,
+            _str_attrs(
+                "acquisition date and time of image 2", standard_name="image2_acquition_date"
+            ),
+        ),
+        "date_center": xr.Variable(
+            ("mid_date",),
+            layers.date_center,
+            _str_attrs(
+                "midpoint of image 1 and image 2 acquisition date",
+                standard_name="image_pair_center_date",
+            ),
+        ),
+        "date_dt": xr.Variable(
+            ("mid_date",),
+            dt,
+            _str_attrs(
+                "time separation between acquisition of image 1 and image 2",
+                standard_name="image_pair_time_separation",
+                units="days",
+            ),
+        ),
+        "roi_valid_percentage": xr.Variable(
+            ("mid_date",),
+            roi,
+            _str_attrs(
+                "percentage of pixels with a valid velocity estimate",
+                standard_name="region_of_interest_valid_pixel_percentage",
+                units="percent",
+            ),
+        ),
+        "granule_url": xr.Variable(
+            ("mid_date",), granule, _str_attrs("original granule URL", standard_name="granule_url")
+        ),
+        "autoRIFT_software_version": xr.Variable(
+            ("mid_date",), np.full(n, "1.5.0"), _str_attrs("version of autoRIFT software")
+        ),
+        "stable_shift_flag": xr.Variable(
+            ("mid_date",),
+            np.ones(n, "u1"),
+            _str_attrs("flag for applying velocity bias correction"),
+        ),
     }
     for img in ("1", "2"):
         data_vars[f"mission_img{img}"] = xr.Variable(
-            ("mid_date",), layers.mission, _str_attrs(f"id of the mission that acquired image {img}",
-                                                      standard_name=f"image{img}_mission"))
+            ("mid_date",),
+            layers.mission,
+            _str_attrs(
+                f"id of the mission that acquired image {img}", standard_name=f"image{img}_mission"
+            ),
+        )
         data_vars[f"satellite_img{img}"] = xr.Variable(
-            ("mid_date",), layers.satellite, _str_attrs(f"id of the satellite that acquired image {img}",
-                                                        standard_name=f"image{img}_satellite"))
+            ("mid_date",),
+            layers.satellite,
+            _str_attrs(
+                f"id of the satellite that acquired image {img}",
+                standard_name=f"image{img}_satellite",
+            ),
+        )
         data_vars[f"sensor_img{img}"] = xr.Variable(
-            ("mid_date",), layers.sensor, _str_attrs(f"id of the sensor that acquired image {img}",
-                                                     standard_name=f"image{img}_sensor"))
+            ("mid_date",),
+            layers.sensor,
+            _str_attrs(
+                f"id of the sensor that acquired image {img}", standard_name=f"image{img}_sensor"
+            ),
+        )
     for comp, err in (("vx", vx_err), ("vy", vy_err)):
         desc = f"best estimate of {comp} error"
-        data_vars[f"{comp}_error"] = xr.Variable(("mid_date",), err, _str_attrs(
-            desc, units="meter/year", standard_name=f"{comp}_error"))
+        data_vars[f"{comp}_error"] = xr.Variable(
+            ("mid_date",), err, _str_attrs(desc, units="meter/year", standard_name=f"{comp}_error")
+        )
         for suffix, scale in (("modeled", 1.1), ("slow", 0.9), ("stationary", 0.8)):
-            data_vars[f"{comp}_error_{suffix}"] = xr.Variable(("mid_date",), (err * scale).astype(f4), _str_attrs(
-                f"{comp} error {suffix}", units="meter/year", standard_name=f"{comp}_error_{suffix}"))
+            data_vars[f"{comp}_error_{suffix}"] = xr.Variable(
+                ("mid_date",),
+                (err * scale).astype(f4),
+                _str_attrs(
+                    f"{comp} error {suffix}",
+                    units="meter/year",
+                    standard_name=f"{comp}_error_{suffix}",
+                ),
+            )
         shift = rng.normal(0, 2, n).astype(f4)
-        data_vars[f"{comp}_stable_shift"] = xr.Variable(("mid_date",), shift, _str_attrs(
-            f"applied {comp} shift", units="meter/year"))
+        data_vars[f"{comp}_stable_shift"] = xr.Variable(
+            ("mid_date",), shift, _str_attrs(f"applied {comp} shift", units="meter/year")
+        )
     coords = {
-        "mid_date": xr.Variable(("mid_date",), layers.mid_date, {
-            "description": "midpoint of image 1 and image 2 acquisition date and time with granule's "
-                           "centroid longitude and latitude as microseconds",
-            "standard_name": "image_pair_center_date_with_time_separation"}),
-        "x": xr.Variable(("x",), x, {"description": "x coordinate of projection",
-                                     "standard_name": "projection_x_coordinate", "units": "m"}),
-        "y": xr.Variable(("y",), y, {"description": "y coordinate of projection",
-                                     "standard_name": "projection_y_coordinate", "units": "m"}),
+        "mid_date": xr.Variable(
+            ("mid_date",),
+            layers.mid_date,
+            {
+                "description": "midpoint of image 1 and image 2 acquisition date and time "
+                "with granule's centroid longitude and latitude as microseconds",
+                "standard_name": "image_pair_center_date_with_time_separation",
+            },
+        ),
+        "x": xr.Variable(
+            ("x",),
+            x,
+            {
+                "description": "x coordinate of projection",
+                "standard_name": "projection_x_coordinate",
+                "units": "m",
+            },
+        ),
+        "y": xr.Variable(
+            ("y",),
+            y,
+            {
+                "description": "y coordinate of projection",
+                "standard_name": "projection_y_coordinate",
+                "units": "m",
+            },
+        ),
     }
     proj_ring, geo_ring = footprint_rings(epsg, x, y)
     attrs = {
@@ -524,8 +640,9 @@ def make_annual_cube(
         return np.where(np.isfinite(data), data, FILL_INT16).astype("f4")
 
     def var(dims, data, desc, units="meter/year", **extra):
-        return xr.Variable(dims, data, {"description": desc, "units": units,
-                                        "grid_mapping": "mapping", **extra})
+        return xr.Variable(
+            dims, data, {"description": desc, "units": units, "grid_mapping": "mapping", **extra}
+        )
 
     uerr = _encode(np.where(np.isfinite(vx), err, np.nan), "uint16", FILL_UINT16)
     count = np.where(np.isfinite(vx), rng.integers(5, 200, vx.shape), 0).astype("u4")
@@ -541,36 +658,73 @@ def make_annual_cube(
         "v_error": var(dims3, uerr, "velocity magnitude error"),
         "vx_error": var(dims3, uerr, "velocity component in x direction error"),
         "vy_error": var(dims3, uerr, "velocity component in y direction error"),
-        "count": var(dims3, count, "number of image pairs used in error weighted least squares fit",
-                     units="count"),
+        "count": var(
+            dims3,
+            count,
+            "number of image pairs used in error weighted least squares fit",
+            units="count",
+        ),
         "v0": var(dims2, f32(np.hypot(vx0, vy0)), "climatological mean velocity magnitude"),
         "vx0": var(dims2, f32(vx0), "climatological mean x velocity"),
         "vy0": var(dims2, f32(vy0), "climatological mean y velocity"),
-        "v0_error": var(dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of v0"),
-        "vx0_error": var(dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vx0"),
-        "vy0_error": var(dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vy0"),
-        "dv_dt": var(dims2, f32(np.hypot(slope_x, slope_y)), "trend in velocity magnitude",
-                     units="meter/year^2"),
+        "v0_error": var(
+            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of v0"
+        ),
+        "vx0_error": var(
+            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vx0"
+        ),
+        "vy0_error": var(
+            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vy0"
+        ),
+        "dv_dt": var(
+            dims2,
+            f32(np.hypot(slope_x, slope_y)),
+            "trend in velocity magnitude",
+            units="meter/year^2",
+        ),
         "dvx_dt": var(dims2, f32(slope_x), "trend in x velocity", units="meter/year^2"),
         "dvy_dt": var(dims2, f32(slope_y), "trend in y velocity", units="meter/year^2"),
         "v_amp": var(dims2, f32(np.zeros((ny, nx))), "seasonal amplitude of velocity magnitude"),
-        "v_phase": var(dims2, f32(np.zeros((ny, nx))), "day of maximum velocity", units="day of year"),
-        "count0": var(dims2, count.sum(axis=0).astype("u4"), "number of image pairs", units="count"),
-        "outlier_percent": var(dims2, f32(np.zeros((ny, nx))), "percentage of outliers",
-                               units="percent"),
-        "landice": var(dims2, np.ones((ny, nx), "u1"), "land ice mask, 0 = non-land-ice, 1 = land-ice",
-                       units="binary"),
-        "floatingice": var(dims2, np.zeros((ny, nx), "u1"),
-                           "floating ice mask, 0 = non-floating-ice, 1 = floating-ice", units="binary"),
-        "dt_max": var(("sensor", "y", "x"), np.full((len(ANNUAL_SENSORS), ny, nx), 365.0, "f4"),
-                      "maximum image pair time separation", units="days"),
-        "sensor_flag": var(("sensor", "y", "x"), np.ones((len(ANNUAL_SENSORS), ny, nx), "u1"),
-                           "sensor included flag", units="binary"),
+        "v_phase": var(
+            dims2, f32(np.zeros((ny, nx))), "day of maximum velocity", units="day of year"
+        ),
+        "count0": var(
+            dims2, count.sum(axis=0).astype("u4"), "number of image pairs", units="count"
+        ),
+        "outlier_percent": var(
+            dims2, f32(np.zeros((ny, nx))), "percentage of outliers", units="percent"
+        ),
+        "landice": var(
+            dims2,
+            np.ones((ny, nx), "u1"),
+            "land ice mask, 0 = non-land-ice, 1 = land-ice",
+            units="binary",
+        ),
+        "floatingice": var(
+            dims2,
+            np.zeros((ny, nx), "u1"),
+            "floating ice mask, 0 = non-floating-ice, 1 = floating-ice",
+            units="binary",
+        ),
+        "dt_max": var(
+            ("sensor", "y", "x"),
+            np.full((len(ANNUAL_SENSORS), ny, nx), 365.0, "f4"),
+            "maximum image pair time separation",
+            units="days",
+        ),
+        "sensor_flag": var(
+            ("sensor", "y", "x"),
+            np.ones((len(ANNUAL_SENSORS), ny, nx), "u1"),
+            "sensor included flag",
+            units="binary",
+        ),
         "mapping": xr.Variable((), np.array("", dtype="<U1"), mapping_attrs(epsg, x, y)),
     }
     coords = {
         "time": xr.Variable(("time",), time, {"description": "center date of annual composite"}),
-        "sensor": xr.Variable(("sensor",), np.array(ANNUAL_SENSORS), {"description": "sensor groups"}),
+        "sensor": xr.Variable(
+            ("sensor",), np.array(ANNUAL_SENSORS), {"description": "sensor groups"}
+        ),
         "x": xr.Variable(("x",), x, {"standard_name": "projection_x_coordinate", "units": "m"}),
         "y": xr.Variable(("y",), y, {"standard_name": "projection_y_coordinate", "units": "m"}),
     }
@@ -607,9 +761,15 @@ def make_annual_cube(
 
 
 def catalog_feature(
-    zarr_url: str, epsg: int, centre: tuple[float, float], shape: tuple[int, int],
-    *, composite_zarr_url: str | None = None, granule_count: int | None = None,
-    region: str = "SYNTH", new_style: bool = True,
+    zarr_url: str,
+    epsg: int,
+    centre: tuple[float, float],
+    shape: tuple[int, int],
+    *,
+    composite_zarr_url: str | None = None,
+    granule_count: int | None = None,
+    region: str = "SYNTH",
+    new_style: bool = True,
 ) -> dict:
     """A GeoJSON feature for ``catalog_v02.json`` describing one cube footprint."""
     x, y = tile_coords(centre, shape)
@@ -632,8 +792,11 @@ def catalog_feature(
         props["granule_count"] = int(granule_count)
     if composite_zarr_url:
         props["composite_zarr_url"] = composite_zarr_url
-    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [geo_ring]},
-            "properties": props}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [geo_ring]},
+        "properties": props,
+    }
 
 
 def write_catalog(path: str | Path, features: Sequence[dict]) -> Path:

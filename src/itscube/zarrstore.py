@@ -188,18 +188,23 @@ class RemoteStore:
         self.url = remote.normalise_url(str(url))
         self.fs, self.root = remote.filesystem(self.url, storage_options)
         try:
-            raw = remote.read_bytes(self.fs, remote.join(self.root, ".zmetadata"), f"{self.url}/.zmetadata")
+            raw = remote.read_bytes(
+                self.fs, remote.join(self.root, ".zmetadata"), f"{self.url}/.zmetadata"
+            )
         except FileNotFoundError:
             if self._exists(".zgroup") or self._exists(".zarray"):
                 raise CubeFormatError(
-                    f"{self.url} has no consolidated metadata (.zmetadata); over http(s) such a store "
-                    "reads as empty. Consolidate it (zarr.consolidate_metadata) or open a local copy"
+                    f"{self.url} has no consolidated metadata (.zmetadata); over http(s) such a "
+                    "store reads as empty. Consolidate it (zarr.consolidate_metadata) or open a "
+                    "local copy"
                 ) from None
             raise CubeNotFoundError(f"{self.url}: no Zarr store found there") from None
         except DownloadError:
             raise
         except Exception as exc:
-            raise CubeNotFoundError(f"{self.url}: cannot be read ({type(exc).__name__}: {exc})") from exc
+            raise CubeNotFoundError(
+                f"{self.url}: cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
         self.zmetadata_bytes = raw
         try:
             doc = json.loads(raw)
@@ -338,9 +343,8 @@ def fetch_into(
         return
 
     def work(task):
-        m, idx, local, outpos, out = task
-        raw = store.fetch(m.key(idx), cache)
-        return task, raw
+        m, idx = task[0], task[1]
+        return task, store.fetch(m.key(idx), cache)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(work, t) for t in tasks]

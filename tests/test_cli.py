@@ -1,0 +1,183 @@
+"""The command line: one-line errors, non-zero exits, and the main commands end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from itscube.cli import app
+
+from .conftest import CENTRE_A
+
+runner = CliRunner()
+X0, Y0 = CENTRE_A
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _one_line_error(result, code=2, match=""):
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    text = " ".join(lines)
+    assert "Traceback" not in result.output
+    assert text.startswith("error:"), result.output
+    assert match in text
+
+
+def test_help_and_version():
+    assert run("--help").exit_code == 0
+    r = run("--version")
+    assert r.exit_code == 0 and "itscube" in r.output
+
+
+def test_find_table_and_json(catalog_file):
+    r = run("find", "--point", X0 - 1500, Y0, "--crs", "EPSG:3413", "--catalog", catalog_file)
+    assert r.exit_code == 0, r.output
+    assert "A.zarr" in r.output and "3413" in r.output
+    r = run(
+        "find",
+        "--bbox",
+        X0,
+        Y0 - 100,
+        X0 + 5000,
+        Y0 + 100,
+        "--crs",
+        "EPSG:3413",
+        "--catalog",
+        catalog_file,
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    names = sorted(d["name"] for d in json.loads(r.output))
+    assert names == ["A.zarr", "B.zarr"]
+
+
+def test_download_and_info(catalog_file, server, tmp_path):
+    r = run(
+        "download",
+        "--bbox",
+        X0 - 1000,
+        Y0 - 500,
+        X0,
+        Y0 + 500,
+        "--crs",
+        "EPSG:3413",
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2018-12-31",
+        "--catalog",
+        catalog_file,
+        "--out",
+        tmp_path,
+        "--no-progress",
+        "--sensor",
+        "S2,L8",
+    )
+    assert r.exit_code == 0, r.output
+    assert "download complete" in r.output
+    folder = next(tmp_path.iterdir())
+    r = run("info", folder)
+    assert r.exit_code == 0, r.output
+    assert "EPSG:3413" in r.output and "mid_date" in r.output
+    r = run(
+        "download",
+        "--bbox",
+        X0 - 1000,
+        Y0 - 500,
+        X0,
+        Y0 + 500,
+        "--crs",
+        "EPSG:3413",
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2018-12-31",
+        "--catalog",
+        catalog_file,
+        "--out",
+        tmp_path,
+        "--no-progress",
+        "--sensor",
+        "S2,L8",
+    )
+    assert r.exit_code == 0 and "already complete" in r.output
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--point", 10, 45], "no ITS_LIVE cube covers"),
+        (["--bbox", 10, 5, 3, 4], "W < E"),
+        (
+            [
+                "--point",
+                X0,
+                Y0,
+                "--crs",
+                "EPSG:3413",
+                "--start",
+                "2020-01-01",
+                "--end",
+                "2019-01-01",
+            ],
+            "after --end",
+        ),
+        (
+            [
+                "--point",
+                X0,
+                Y0,
+                "--crs",
+                "EPSG:3413",
+                "--start",
+                "1980-01-01",
+                "--end",
+                "1980-02-01",
+            ],
+            "no layers",
+        ),
+        (["--point", X0, Y0, "--crs", "EPSG:3413", "--variables", "vx,nope"], "unknown variable"),
+        (["--point", X0, Y0, "--crs", "EPSG:3413", "--kind", "monthly"], "--kind must be one of"),
+        (["--point", X0, Y0, "--bbox", 0, 0, 1, 1], "exactly one of"),
+        (["--polygon", "missing.geojson"], "file not found"),
+    ],
+)
+def test_download_bad_inputs(args, match, catalog_file, server, tmp_path):
+    r = run("download", *args, "--catalog", catalog_file, "--out", tmp_path, "--no-progress")
+    _one_line_error(r, match=match)
+
+
+def test_unreachable_catalog(tmp_path):
+    r = run("find", "--point", -49, 69, "--catalog", "http://127.0.0.1:9/catalog.json")
+    _one_line_error(r, match="unreachable")
+
+
+def test_info_bad_cube(tmp_path):
+    _one_line_error(run("info", tmp_path / "none.zarr"), match="no such file")
+
+
+@pytest.mark.slow
+def test_demo_offline(tmp_path):
+    r = run("demo", "--out", tmp_path / "demo", "--no-progress")
+    assert r.exit_code == 0, r.output
+    stores = sorted((tmp_path / "demo" / "download").glob("*/*.zarr"))
+    assert [s.name for s in stores] == ["annual_EPSG3413.zarr", "subyearly_EPSG3413.zarr"]
+    from itscube import open_cube
+    from itscube.sample import SAMPLE_FIELD
+    from itscube.synthetic import decimal_year
+
+    ds = open_cube(stores[1])
+    assert ds.sizes["mid_date"] > 100
+    # the demo's annual cube is the analytic glacier field (+3 m/yr noise) at mid-year
+    ann = open_cube(stores[0])
+    import numpy as np
+
+    X, Y = np.meshgrid(ann.x.values, ann.y.values)
+    ex, _ = SAMPLE_FIELD(X, Y, float(decimal_year(ann.time.values[:1])[0]))
+    resid = ann.vx.values[0] - ex
+    assert np.nanstd(resid) < 5 and abs(np.nanmean(resid)) < 1

@@ -22,9 +22,9 @@ import os
 import platform
 import shutil
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -40,8 +40,7 @@ from .errors import (
     InputError,
     OutputExistsError,
 )
-from .synthetic import COMPRESSOR
-from .zarrstore import ArrayMeta, ChunkCache, RemoteStore, chunk_tasks, fetch_into
+from .zarrstore import NO_OWNER, ArrayMeta, ChunkCache, RemoteStore, chunk_tasks, fetch_into
 
 DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
     "subyearly": (
@@ -69,6 +68,9 @@ DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
 
 TIME_DIM = {"subyearly": "mid_date", "annual": "time"}
 OUTPUT_CHUNK_BYTES = 8_000_000
+OUTPUT_COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
+"""Compressor of downloaded stores: values and dtypes are the source's, but zstd-1 writes
+several times faster than ITS_LIVE's zlib-2 at a similar size."""
 """Target size of one output chunk (a whole spatial tile times a few time steps)."""
 
 
@@ -178,27 +180,23 @@ def _as_text(values: np.ndarray) -> np.ndarray:
     return np.char.upper(np.asarray(values).astype(str))
 
 
-def _layer_mask(
-    store: RemoteStore, cache: ChunkCache, times, t0, t1, filters: Filters
-) -> np.ndarray:
+def _layer_mask(small: dict[str, np.ndarray], times, t0, t1, filters: Filters) -> np.ndarray:
+    """Layers inside [t0, t1) that pass the filters (per-layer arrays already read)."""
     mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
     if filters.min_dt_days is not None or filters.max_dt_days is not None:
-        dt = store.read("date_dt", cache).astype("f8")
+        dt = small["date_dt"].astype("f8")
         if filters.min_dt_days is not None:
             mask &= dt >= filters.min_dt_days
         if filters.max_dt_days is not None:
             mask &= dt <= filters.max_dt_days
     if filters.sensors:
-        label = np.char.add(
-            _as_text(store.read("mission_img1", cache)),
-            _as_text(store.read("satellite_img1", cache)),
-        )
+        label = np.char.add(_as_text(small["mission_img1"]), _as_text(small["satellite_img1"]))
         keep = np.zeros(len(label), bool)
         for s in filters.sensors:
             keep |= np.char.startswith(label, s.upper().replace("-", ""))
         mask &= keep
     if filters.min_valid_percent is not None:
-        mask &= store.read("roi_valid_percentage", cache) >= filters.min_valid_percent
+        mask &= small["roi_valid_percentage"] >= filters.min_valid_percent
     return mask
 
 
@@ -215,6 +213,7 @@ class _Source:
     x: np.ndarray  # full coordinates
     y: np.ndarray
     times: np.ndarray  # decoded times of selected layers
+    small: dict[str, np.ndarray]  # coordinates and per-layer arrays read up front
     catalog_entry: dict | None = None
 
 
@@ -392,13 +391,15 @@ def download(
         if missing_filter:
             raise CubeFormatError(f"{url} lacks {', '.join(missing_filter)} needed by the filters")
         epsg = _store_epsg(store)
-        x = store.read("x", cache).astype("f8")
-        y = store.read("y", cache).astype("f8")
+        names = ["x", "y", tdim, *filters.needed_variables()]
+        names += [n for n in ("mapping", "sensor") if n in store]
+        small = store.read_many(names, cache, workers=workers)
+        x, y = small["x"].astype("f8"), small["y"].astype("f8")
         geom = area.in_crs(epsg)
         xmin, ymin, xmax, ymax = geom.bounds
         xi, yi = _cell_overlap(x, xmin, xmax), _cell_overlap(y, ymin, ymax)
-        times = _decode_time(store.meta(tdim), store.read(tdim, cache))
-        mask = _layer_mask(store, cache, times, t0, t1, filters)
+        times = _decode_time(store.meta(tdim), small[tdim])
+        mask = _layer_mask(small, times, t0, t1, filters)
         ti = np.nonzero(mask)[0]
         if len(xi) == 0 or len(yi) == 0:
             continue
@@ -412,7 +413,7 @@ def download(
                 f"no layers of {store.url.rsplit('/', 1)[-1]} between {t0.date()} and "
                 f"{(t1 - pd.Timedelta(days=1)).date()} with the given filters (cube covers {rng})"
             )
-        sources.append(_Source(url, store, cache, xi, yi, ti, x, y, times[ti], entry))
+        sources.append(_Source(url, store, cache, xi, yi, ti, x, y, times[ti], small, entry))
     if not sources:
         raise EmptySelectionError(f"{area.label} selects no pixel of the matching cube(s)")
 
@@ -420,26 +421,14 @@ def download(
     for s in sources:
         groups.setdefault(_store_epsg(s.store), []).append(s)
 
-    # ---- plan and prefetch every chunk needed (parallel, resumable)
+    # ---- fetch, decode and place every chunk needed (parallel, resumable), then write
     plans = {epsg: _plan(group, variables, tdim) for epsg, group in groups.items()}
-    needed: list[tuple[RemoteStore, ChunkCache, str]] = []
-    for plan in plans.values():
-        for src, jobs in plan["jobs"]:
-            seen = set()
-            for m, s_idx, d_idx, _ in jobs:
-                for idx, _, _ in chunk_tasks(m, s_idx, d_idx):
-                    key = m.key(idx)
-                    if key not in seen:
-                        seen.add(key)
-                        needed.append((src.store, src.cache, key))
-    _prefetch(needed, workers, progress, console)
-
-    # ---- assemble and write one store per projection
+    n_chunks = _fetch_all(plans, workers, progress, console)
     stores: list[Path] = []
     layers: list[int] = []
     for epsg, plan in plans.items():
         name = f"{kind}_EPSG{epsg}.zarr"
-        _write_store(folder / name, plan, groups[epsg], variables, tdim, epsg, workers)
+        _write_store(folder / name, plan, groups[epsg], variables, tdim, epsg)
         stores.append(folder / name)
         layers.append(len(plan["times"]))
 
@@ -473,7 +462,7 @@ def download(
         ],
         "projections": {str(k): [s.store.url for s in v] for k, v in groups.items()},
         "transfer": {
-            "chunks_needed": len(needed),
+            "chunks_needed": n_chunks,
             "chunks_fetched_this_run": fetched_chunks,
             "bytes_fetched_this_run": fetched_bytes,
         },
@@ -494,7 +483,7 @@ def download(
         folder,
         stores,
         prov_path,
-        chunks=len(needed),
+        chunks=n_chunks,
         chunks_fetched=fetched_chunks,
         bytes_fetched=fetched_bytes,
         layers=layers,
@@ -576,10 +565,8 @@ def _filled(m: ArrayMeta, shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, fill, dtype=m.dtype)
 
 
-def _prefetch(needed, workers: int, progress: bool, console) -> None:
-    """Fetch all needed chunk objects into the caches (cache hits cost nothing)."""
-    if not needed:
-        return
+def _fetch_all(plans: dict, workers: int, progress: bool, console) -> int:
+    """Fetch every chunk of every plan in one bounded pool; returns the number of chunks."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -589,6 +576,14 @@ def _prefetch(needed, workers: int, progress: bool, console) -> None:
         TimeRemainingColumn,
     )
 
+    sources, owners = [], {}
+    for plan in plans.values():
+        if len(plan["jobs"]) > 1:  # a mosaic: remember which cube wrote each cell
+            owners.update(
+                {id(o): np.full(o.shape, NO_OWNER, np.int16) for o in plan["outputs"].values()}
+            )
+        sources += [(src.store, src.cache, jobs) for src, jobs in plan["jobs"]]
+    total = sum(1 for _, _, jobs in sources for m, a, b, _ in jobs for _ in chunk_tasks(m, a, b))
     columns = [
         TextColumn("[bold]download"),
         BarColumn(),
@@ -598,19 +593,16 @@ def _prefetch(needed, workers: int, progress: bool, console) -> None:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
-        task = bar.add_task("chunks", total=len(needed), mb=0.0)
-        received = 0
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(store.fetch, key, cache) for store, cache, key in needed]
-            try:
-                for fut in as_completed(futures):
-                    received += len(fut.result() or b"")
-                    bar.update(task, advance=1, mb=received / 1e6)
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task("chunks", total=total, mb=0.0)
+        received = [0]
+
+        def advance(nbytes: int) -> None:
+            received[0] += nbytes
+            bar.update(task, advance=1, mb=received[0] / 1e6)
+
+        fetch_into(sources, workers=workers, owners=owners, on_chunk=advance)
+    return total
 
 
 def _write_store(
@@ -620,17 +612,8 @@ def _write_store(
     variables: Sequence[str],
     tdim: str,
     epsg: int,
-    workers: int,
 ) -> None:
-    """Place cached chunks into the output arrays and write a Zarr v2 store atomically."""
-    # first cube wins where cubes overlap; later cubes only fill its gaps
-    written = (
-        {id(out): np.zeros(out.shape, bool) for out in plan["outputs"].values()}
-        if len(group) > 1
-        else None
-    )
-    for s, jobs in plan["jobs"]:
-        fetch_into(s.store, jobs, cache=s.cache, workers=workers, written=written)
+    """Write the assembled output arrays as a Zarr v2 store, atomically (temp name, rename)."""
     first = group[0].store
     tmp = path.with_name(f".{path.name}.tmp")
     if tmp.exists():
@@ -660,7 +643,7 @@ def _write_store(
             chunks=chunks if chunks is not None else data.shape,
             dtype=dtype,
             fill_value=fill,
-            compressors=(COMPRESSOR,),
+            compressors=(OUTPUT_COMPRESSOR,),
             attributes={**attrs, "_ARRAY_DIMENSIONS": list(dims)},
         )
         arr[...] = data
@@ -677,7 +660,7 @@ def _write_store(
         if extra in first and any(extra in first.meta(v).dims for v in variables):
             put(
                 extra,
-                first.read(extra, group[0].cache),
+                group[0].small[extra],
                 first.meta(extra),
                 (extra,),
                 first.meta(extra).cf_attrs,
@@ -689,7 +672,7 @@ def _write_store(
         mattrs["GeoTransform"] = " ".join(
             f"{g:.12g}" for g in (x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy)
         )
-        put("mapping", np.array(first.read("mapping", group[0].cache)), m, (), mattrs)
+        put("mapping", np.array(group[0].small["mapping"]), m, (), mattrs)
     zarr.consolidate_metadata(str(tmp), zarr_format=2)
     if path.exists():
         shutil.rmtree(path)

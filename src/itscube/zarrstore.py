@@ -254,10 +254,20 @@ class RemoteStore:
 
     def read(self, name: str, cache: ChunkCache | None = None, workers: int = 8) -> np.ndarray:
         """A whole (small) array: coordinates and per-layer metadata."""
-        m = self.meta(name)
-        sel = [np.arange(s) for s in m.shape]
-        out = np.empty(m.shape, dtype=m.dtype)
-        fetch_into(self, [(m, sel, sel, out)], cache=cache, workers=workers)
+        return self.read_many([name], cache, workers)[name]
+
+    def read_many(
+        self, names: Sequence[str], cache: ChunkCache | None = None, workers: int = 8
+    ) -> dict[str, np.ndarray]:
+        """Several whole (small) arrays, fetched concurrently."""
+        out: dict[str, np.ndarray] = {}
+        jobs: list[Job] = []
+        for name in dict.fromkeys(names):
+            m = self.meta(name)
+            sel = [np.arange(n) for n in m.shape]
+            out[name] = np.empty(m.shape, dtype=m.dtype)
+            jobs.append((m, sel, sel, out[name]))
+        fetch_into([(self, cache, jobs)], workers=workers)
         return out
 
 
@@ -320,48 +330,62 @@ def plan_keys(jobs: Iterable[Job]) -> list[str]:
     return list(keys)
 
 
+Source = tuple["RemoteStore", "ChunkCache | None", Sequence[Job]]
+"""(store, cache, jobs) of one source cube; sources are ranked by their order."""
+
+NO_OWNER = np.iinfo(np.int16).max
+
+
 def fetch_into(
-    store: RemoteStore,
-    jobs: Sequence[Job],
+    sources: Sequence[Source],
     *,
-    cache: ChunkCache | None = None,
     workers: int = 16,
-    written: dict[int, np.ndarray] | None = None,
+    owners: dict[int, np.ndarray] | None = None,
     on_chunk: Callable[[int], None] | None = None,
 ) -> None:
-    """Fetch (in parallel, bounded by ``workers``) and place the chunks of ``jobs``.
+    """Fetch, decode (in ``workers`` threads) and place the chunks of all jobs, in one pass.
 
-    With ``written`` (a boolean mask per output array, keyed by ``id(out)``), valid
-    values that an earlier call already wrote are kept and the mask is updated:
-    used to mosaic overlapping cubes, first cube first, later cubes filling gaps.
+    Parameters
+    ----------
+    sources : per source cube, its store, chunk cache and jobs.
+    owners : for outputs that several sources write (mosaics), an int16 array per output
+        (keyed by ``id(out)``, initialised to :data:`NO_OWNER`) recording which source rank
+        wrote each cell. The result is then independent of completion order: a valid value
+        of a lower-ranked (earlier) source wins; later sources fill its gaps.
+    on_chunk : called with the compressed size of each chunk placed (progress).
     """
     tasks = []
-    for m, src, dst, out in jobs:
-        for idx, local, outpos in chunk_tasks(m, src, dst):
-            tasks.append((m, idx, local, outpos, out))
+    for rank, (store, cache, jobs) in enumerate(sources):
+        for m, src, dst, out in jobs:
+            for idx, local, outpos in chunk_tasks(m, src, dst):
+                tasks.append((rank, store, cache, m, idx, local, outpos, out))
     if not tasks:
         return
 
     def work(task):
-        m, idx = task[0], task[1]
-        return task, store.fetch(m.key(idx), cache)
+        _, store, cache, m, idx, local, _, _ = task
+        raw = store.fetch(m.key(idx), cache)
+        block = m.decode(raw)
+        return task, (block[np.ix_(*local)] if local else block), len(raw or b"")
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(work, t) for t in tasks]
         try:
             for fut in as_completed(futures):
-                (m, idx, local, outpos, out), raw = fut.result()
-                block = m.decode(raw)[np.ix_(*local)] if local else m.decode(raw)
+                (rank, _, _, m, _, _, outpos, out), block, nbytes = fut.result()
                 where = np.ix_(*outpos) if outpos else ()
-                if written is not None:
-                    mask = written[id(out)]
-                    current = out[where]
-                    keep = mask[where] & ~is_fill(current, m.encoded_fill)
-                    block = np.where(keep, current, block)
-                    mask[where] = True
-                out[where] = block
+                owner = owners.get(id(out)) if owners else None
+                if owner is not None:
+                    cur_owner = owner[where]
+                    cur_fill = is_fill(out[where], m.encoded_fill)
+                    new_valid = ~is_fill(block, m.encoded_fill)
+                    take = (new_valid & ((cur_owner > rank) | cur_fill)) | (cur_owner == NO_OWNER)
+                    out[where] = np.where(take, block, out[where])
+                    owner[where] = np.where(take, rank, cur_owner)
+                else:
+                    out[where] = block
                 if on_chunk is not None:
-                    on_chunk(len(raw or b""))
+                    on_chunk(nbytes)
         except BaseException:
             for f in futures:
                 f.cancel()

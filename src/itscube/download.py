@@ -286,7 +286,7 @@ def download(
     catalog: Catalog | str | None = None,
     urls: Sequence[str] | None = None,
     filters: Filters | None = None,
-    workers: int = 16,
+    workers: int = 32,
     progress: bool = False,
     overwrite: bool = False,
     keep_cache: bool = False,

@@ -57,54 +57,18 @@ def test_find_table_and_json(catalog_file):
 
 
 def test_download_and_info(catalog_file, server, tmp_path):
-    r = run(
-        "download",
-        "--bbox",
-        X0 - 1000,
-        Y0 - 500,
-        X0,
-        Y0 + 500,
-        "--crs",
-        "EPSG:3413",
-        "--start",
-        "2018-01-01",
-        "--end",
-        "2018-12-31",
-        "--catalog",
-        catalog_file,
-        "--out",
-        tmp_path,
-        "--no-progress",
-        "--sensor",
-        "S2,L8",
-    )
+    bbox = [X0 - 1000, Y0 - 500, X0, Y0 + 500]
+    args = ["download", "--bbox", *bbox, "--crs", "EPSG:3413", "--start", "2018-01-01"]
+    args += ["--end", "2018-12-31", "--catalog", catalog_file, "--out", tmp_path]
+    args += ["--no-progress", "--sensor", "S2,L8"]
+    r = run(*args)
     assert r.exit_code == 0, r.output
     assert "download complete" in r.output
     folder = next(tmp_path.iterdir())
     r = run("info", folder)
     assert r.exit_code == 0, r.output
     assert "EPSG:3413" in r.output and "mid_date" in r.output
-    r = run(
-        "download",
-        "--bbox",
-        X0 - 1000,
-        Y0 - 500,
-        X0,
-        Y0 + 500,
-        "--crs",
-        "EPSG:3413",
-        "--start",
-        "2018-01-01",
-        "--end",
-        "2018-12-31",
-        "--catalog",
-        catalog_file,
-        "--out",
-        tmp_path,
-        "--no-progress",
-        "--sensor",
-        "S2,L8",
-    )
+    r = run(*args)  # the same command again: nothing to do
     assert r.exit_code == 0 and "already complete" in r.output
 
 

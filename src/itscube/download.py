@@ -258,12 +258,6 @@ def _output_chunks(meta: ArrayMeta, shape: tuple[int, ...], tdim: str) -> tuple[
     return tuple(shape)
 
 
-def _plain_dtype(meta: ArrayMeta, data: np.ndarray) -> tuple[np.ndarray, np.dtype]:
-    if data.dtype.kind == "O":
-        data = data.astype(str)
-    return data, data.dtype
-
-
 # --------------------------------------------------------------------------- main entry
 
 
@@ -541,28 +535,14 @@ def _plan(group: list[_Source], variables: Sequence[str], tdim: str) -> dict:
                     else {tdim: len(times), "x": len(x_out), "y": len(y_out)}[dim]
                     for dim, d_ in zip(m.dims, src, strict=True)
                 )
-                outputs[v] = _filled(m, shape)
+                outputs[v] = m.filled(shape)
             jobs.append((m, src, dst, outputs[v]))
-        t_raw_meta = s.store.meta(tdim)
-        jobs.append(
-            (
-                t_raw_meta,
-                [s.ti],
-                [t_pos],
-                outputs.setdefault(tdim, _filled(t_raw_meta, (len(times),))),
-            )
-        )
+        t_meta = s.store.meta(tdim)
+        if tdim not in outputs:
+            outputs[tdim] = t_meta.filled((len(times),))
+        jobs.append((t_meta, [s.ti], [t_pos], outputs[tdim]))
         jobs_per_source.append((s, jobs))
     return {"x": x_out, "y": y_out, "times": times, "jobs": jobs_per_source, "outputs": outputs}
-
-
-def _filled(m: ArrayMeta, shape: tuple[int, ...]) -> np.ndarray:
-    fill = m.encoded_fill
-    if m.dtype.kind == "O":
-        return np.full(shape, "", dtype=object)
-    if fill is None:
-        return np.zeros(shape, dtype=m.dtype)
-    return np.full(shape, fill, dtype=m.dtype)
 
 
 def _fetch_all(plans: dict, workers: int, progress: bool, console) -> int:
@@ -631,7 +611,9 @@ def _write_store(
     root.attrs.update(attrs)
 
     def put(name, data, meta: ArrayMeta | None, dims, attrs, chunks=None):
-        data, dtype = _plain_dtype(meta, data) if meta is not None else (data, data.dtype)
+        if data.dtype.kind == "O":  # variable-length strings are written fixed-width
+            data = data.astype(str)
+        dtype = data.dtype
         fill = meta.fill_value if meta is not None else None
         if isinstance(fill, float) and np.isnan(fill):
             fill = np.nan

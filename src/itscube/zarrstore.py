@@ -19,7 +19,7 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -63,19 +63,20 @@ class ArrayMeta:
         """Store key of chunk ``idx`` (``"0"`` for 0-d arrays)."""
         return f"{self.name}/" + (self.separator.join(map(str, idx)) if idx else "0")
 
-    def fill_array(self) -> np.ndarray:
-        """One whole chunk of fill values (what a missing chunk object means)."""
-        fill = self.fill_value
+    def filled(self, shape: tuple[int, ...] | None = None) -> np.ndarray:
+        """An array of fill values (default shape: one chunk, what a missing chunk means)."""
+        shape = self.chunks if shape is None else shape
         if self.dtype.kind == "O":
-            return np.full(self.chunks, "" if fill is None else fill, dtype=object)
+            return np.full(shape, "", dtype=object)
+        fill = self.encoded_fill
         if fill is None:
-            return np.zeros(self.chunks, dtype=self.dtype)
-        return np.full(self.chunks, fill, dtype=self.dtype)
+            return np.zeros(shape, dtype=self.dtype)
+        return np.full(shape, fill, dtype=self.dtype)
 
     def decode(self, raw: bytes | None) -> np.ndarray:
         """Decode one chunk object into an array of the full chunk shape."""
         if raw is None:
-            return self.fill_array()
+            return self.filled()
         buf: object = raw
         if self.compressor:
             buf = numcodecs.get_codec(dict(self.compressor)).decode(buf)
@@ -319,15 +320,6 @@ def is_fill(values: np.ndarray, fill: object) -> np.ndarray:
 
 Job = tuple[ArrayMeta, Sequence[np.ndarray], Sequence[np.ndarray], np.ndarray]
 """(array, source indices per dim, output indices per dim, output array)."""
-
-
-def plan_keys(jobs: Iterable[Job]) -> list[str]:
-    """Distinct chunk keys a set of jobs needs."""
-    keys: dict[str, None] = {}
-    for m, src, dst, _ in jobs:
-        for idx, _, _ in chunk_tasks(m, src, dst):
-            keys[m.key(idx)] = None
-    return list(keys)
 
 
 Source = tuple["RemoteStore", "ChunkCache | None", Sequence[Job]]

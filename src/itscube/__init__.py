@@ -20,7 +20,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from .area import Area, bbox_area, point_area, polygon_area
 from .catalog import Catalog, CubeEntry, find_cubes, load_catalog
 from .cube import open_cube
-from .download import DownloadResult, Filters, download
+from .download import DownloadResult, download
 from .errors import (
     CatalogError,
     CubeFormatError,
@@ -32,6 +32,8 @@ from .errors import (
     MissingCRSError,
     OutputExistsError,
 )
+from .strain import strain_rates
+from .temporal import Filters, period_mean, select_layers
 
 __all__ = [
     "Area",
@@ -54,6 +56,9 @@ __all__ = [
     "find_cubes",
     "load_catalog",
     "open_cube",
+    "period_mean",
     "point_area",
     "polygon_area",
+    "select_layers",
+    "strain_rates",
 ]

@@ -17,3 +17,9 @@ def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     if value not in choices:
         raise InputError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
     return value
+
+
+StrainMethod = Literal["gradient", "coarsen", "log"]
+"""Length-scale method of :func:`itscube.strain_rates`."""
+
+STRAIN_METHODS: tuple[str, ...] = get_args(StrainMethod)

@@ -40,6 +40,7 @@ from .errors import (
     InputError,
     OutputExistsError,
 )
+from .temporal import Filters, date_window, layer_mask, parse_date
 from .zarrstore import NO_OWNER, ArrayMeta, ChunkCache, RemoteStore, chunk_tasks, fetch_into
 
 DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -75,37 +76,6 @@ several times faster than ITS_LIVE's zlib-2 at a similar size."""
 
 
 @dataclasses.dataclass
-class Filters:
-    """Layer filters for sub-yearly cubes.
-
-    Attributes
-    ----------
-    min_dt_days, max_dt_days : bounds on the image-pair separation ``date_dt`` (days).
-    sensors : keep pairs whose first image is from one of these platforms, given as
-        mission letter + satellite (``L8``, ``L9``, ``S1``, ``S2``, ``S2A``...; prefixes match).
-    min_valid_percent : minimum ``roi_valid_percentage`` (the notebooks used 40).
-    """
-
-    min_dt_days: float | None = None
-    max_dt_days: float | None = None
-    sensors: tuple[str, ...] = ()
-    min_valid_percent: float | None = None
-
-    def active(self) -> bool:
-        return any(v not in (None, ()) for v in dataclasses.astuple(self))
-
-    def needed_variables(self) -> list[str]:
-        need = []
-        if self.min_dt_days is not None or self.max_dt_days is not None:
-            need.append("date_dt")
-        if self.sensors:
-            need += ["mission_img1", "satellite_img1"]
-        if self.min_valid_percent is not None:
-            need.append("roi_valid_percentage")
-        return need
-
-
-@dataclasses.dataclass
 class DownloadResult:
     """What a download produced.
 
@@ -135,30 +105,6 @@ class DownloadResult:
 # --------------------------------------------------------------------------- helpers
 
 
-def parse_date(value: str | np.datetime64 | _dt.date | None, what: str) -> pd.Timestamp | None:
-    """A timestamp from user input, or a one-line :class:`InputError`."""
-    if value is None:
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD") from exc
-    if ts is pd.NaT:
-        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD")
-    return ts.tz_localize(None) if ts.tzinfo else ts
-
-
-def date_window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Inclusive ``[start, end)`` bounds; a date-only ``end`` includes that whole day."""
-    t0 = parse_date(start, "--start") or pd.Timestamp("1900-01-01")
-    t1 = parse_date(end, "--end") or pd.Timestamp("2200-01-01")
-    if t0 > t1:
-        raise InputError(f"--start {t0.date()} is after --end {t1.date()}")
-    if t1 == t1.normalize():
-        t1 = t1 + pd.Timedelta(days=1)
-    return t0, t1
-
-
 def _decode_time(meta: ArrayMeta, raw: np.ndarray) -> np.ndarray:
     attrs = dict(meta.cf_attrs)
     if meta.encoded_fill is not None:
@@ -174,30 +120,6 @@ def _cell_overlap(coord: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Indices of pixels whose cell intersects [lo, hi] (a zero-width window picks one)."""
     h = abs(float(coord[1] - coord[0])) / 2 if len(coord) > 1 else 60.0
     return np.nonzero((coord + h > lo) & (coord - h <= hi))[0]
-
-
-def _as_text(values: np.ndarray) -> np.ndarray:
-    return np.char.upper(np.asarray(values).astype(str))
-
-
-def _layer_mask(small: dict[str, np.ndarray], times, t0, t1, filters: Filters) -> np.ndarray:
-    """Layers inside [t0, t1) that pass the filters (per-layer arrays already read)."""
-    mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
-    if filters.min_dt_days is not None or filters.max_dt_days is not None:
-        dt = small["date_dt"].astype("f8")
-        if filters.min_dt_days is not None:
-            mask &= dt >= filters.min_dt_days
-        if filters.max_dt_days is not None:
-            mask &= dt <= filters.max_dt_days
-    if filters.sensors:
-        label = np.char.add(_as_text(small["mission_img1"]), _as_text(small["satellite_img1"]))
-        keep = np.zeros(len(label), bool)
-        for s in filters.sensors:
-            keep |= np.char.startswith(label, s.upper().replace("-", ""))
-        mask &= keep
-    if filters.min_valid_percent is not None:
-        mask &= small["roi_valid_percentage"] >= filters.min_valid_percent
-    return mask
 
 
 @dataclasses.dataclass
@@ -393,7 +315,8 @@ def download(
         xmin, ymin, xmax, ymax = geom.bounds
         xi, yi = _cell_overlap(x, xmin, xmax), _cell_overlap(y, ymin, ymax)
         times = _decode_time(store.meta(tdim), small[tdim])
-        mask = _layer_mask(small, times, t0, t1, filters)
+        mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
+        mask &= layer_mask(small, filters)
         ti = np.nonzero(mask)[0]
         if len(xi) == 0 or len(yi) == 0:
             continue

@@ -1,0 +1,277 @@
+"""Numeric kernels (numba): pure functions on arrays, no xarray, no I/O.
+
+Arrays are ``(T, ny, nx)`` stacks of layers; ``x`` (length nx) and ``y`` (length ny) are
+the pixel-centre coordinates in metres, in the order stored (ITS_LIVE ``y`` decreases
+with the row index, and every derivative here divides by coordinate differences, so the
+sign is right for either order). Computation is in float64, results are float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+COMPONENTS: tuple[str, ...] = (
+    "exx",
+    "eyy",
+    "exy",
+    "rotation",
+    "dilatation",
+    "effective",
+    "e1",
+    "e2",
+    "e1_angle",
+    "longitudinal",
+    "transverse",
+    "shear",
+)
+ERROR_COMPONENTS: tuple[str, ...] = ("exx_error", "eyy_error", "exy_error", "dilatation_error")
+NC = len(COMPONENTS)
+NE = len(ERROR_COMPONENTS)
+
+
+@njit(inline="always", cache=True)
+def _tensor_products(exx, eyy, exy, rot, uc, vc, out, t, i, j):
+    """Write every component of one pixel's strain-rate tensor into ``out[:, t, i, j]``."""
+    out[0, t, i, j] = exx
+    out[1, t, i, j] = eyy
+    out[2, t, i, j] = exy
+    out[3, t, i, j] = rot
+    out[4, t, i, j] = exx + eyy
+    out[5, t, i, j] = np.sqrt(exx * exx + eyy * eyy + exx * eyy + exy * exy)
+    centre = 0.5 * (exx + eyy)
+    radius = np.sqrt(0.25 * (exx - eyy) ** 2 + exy * exy)
+    out[6, t, i, j] = centre + radius
+    out[7, t, i, j] = centre - radius
+    out[8, t, i, j] = np.degrees(0.5 * np.arctan2(2.0 * exy, exx - eyy))
+    s2 = uc * uc + vc * vc
+    if s2 > 0.0:
+        cc = uc * uc / s2
+        ss = vc * vc / s2
+        sc = uc * vc / s2
+        out[9, t, i, j] = exx * cc + 2.0 * exy * sc + eyy * ss
+        out[10, t, i, j] = exx * ss - 2.0 * exy * sc + eyy * cc
+        out[11, t, i, j] = (eyy - exx) * sc + exy * (cc - ss)
+    else:
+        out[9, t, i, j] = np.nan
+        out[10, t, i, j] = np.nan
+        out[11, t, i, j] = np.nan
+
+
+@njit(inline="always", cache=True)
+def _gradient_errors(su, sv, x, y, k, err, t, i, j):
+    """Independent-error propagation through the centred differences (Poinar & Andrews 2021)."""
+    lx = x[j + k] - x[j - k]
+    ly = y[i + k] - y[i - k]
+    vux = su[t, i, j + k] ** 2 + su[t, i, j - k] ** 2
+    vuy = su[t, i + k, j] ** 2 + su[t, i - k, j] ** 2
+    vvx = sv[t, i, j + k] ** 2 + sv[t, i, j - k] ** 2
+    vvy = sv[t, i + k, j] ** 2 + sv[t, i - k, j] ** 2
+    sexx = np.sqrt(vux) / abs(lx)
+    seyy = np.sqrt(vvy) / abs(ly)
+    err[0, t, i, j] = sexx
+    err[1, t, i, j] = seyy
+    err[2, t, i, j] = 0.5 * np.sqrt(vuy / (ly * ly) + vvx / (lx * lx))
+    err[3, t, i, j] = np.sqrt(sexx * sexx + seyy * seyy)
+
+
+@njit(parallel=True, cache=True)
+def gradient_strain(u, v, su, sv, x, y, k, with_errors):
+    """Strain rates from centred differences over ``±k`` pixels, all components at once.
+
+    Parameters
+    ----------
+    u, v : (T, ny, nx) velocities (m/yr).
+    su, sv : (T, ny, nx) velocity errors (m/yr), may be broadcast views; ignored unless
+        ``with_errors``.
+    x, y : (nx,), (ny,) coordinates (m).
+    k : half-baseline in pixels (>= 1).
+
+    Returns
+    -------
+    out : (NC, T, ny, nx) float32 components in :data:`COMPONENTS` order (1/yr; angle in
+        degrees); NaN within ``k`` pixels of the edge and wherever the stencil touches NaN.
+    err : (NE, T, ny, nx) float32 errors in :data:`ERROR_COMPONENTS` order (or (NE, 0, 0, 0)).
+    """
+    nt, ny, nx = u.shape
+    out = np.full((NC, nt, ny, nx), np.nan, dtype=np.float32)
+    if with_errors:
+        err = np.full((NE, nt, ny, nx), np.nan, dtype=np.float32)
+    else:
+        err = np.empty((NE, 0, 0, 0), dtype=np.float32)
+    for r in prange(nt * ny):
+        t = r // ny
+        i = r % ny
+        if i < k or i >= ny - k:
+            continue
+        ly = y[i + k] - y[i - k]
+        for j in range(k, nx - k):
+            lx = x[j + k] - x[j - k]
+            dudx = (np.float64(u[t, i, j + k]) - u[t, i, j - k]) / lx
+            dvdx = (np.float64(v[t, i, j + k]) - v[t, i, j - k]) / lx
+            dudy = (np.float64(u[t, i + k, j]) - u[t, i - k, j]) / ly
+            dvdy = (np.float64(v[t, i + k, j]) - v[t, i - k, j]) / ly
+            _tensor_products(
+                dudx,
+                dvdy,
+                0.5 * (dudy + dvdx),
+                0.5 * (dvdx - dudy),
+                np.float64(u[t, i, j]),
+                np.float64(v[t, i, j]),
+                out,
+                t,
+                i,
+                j,
+            )
+            if with_errors:
+                _gradient_errors(su, sv, x, y, k, err, t, i, j)
+    return out, err
+
+
+@njit(inline="always", cache=True)
+def _bilinear(a, t, fi, fj):
+    """Bilinear value of ``a[t]`` at fractional (row, col); NaN outside the grid."""
+    ny, nx = a.shape[1], a.shape[2]
+    if not (fi >= 0.0 and fj >= 0.0 and fi <= ny - 1 and fj <= nx - 1):
+        return np.nan
+    i0 = min(int(fi), ny - 2) if ny > 1 else 0
+    j0 = min(int(fj), nx - 2) if nx > 1 else 0
+    wi = fi - i0
+    wj = fj - j0
+    top = a[t, i0, j0] * (1.0 - wj) + a[t, i0, j0 + 1] * wj
+    bot = a[t, i0 + 1, j0] * (1.0 - wj) + a[t, i0 + 1, j0 + 1] * wj
+    return top * (1.0 - wi) + bot * wi
+
+
+LOG_STEPS = 8
+"""Heun (RK2) steps used to move the virtual stakes of the logarithmic method."""
+
+
+@njit(parallel=True, cache=True)
+def log_strain(u, v, su, sv, x, y, k, with_errors):
+    """Logarithmic ("virtual stake") strain rates of Alley et al. (2018).
+
+    Five stakes (centre and ``k`` pixels N, E, S, W) move with the bilinearly interpolated
+    velocity for ``T = 0.1 k |dx| / |v_mean|`` (``v_mean``: mean velocity of the
+    ``(2k+1)^2`` square, as in the reference implementation), integrated with
+    :data:`LOG_STEPS` Heun steps. The logarithmic strain rates ``ln(l/l0)/T`` of the
+    eight segments (two each along x, y and the two diagonals) give
+
+    ``exx = (eb + ed - ea)/4 + 3 ec/4``, ``eyy = 3 ea/4 + (eb + ed - ec)/4``,
+    ``exy = (eb - ed)/2``
+
+    with ``a`` along y, ``c`` along x, ``b`` along the 45-degree and ``d`` along the
+    135-degree diagonal (geometry in metres, so y order does not matter). ``rotation``
+    comes from the centred differences over the same baseline. Requires square pixels
+    and a regular grid. Same signature and outputs as :func:`gradient_strain`; a
+    pixel is NaN if a stake meets NaN, leaves the grid, or the mean speed is 0.
+    """
+    nt, ny, nx = u.shape
+    out = np.full((NC, nt, ny, nx), np.nan, dtype=np.float32)
+    if with_errors:
+        err = np.full((NE, nt, ny, nx), np.nan, dtype=np.float32)
+    else:
+        err = np.empty((NE, 0, 0, 0), dtype=np.float32)
+    dx = x[1] - x[0]
+    dy = y[1] - y[0]
+    h = abs(dx)
+    L = k * h
+    # stake offsets in metres: centre, N, E, S, W
+    ox = np.array([0.0, 0.0, L, 0.0, -L])
+    oy = np.array([0.0, L, 0.0, -L, 0.0])
+    for r in prange(nt * ny):
+        t = r // ny
+        i = r % ny
+        if i < k or i >= ny - k:
+            continue
+        px = np.empty(5)
+        py = np.empty(5)
+        qx = np.empty(5)
+        qy = np.empty(5)
+        ku = np.empty(5)
+        kv = np.empty(5)
+        for j in range(k, nx - k):
+            # mean velocity of the square sets the integration time
+            su_ = 0.0
+            sv_ = 0.0
+            n = 0
+            for ii in range(i - k, i + k + 1):
+                for jj in range(j - k, j + k + 1):
+                    a = u[t, ii, jj]
+                    b = v[t, ii, jj]
+                    if not (np.isnan(a) or np.isnan(b)):
+                        su_ += a
+                        sv_ += b
+                        n += 1
+            if n == 0:
+                continue
+            speed = np.sqrt((su_ / n) ** 2 + (sv_ / n) ** 2)
+            if speed == 0.0:
+                continue
+            total = 0.1 * L / speed
+            dt = total / LOG_STEPS
+            for s in range(5):
+                px[s] = x[j] + ox[s]
+                py[s] = y[i] + oy[s]
+            ok = True
+            for _ in range(LOG_STEPS):
+                for s in range(5):
+                    fi = (py[s] - y[0]) / dy
+                    fj = (px[s] - x[0]) / dx
+                    ku[s] = _bilinear(u, t, fi, fj)
+                    kv[s] = _bilinear(v, t, fi, fj)
+                    qx[s] = px[s] + dt * ku[s]
+                    qy[s] = py[s] + dt * kv[s]
+                for s in range(5):
+                    fi = (qy[s] - y[0]) / dy
+                    fj = (qx[s] - x[0]) / dx
+                    u2 = _bilinear(u, t, fi, fj)
+                    v2 = _bilinear(v, t, fi, fj)
+                    px[s] = px[s] + 0.5 * dt * (ku[s] + u2)
+                    py[s] = py[s] + 0.5 * dt * (kv[s] + v2)
+                    if np.isnan(px[s]) or np.isnan(py[s]):
+                        ok = False
+                if not ok:
+                    break
+            if not ok:
+                continue
+            la = np.log(np.hypot(px[0] - px[1], py[0] - py[1]) / L) + np.log(
+                np.hypot(px[0] - px[3], py[0] - py[3]) / L
+            )
+            lc = np.log(np.hypot(px[0] - px[4], py[0] - py[4]) / L) + np.log(
+                np.hypot(px[0] - px[2], py[0] - py[2]) / L
+            )
+            d0 = L * np.sqrt(2.0)
+            # 45-degree segments: W->N and S->E; 135-degree: E->N and S->W
+            lb = np.log(np.hypot(px[1] - px[4], py[1] - py[4]) / d0) + np.log(
+                np.hypot(px[2] - px[3], py[2] - py[3]) / d0
+            )
+            ld = np.log(np.hypot(px[1] - px[2], py[1] - py[2]) / d0) + np.log(
+                np.hypot(px[3] - px[4], py[3] - py[4]) / d0
+            )
+            ea = 0.5 * la / total
+            eb = 0.5 * lb / total
+            ec = 0.5 * lc / total
+            ed = 0.5 * ld / total
+            exx = 0.25 * (eb + ed - ea) + 0.75 * ec
+            eyy = 0.75 * ea + 0.25 * (eb + ed - ec)
+            exy = 0.5 * (eb - ed)
+            lx = x[j + k] - x[j - k]
+            ly = y[i + k] - y[i - k]
+            dvdx = (np.float64(v[t, i, j + k]) - v[t, i, j - k]) / lx
+            dudy = (np.float64(u[t, i + k, j]) - u[t, i - k, j]) / ly
+            _tensor_products(
+                exx,
+                eyy,
+                exy,
+                0.5 * (dvdx - dudy),
+                np.float64(u[t, i, j]),
+                np.float64(v[t, i, j]),
+                out,
+                t,
+                i,
+                j,
+            )
+            if with_errors:
+                _gradient_errors(su, sv, x, y, k, err, t, i, j)
+    return out, err

@@ -1,0 +1,298 @@
+"""Time handling shared by strain, flux and tracking: layer filters and period means.
+
+Conventions
+-----------
+* A sub-yearly layer belongs to the period that contains its ``mid_date``; an annual
+  layer to the period that contains its ``time`` stamp (mid-year for ITS_LIVE composites).
+* Period means are inverse-variance weighted: for ``vx`` the weight of a layer at a pixel
+  is ``1 / max(vx_error, ERROR_FLOOR)**2`` (``vy`` likewise); layers whose velocity or
+  error is missing there get weight 0. The error of the mean is ``1 / sqrt(sum(w))``,
+  which assumes independent layer errors (an optimistic bound when errors are
+  correlated in time). Without error variables the mean is unweighted and no error is
+  reported.
+* Periods: ``all`` (the whole window), ``year`` (calendar years), ``season``
+  (meteorological DJF/MAM/JJA/SON, labelled by their first day, so DJF 2018/19 is
+  ``2018-12-01``), or any pandas frequency alias (``6MS``, ``QS-DEC``, ``2YS``...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .cube import time_dim
+from .errors import EmptySelectionError, InputError
+
+ERROR_FLOOR = 0.1
+"""Smallest velocity error (m/yr) used as a weight; ITS_LIVE reports 0 for some pixels."""
+
+PERIOD_ALIASES = {"year": "YS", "season": "QS-DEC"}
+
+
+def parse_date(value: str | np.datetime64 | _dt.date | None, what: str) -> pd.Timestamp | None:
+    """A timestamp from user input, or a one-line :class:`InputError`."""
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD") from exc
+    if ts is pd.NaT:
+        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD")
+    return ts.tz_localize(None) if ts.tzinfo else ts
+
+
+def date_window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Inclusive ``[start, end)`` bounds; a date-only ``end`` includes that whole day."""
+    t0 = parse_date(start, "--start") or pd.Timestamp("1900-01-01")
+    t1 = parse_date(end, "--end") or pd.Timestamp("2200-01-01")
+    if t0 > t1:
+        raise InputError(f"--start {t0.date()} is after --end {t1.date()}")
+    if t1 == t1.normalize():
+        t1 = t1 + pd.Timedelta(days=1)
+    return t0, t1
+
+
+@dataclasses.dataclass(frozen=True)
+class Filters:
+    """Layer filters for sub-yearly cubes.
+
+    Attributes
+    ----------
+    min_dt_days, max_dt_days : bounds on the image-pair separation ``date_dt`` (days).
+    sensors : keep pairs whose first image is from one of these platforms, given as
+        mission letter + satellite (``L8``, ``L9``, ``S1``, ``S2``, ``S2A``...; prefixes match).
+    min_valid_percent : minimum ``roi_valid_percentage`` (the notebooks used 40).
+    max_error : maximum velocity error (m/yr): layers whose scalar ``vx_error`` or
+        ``vy_error`` exceeds it are dropped; per-pixel errors mask those pixels instead.
+        Applied to opened cubes only (not at download).
+    """
+
+    min_dt_days: float | None = None
+    max_dt_days: float | None = None
+    sensors: tuple[str, ...] = ()
+    min_valid_percent: float | None = None
+    max_error: float | None = None
+
+    def active(self) -> bool:
+        return any(v not in (None, ()) for v in dataclasses.astuple(self))
+
+    def needed_variables(self) -> list[str]:
+        need = []
+        if self.min_dt_days is not None or self.max_dt_days is not None:
+            need.append("date_dt")
+        if self.sensors:
+            need += ["mission_img1", "satellite_img1"]
+        if self.min_valid_percent is not None:
+            need.append("roi_valid_percentage")
+        return need
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    return np.char.upper(np.asarray(values).astype(str))
+
+
+def layer_mask(small: dict[str, np.ndarray], filters: Filters) -> np.ndarray:
+    """Boolean mask of layers passing ``filters`` (per-layer 1-D arrays given in ``small``)."""
+    n = len(next(iter(small.values()))) if small else 0
+    mask = np.ones(n, bool)
+    if filters.min_dt_days is not None or filters.max_dt_days is not None:
+        dt = np.asarray(small["date_dt"], dtype="f8")
+        if filters.min_dt_days is not None:
+            mask &= dt >= filters.min_dt_days
+        if filters.max_dt_days is not None:
+            mask &= dt <= filters.max_dt_days
+    if filters.sensors:
+        label = np.char.add(_as_text(small["mission_img1"]), _as_text(small["satellite_img1"]))
+        keep = np.zeros(len(label), bool)
+        for s in filters.sensors:
+            keep |= np.char.startswith(label, s.upper().replace("-", ""))
+        mask &= keep
+    if filters.min_valid_percent is not None:
+        mask &= np.asarray(small["roi_valid_percentage"]) >= filters.min_valid_percent
+    return mask
+
+
+def select_layers(
+    ds: xr.Dataset,
+    start=None,
+    end=None,
+    filters: Filters | None = None,
+) -> xr.Dataset:
+    """Layers of an opened cube inside ``[start, end]`` (inclusive dates) passing ``filters``.
+
+    Raises
+    ------
+    InputError
+        A filter needs a variable the cube lacks, or the dates are malformed.
+    EmptySelectionError
+        Nothing is left; the message says what the cube holds.
+    """
+    filters = filters or Filters()
+    tdim = time_dim(ds)
+    times = ds[tdim].values
+    t0, t1 = date_window(start, end)
+    mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
+    need = filters.needed_variables()
+    missing = [v for v in need if v not in ds.variables]
+    if missing:
+        raise InputError(
+            f"the layer filters need {', '.join(missing)}, which the cube lacks; drop those filters"
+        )
+    if need:
+        small = {v: ds[v].values for v in need}
+        mask &= layer_mask(small, filters)
+    scalar_err = [
+        v for v in ("vx_error", "vy_error") if v in ds.variables and ds[v].dims == (tdim,)
+    ]
+    if filters.max_error is not None:
+        for v in scalar_err:
+            err = ds[v].values
+            mask &= ~(err > filters.max_error)
+    if not mask.any():
+        span = f"{str(times.min())[:10]} .. {str(times.max())[:10]}" if len(times) else "nothing"
+        raise EmptySelectionError(
+            f"no layers between {t0.date()} and {(t1 - pd.Timedelta(days=1)).date()} pass the "
+            f"filters; the cube holds {len(times)} layers ({span})"
+        )
+    out = ds.isel({tdim: np.nonzero(mask)[0]})
+    if filters.max_error is not None:
+        for comp in ("x", "y"):
+            err = f"v{comp}_error"
+            if err in out.variables and err not in scalar_err and f"v{comp}" in out:
+                bad = out[err] > filters.max_error
+                out[f"v{comp}"] = out[f"v{comp}"].where(~bad)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PeriodBin:
+    """One averaging period: ``[start, end)`` and the indices of its layers."""
+
+    label: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    index: np.ndarray
+
+
+def period_bins(times: np.ndarray, period: str, start=None, end=None) -> list[PeriodBin]:
+    """Split layer times into averaging periods (see the module docstring for ``period``).
+
+    ``start``/``end`` (inclusive dates) bound the ``all`` period; without them it spans
+    the first to the last layer.
+    """
+    times = np.asarray(times, dtype="datetime64[ns]")
+    if len(times) == 0:
+        raise EmptySelectionError("no layers to average")
+    if period == "all":
+        t0, t1 = date_window(start, end)
+        t0 = pd.Timestamp(times.min()).normalize() if start is None else t0
+        t1 = (pd.Timestamp(times.max()).normalize() + pd.Timedelta(days=1)) if end is None else t1
+        return [
+            PeriodBin(
+                f"{t0:%Y%m%d}-{t1 - pd.Timedelta(days=1):%Y%m%d}", t0, t1, np.arange(len(times))
+            )
+        ]
+    freq = PERIOD_ALIASES.get(period, period)
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError as exc:
+        raise InputError(
+            f"--period {period!r} is not all, year, season or a pandas frequency such as 6MS"
+        ) from exc
+    series = pd.Series(np.arange(len(times)), index=pd.DatetimeIndex(times))
+    bins = []
+    for label, part in series.resample(offset):
+        if len(part) == 0:
+            continue
+        t0 = pd.Timestamp(label)
+        t1 = t0 + offset
+        name = f"{t0:%Y%m%d}-{t1 - pd.Timedelta(days=1):%Y%m%d}"
+        bins.append(PeriodBin(name, t0, t1, np.asarray(part.values)))
+    return bins
+
+
+def _weighted(v: xr.DataArray, sigma: xr.DataArray | None, dim: str):
+    valid = v.notnull()
+    if sigma is None:
+        n = valid.sum(dim)
+        return v.mean(dim, skipna=True), None, n
+    w = 1.0 / np.maximum(sigma, ERROR_FLOOR) ** 2
+    w = w.where(valid & sigma.notnull(), 0.0)
+    sw = w.sum(dim)
+    mean = (v.fillna(0.0) * w).sum(dim) / sw
+    mean = mean.where(sw > 0)
+    err = (1.0 / np.sqrt(sw)).where(sw > 0)
+    return mean, err, (w > 0).sum(dim)
+
+
+def period_mean(
+    ds: xr.Dataset,
+    period: str = "all",
+    *,
+    start=None,
+    end=None,
+    weighted: bool = True,
+) -> xr.Dataset:
+    """Mean velocity field per period.
+
+    Parameters
+    ----------
+    ds : cube from :func:`itscube.open_cube` (already restricted to the wanted layers).
+    period : ``all``, ``year``, ``season`` or a pandas frequency alias.
+    start, end : bounds used to label the ``all`` period (inclusive dates).
+    weighted : inverse-variance weights from ``vx_error``/``vy_error`` when present.
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``(time, y, x)`` with ``time`` the period start and ``time_bnds``;
+        ``vx``, ``vy`` (m/yr), ``vx_error``, ``vy_error`` (m/yr, error of the weighted
+        mean, when errors exist) and ``n_layers`` (layers contributing to ``vx``).
+    """
+    tdim = time_dim(ds)
+    bins = period_bins(ds[tdim].values, period, start, end)
+    parts = []
+    for b in bins:
+        sub = ds.isel({tdim: b.index})
+        out = {}
+        for comp in ("x", "y"):
+            name, ename = f"v{comp}", f"v{comp}_error"
+            sigma = sub[ename] if (weighted and ename in sub.variables) else None
+            mean, err, n = _weighted(sub[name], sigma, tdim)
+            out[name] = mean.astype("float32")
+            if err is not None:
+                out[ename] = err.astype("float32")
+            if comp == "x":
+                out["n_layers"] = n.astype("int32")
+        parts.append(xr.Dataset(out))
+    res = xr.concat(parts, dim="time", coords="minimal", compat="override", join="override")
+    res = res.assign_coords(time=("time", [b.start.to_datetime64() for b in bins]))
+    res["time_bnds"] = (
+        ("time", "bnds"),
+        np.array(
+            [[b.start.to_datetime64(), b.end.to_datetime64()] for b in bins], dtype="datetime64[ns]"
+        ),
+    )
+    res["time"].attrs.update(bounds="time_bnds", long_name="start of the averaging period")
+    res["period"] = ("time", [b.label for b in bins])
+    for name in ("vx", "vy", "vx_error", "vy_error"):
+        if name in res:
+            res[name].attrs.update(
+                units="m yr-1",
+                long_name=(
+                    f"{'error of ' if 'error' in name else ''}period-mean "
+                    f"{name[:2]} velocity{' (inverse-variance weighted)' if weighted else ''}"
+                ),
+                grid_mapping="mapping",
+            )
+    res["n_layers"].attrs.update(long_name="layers contributing to the period mean", units="1")
+    res.attrs.update(itscube_period=period, itscube_source_time_dim=tdim)
+    res = res.assign_coords(mapping=ds["mapping"]) if "mapping" in ds.variables else res
+    if ds.rio.crs is not None:
+        res = res.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
+    return res

@@ -316,7 +316,7 @@ def download(
         xi, yi = _cell_overlap(x, xmin, xmax), _cell_overlap(y, ymin, ymax)
         times = _decode_time(store.meta(tdim), small[tdim])
         mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
-        mask &= layer_mask(small, filters)
+        mask &= layer_mask(small, filters, len(times))
         ti = np.nonzero(mask)[0]
         if len(xi) == 0 or len(yi) == 0:
             continue

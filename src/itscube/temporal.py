@@ -96,9 +96,8 @@ def _as_text(values: np.ndarray) -> np.ndarray:
     return np.char.upper(np.asarray(values).astype(str))
 
 
-def layer_mask(small: dict[str, np.ndarray], filters: Filters) -> np.ndarray:
-    """Boolean mask of layers passing ``filters`` (per-layer 1-D arrays given in ``small``)."""
-    n = len(next(iter(small.values()))) if small else 0
+def layer_mask(small: dict[str, np.ndarray], filters: Filters, n: int) -> np.ndarray:
+    """Boolean mask of the ``n`` layers passing ``filters`` (per-layer arrays in ``small``)."""
     mask = np.ones(n, bool)
     if filters.min_dt_days is not None or filters.max_dt_days is not None:
         dt = np.asarray(small["date_dt"], dtype="f8")
@@ -145,7 +144,7 @@ def select_layers(
         )
     if need:
         small = {v: ds[v].values for v in need}
-        mask &= layer_mask(small, filters)
+        mask &= layer_mask(small, filters, len(times))
     scalar_err = [
         v for v in ("vx_error", "vy_error") if v in ds.variables and ds[v].dims == (tdim,)
     ]

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from itscube import remote, synthetic
+from itscube.cli import app
 from itscube.serve import Faults, StoreServer
 
 EPSG = 3413
@@ -173,3 +175,21 @@ def analytic(x, y, date) -> tuple[np.ndarray, np.ndarray]:
     X, Y = np.meshgrid(x, y)
     t = float(synthetic.decimal_year(np.array([date]))[0])
     return FIELD(X, Y, t)
+
+
+_runner = CliRunner()
+
+
+def run_cli(*args):
+    """Invoke the itscube CLI in-process."""
+    return _runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, code=2, match=""):
+    """The CLI failed with ``code`` and a single ``error: ...`` line, no traceback."""
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    text = " ".join(lines)
+    assert "Traceback" not in result.output
+    assert text.startswith("error:"), result.output
+    assert match in text

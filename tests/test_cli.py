@@ -5,27 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from itscube.cli import app
+from .conftest import CENTRE_A, one_line_error, run_cli
 
-from .conftest import CENTRE_A
-
-runner = CliRunner()
 X0, Y0 = CENTRE_A
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def _one_line_error(result, code=2, match=""):
-    assert result.exit_code == code, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    text = " ".join(lines)
-    assert "Traceback" not in result.output
-    assert text.startswith("error:"), result.output
-    assert match in text
+run = run_cli
+_one_line_error = one_line_error
 
 
 def test_help_and_version():

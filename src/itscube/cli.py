@@ -317,6 +317,130 @@ def info(
     out_console.print(table)
 
 
+# ---------------------------------------------------------------- strain
+
+
+def _upscales(ctx: typer.Context, values: list[str] | None) -> list[int]:
+    """``--upscale 1 2 4``, ``--upscale 1,2,4`` or repeated ``--upscale``: whole pixels."""
+    tokens = [t for v in (values or ["1"]) for t in v.replace(",", " ").split()]
+    tokens += list(ctx.args)  # the values after the first one of ``--upscale 1 2 4``
+    out = []
+    for t in tokens:
+        try:
+            out.append(int(t))
+        except ValueError:
+            raise InputError(
+                f"--upscale takes whole numbers of pixels (e.g. --upscale 1 2 4); got {t!r}"
+            ) from None
+    return out
+
+
+StartOpt = Annotated[str | None, typer.Option("--start", help="First date (YYYY-MM-DD).")]
+EndOpt = Annotated[str | None, typer.Option("--end", help="Last date, inclusive (YYYY-MM-DD).")]
+PeriodOpt = Annotated[
+    str,
+    typer.Option(
+        "--period",
+        help="Average velocities over: all (the window), year, season (DJF/MAM/JJA/SON), "
+        "or a pandas frequency such as 6MS.",
+    ),
+]
+FiguresOpt = Annotated[bool, typer.Option("--figures/--no-figures", help="Write PNG figures.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="dask.distributed scheduler address (default: DASK_SCHEDULER_ADDRESS or local).",
+    ),
+]
+
+
+@app.command(context_settings={"allow_extra_args": True})
+@friendly
+def strain(
+    ctx: typer.Context,
+    cube: Annotated[str, typer.Argument(help="Cube path/URL (Zarr, NetCDF, download folder).")],
+    upscale: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--upscale", help="Half-baseline(s) k in pixels, L = 2 k dx: --upscale 1 2 4."
+        ),
+    ] = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    method: Annotated[
+        str, typer.Option("--method", help="gradient (±k pixels), coarsen (k x k blocks) or log.")
+    ] = "gradient",
+    period: PeriodOpt = "all",
+    per_step: Annotated[
+        bool, typer.Option("--per-step", help="Also write strain for every layer (streamed).")
+    ] = False,
+    fill_gaps: Annotated[
+        float | None,
+        typer.Option("--fill-gaps", help="Fill gaps within this many pixels of data first."),
+    ] = None,
+    strided: Annotated[
+        bool, typer.Option("--strided", help="Keep every k-th pixel (the notebooks' grid).")
+    ] = False,
+    min_dt_days: Annotated[float | None, typer.Option("--min-dt-days")] = None,
+    max_dt_days: Annotated[float | None, typer.Option("--max-dt-days")] = None,
+    max_error: Annotated[
+        float | None,
+        typer.Option("--max-error", help="Drop data with errors above (m/yr)."),
+    ] = None,
+    sensor: Annotated[list[str] | None, typer.Option("--sensor", help="L8, S2, S2A...")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of strain/.")] = Path("."),
+    figures: FiguresOpt = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing folders.")
+    ] = False,
+    scheduler: SchedulerOpt = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+):
+    """Strain rates at one or more length scales, per period and optionally per layer.
+
+    Writes OUT/strain/<upscale>_<sdate>_<edate>/ with NetCDF, COG GeoTIFFs, figures and
+    summary.json. Example: itscube strain cube.zarr --upscale 1 2 4 --start 2018-01-01
+    """
+    from .temporal import Filters
+    from .workflows import dask_client, run_strain
+
+    ks = _upscales(ctx, upscale)
+    filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), None, max_error)
+    with dask_client(scheduler):
+        products = run_strain(
+            cube,
+            upscales=ks,
+            out=out,
+            start=start,
+            end=end,
+            method=method,
+            period=period,
+            per_step=per_step,
+            filters=filters,
+            fill_gaps=fill_gaps,
+            strided=strided,
+            figures=figures,
+            overwrite=overwrite,
+            progress=progress,
+            console=console,
+        )
+    _products_table("strain rates", products)
+
+
+def _products_table(title: str, products) -> None:
+    table = Table(title=title)
+    table.add_column("folder", overflow="fold")
+    table.add_column("files")
+    table.add_column("highlights", overflow="fold")
+    for p in products:
+        per = p.summary.get("periods", [{}])[0]
+        eff = per.get("effective", {})
+        note = f"median effective {eff['median']:.3g} yr-1" if "median" in eff else ""
+        table.add_row(str(p.folder), str(len(p.files)), note)
+    out_console.print(table)
+
+
 # ---------------------------------------------------------------- demo
 
 

@@ -1,0 +1,235 @@
+"""Writing products: folders named ``<product>/<upscale>_<sdate>_<edate>``, staged and
+renamed so that a folder that exists is complete; CF NetCDF, Zarr, COG GeoTIFF, JSON."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import __version__
+from .errors import OutputExistsError
+
+NETCDF_MAX_BYTES = 2 * 1024**3
+"""Per-step stacks larger than this (uncompressed) are written as Zarr instead of NetCDF."""
+
+
+def date_label(value, fallback: np.datetime64 | None = None) -> str:
+    """``YYYYMMDD`` of a user date, or of ``fallback`` (e.g. the first layer) if none given."""
+    ts = pd.Timestamp(value if value is not None else fallback)
+    return f"{ts:%Y%m%d}"
+
+
+def product_folder(
+    out: str | os.PathLike, product: str, upscale: int | None, sdate: str, edate: str
+) -> Path:
+    """``OUT/<product>/<upscale>_<sdate>_<edate>`` (no upscale part when ``None``)."""
+    name = f"{sdate}_{edate}" if upscale is None else f"{upscale}_{sdate}_{edate}"
+    return Path(out) / product / name
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder; rename it to ``folder`` only on success.
+
+    Raises
+    ------
+    OutputExistsError
+        ``folder`` exists and ``overwrite`` is false.
+    """
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{folder} already exists; pass --overwrite to replace it or choose another --out"
+        )
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
+def _clean_attrs(attrs: dict) -> dict:
+    out = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        if isinstance(v, bool | np.bool_):
+            v = int(v)
+        elif isinstance(v, dict | list | tuple) and not all(
+            isinstance(i, int | float | str) for i in (v if not isinstance(v, dict) else [None])
+        ):
+            v = json.dumps(v, default=str)
+        out[k] = v
+    return out
+
+
+def cf_dataset(ds: xr.Dataset, title: str) -> xr.Dataset:
+    """Add CF-1.8 global/coordinate attributes and make attributes NetCDF-safe."""
+    ds = ds.copy()
+    for name in list(ds.variables):
+        ds[name].attrs = _clean_attrs(ds[name].attrs)
+        if "grid_mapping" in ds[name].attrs:
+            ds[name].encoding.pop("grid_mapping", None)
+        if np.issubdtype(ds[name].dtype, np.datetime64):
+            ds[name].encoding.update(units="days since 1970-01-01", calendar="proleptic_gregorian")
+        if ds[name].dtype == object:
+            ds[name] = ds[name].astype(str)
+    ds.attrs = _clean_attrs(ds.attrs)
+    ds.attrs.update(
+        Conventions="CF-1.8",
+        title=title,
+        source=f"itscube {__version__} from NASA ITS_LIVE velocities",
+        history=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} created by itscube",
+        references="Gardner et al., ITS_LIVE, doi:10.5067/6II6VW8LLWJ7",
+    )
+    if "x" in ds.coords:
+        ds["x"].attrs.update(
+            standard_name="projection_x_coordinate",
+            units="m",
+            long_name="x coordinate of pixel centre",
+        )
+    if "y" in ds.coords:
+        ds["y"].attrs.update(
+            standard_name="projection_y_coordinate",
+            units="m",
+            long_name="y coordinate of pixel centre",
+        )
+    return ds
+
+
+def write_netcdf(ds: xr.Dataset, path: Path, title: str) -> Path:
+    """Write a CF NetCDF-4 file (zlib level 4), streaming dask chunks."""
+    ds = cf_dataset(ds, title)
+    enc = {}
+    for name, var in ds.data_vars.items():
+        if var.dtype.kind == "f" and var.ndim >= 2:
+            enc[name] = {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan)}
+            if var.chunks is not None:
+                enc[name]["chunksizes"] = tuple(c[0] for c in var.chunks)
+    tmp = path.with_name(path.name + ".tmp")
+    ds.to_netcdf(tmp, engine="h5netcdf", encoding=enc)
+    tmp.replace(path)
+    return path
+
+
+def write_zarr(ds: xr.Dataset, path: Path, title: str) -> Path:
+    """Write a Zarr v2 store with consolidated metadata, streaming dask chunks."""
+    ds = cf_dataset(ds, title)
+    for name in ds.variables:
+        ds[name].encoding = {}
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+    tmp.rename(path)
+    return path
+
+
+def write_stack(ds: xr.Dataset, stem: Path, title: str) -> Path:
+    """NetCDF for stacks up to :data:`NETCDF_MAX_BYTES`, Zarr beyond (bounded memory)."""
+    if ds.nbytes <= NETCDF_MAX_BYTES:
+        return write_netcdf(ds, stem.with_suffix(".nc"), title)
+    return write_zarr(ds, stem.with_suffix(".zarr"), title)
+
+
+def write_cog(
+    da: xr.DataArray, path: Path, band_dim: str | None = None, band_names: list[str] | None = None
+) -> Path:
+    """Cloud-Optimized GeoTIFF of a (band, y, x) or (y, x) map (float32, NaN nodata)."""
+    crs = da.rio.crs
+    da = da.astype("float32")
+    attrs = {k: v for k, v in da.attrs.items() if k in ("units", "long_name")}
+    if band_dim is not None:
+        da = da.rename({band_dim: "band"}).transpose("band", "y", "x")
+        if band_names:
+            attrs["long_name"] = tuple(band_names)
+    da = da.drop_vars(
+        [c for c in da.coords if c not in ("x", "y", "band", "spatial_ref", "mapping")]
+    )
+    da.attrs = attrs
+    if crs is not None:
+        da = da.rio.write_crs(crs)
+    da = da.rio.write_nodata(np.nan, encoded=False)
+    tmp = path.with_name(path.name + ".tmp.tif")
+    da.rio.to_raster(tmp, driver="COG", compress="DEFLATE")
+    tmp.replace(path)
+    return path
+
+
+def write_json(obj, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def map_stats(da: xr.DataArray) -> dict:
+    """Median, 5th/95th percentiles and valid fraction of a map (NaN ignored)."""
+    vals = np.asarray(da.values, dtype="f8").ravel()
+    ok = vals[np.isfinite(vals)]
+    if ok.size == 0:
+        return {"valid_fraction": 0.0}
+    p5, p50, p95 = np.percentile(ok, [5, 50, 95])
+    return {
+        "median": float(p50),
+        "p05": float(p5),
+        "p95": float(p95),
+        "mean": float(ok.mean()),
+        "valid_fraction": round(ok.size / vals.size, 4),
+    }
+
+
+@contextlib.contextmanager
+def dask_progress(console, description: str, enabled: bool = True):
+    """A rich progress bar over dask tasks run by a local scheduler (no-op otherwise)."""
+    if not enabled or console is None:
+        yield
+        return
+    from dask.callbacks import Callback
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} tasks"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+    class _CB(Callback):
+        def _start_state(self, dsk, state):
+            self.task = progress.add_task(description, total=len(dsk))
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            progress.advance(self.task)
+
+    with progress, _CB():
+        yield

@@ -1,0 +1,131 @@
+"""Figures of itscube products (matplotlib, non-interactive Agg backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+
+DPI = 120
+
+
+def extent_km(da: xr.DataArray) -> list[float]:
+    """``imshow`` extent (km) of a map with pixel-centre coordinates."""
+    x, y = da.x.values, da.y.values
+    hx = abs(x[1] - x[0]) / 2 if len(x) > 1 else 60.0
+    hy = abs(y[1] - y[0]) / 2 if len(y) > 1 else 60.0
+    return [(x.min() - hx) / 1e3, (x.max() + hx) / 1e3, (y.min() - hy) / 1e3, (y.max() + hy) / 1e3]
+
+
+def symmetric_limit(*arrays: np.ndarray, q: float = 98.0) -> float:
+    vals = np.concatenate([np.abs(np.asarray(a, "f8")).ravel() for a in arrays])
+    vals = vals[np.isfinite(vals)]
+    lim = float(np.percentile(vals, q)) if vals.size else 1.0
+    return lim if lim > 0 else 1.0
+
+
+def map_panel(
+    ax,
+    da: xr.DataArray,
+    title: str,
+    *,
+    cmap: str = "viridis",
+    diverging: bool = False,
+    vlim: float | None = None,
+    units: str | None = None,
+):
+    """Draw one map with a colorbar; axes in km of the projected CRS."""
+    data = da.transpose("y", "x").values
+    if da.y.values[0] < da.y.values[-1]:
+        data = data[::-1]
+    kw = {}
+    if diverging:
+        lim = vlim if vlim is not None else symmetric_limit(data)
+        kw = {"vmin": -lim, "vmax": lim}
+    im = ax.imshow(data, extent=extent_km(da), cmap=cmap, interpolation="nearest", **kw)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("x (km)")
+    ax.set_ylabel("y (km)")
+    cb = ax.figure.colorbar(im, ax=ax, shrink=0.85)
+    cb.set_label(units or da.attrs.get("units", ""))
+    return im
+
+
+def save(fig, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def principal_crosses(ax, res: xr.Dataset, n_crosses: int = 18) -> None:
+    """Principal-direction crosses: arms along e1 and e2, length ~ |rate|, red extending,
+    blue compressing."""
+    from matplotlib.collections import LineCollection
+
+    ny, nx = res.sizes["y"], res.sizes["x"]
+    step = max(1, max(ny, nx) // n_crosses)
+    sub = res.isel(y=slice(step // 2, None, step), x=slice(step // 2, None, step))
+    X, Y = np.meshgrid(sub.x.values / 1e3, sub.y.values / 1e3)
+    ang = np.radians(sub["e1_angle"].values)
+    e1, e2 = sub["e1"].values, sub["e2"].values
+    half_cell = 0.45 * step * abs(float(res.x[1] - res.x[0])) / 1e3
+    scale = half_cell / symmetric_limit(e1, e2, q=95)
+    segs, colours = [], []
+    for val, dx, dy in ((e1, np.cos(ang), np.sin(ang)), (e2, -np.sin(ang), np.cos(ang))):
+        a = np.minimum(np.abs(val) * scale, half_cell)
+        ok = np.isfinite(a) & np.isfinite(dx)
+        for x0, y0, aa, ddx, ddy, vv in zip(
+            X[ok], Y[ok], a[ok], dx[ok], dy[ok], val[ok], strict=True
+        ):
+            segs.append([(x0 - aa * ddx, y0 - aa * ddy), (x0 + aa * ddx, y0 + aa * ddy)])
+            colours.append("#b2182b" if vv > 0 else "#2166ac")
+    ax.add_collection(LineCollection(segs, colors=colours, linewidths=1.2))
+
+
+def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
+    """Maps of one period's strain rates: effective, principal (with crosses), flow-aligned.
+
+    ``res`` is a (y, x) slice of :func:`itscube.strain_rates` output.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    scale = f"L = {res.attrs.get('length_scale_m', 0):.0f} m, {res.attrs.get('method', '')}"
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    map_panel(ax, res["effective"], f"effective strain rate {label}\n{scale}", cmap="magma")
+    made.append(save(fig, folder / f"effective_{label}.png"))
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+    lim = symmetric_limit(res["e1"].values, res["e2"].values)
+    map_panel(axes[0], res["e1"], f"e1 {label}", cmap="RdBu_r", diverging=True, vlim=lim)
+    map_panel(axes[1], res["e2"], f"e2 {label}", cmap="RdBu_r", diverging=True, vlim=lim)
+    map_panel(axes[2], res["effective"], f"principal directions {label}", cmap="Greys")
+    principal_crosses(axes[2], res)
+    fig.suptitle(
+        f"principal strain rates ({scale}); crosses: red arms extend, blue compress", fontsize=10
+    )
+    made.append(save(fig, folder / f"principal_{label}.png"))
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+    lim = symmetric_limit(*(res[n].values for n in ("longitudinal", "transverse", "shear")))
+    for ax, name in zip(axes, ("longitudinal", "transverse", "shear"), strict=True):
+        map_panel(ax, res[name], f"{name} {label}", cmap="RdBu_r", diverging=True, vlim=lim)
+    speed = np.hypot(res["vx"], res["vy"])
+    for ax in axes:
+        ax.contour(
+            res.x.values / 1e3,
+            res.y.values / 1e3,
+            speed.values,
+            colors="0.3",
+            linewidths=0.5,
+            levels=6,
+        )
+    fig.suptitle(f"flow-aligned strain rates ({scale}); grey: speed contours", fontsize=10)
+    made.append(save(fig, folder / f"flow_aligned_{label}.png"))
+    return made

@@ -26,40 +26,69 @@ COMPONENTS: tuple[str, ...] = (
     "shear",
 )
 ERROR_COMPONENTS: tuple[str, ...] = ("exx_error", "eyy_error", "exy_error", "dilatation_error")
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+"""LLVM fast-math flags without ``nnan``/``ninf``: NaN must keep propagating through gaps."""
+
 NC = len(COMPONENTS)
 NE = len(ERROR_COMPONENTS)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, fastmath=FASTMATH)
+def _atan2(y, x):
+    """atan2 by an 11th-order minimax polynomial (error < 2e-6 rad, 10x faster than libm)."""
+    if np.isnan(x) or np.isnan(y):
+        return np.nan
+    ax = abs(x)
+    ay = abs(y)
+    hi = max(ax, ay)
+    if hi == 0.0:
+        return 0.0
+    a = min(ax, ay) / hi
+    s = a * a
+    r = a * (
+        0.99997726
+        + s
+        * (-0.33262347 + s * (0.19354346 + s * (-0.11643287 + s * (0.05265332 - s * 0.01172120))))
+    )
+    if ay > ax:
+        r = 1.5707963267948966 - r
+    if x < 0.0:
+        r = 3.141592653589793 - r
+    if y < 0.0:
+        r = -r
+    return r
+
+
+@njit(inline="always", cache=True, fastmath=FASTMATH)
 def _tensor_products(exx, eyy, exy, rot, uc, vc, out, t, i, j):
     """Write every component of one pixel's strain-rate tensor into ``out[:, t, i, j]``."""
-    out[0, t, i, j] = exx
-    out[1, t, i, j] = eyy
-    out[2, t, i, j] = exy
-    out[3, t, i, j] = rot
-    out[4, t, i, j] = exx + eyy
-    out[5, t, i, j] = np.sqrt(exx * exx + eyy * eyy + exx * eyy + exy * exy)
+    out[t, 0, i, j] = exx
+    out[t, 1, i, j] = eyy
+    out[t, 2, i, j] = exy
+    out[t, 3, i, j] = rot
+    out[t, 4, i, j] = exx + eyy
+    out[t, 5, i, j] = np.sqrt(exx * exx + eyy * eyy + exx * eyy + exy * exy)
     centre = 0.5 * (exx + eyy)
     radius = np.sqrt(0.25 * (exx - eyy) ** 2 + exy * exy)
-    out[6, t, i, j] = centre + radius
-    out[7, t, i, j] = centre - radius
-    out[8, t, i, j] = np.degrees(0.5 * np.arctan2(2.0 * exy, exx - eyy))
+    out[t, 6, i, j] = centre + radius
+    out[t, 7, i, j] = centre - radius
+    out[t, 8, i, j] = 28.64788975654116 * _atan2(2.0 * exy, exx - eyy)  # degrees
     s2 = uc * uc + vc * vc
     if s2 > 0.0:
         cc = uc * uc / s2
         ss = vc * vc / s2
         sc = uc * vc / s2
-        out[9, t, i, j] = exx * cc + 2.0 * exy * sc + eyy * ss
-        out[10, t, i, j] = exx * ss - 2.0 * exy * sc + eyy * cc
-        out[11, t, i, j] = (eyy - exx) * sc + exy * (cc - ss)
+        out[t, 9, i, j] = exx * cc + 2.0 * exy * sc + eyy * ss
+        out[t, 10, i, j] = exx * ss - 2.0 * exy * sc + eyy * cc
+        out[t, 11, i, j] = (eyy - exx) * sc + exy * (cc - ss)
     else:
-        out[9, t, i, j] = np.nan
-        out[10, t, i, j] = np.nan
-        out[11, t, i, j] = np.nan
+        out[t, 9, i, j] = np.nan
+        out[t, 10, i, j] = np.nan
+        out[t, 11, i, j] = np.nan
 
 
-@njit(inline="always", cache=True)
-def _gradient_errors(su, sv, x, y, k, err, t, i, j):
+@njit(inline="always", cache=True, fastmath=FASTMATH)
+def _gradient_errors(su, sv, x, y, k, out, t, i, j):
     """Independent-error propagation through the centred differences (Poinar & Andrews 2021)."""
     lx = x[j + k] - x[j - k]
     ly = y[i + k] - y[i - k]
@@ -69,14 +98,14 @@ def _gradient_errors(su, sv, x, y, k, err, t, i, j):
     vvy = sv[t, i + k, j] ** 2 + sv[t, i - k, j] ** 2
     sexx = np.sqrt(vux) / abs(lx)
     seyy = np.sqrt(vvy) / abs(ly)
-    err[0, t, i, j] = sexx
-    err[1, t, i, j] = seyy
-    err[2, t, i, j] = 0.5 * np.sqrt(vuy / (ly * ly) + vvx / (lx * lx))
-    err[3, t, i, j] = np.sqrt(sexx * sexx + seyy * seyy)
+    out[t, NC + 0, i, j] = sexx
+    out[t, NC + 1, i, j] = seyy
+    out[t, NC + 2, i, j] = 0.5 * np.sqrt(vuy / (ly * ly) + vvx / (lx * lx))
+    out[t, NC + 3, i, j] = np.sqrt(sexx * sexx + seyy * seyy)
 
 
-@njit(parallel=True, cache=True)
-def gradient_strain(u, v, su, sv, x, y, k, with_errors):
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def gradient_strain(u, v, su, sv, x, y, k, with_errors, out):
     """Strain rates from centred differences over ``±k`` pixels, all components at once.
 
     Parameters
@@ -86,24 +115,21 @@ def gradient_strain(u, v, su, sv, x, y, k, with_errors):
         ``with_errors``.
     x, y : (nx,), (ny,) coordinates (m).
     k : half-baseline in pixels (>= 1).
-
-    Returns
-    -------
-    out : (NC, T, ny, nx) float32 components in :data:`COMPONENTS` order (1/yr; angle in
-        degrees); NaN within ``k`` pixels of the edge and wherever the stencil touches NaN.
-    err : (NE, T, ny, nx) float32 errors in :data:`ERROR_COMPONENTS` order (or (NE, 0, 0, 0)).
+    out : (T, NC [+ NE], ny, nx) float32 array to fill (allocate it with numpy, whose
+        large allocations use transparent huge pages: first touch is 2x faster than
+        numba's allocator). Filled with :data:`COMPONENTS` (1/yr; angle in degrees),
+        then :data:`ERROR_COMPONENTS` if ``with_errors``; NaN within ``k`` pixels of the
+        edge and wherever the stencil touches NaN.
     """
     nt, ny, nx = u.shape
-    out = np.full((NC, nt, ny, nx), np.nan, dtype=np.float32)
-    if with_errors:
-        err = np.full((NE, nt, ny, nx), np.nan, dtype=np.float32)
-    else:
-        err = np.empty((NE, 0, 0, 0), dtype=np.float32)
     for r in prange(nt * ny):
         t = r // ny
         i = r % ny
         if i < k or i >= ny - k:
+            out[t, :, i, :] = np.nan
             continue
+        out[t, :, i, :k] = np.nan
+        out[t, :, i, nx - k :] = np.nan
         ly = y[i + k] - y[i - k]
         for j in range(k, nx - k):
             lx = x[j + k] - x[j - k]
@@ -124,11 +150,10 @@ def gradient_strain(u, v, su, sv, x, y, k, with_errors):
                 j,
             )
             if with_errors:
-                _gradient_errors(su, sv, x, y, k, err, t, i, j)
-    return out, err
+                _gradient_errors(su, sv, x, y, k, out, t, i, j)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, fastmath=FASTMATH)
 def _bilinear(a, t, fi, fj):
     """Bilinear value of ``a[t]`` at fractional (row, col); NaN outside the grid."""
     ny, nx = a.shape[1], a.shape[2]
@@ -147,8 +172,8 @@ LOG_STEPS = 8
 """Heun (RK2) steps used to move the virtual stakes of the logarithmic method."""
 
 
-@njit(parallel=True, cache=True)
-def log_strain(u, v, su, sv, x, y, k, with_errors):
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def log_strain(u, v, su, sv, x, y, k, with_errors, out):
     """Logarithmic ("virtual stake") strain rates of Alley et al. (2018).
 
     Five stakes (centre and ``k`` pixels N, E, S, W) move with the bilinearly interpolated
@@ -167,11 +192,6 @@ def log_strain(u, v, su, sv, x, y, k, with_errors):
     pixel is NaN if a stake meets NaN, leaves the grid, or the mean speed is 0.
     """
     nt, ny, nx = u.shape
-    out = np.full((NC, nt, ny, nx), np.nan, dtype=np.float32)
-    if with_errors:
-        err = np.full((NE, nt, ny, nx), np.nan, dtype=np.float32)
-    else:
-        err = np.empty((NE, 0, 0, 0), dtype=np.float32)
     dx = x[1] - x[0]
     dy = y[1] - y[0]
     h = abs(dx)
@@ -183,7 +203,10 @@ def log_strain(u, v, su, sv, x, y, k, with_errors):
         t = r // ny
         i = r % ny
         if i < k or i >= ny - k:
+            out[t, :, i, :] = np.nan
             continue
+        out[t, :, i, :k] = np.nan
+        out[t, :, i, nx - k :] = np.nan
         px = np.empty(5)
         py = np.empty(5)
         qx = np.empty(5)
@@ -204,9 +227,11 @@ def log_strain(u, v, su, sv, x, y, k, with_errors):
                         sv_ += b
                         n += 1
             if n == 0:
+                out[t, :, i, j] = np.nan
                 continue
             speed = np.sqrt((su_ / n) ** 2 + (sv_ / n) ** 2)
             if speed == 0.0:
+                out[t, :, i, j] = np.nan
                 continue
             total = 0.1 * L / speed
             dt = total / LOG_STEPS
@@ -234,6 +259,7 @@ def log_strain(u, v, su, sv, x, y, k, with_errors):
                 if not ok:
                     break
             if not ok:
+                out[t, :, i, j] = np.nan
                 continue
             la = np.log(np.hypot(px[0] - px[1], py[0] - py[1]) / L) + np.log(
                 np.hypot(px[0] - px[3], py[0] - py[3]) / L
@@ -273,5 +299,4 @@ def log_strain(u, v, su, sv, x, y, k, with_errors):
                 j,
             )
             if with_errors:
-                _gradient_errors(su, sv, x, y, k, err, t, i, j)
-    return out, err
+                _gradient_errors(su, sv, x, y, k, out, t, i, j)

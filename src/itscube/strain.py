@@ -118,17 +118,19 @@ def _run_kernel(u, v, su, sv, *, x, y, k, method, with_errors):
     def stack(a):
         return np.ascontiguousarray(np.asarray(a, dtype=np.float32).reshape(-1, ny, nx))
 
+    def view(a):  # errors are often per layer: keep the zero-stride broadcast, no copy
+        return np.broadcast_to(np.asarray(a, dtype=np.float32), shape).reshape(-1, ny, nx)
+
     u3, v3 = stack(u), stack(v)
     if with_errors:
-        su3 = stack(np.broadcast_to(su, shape))
-        sv3 = stack(np.broadcast_to(sv, shape))
+        su3, sv3 = view(su), view(sv)
     else:
         su3 = sv3 = np.zeros((1, 1, 1), np.float32)
     fn = _kernels.log_strain if method == "log" else _kernels.gradient_strain
-    out, err = fn(u3, v3, su3, sv3, x, y, k, with_errors)
-    res = np.concatenate([out, err]) if with_errors else out
-    res = np.moveaxis(res, 0, 1)  # (T, C, ny, nx)
-    return res.reshape(*lead, res.shape[1], ny, nx)
+    nc = len(COMPONENTS) + (len(ERROR_COMPONENTS) if with_errors else 0)
+    out = np.empty((u3.shape[0], nc, ny, nx), np.float32)
+    fn(u3, v3, su3, sv3, x, y, k, with_errors, out)  # fills out, (T, C, ny, nx)
+    return out.reshape(*lead, out.shape[1], ny, nx)
 
 
 def _block_mean(da: xr.DataArray, k: int) -> xr.DataArray:
@@ -221,10 +223,10 @@ def strain_rates(
     if method == "log" and abs(abs(dx) - abs(dy)) > 1e-6 * abs(dx):
         raise CubeFormatError("method log needs square pixels")
 
-    u, v = ds["vx"].astype("float32"), ds["vy"].astype("float32")
+    u, v = ds["vx"].astype("float32", copy=False), ds["vy"].astype("float32", copy=False)
     with_errors = errors and "vx_error" in ds.variables and "vy_error" in ds.variables
-    su = ds["vx_error"].astype("float32") if with_errors else None
-    sv = ds["vy_error"].astype("float32") if with_errors else None
+    su = ds["vx_error"].astype("float32", copy=False) if with_errors else None
+    sv = ds["vy_error"].astype("float32", copy=False) if with_errors else None
     if fill_gaps is not None:
         if fill_gaps <= 0:
             raise InputError(f"--fill-gaps must be a radius > 0 pixels; got {fill_gaps}")

@@ -32,6 +32,7 @@ from .errors import (
     MissingCRSError,
     OutputExistsError,
 )
+from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness
 from .strain import strain_rates
 from .temporal import Filters, period_mean, select_layers
 
@@ -52,13 +53,17 @@ __all__ = [
     "OutputExistsError",
     "__version__",
     "bbox_area",
+    "boundary_flux",
     "download",
     "find_cubes",
+    "flux_divergence",
     "load_catalog",
     "open_cube",
     "period_mean",
     "point_area",
     "polygon_area",
+    "read_boundary",
+    "read_thickness",
     "select_layers",
     "strain_rates",
 ]

@@ -129,3 +129,34 @@ def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
     fig.suptitle(f"flow-aligned strain rates ({scale}); grey: speed contours", fontsize=10)
     made.append(save(fig, folder / f"flow_aligned_{label}.png"))
     return made
+
+
+def qdiv_figure(res: xr.Dataset, boundary, folder: Path, label: str) -> Path:
+    """Dynamic thickness change on a diverging scale, the boundary, and flux vectors."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    inside = res["dynamic_dhdt"].where(res["mask"] > 0) if "mask" in res else res["dynamic_dhdt"]
+    map_panel(
+        ax,
+        res["dynamic_dhdt"],
+        f"dynamic dH/dt = -div(H u) {label}",
+        cmap="RdBu",
+        diverging=True,
+        vlim=symmetric_limit(inside.values),
+    )
+    bx, by = boundary.exterior.xy
+    ax.plot(np.asarray(bx) / 1e3, np.asarray(by) / 1e3, color="k", lw=1.5, label="boundary")
+    ny, nx = res.sizes["y"], res.sizes["x"]
+    step = max(1, max(ny, nx) // 20)
+    sub = res.isel(y=slice(step // 2, None, step), x=slice(step // 2, None, step))
+    ax.quiver(
+        sub.x.values / 1e3,
+        sub.y.values / 1e3,
+        sub["flux_x"].values,
+        sub["flux_y"].values,
+        color="0.15",
+        width=0.003,
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(ax.get_title() + "\narrows: ice flux H u (m2 yr-1); red: thinning, blue: thickening", fontsize=10)
+    return save(fig, folder / f"dynamic_dhdt_{label}.png")

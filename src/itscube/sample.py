@@ -110,3 +110,35 @@ def ensure_sample(root: str | Path | None = None) -> Sample:
         shutil.rmtree(root)
     tmp.replace(root)
     return sample
+
+
+def write_qdiv_templates(folder: str | Path) -> tuple[Path, Path]:
+    """The ``Example_Qdiv`` templates for the sample cube: ``Thickness.tif`` (240 m grid,
+    EPSG:3413, from :func:`itscube.synthetic.glacier_thickness`) and ``Boundaries.csv``
+    (a polygon around the lower trunk, x/y in EPSG:3413 metres)."""
+    import numpy as np
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cx, cy = SAMPLE_CENTRE
+    x = cx - 7000 + 240.0 * np.arange(59) + 120
+    y = cy + 7000 - 240.0 * np.arange(59) - 120
+    X, Y = np.meshgrid(x, y)
+    tif = synthetic.write_geotiff(
+        folder / "Thickness.tif",
+        x,
+        y,
+        synthetic.glacier_thickness(SAMPLE_FIELD, X, Y),
+        SAMPLE_EPSG,
+    )
+    pts = [
+        (cx - 3000, cy - 2200),
+        (cx + 1000, cy - 2500),
+        (cx + 4000, cy - 2000),
+        (cx + 4200, cy + 1800),
+        (cx + 500, cy + 2400),
+        (cx - 2800, cy + 2100),
+    ]
+    csv = folder / "Boundaries.csv"
+    csv.write_text("x,y\n" + "".join(f"{px:.1f},{py:.1f}\n" for px, py in pts))
+    return tif, csv

@@ -805,3 +805,34 @@ def write_catalog(path: str | Path, features: Sequence[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"type": "FeatureCollection", "features": list(features)}))
     return path
+
+
+def write_geotiff(
+    path: str | Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    values: np.ndarray,
+    crs: str | int | None,
+    nodata: float | None = None,
+) -> Path:
+    """Write a single-band float32 GeoTIFF with pixel-centre coordinates ``x``, ``y``
+    (``crs=None`` writes no CRS, for testing that error path)."""
+    import rioxarray  # noqa: F401
+
+    da = xr.DataArray(np.asarray(values, "f4"), coords={"y": y, "x": x}, dims=("y", "x"))
+    if crs is not None:
+        da = da.rio.write_crs(crs if not isinstance(crs, int) else f"EPSG:{crs}")
+    if nodata is not None:
+        da = da.rio.write_nodata(nodata)
+    da.rio.to_raster(path, compress="DEFLATE")
+    return Path(path)
+
+
+def glacier_thickness(field: OutletGlacier, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """A plausible thickness (m) for :class:`OutletGlacier`: a parabolic cross-section,
+    600 m on the centre line at the head thinning to 300 m 12 km down-glacier; 0 outside."""
+    eta = np.abs(Y - field.y_c) / field.half_width
+    along = np.clip((X - field.x_head) / 12000.0, 0, 1)
+    centre = 600.0 - 300.0 * along
+    h = centre * np.clip(1 - eta**2, 0, None)
+    return np.where(field.x_head <= X, h, 0.0)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from . import __version__
@@ -196,6 +197,180 @@ def run_strain(
                 ],
                 "per_step_file": None if steps_file is None else steps_file.name,
                 "units": {"strain rates": "yr-1", "e1_angle": "degree", "velocity": "m yr-1"},
+                "seconds": round(time.perf_counter() - t_start, 2),
+            }
+            write_json(summary, tmp / "summary.json")
+            files.append(tmp / "summary.json")
+        products.append(Product(folder, [folder / f.relative_to(tmp) for f in files], summary))
+    return products
+
+
+def run_qdiv(
+    cube: str | os.PathLike,
+    *,
+    thickness: str | os.PathLike,
+    boundary: str | os.PathLike,
+    upscales: Sequence[int] = (1,),
+    out: str | os.PathLike = ".",
+    start=None,
+    end=None,
+    period: str = "all",
+    per_step: bool = False,
+    column_factor: float = 1.0,
+    scheme: str = "centred",
+    thickness_error: str | os.PathLike | None = None,
+    thickness_crs: str | None = None,
+    boundary_crs: str | None = None,
+    filters: Filters | None = None,
+    figures: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+    console=None,
+    budget: int = MEMORY_BUDGET,
+) -> list[Product]:
+    """Flux-divergence products, one folder per upscale: ``OUT/qdiv/<k>_<sdate>_<edate>``.
+
+    Each folder holds ``qdiv_period.nc``, ``geotiff/*.tif`` (COG), ``fluxes.csv`` (per
+    period: integrated divergence, boundary face flux, line-integral boundary flux, their
+    differences, Gt/yr, uncertainties), ``flux_timeseries.csv`` (with ``per_step``),
+    ``figures/*.png`` and ``summary.json``.
+    """
+    import csv
+
+    from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness, to_gt
+
+    t_start = time.perf_counter()
+    ds = open_window(cube, start, end, filters, 8, budget)
+    tdim = time_dim(ds)
+    H = read_thickness(thickness, ds, thickness_crs)
+    sH = (
+        read_thickness(thickness_error, ds, thickness_crs, what="--thickness-error")
+        if thickness_error is not None
+        else None
+    )
+    poly = read_boundary(boundary, ds, boundary_crs)
+    times = ds[tdim].values
+    sdate = date_label(start, times.min())
+    edate = date_label(end, times.max())
+    with dask_progress(console, "period means", progress):
+        means = period_mean(ds, period, start=start, end=end).compute()
+    products = []
+    for k in upscales:
+        res = flux_divergence(
+            means,
+            H,
+            poly,
+            upscale=k,
+            column_factor=column_factor,
+            scheme=scheme,
+            thickness_error=sH,
+        )
+        line = boundary_flux(res, poly)
+        folder = product_folder(out, "qdiv", k, sdate, edate)
+        with staged_folder(folder, overwrite) as tmp:
+            files = [
+                write_netcdf(
+                    res.assign(line_integral_flux=line),
+                    tmp / "qdiv_period.nc",
+                    f"Ice flux divergence, upscale {k}, {sdate}-{edate}",
+                )
+            ]
+            labels = [str(p) for p in means["period"].values]
+            (tmp / "geotiff").mkdir()
+            for name in (
+                "flux_divergence",
+                "dynamic_dhdt",
+                "flux_divergence_error",
+                "flux_x",
+                "flux_y",
+            ):
+                if name in res:
+                    files.append(
+                        write_cog(res[name], tmp / "geotiff" / f"{name}.tif", "time", labels)
+                    )
+            files.append(write_cog(res["thickness"], tmp / "geotiff" / "thickness.tif"))
+            rows = []
+            for i, lab in enumerate(labels):
+                r = res.isel(time=i)
+                integ = float(r["integrated_divergence"])
+                lin = float(line.isel(time=i))
+                err = r.get("flux_divergence_error")
+                cell = float(abs((r.x[1] - r.x[0]) * (r.y[1] - r.y[0])))
+                inside = r["mask"].values.astype(bool)
+                row = {
+                    "period": lab,
+                    "area_m2": float(r["area"]),
+                    "integrated_divergence_m3_yr": integ,
+                    "face_flux_m3_yr": float(r["face_flux"]),
+                    "gauss_residual_m3_yr": float(r["gauss_residual"]),
+                    "line_integral_flux_m3_yr": lin,
+                    "line_minus_integrated_m3_yr": lin - integ,
+                    "relative_difference": (lin - integ) / abs(integ) if integ else float("nan"),
+                    "integrated_divergence_gt_yr": float(to_gt(integ)),
+                    "mean_dynamic_dhdt_m_yr": -integ / float(r["area"]),
+                }
+                if err is not None:
+                    e = err.values[inside]
+                    row["error_independent_m3_yr"] = float(np.sqrt(np.nansum(e**2)) * cell)
+                    row["error_correlated_m3_yr"] = float(np.nansum(e) * cell)
+                rows.append(row)
+            with open(tmp / "fluxes.csv", "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+            files.append(tmp / "fluxes.csv")
+            if per_step:
+                series = []
+                n = ds.chunks[tdim][0] if ds.chunks else ds.sizes[tdim]
+                for i0 in range(0, ds.sizes[tdim], n):
+                    part = ds.isel({tdim: slice(i0, i0 + n)})[["vx", "vy"]].load()
+                    rp = flux_divergence(
+                        part, H, poly, upscale=k, column_factor=column_factor, scheme=scheme
+                    )
+                    lp = boundary_flux(rp, poly)
+                    for j, t in enumerate(part[tdim].values):
+                        series.append(
+                            (
+                                str(t)[:19],
+                                float(rp["integrated_divergence"][j]),
+                                float(rp["face_flux"][j]),
+                                float(lp[j]),
+                            )
+                        )
+                with open(tmp / "flux_timeseries.csv", "w", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(
+                        [
+                            tdim,
+                            "integrated_divergence_m3_yr",
+                            "face_flux_m3_yr",
+                            "line_integral_flux_m3_yr",
+                        ]
+                    )
+                    w.writerows(series)
+                files.append(tmp / "flux_timeseries.csv")
+            if figures:
+                from .plots import qdiv_figure
+
+                for i, lab in enumerate(labels):
+                    files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab))
+            summary = {
+                "product": "flux_divergence",
+                "itscube_version": __version__,
+                "cube": str(cube),
+                "thickness": str(thickness),
+                "thickness_error": None if thickness_error is None else str(thickness_error),
+                "boundary": str(boundary),
+                "crs": str(ds.rio.crs),
+                "window": {"start": sdate, "end": edate},
+                "layers": int(ds.sizes[tdim]),
+                "period": period,
+                "upscale_px": int(k),
+                "column_factor": column_factor,
+                "scheme": scheme,
+                "rho_ice_kg_m3": 917.0,
+                "periods": rows,
+                "units": {"flux": "m2 yr-1", "divergence": "m yr-1", "volume": "m3 yr-1"},
                 "seconds": round(time.perf_counter() - t_start, 2),
             }
             write_json(summary, tmp / "summary.json")

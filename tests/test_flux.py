@@ -1,0 +1,318 @@
+"""Flux divergence: analytic fields, the discrete Gauss theorem, inputs and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyproj
+import pytest
+import rioxarray
+import shapely.geometry as sg
+import xarray as xr
+
+from itscube import synthetic
+from itscube.errors import InputError, MissingCRSError
+from itscube.flux import (
+    boundary_flux,
+    flux_divergence,
+    read_boundary,
+    read_thickness,
+    to_gt,
+)
+
+from .conftest import CENTRE_A, one_line_error, run_cli
+from .test_strain import DX, XC, YC, field_ds
+
+
+def thickness_like(ds, fh) -> xr.DataArray:
+    X, Y = np.meshgrid(ds.x.values, ds.y.values)
+    return xr.DataArray(fh(X, Y).astype("f8"), coords={"y": ds.y, "x": ds.x}, dims=("y", "x"))
+
+
+def interior(da):
+    v = np.asarray(da.values)
+    return v[np.isfinite(v)]
+
+
+@pytest.mark.parametrize("scheme", ["centred", "upwind"])
+@pytest.mark.parametrize("descending", [True, False])
+def test_constant_thickness_linear_velocity(scheme, descending):
+    a, b, c, d = 0.003, 0.001, -0.002, -0.001
+    ds = field_ds(
+        lambda X, Y: 150 + a * (X - XC) + b * (Y - YC),
+        lambda X, Y: 20 + c * (X - XC) + d * (Y - YC),
+        descending=descending,
+    )
+    H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
+    res = flux_divergence(ds, H, scheme=scheme)
+    np.testing.assert_allclose(interior(res["flux_divergence"]), 500 * (a + d), rtol=1e-4)
+    np.testing.assert_allclose(interior(res["dynamic_dhdt"]), -500 * (a + d), rtol=1e-4)
+    assert np.isnan(res["flux_divergence"].values[0, 0, :]).all()  # outer ring
+
+
+@pytest.mark.parametrize("scheme", ["centred", "upwind"])
+@pytest.mark.parametrize("descending", [True, False])
+def test_linear_thickness_uniform_flow(scheme, descending):
+    u0, v0, gx, gy = 120.0, -60.0, 0.01, -0.02
+    ds = field_ds(lambda X, Y: 0 * X + u0, lambda X, Y: 0 * X + v0, descending=descending)
+    H = thickness_like(ds, lambda X, Y: 400 + gx * (X - XC) + gy * (Y - YC))
+    res = flux_divergence(ds, H, scheme=scheme, column_factor=0.9)
+    want = 0.9 * (u0 * gx + v0 * gy)
+    np.testing.assert_allclose(interior(res["flux_divergence"]), want, rtol=1e-6)
+
+
+def smooth_case(descending=True):
+    ds = field_ds(
+        lambda X, Y: 200 + 80 * np.sin((X - XC) / 900.0) + 0.002 * (Y - YC),
+        lambda X, Y: -30 + 40 * np.cos((Y - YC) / 700.0) * np.sin((X - XC) / 1500.0),
+        descending=descending,
+    )
+    H = thickness_like(ds, lambda X, Y: 500 + 100 * np.cos((X - XC) / 1200.0) + 0.01 * (Y - YC))
+    return ds, H
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_discrete_gauss_theorem_to_round_off(descending):
+    ds, H = smooth_case(descending)
+    poly = sg.Polygon(
+        [
+            (XC - 1500, YC - 1000),
+            (XC + 900, YC - 1300),
+            (XC + 1700, YC + 200),
+            (XC + 300, YC + 1400),
+            (XC - 1300, YC + 800),
+        ]
+    )
+    for scheme in ("centred", "upwind"):
+        res = flux_divergence(ds, H, poly, scheme=scheme)
+        integ = float(res["integrated_divergence"][0])
+        faces = float(res["face_flux"][0])
+        assert abs(integ) > 1e6
+        assert integ == pytest.approx(faces, rel=1e-12, abs=1e-6 * abs(integ) * 1e-6)
+        assert abs(float(res["gauss_residual"][0])) < 1e-9 * abs(integ)
+
+
+def test_line_integral_matches_integrated_divergence():
+    # a linear flux field: the boundary line integral and the area integral are both exact
+    a, d = 0.003, -0.001
+    ds = field_ds(lambda X, Y: 150 + a * (X - XC), lambda X, Y: 20 + d * (Y - YC))
+    H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
+    h = DX / 2  # a rectangle along cell faces: the mask is exactly the polygon
+    poly = sg.box(XC - 8 * DX - h, YC - 5 * DX - h, XC + 6 * DX + h, YC + 7 * DX + h)
+    res = flux_divergence(ds, H, poly)
+    line = float(boundary_flux(res, poly)[0])
+    area = float(res["area"])
+    assert area == pytest.approx(poly.area)
+    # float32 velocities: ~1e-6 relative
+    assert float(res["integrated_divergence"][0]) == pytest.approx(500 * (a + d) * area, rel=2e-5)
+    assert line == pytest.approx(float(res["integrated_divergence"][0]), rel=1e-5)
+    # a general polygon: equal up to the staircase of cell centres (discretisation)
+    ds2, H2 = smooth_case()
+    poly2 = sg.Polygon(
+        [
+            (XC - 1500, YC - 1000),
+            (XC + 900, YC - 1300),
+            (XC + 1700, YC + 200),
+            (XC + 300, YC + 1400),
+            (XC - 1300, YC + 800),
+        ]
+    )
+    res2 = flux_divergence(ds2, H2, poly2)
+    line2 = float(boundary_flux(res2, poly2)[0])
+    assert line2 == pytest.approx(float(res2["integrated_divergence"][0]), rel=0.05)
+    assert to_gt(1e12 / 917) == pytest.approx(1.0)
+
+
+def test_nan_and_upscale():
+    ds, H = smooth_case()
+    H[10, 12] = np.nan
+    res = flux_divergence(ds, H)
+    div = res["flux_divergence"].values[0]
+    assert np.isnan(div[10, 12]) and np.isnan(div[9, 12]) and np.isnan(div[10, 13])
+    assert np.isfinite(div[10, 15])
+    poly = sg.box(XC - 2000, YC - 2000, XC + 2000, YC + 2000)
+    assert np.isnan(float(flux_divergence(ds, H, poly)["integrated_divergence"][0]))
+    inner = sg.box(XC - 1200, YC - 1200, XC + 1200, YC + 1200)
+    coarse = flux_divergence(ds, H.fillna(500.0), inner, upscale=3)
+    assert coarse.sizes["x"] == 41 // 3
+    assert float(coarse["gauss_residual"][0]) == pytest.approx(0, abs=1e-6)
+
+
+def test_errors():
+    ds = field_ds(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, sigma=4.0)
+    H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
+    sH = thickness_like(ds, lambda X, Y: 0 * X + 20.0)
+    res = flux_divergence(ds, H, thickness_error=sH)
+    # s_qx^2 = (500*4)^2 + (100*20)^2 = 8e6, s_qy^2 = (500*4)^2 = 4e6
+    want = np.sqrt(2 * 8e6 / (2 * DX) ** 2 + 2 * 4e6 / (2 * DX) ** 2)
+    np.testing.assert_allclose(interior(res["flux_divergence_error"]), want, rtol=1e-5)
+
+
+def test_thickness_reprojected_from_another_crs(tmp_path):
+    ds = field_ds(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
+    # thickness on a lon/lat grid, defined as a linear function of the cube's x, y
+    to_ll = pyproj.Transformer.from_crs(3413, 4326, always_xy=True)
+    to_xy = pyproj.Transformer.from_crs(4326, 3413, always_xy=True)
+    lon0, lat0 = to_ll.transform(XC, YC)
+    lons = np.linspace(lon0 - 0.12, lon0 + 0.12, 160)
+    lats = np.linspace(lat0 + 0.06, lat0 - 0.06, 140)
+    LON, LAT = np.meshgrid(lons, lats)
+    X, Y = to_xy.transform(LON, LAT)
+    tif = synthetic.write_geotiff(
+        tmp_path / "H_ll.tif", lons, lats, 300 + 0.02 * (X - XC) - 0.01 * (Y - YC), 4326
+    )
+    H = read_thickness(tif, ds)
+    Xc, Yc = np.meshgrid(ds.x.values, ds.y.values)
+    want = 300 + 0.02 * (Xc - XC) - 0.01 * (Yc - YC)
+    np.testing.assert_allclose(H.values, want, atol=0.5)  # bilinear on a curved grid
+    # no CRS: an error unless the user says what it is
+    bare = synthetic.write_geotiff(tmp_path / "bare.tif", ds.x.values, ds.y.values, want, None)
+    with pytest.raises(MissingCRSError, match="--thickness-crs"):
+        read_thickness(bare, ds)
+    np.testing.assert_allclose(read_thickness(bare, ds, crs="EPSG:3413").values, want, rtol=1e-6)
+    neg = synthetic.write_geotiff(tmp_path / "neg.tif", ds.x.values, ds.y.values, want - 310, 3413)
+    with pytest.warns(UserWarning, match="negative"):
+        Hn = read_thickness(neg, ds)
+    assert np.isnan(Hn.values).any() and (Hn.values[np.isfinite(Hn.values)] >= 0).all()
+
+
+def test_boundary_csv_validation(tmp_path):
+    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X)
+
+    def csv(name, text):
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+
+    good = csv(
+        "b.csv",
+        f"Easting,Northing\n{XC - 500},{YC - 500}\n{XC + 500},{YC - 500}\n{XC},{YC + 500}\n",
+    )
+    poly = read_boundary(good, ds)
+    assert poly.area == pytest.approx(500_000) and poly.exterior.is_ccw
+    headerless = csv("n.csv", f"{XC - 500} ,{YC - 500}\n{XC + 500},{YC - 500}\n{XC},{YC + 500}\n")
+    assert read_boundary(headerless, ds).area == pytest.approx(500_000)
+    cases = {
+        "one column": (csv("1.csv", "x\n1\n2\n3\n"), "two columns"),
+        "text": (csv("t.csv", f"x,y\n{XC},{YC}\nabc,{YC}\n{XC},{YC + 9}\n"), "not numbers"),
+        "two points": (csv("2.csv", f"x,y\n{XC},{YC}\n{XC + 9},{YC}\n"), "at least 3"),
+        "bow tie": (
+            csv(
+                "bt.csv",
+                f"x,y\n{XC},{YC}\n{XC + 900},{YC + 900}\n{XC + 900},{YC}\n{XC},{YC + 900}\n",
+            ),
+            "not valid",
+        ),
+        "outside": (csv("o.csv", "x,y\n0,0\n1000,0\n0,1000\n"), "outside the cube"),
+    }
+    for name, (path, match) in cases.items():
+        with pytest.raises(InputError, match=match):
+            read_boundary(path, ds)
+        assert name
+
+
+@pytest.fixture(scope="module")
+def qdiv_inputs(cubes, tmp_path_factory):
+    from itscube import open_cube
+
+    root = tmp_path_factory.mktemp("qdiv-in")
+    ds = open_cube(cubes.a_path)
+    flat = np.full((ds.sizes["y"], ds.sizes["x"]), 400.0)
+    tif = synthetic.write_geotiff(root / "H.tif", ds.x.values, ds.y.values, flat, 3413)
+    x0, y0 = CENTRE_A
+    b = root / "boundary.csv"
+    b.write_text(
+        f"x,y\n{x0 - 1500},{y0 - 1500}\n{x0 + 1500},{y0 - 1500}\n{x0 + 1500},"
+        f"{y0 + 1500}\n{x0 - 1500},{y0 + 1500}\n"
+    )
+    return tif, b
+
+
+def test_qdiv_cli(cubes, qdiv_inputs, tmp_path):
+    from .conftest import FIELD
+
+    tif, b = qdiv_inputs
+    r = run_cli(
+        "qdiv",
+        cubes.a_path,
+        "--thickness",
+        tif,
+        "--boundary",
+        b,
+        "--upscale",
+        "1",
+        "2",
+        "--start",
+        "2019-01-01",
+        "--end",
+        "2019-12-31",
+        "--per-step",
+        "--out",
+        tmp_path,
+        "--no-progress",
+    )
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "qdiv" / "1_20190101_20191231"
+    assert (tmp_path / "qdiv" / "2_20190101_20191231").is_dir()
+    nc = xr.open_dataset(folder / "qdiv_period.nc")
+    # constant H = 400 m on the linear test field: div = 400 (a + d)
+    # the mean: int16 rounding of the noise-free cube quantises single cells
+    assert float(nc["flux_divergence"].mean()) == pytest.approx(400 * (FIELD.a + FIELD.d), rel=0.05)
+    tif_out = rioxarray.open_rasterio(folder / "geotiff" / "dynamic_dhdt.tif")
+    assert tif_out.rio.crs.to_epsg() == 3413
+    summary = json.loads((folder / "summary.json").read_text())
+    row = summary["periods"][0]
+    assert abs(row["gauss_residual_m3_yr"]) < 1e-9 * abs(row["integrated_divergence_m3_yr"])
+    assert abs(row["relative_difference"]) < 0.05
+    assert (folder / "fluxes.csv").read_text().startswith("period,area_m2")
+    lines = (folder / "flux_timeseries.csv").read_text().splitlines()
+    assert len(lines) > 5 and lines[0].startswith("mid_date")
+    png = next((folder / "figures").glob("*.png"))
+    assert png.stat().st_size > 20_000
+
+
+def test_qdiv_cli_errors(cubes, qdiv_inputs, tmp_path):
+    tif, b = qdiv_inputs
+    bare = synthetic.write_geotiff(
+        tmp_path / "bare.tif", [0.0, 1.0], [1.0, 0.0], np.ones((2, 2)), None
+    )
+    one_line_error(
+        run_cli("qdiv", cubes.a_path, "--thickness", bare, "--boundary", b, "--out", tmp_path),
+        match="--thickness-crs",
+    )
+    one_line_error(
+        run_cli(
+            "qdiv",
+            cubes.a_path,
+            "--thickness",
+            tmp_path / "nope.tif",
+            "--boundary",
+            b,
+            "--out",
+            tmp_path,
+        ),
+        match="not found",
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x\n1\n2\n")
+    one_line_error(
+        run_cli("qdiv", cubes.a_path, "--thickness", tif, "--boundary", bad, "--out", tmp_path),
+        match="two columns",
+    )
+    one_line_error(
+        run_cli(
+            "qdiv",
+            cubes.a_path,
+            "--thickness",
+            tif,
+            "--boundary",
+            b,
+            "--column-factor",
+            "3",
+            "--out",
+            tmp_path,
+        ),
+        match="column-factor",
+    )
+    assert not (tmp_path / "qdiv").exists()

@@ -158,5 +158,8 @@ def qdiv_figure(res: xr.Dataset, boundary, folder: Path, label: str) -> Path:
         width=0.003,
     )
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(ax.get_title() + "\narrows: ice flux H u (m2 yr-1); red: thinning, blue: thickening", fontsize=10)
+    ax.set_title(
+        ax.get_title() + "\narrows: ice flux H u (m2 yr-1); red: thinning, blue: thickening",
+        fontsize=10,
+    )
     return save(fig, folder / f"dynamic_dhdt_{label}.png")

@@ -316,3 +316,23 @@ def test_qdiv_cli_errors(cubes, qdiv_inputs, tmp_path):
         match="column-factor",
     )
     assert not (tmp_path / "qdiv").exists()
+
+
+def test_boundary_in_lonlat_is_projected(tmp_path):
+    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X)
+    to_ll = pyproj.Transformer.from_crs(3413, 4326, always_xy=True)
+    square = [
+        (XC - 600, YC - 600),
+        (XC + 600, YC - 600),
+        (XC + 600, YC + 600),
+        (XC - 600, YC + 600),
+    ]
+    p = tmp_path / "ll.csv"
+    p.write_text(
+        "lon,lat\n" + "".join("{:.8f},{:.8f}\n".format(*to_ll.transform(*q)) for q in square)
+    )
+    poly = read_boundary(p, ds)  # lon/lat header: projected to the cube CRS
+    assert poly.area == pytest.approx(1200 * 1200, rel=1e-4)
+    q = tmp_path / "plain.csv"
+    q.write_text("a,b\n" + "".join("{:.8f},{:.8f}\n".format(*to_ll.transform(*c)) for c in square))
+    assert read_boundary(q, ds, crs="EPSG:4326").area == pytest.approx(1200 * 1200, rel=1e-4)

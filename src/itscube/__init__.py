@@ -35,6 +35,7 @@ from .errors import (
 from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness
 from .strain import strain_rates
 from .temporal import Filters, period_mean, select_layers
+from .track import track
 
 __all__ = [
     "Area",
@@ -66,4 +67,5 @@ __all__ = [
     "read_thickness",
     "select_layers",
     "strain_rates",
+    "track",
 ]

@@ -1,0 +1,130 @@
+"""Tracking against analytic flows (descending y, as ITS_LIVE stores it)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+
+from itscube.errors import InputError
+from itscube.track import track
+
+from .test_strain import DX, XC, YC, field_ds
+
+YEARS = ["2017-07-01", "2018-07-01", "2019-07-01", "2020-07-01", "2021-07-01"]
+
+
+def yearly(fu, fv, **kw):
+    return field_ds(fu, fv, times=YEARS, ny=61, nx=61, **kw)
+
+
+def test_uniform_flow_exact_displacement():
+    ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X - 50.0)
+    r = track(ds, [[XC, YC], [XC - 600, YC + 300]], "2018-03-01", "2020-03-01", dt_days=7)
+    years = (pd.Timestamp("2020-03-01") - pd.Timestamp("2018-03-01")).days / 365.25
+    np.testing.assert_allclose(r.displacement_x, 100 * years, rtol=1e-9)
+    np.testing.assert_allclose(r.displacement_y, -50 * years, rtol=1e-9)
+    assert list(r.status.values) == ["ok", "ok"]
+    assert r.time.values[-1] == np.datetime64("2020-03-01")  # end date hit exactly
+
+
+def test_solid_body_rotation_rk4_keeps_the_circle():
+    period_yr = 8.0
+    om = 2 * np.pi / period_yr
+    ds = yearly(lambda X, Y: -om * (Y - YC), lambda X, Y: om * (X - XC))
+    r0 = 1500.0
+    end = pd.Timestamp("2018-01-01") + pd.Timedelta(days=period_yr * 365.25)
+    res = track(ds, [[XC + r0, YC]], "2018-01-01", str(end), dt_days=2, steady=True)
+    radius = np.hypot(res.x.values[0] - XC, res.y.values[0] - YC)
+    assert np.nanmax(np.abs(radius / r0 - 1)) < 1e-6
+    # one period later the point is back where it started
+    assert float(res.x[0, -1]) == pytest.approx(XC + r0, abs=1e-3)
+    assert float(res.y[0, -1]) == pytest.approx(YC, abs=1e-3 * r0)
+    euler = track(
+        ds, [[XC + r0, YC]], "2018-01-01", str(end), dt_days=2, steady=True, method="euler"
+    )
+    r_e = np.hypot(euler.x.values[0, -1] - XC, euler.y.values[0, -1] - YC)
+    assert r_e > r0 * 1.01  # forward Euler spirals outward, as it must
+
+
+def test_piecewise_annual_fields_sum_exactly():
+    ds = yearly(lambda X, Y: 0 * X, lambda X, Y: 0 * X)
+    speeds = np.array([50.0, 100.0, 200.0, 300.0, 400.0], "f4")
+    ds["vx"][:] = speeds[:, None, None]
+    ds = ds.rename(mid_date="time")  # an annual cube: one field per calendar year
+    r = track(ds, [[XC - 1000, YC]], "2018-07-01", "2020-07-01", dt_days=10)
+    d = lambda a, b: (pd.Timestamp(b) - pd.Timestamp(a)).days / 365.25  # noqa: E731
+    want = (
+        100 * d("2018-07-01", "2019-01-01")
+        + 200 * d("2019-01-01", "2020-01-01")
+        + 300 * d("2020-01-01", "2020-07-01")
+    )
+    assert float(r.displacement_x[0]) == pytest.approx(want, rel=1e-9)  # round-off only
+
+
+def test_forward_then_backward_returns_to_the_seed():
+    ds = yearly(lambda X, Y: 150 + 0.01 * (Y - YC), lambda X, Y: 20 + 0.005 * (X - XC))
+    seeds = np.array([[XC - 2000, YC + 500], [XC - 1000, YC - 800]])
+    fwd = track(ds, seeds, "2018-01-01", "2020-01-01", dt_days=5)
+    ends = np.column_stack([fwd.x.values[:, -1], fwd.y.values[:, -1]])
+    back = track(ds, ends, "2018-01-01", "2020-01-01", dt_days=5, backward=True)
+    np.testing.assert_allclose(back.x.values[:, -1], seeds[:, 0], atol=1e-4)
+    np.testing.assert_allclose(back.y.values[:, -1], seeds[:, 1], atol=1e-4)
+    assert back.time.values[0] > back.time.values[-1]
+
+
+def test_gap_fallbacks_flags_and_stops():
+    ds = yearly(lambda X, Y: 0 * X + 200.0, lambda X, Y: 0 * X)
+    i = int(np.argmin(np.abs(ds.y.values - YC)))
+    j = int(np.argmin(np.abs(ds.x.values - XC)))
+    hole = (slice(i - 2, i + 3), slice(j - 2, j + 3))
+    ds["vx"][(1, *hole)] = np.nan  # a 2018 hole: filled from the nearest year
+    ds["vy"][(1, *hole)] = np.nan
+    r = track(ds, [[XC - 300, YC]], "2018-01-01", "2018-12-31", dt_days=5)
+    assert r.status.values[0] == "ok"
+    assert (r.filled.values[0] & 1).any()
+    assert float(r.displacement_x[0]) == pytest.approx(200 * 364 / 365.25, rel=1e-9)
+    # a hole in every year: spatial fill within the radius, flagged 2
+    ds2 = ds.copy(deep=True)
+    ds2["vx"][(slice(None), *hole)] = np.nan
+    r2 = track(ds2, [[XC - 300, YC]], "2018-01-01", "2018-12-31", dt_days=5)
+    assert (r2.filled.values[0] & 2).any() and r2.status.values[0] == "ok"
+    # a wide hole beyond the radius: the point stops with no_data, not a silent stall
+    ds3 = ds.copy(deep=True)
+    ds3["vx"][:, :, j + 1 : j + 15] = np.nan  # columns j+3.. stay empty with radius 2
+    r3 = track(ds3, [[XC - 300, YC]], "2018-01-01", "2020-12-31", dt_days=5, fill_radius=2)
+    assert r3.status.values[0] == "no_data"
+    assert np.isnan(r3.x.values[0, -1]) and np.isfinite(r3.x.values[0, 0])
+    # leaving the grid
+    r4 = track(ds, [[float(ds.x.max()) - DX, YC]], "2018-01-01", "2019-12-31", dt_days=5)
+    assert r4.status.values[0] == "out_of_domain"
+
+
+def test_lonlat_seeds_and_outputs():
+    ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
+    lon, lat = pyproj.Transformer.from_crs(3413, 4326, always_xy=True).transform(XC, YC)
+    a = track(ds, [[lon, lat]], "2018-01-01", "2019-01-01", seeds_crs="EPSG:4326")
+    b = track(
+        ds,
+        pd.DataFrame({"lon": [lon], "lat": [lat], "id": ["stake-1"]}),
+        "2018-01-01",
+        "2019-01-01",
+    )
+    assert float(a.x[0, 0]) == pytest.approx(XC, abs=1e-6)
+    assert float(b.x[0, -1]) == pytest.approx(float(a.x[0, -1]))
+    assert b.id.values[0] == "stake-1"
+    assert float(a.lon[0, 0]) == pytest.approx(lon) and float(a.lat[0, 0]) == pytest.approx(lat)
+    assert a.rio.crs.to_epsg() == 3413
+
+
+def test_bad_inputs():
+    ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
+    with pytest.raises(InputError, match="after --end"):
+        track(ds, [[XC, YC]], "2019-01-01", "2018-01-01")
+    with pytest.raises(InputError, match="time range"):
+        track(ds, [[XC, YC]], "1990-01-01", "1991-01-01")
+    with pytest.raises(InputError, match="inside the cube"):
+        track(ds, [[0.0, 0.0]], "2018-01-01", "2019-01-01")
+    with pytest.raises(InputError, match="--method"):
+        track(ds, [[XC, YC]], "2018-01-01", "2019-01-01", method="rk45")

@@ -128,3 +128,27 @@ def test_bad_inputs():
         track(ds, [[0.0, 0.0]], "2018-01-01", "2019-01-01")
     with pytest.raises(InputError, match="--method"):
         track(ds, [[XC, YC]], "2018-01-01", "2019-01-01", method="rk45")
+
+
+def test_ensemble_spread_grows_as_error_times_time():
+    from itscube.track import ensemble_spread
+
+    ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, sigma=10.0)
+    sp = ensemble_spread(ds, [[XC, YC]], "2018-01-01", "2020-01-01", 400, steady=True, dt_days=10)
+    t = 730 / 365.25
+    sigma_mean = 10.0 / np.sqrt(2)  # error of the steady mean of the 2 layers in the window
+    assert float(sp.spread_x[0]) == pytest.approx(sigma_mean * t, rel=0.12)
+    assert float(sp.spread_y[0]) == pytest.approx(sigma_mean * t, rel=0.12)
+
+
+def test_displacement_field_of_uniform_flow():
+    from itscube.track import displacement_field
+
+    ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X + 30.0)
+    f = displacement_field(ds, "2018-01-01", "2019-01-01", step=4)
+    assert f.sizes == {"y": 16, "x": 16}
+    ok = f.status.values == "ok"
+    assert ok.sum() > 100 and (f.status.values[~ok] == "out_of_domain").all()
+    np.testing.assert_allclose(f.dx.values[ok], 100 * 365 / 365.25, rtol=1e-9)
+    np.testing.assert_allclose(f.dy.values[ok], 30 * 365 / 365.25, rtol=1e-9)
+    assert f.rio.crs.to_epsg() == 3413

@@ -524,6 +524,117 @@ def qdiv(
     out_console.print(table)
 
 
+# ---------------------------------------------------------------- track
+
+
+def _seeds_from_options(seeds, point, line, grid):
+    given = [o is not None for o in (seeds, point, line, grid)]
+    if sum(given) != 1:
+        raise InputError("give exactly one of --seeds, --point, --line or --grid")
+    if point is not None:
+        return [list(point)]
+    if line is not None:
+        x0, y0, x1, y1, n = line
+        if int(n) != n or n < 2:
+            raise InputError(f"--line needs N >= 2 points as its last value; got {n}")
+        t = [i / (int(n) - 1) for i in range(int(n))]
+        return [[x0 + (x1 - x0) * f, y0 + (y1 - y0) * f] for f in t]
+    if seeds is not None:
+        if not seeds.is_file():
+            raise InputError(f"--seeds {seeds}: file not found")
+        if seeds.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp"):
+            import geopandas as gpd
+
+            try:
+                gdf = gpd.read_file(seeds)
+            except Exception as exc:
+                raise InputError(f"--seeds {seeds}: cannot read ({exc})") from exc
+            if gdf.empty or not (gdf.geom_type == "Point").all():
+                raise InputError(f"--seeds {seeds}: needs Point geometries")
+            return gdf
+        return seeds
+    return None
+
+
+@app.command()
+@friendly
+def track(
+    cube: Annotated[str, typer.Argument(help="Cube path/URL (Zarr, NetCDF, download folder).")],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    seeds: Annotated[
+        Path | None, typer.Option("--seeds", help="CSV (x,y or lon,lat; optional id) or GeoJSON.")
+    ] = None,
+    point: Annotated[
+        tuple[float, float] | None, typer.Option("--point", help="One seed: X Y.")
+    ] = None,
+    line: Annotated[
+        tuple[float, float, float, float, float] | None,
+        typer.Option("--line", help="N seeds on a line: X0 Y0 X1 Y1 N."),
+    ] = None,
+    grid: Annotated[
+        int | None, typer.Option("--grid", help="Seed every STEP-th pixel (displacement map).")
+    ] = None,
+    seeds_crs: Annotated[
+        str | None, typer.Option("--seeds-crs", help="CRS of the seeds (default: the cube's).")
+    ] = None,
+    backward: Annotated[
+        bool, typer.Option("--backward", help="Seeds at --end, track back.")
+    ] = False,
+    dt_days: Annotated[float, typer.Option("--dt-days", help="Time step (days).")] = 5.0,
+    method: Annotated[str, typer.Option("--method", help="rk4, rk2 or euler.")] = "rk4",
+    composite: Annotated[
+        str, typer.Option("--composite", help="month, season, year or a pandas frequency.")
+    ] = "year",
+    steady: Annotated[bool, typer.Option("--steady", help="One mean field (flowlines).")] = False,
+    ensemble: Annotated[
+        int, typer.Option("--ensemble", help="Monte-Carlo members for the spread.", min=0)
+    ] = 0,
+    fill_radius: Annotated[
+        float, typer.Option("--fill-radius", help="Spatial gap fallback radius (pixels).")
+    ] = 3.0,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of track/.")] = Path("."),
+    figures: FiguresOpt = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace folders.")] = False,
+):
+    """Track points through the velocity field between two dates (RK4 by default).
+
+    Writes OUT/track/<sdate>_<edate>/ with GeoPackage, CSV, NetCDF, GeoTIFFs (--grid),
+    figures and summary.json. Example: itscube track cube.zarr --point X Y --start
+    2018-01-01 --end 2020-12-31
+    """
+    from .workflows import run_track
+
+    seed_input = _seeds_from_options(seeds, point, line, grid)
+    product = run_track(
+        cube,
+        seeds=seed_input,
+        grid_step=grid,
+        start=start,
+        end=end,
+        out=out,
+        dt_days=dt_days,
+        method=method,
+        backward=backward,
+        composite=composite,
+        steady=steady,
+        ensemble=ensemble,
+        seeds_crs=seeds_crs,
+        fill_radius=fill_radius,
+        figures=figures,
+        overwrite=overwrite,
+    )
+    s = product.summary
+    table = Table(title=f"tracks in {product.folder}", show_header=False)
+    table.add_row("points", str(s["points"]))
+    table.add_row("status", ", ".join(f"{k} {v}" for k, v in s["status"].items()))
+    table.add_row("median displacement", f"{s['median_displacement_m']:.1f} m")
+    if s["median_spread_m"] is not None:
+        table.add_row("median 1-sigma spread", f"{s['median_spread_m']:.1f} m")
+    table.add_row("files", str(len(product.files)))
+    out_console.print(table)
+
+
 # ---------------------------------------------------------------- demo
 
 

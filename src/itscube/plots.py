@@ -163,3 +163,55 @@ def qdiv_figure(res: xr.Dataset, boundary, folder: Path, label: str) -> Path:
         fontsize=10,
     )
     return save(fig, folder / f"dynamic_dhdt_{label}.png")
+
+
+def tracks_figure(res: xr.Dataset, speed_field: xr.Dataset, path: Path) -> Path:
+    """Tracks over the mean speed map, coloured by time, with start/end markers."""
+    from matplotlib.collections import LineCollection
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    speed = np.hypot(speed_field["vx"], speed_field["vy"])
+    speed.attrs["units"] = "m yr-1"
+    map_panel(ax, speed, "tracks over mean speed", cmap="Greys")
+    t = (res.time.values - res.time.values[0]).astype("timedelta64[D]").astype(float) / 365.25
+    norm = plt.Normalize(np.nanmin(np.abs(t)), np.nanmax(np.abs(t)))
+    for p in range(res.sizes["point"]):
+        xs, ys = res.x.values[p] / 1e3, res.y.values[p] / 1e3
+        ok = np.isfinite(xs)
+        if ok.sum() < 2:
+            continue
+        pts = np.column_stack([xs[ok], ys[ok]])
+        segs = np.stack([pts[:-1], pts[1:]], axis=1)
+        lc = LineCollection(segs, cmap="plasma", norm=norm, linewidths=1.5)
+        lc.set_array(np.abs(t[ok][:-1]))
+        ax.add_collection(lc)
+        ax.plot(*pts[0], "o", color="tab:green", ms=4)
+        ax.plot(*pts[-1], "s", color="tab:red", ms=4)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap="plasma")
+    fig.colorbar(sm, ax=ax, shrink=0.85, label="years since start")
+    ax.set_title(
+        f"tracks {str(res.time.values[0])[:10]} -> {str(res.time.values[-1])[:10]}"
+        " (green start, red end)",
+        fontsize=10,
+    )
+    return save(fig, path)
+
+
+def displacement_figure(field: xr.Dataset, path: Path) -> Path:
+    """Displacement map with arrows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 6.5))
+    map_panel(ax, field["displacement"], "total displacement", cmap="viridis")
+    ny, nx = field.sizes["y"], field.sizes["x"]
+    step = max(1, max(ny, nx) // 20)
+    sub = field.isel(y=slice(None, None, step), x=slice(None, None, step))
+    ax.quiver(
+        sub.x.values / 1e3,
+        sub.y.values / 1e3,
+        sub["dx"].values,
+        sub["dy"].values,
+        color="w",
+        width=0.003,
+    )
+    return save(fig, path)

@@ -223,9 +223,9 @@ def _weighted(v: xr.DataArray, sigma: xr.DataArray | None, dim: str):
     w = 1.0 / np.maximum(sigma, ERROR_FLOOR) ** 2
     w = w.where(valid & sigma.notnull(), 0.0)
     sw = w.sum(dim)
-    mean = (v.fillna(0.0) * w).sum(dim) / sw
-    mean = mean.where(sw > 0)
-    err = (1.0 / np.sqrt(sw)).where(sw > 0)
+    positive = sw.where(sw > 0)  # NaN where no layer has data: no 0/0 warnings
+    mean = (v.fillna(0.0) * w).sum(dim) / positive
+    err = 1.0 / np.sqrt(positive)
     return mean, err, (w > 0).sum(dim)
 
 

@@ -377,3 +377,132 @@ def run_qdiv(
             files.append(tmp / "summary.json")
         products.append(Product(folder, [folder / f.relative_to(tmp) for f in files], summary))
     return products
+
+
+def run_track(
+    cube: str | os.PathLike,
+    *,
+    seeds=None,
+    grid_step: int | None = None,
+    start=None,
+    end=None,
+    out: str | os.PathLike = ".",
+    dt_days: float = 5.0,
+    method: str = "rk4",
+    backward: bool = False,
+    composite: str = "year",
+    steady: bool = False,
+    ensemble: int = 0,
+    seeds_crs: str | None = None,
+    fill_radius: float = 3.0,
+    figures: bool = True,
+    overwrite: bool = False,
+) -> Product:
+    """Tracks into ``OUT/track/<sdate>_<edate>``: ``tracks.gpkg`` (layers ``tracks`` lines
+    and ``points``), ``tracks.csv``, ``tracks.nc``, ``displacement_*.tif`` (with
+    ``grid_step``), ``figures/*.png`` and ``summary.json``."""
+    import geopandas as gpd
+    import shapely.geometry as sg
+
+    from .track import displacement_field, ensemble_spread, track
+
+    if start is None or end is None:
+        raise InputError("give both --start and --end")
+    t_start = time.perf_counter()
+    ds = open_cube(cube)
+    kw = dict(
+        dt_days=dt_days,
+        method=method,
+        backward=backward,
+        composite=composite,
+        steady=steady,
+        fill_radius=fill_radius,
+    )
+    field = None
+    if grid_step is not None:
+        field = displacement_field(ds, start, end, step=grid_step, **kw)
+        X, Y = np.meshgrid(field.x.values, field.y.values)
+        seeds, seeds_crs = np.column_stack([X.ravel(), Y.ravel()]), None
+    if seeds is None:
+        raise InputError("give seeds: --seeds FILE, --point X Y, --line X0 Y0 X1 Y1 N or --grid")
+    res = track(ds, seeds, start, end, seeds_crs=seeds_crs, **kw)
+    if ensemble:
+        res = res.merge(ensemble_spread(ds, seeds, start, end, ensemble, seeds_crs=seeds_crs, **kw))
+    sdate, edate = date_label(start), date_label(end)
+    folder = product_folder(out, "track", None, sdate, edate)
+    crs = ds.rio.crs
+    with staged_folder(folder, overwrite) as tmp:
+        files = [write_netcdf(res, tmp / "tracks.nc", f"Tracked points {sdate}-{edate}")]
+        table = res[["x", "y", "lon", "lat", "vx", "vy", "v", "filled"]].to_dataframe()
+        table = table.dropna(subset=["x"]).reset_index()
+        table["id"] = res["id"].values[table["point"].values]
+        table["status"] = res["status"].values[table["point"].values]
+        table.to_csv(tmp / "tracks.csv", index=False)
+        files.append(tmp / "tracks.csv")
+        lines = []
+        for p in range(res.sizes["point"]):
+            xs, ys = res.x.values[p], res.y.values[p]
+            ok = np.isfinite(xs)
+            geom = sg.LineString(np.column_stack([xs[ok], ys[ok]])) if ok.sum() > 1 else None
+            row = {
+                "point": p,
+                "id": str(res.id.values[p]),
+                "status": str(res.status.values[p]),
+                "displacement_m": float(res.displacement[p]),
+                "geometry": geom,
+            }
+            if "spread" in res:
+                row["spread_m"] = float(res.spread[p])
+            lines.append(row)
+        gpkg = tmp / "tracks.gpkg"
+        gpd.GeoDataFrame(lines, crs=crs).to_file(gpkg, layer="tracks", driver="GPKG")
+        pts = gpd.GeoDataFrame(
+            table.assign(time=table["time"].astype(str)),
+            geometry=gpd.points_from_xy(table["x"], table["y"]),
+            crs=crs,
+        )
+        pts.to_file(gpkg, layer="points", driver="GPKG")
+        files.append(gpkg)
+        if field is not None:
+            for name in ("dx", "dy", "displacement"):
+                files.append(write_cog(field[name], tmp / f"displacement_{name}.tif"))
+        if figures:
+            from .plots import displacement_figure, tracks_figure
+
+            speed = period_mean(
+                ds.sel(
+                    {
+                        time_dim(ds): slice(
+                            *sorted((np.datetime64(str(start)), np.datetime64(str(end))))
+                        )
+                    }
+                ),
+                "all",
+            ).isel(time=0)
+            files.append(tracks_figure(res, speed, tmp / "figures" / "tracks.png"))
+            if field is not None:
+                files.append(displacement_figure(field, tmp / "figures" / "displacement.png"))
+        counts = {
+            s: int((res.status.values == s).sum()) for s in ("ok", "out_of_domain", "no_data")
+        }
+        summary = {
+            "product": "tracks",
+            "itscube_version": __version__,
+            "cube": str(cube),
+            "crs": str(crs),
+            "window": {"start": sdate, "end": edate},
+            "direction": "backward" if backward else "forward",
+            "method": method,
+            "dt_days": dt_days,
+            "composite": "steady" if steady else composite,
+            "points": int(res.sizes["point"]),
+            "status": counts,
+            "points_with_gap_fallback": int((res.filled.values > 0).any(axis=1).sum()),
+            "median_displacement_m": float(np.nanmedian(res.displacement.values)),
+            "ensemble_members": ensemble,
+            "median_spread_m": float(np.nanmedian(res.spread.values)) if ensemble else None,
+            "seconds": round(time.perf_counter() - t_start, 2),
+        }
+        write_json(summary, tmp / "summary.json")
+        files.append(tmp / "summary.json")
+    return Product(folder, [folder / f.relative_to(tmp) for f in files], summary)

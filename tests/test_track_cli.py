@@ -1,0 +1,127 @@
+"""`itscube track`: files that open with CRS, figures, errors."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import rioxarray
+import xarray as xr
+
+from .conftest import CENTRE_A, FIELD, one_line_error, run_cli
+
+X0, Y0 = CENTRE_A
+
+
+def test_track_line_and_grid(cubes, tmp_path):
+    r = run_cli(
+        "track",
+        cubes.a_path,
+        "--line",
+        X0 - 1500,
+        Y0 - 1000,
+        X0 - 1500,
+        Y0 + 1000,
+        5,
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2019-12-31",
+        "--out",
+        tmp_path,
+    )
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "track" / "20180101_20191231"
+    lines = gpd.read_file(folder / "tracks.gpkg", layer="tracks")
+    assert len(lines) == 5 and lines.crs.to_epsg() == 3413
+    pts = gpd.read_file(folder / "tracks.gpkg", layer="points")
+    assert len(pts) > 5 * 100
+    table = pd.read_csv(folder / "tracks.csv")
+    assert {"x", "y", "lon", "lat", "vx", "vy", "status", "time"} <= set(table.columns)
+    ds = xr.open_dataset(folder / "tracks.nc")
+    # first point: vx = u0 + accel (t - t0) + a dx + b dy; mid-window t = 2019.0
+    vx_mid = FIELD.u0 + FIELD.accel * (2019.0 - FIELD.t0) + FIELD.a * -1500 + FIELD.b * -1000
+    assert float(ds.displacement_x[0]) == pytest.approx(2 * vx_mid, rel=0.05)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"]["ok"] == 5
+    assert (folder / "figures" / "tracks.png").stat().st_size > 20_000
+
+    r = run_cli(
+        "track",
+        cubes.a_path,
+        "--grid",
+        5,
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2018-12-31",
+        "--out",
+        tmp_path / "g",
+        "--no-figures",
+    )
+    assert r.exit_code == 0, r.output
+    tif = rioxarray.open_rasterio(
+        tmp_path / "g" / "track" / "20180101_20181231" / "displacement_displacement.tif"
+    )
+    assert tif.rio.crs.to_epsg() == 3413 and tif.shape[1:] == (8, 8)
+
+
+def test_track_seeds_csv_lonlat(cubes, tmp_path):
+    import pyproj
+
+    lon, lat = pyproj.Transformer.from_crs(3413, 4326, always_xy=True).transform(X0, Y0)
+    seeds = tmp_path / "stakes.csv"
+    seeds.write_text(f"id,Longitude,Latitude\nS1,{lon},{lat}\n")
+    r = run_cli(
+        "track",
+        cubes.a_path,
+        "--seeds",
+        seeds,
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2018-06-30",
+        "--out",
+        tmp_path,
+        "--no-figures",
+    )
+    assert r.exit_code == 0, r.output
+    ds = xr.open_dataset(tmp_path / "track" / "20180101_20180630" / "tracks.nc")
+    assert float(ds.x[0, 0]) == pytest.approx(X0, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--point", X0, Y0, "--start", "2019-01-01", "--end", "2018-01-01"], "after --end"),
+        (["--point", X0, Y0, "--start", "1990-01-01", "--end", "1991-01-01"], "time range"),
+        (["--point", 0, 0, "--start", "2018-01-01", "--end", "2019-01-01"], "inside the cube"),
+        (["--start", "2018-01-01", "--end", "2019-01-01"], "exactly one of"),
+        (["--point", X0, Y0, "--start", "2018-01-01"], "--start and --end"),
+        (["--line", X0, Y0, X0, Y0, 1.5, "--start", "2018-01-01", "--end", "2019-01-01"], "N >= 2"),
+    ],
+)
+def test_track_bad_inputs(cubes, tmp_path, args, match):
+    one_line_error(run_cli("track", cubes.a_path, *args, "--out", tmp_path), match=match)
+
+
+def test_malformed_seed_csv(cubes, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,abc\n")
+    one_line_error(
+        run_cli(
+            "track",
+            cubes.a_path,
+            "--seeds",
+            bad,
+            "--start",
+            "2018-01-01",
+            "--end",
+            "2019-01-01",
+            "--out",
+            tmp_path,
+        ),
+        match="not numbers",
+    )

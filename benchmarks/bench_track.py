@@ -39,8 +39,10 @@ def field(n: int = 200):
 def itscube_cube(x, y, u, v) -> xr.Dataset:
     times = np.array(["2015-07-01", "2025-07-01"], dtype="datetime64[ns]")
     ds = xr.Dataset(
-        {"vx": (("mid_date", "y", "x"), np.stack([u, u]).astype("f4")),
-         "vy": (("mid_date", "y", "x"), np.stack([v, v]).astype("f4"))},
+        {
+            "vx": (("mid_date", "y", "x"), np.stack([u, u]).astype("f4")),
+            "vy": (("mid_date", "y", "x"), np.stack([v, v]).astype("f4")),
+        },
         coords={"x": x, "y": y, "mid_date": times},
     )
     return ds.rio.write_crs("EPSG:3413", grid_mapping_name="mapping")
@@ -53,7 +55,7 @@ def seeds(n: int, rng) -> np.ndarray:
 
 
 def run_itscube(ds, pts, years: float):
-    end = np.datetime64("2016-01-01") + np.timedelta64(int(round(years * 365.25)), "D")
+    end = np.datetime64("2016-01-01") + np.timedelta64(round(years * 365.25), "D")
     t0 = time.perf_counter()
     res = track(ds, pts, "2016-01-01", str(end)[:10], dt_days=5, steady=True)
     return res, time.perf_counter() - t0
@@ -63,7 +65,7 @@ def run_kernel(x, y, u, v, pts, years: float) -> float:
     """itscube's advection kernel alone (what parcels' ``execute`` is timed for)."""
     from itscube.track import advect
 
-    steps = int(round(years * 365.25 / 5))
+    steps = round(years * 365.25 / 5)
     U, V = u[None].astype("f8"), v[None].astype("f8")
     F = np.zeros(U.shape, np.uint8)
     dt = np.full(steps, 5 / 365.25)
@@ -85,11 +87,12 @@ def run_parcels(x, y, u, v, pts, years: float):
     ya = y[::-1]
     ny, nx = ua.shape
     ds = xr.Dataset(
-        {"U": (["time", "depth", "YG", "XG"], np.stack([ua, ua])[:, None]),
-         "V": (["time", "depth", "YG", "XG"], np.stack([va, va])[:, None])},
+        {
+            "U": (["time", "depth", "YG", "XG"], np.stack([ua, ua])[:, None]),
+            "V": (["time", "depth", "YG", "XG"], np.stack([va, va])[:, None]),
+        },
         coords={
-            "time": (["time"], [np.timedelta64(0, "s"), np.timedelta64(4000, "D")],
-                     {"axis": "T"}),
+            "time": (["time"], [np.timedelta64(0, "s"), np.timedelta64(4000, "D")], {"axis": "T"}),
             "depth": (["depth"], np.array([0.0]), {"axis": "Z"}),
             "YC": (["YC"], np.arange(ny) + 0.5, {"axis": "Y"}),
             "YG": (["YG"], np.arange(ny), {"axis": "Y"}),
@@ -116,10 +119,14 @@ def run_parcels(x, y, u, v, pts, years: float):
     )
     fs = parcels.FieldSet.from_sgrid_conventions(ds, mesh="flat")
     pset = parcels.ParticleSet(fs, x=pts[:, 0] - X0, y=pts[:, 1] - Y0)
-    days = int(round(years * 365.25))
+    days = round(years * 365.25)
     t0 = time.perf_counter()
-    pset.execute(parcels.kernels.AdvectionRK4, dt=np.timedelta64(5, "D"),
-                 runtime=np.timedelta64(days, "D"), verbose_progress=False)
+    pset.execute(
+        parcels.kernels.AdvectionRK4,
+        dt=np.timedelta64(5, "D"),
+        runtime=np.timedelta64(days, "D"),
+        verbose_progress=False,
+    )
     elapsed = time.perf_counter() - t0
     return np.column_stack([np.asarray(pset.x) + X0, np.asarray(pset.y) + Y0]), elapsed
 
@@ -136,14 +143,17 @@ def main() -> None:
     ds = itscube_cube(x, y, u, v)
     run_itscube(ds, seeds(10, rng), 0.1)  # JIT warm-up
     out: dict = {"field": "200 x 200 at 120 m, steady", "years": args.years, "dt_days": 5}
-    steps = int(round(args.years * 365.25 / 5))
+    steps = round(args.years * 365.25 / 5)
     pts = seeds(args.particles, rng)
     res, t_its = run_itscube(ds, pts, args.years)
     t_kernel = run_kernel(x, y, u, v, pts, args.years)
-    out["itscube"] = {"particles": args.particles, "seconds_end_to_end": round(t_its, 3),
-                      "particle_steps_per_s_end_to_end": round(args.particles * steps / t_its),
-                      "seconds_kernel": round(t_kernel, 3),
-                      "particle_steps_per_s": round(args.particles * steps / t_kernel)}
+    out["itscube"] = {
+        "particles": args.particles,
+        "seconds_end_to_end": round(t_its, 3),
+        "particle_steps_per_s_end_to_end": round(args.particles * steps / t_its),
+        "seconds_kernel": round(t_kernel, 3),
+        "particle_steps_per_s": round(args.particles * steps / t_kernel),
+    }
     try:
         sub = pts[: args.parcels_particles]
         end_p, t_par = run_parcels(x, y, u, v, sub, args.years)

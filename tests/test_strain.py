@@ -318,3 +318,22 @@ def test_bad_inputs():
         strain_rates(ds.drop_vars("vy"), 1)
     with pytest.raises(InputError, match="one grid"):
         strain_rates(ds, [1, 2], "coarsen")
+
+
+def test_period_mean_within_span_drops_pairs_crossing_the_bin():
+    times = ["2019-06-01", "2019-07-01"]
+    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=5, nx=5, times=times)
+    ds["vx"][:] = np.array([100.0, 300.0], "f4")[:, None, None]
+    ds["acquisition_date_img1"] = (
+        "mid_date",
+        np.array(["2019-05-20", "2018-12-01"], dtype="datetime64[ns]"),
+    )
+    ds["acquisition_date_img2"] = (
+        "mid_date",
+        np.array(["2019-06-12", "2020-01-10"], dtype="datetime64[ns]"),
+    )
+    both = period_mean(ds, "YS")
+    inside = period_mean(ds, "YS", within_span=True)
+    assert float(both.vx[0, 0, 0]) == pytest.approx(200.0)
+    assert float(inside.vx[0, 0, 0]) == pytest.approx(100.0)  # the 13-month pair is out
+    assert int(inside.n_layers[0, 0, 0]) == 1

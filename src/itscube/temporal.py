@@ -236,6 +236,7 @@ def period_mean(
     start=None,
     end=None,
     weighted: bool = True,
+    within_span: bool = False,
 ) -> xr.Dataset:
     """Mean velocity field per period.
 
@@ -245,6 +246,9 @@ def period_mean(
     period : ``all``, ``year``, ``season`` or a pandas frequency alias.
     start, end : bounds used to label the ``all`` period (inclusive dates).
     weighted : inverse-variance weights from ``vx_error``/``vy_error`` when present.
+    within_span : keep only image pairs whose whole acquisition span
+        (``acquisition_date_img1`` .. ``acquisition_date_img2``) lies inside the period
+        (sub-yearly cubes that carry these dates; otherwise ``mid_date`` decides).
 
     Returns
     -------
@@ -256,8 +260,18 @@ def period_mean(
     tdim = time_dim(ds)
     bins = period_bins(ds[tdim].values, period, start, end)
     parts = []
+    spans = None
+    if within_span and {"acquisition_date_img1", "acquisition_date_img2"} <= set(ds.variables):
+        d1 = ds["acquisition_date_img1"].values.astype("datetime64[ns]")
+        d2 = ds["acquisition_date_img2"].values.astype("datetime64[ns]")
+        spans = (np.minimum(d1, d2), np.maximum(d1, d2))
     for b in bins:
-        sub = ds.isel({tdim: b.index})
+        index = b.index
+        if spans is not None:
+            lo = spans[0][index] >= np.datetime64(b.start)
+            hi = spans[1][index] < np.datetime64(b.end)
+            index = index[lo & hi]
+        sub = ds.isel({tdim: index})
         out = {}
         for comp in ("x", "y"):
             name, ename = f"v{comp}", f"v{comp}_error"

@@ -4,10 +4,12 @@ Velocity in time
 ----------------
 The cube is first reduced to a series of composite fields (:func:`velocity_series`):
 ``composite="year" | "season" | "month"`` (or any pandas frequency) gives
-inverse-variance-weighted means of the layers whose ``mid_date`` falls in each bin
-(:func:`itscube.temporal.period_mean`); ``steady=True`` gives one mean field over the
-window. Each composite is **piecewise constant over its bin** ``[start, end)``, and the
-step schedule is split at bin edges, so a time-varying uniform flow is integrated exactly.
+inverse-variance-weighted means of the image pairs whose whole acquisition span falls
+inside each bin (:func:`itscube.temporal.period_mean` with ``within_span``; a bin with no
+such pair is empty, and the gap fallback below fills it); ``steady=True`` gives one mean
+field over the window. Each composite is **piecewise constant over its bin**
+``[start, end)``, and the step schedule is split at bin edges, so a time-varying uniform
+flow is integrated exactly.
 Times before the first or after the last bin use the nearest composite.
 
 Space and steps
@@ -183,7 +185,7 @@ def velocity_series(
         return mean.assign(time_bnds=(("time", "bnds"), wide))
     freq = "YS" if tdim == "time" else COMPOSITES.get(composite or "year", composite)
     try:
-        return period_mean(sub, freq)
+        return period_mean(sub, freq, within_span=True)
     except InputError as exc:
         raise InputError(
             f"--composite {composite!r} is not month, season, year or a pandas frequency"

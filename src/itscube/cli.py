@@ -593,6 +593,12 @@ def track(
     fill_radius: Annotated[
         float, typer.Option("--fill-radius", help="Spatial gap fallback radius (pixels).")
     ] = 3.0,
+    min_dt_days: Annotated[float | None, typer.Option("--min-dt-days")] = None,
+    max_dt_days: Annotated[float | None, typer.Option("--max-dt-days")] = None,
+    max_error: Annotated[
+        float | None, typer.Option("--max-error", help="Drop data with errors above (m/yr).")
+    ] = None,
+    sensor: Annotated[list[str] | None, typer.Option("--sensor", help="L8, S2, S2A...")] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of track/.")] = Path("."),
     figures: FiguresOpt = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace folders.")] = False,
@@ -603,9 +609,11 @@ def track(
     figures and summary.json. Example: itscube track cube.zarr --point X Y --start
     2018-01-01 --end 2020-12-31
     """
+    from .temporal import Filters
     from .workflows import run_track
 
     seed_input = _seeds_from_options(seeds, point, line, grid)
+    filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), None, max_error)
     product = run_track(
         cube,
         seeds=seed_input,
@@ -621,6 +629,7 @@ def track(
         ensemble=ensemble,
         seeds_crs=seeds_crs,
         fill_radius=fill_radius,
+        filters=filters,
         figures=figures,
         overwrite=overwrite,
     )

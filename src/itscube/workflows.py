@@ -395,6 +395,7 @@ def run_track(
     ensemble: int = 0,
     seeds_crs: str | None = None,
     fill_radius: float = 3.0,
+    filters: Filters | None = None,
     figures: bool = True,
     overwrite: bool = False,
 ) -> Product:

@@ -122,6 +122,13 @@ def test_demo_offline(tmp_path):
 
     ds = open_cube(stores[1])
     assert ds.sizes["mid_date"] > 100
+    demo = tmp_path / "demo"
+    for k in (2, 4):
+        assert (demo / "strain" / f"{k}_20180101_20191231" / "strain_period.nc").is_file()
+    assert (demo / "track" / "20180101_20191231" / "tracks.gpkg").is_file()
+    assert (demo / "grid" / "track" / "20180101_20191231" / "displacement_dx.tif").is_file()
+    fluxes = (demo / "qdiv" / "2_20180101_20191231" / "fluxes.csv").read_text()
+    assert fluxes.startswith("period,area_m2")
     # the demo's annual cube is the analytic glacier field (+3 m/yr noise) at mid-year
     ann = open_cube(stores[0])
     import numpy as np

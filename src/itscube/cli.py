@@ -658,7 +658,10 @@ def demo(
     """Run the main job offline on the bundled synthetic sample.
 
     The sample is served over a local HTTP server on 127.0.0.1 and downloaded through
-    the same code path as a real ITS_LIVE download (catalog -> chunk reads -> local store).
+    the same code path as a real ITS_LIVE download (catalog -> chunk reads -> local store);
+    then strain rates (upscales 2, 4), tracks (a line and a grid) and flux divergence
+    (Example_Qdiv templates) are computed into OUT/strain, OUT/track, OUT/grid/track and
+    OUT/qdiv.
     """
     from .download import download as run_download
     from .sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample
@@ -686,6 +689,22 @@ def demo(
             made += [(f"{kind} cube", s) for s in res.stores] + [
                 (f"{kind} provenance", res.provenance)
             ]
+            if kind == "subyearly":
+                cube = res.stores[0]
+    from .sample import write_qdiv_templates
+    from .workflows import run_qdiv, run_strain, run_track
+
+    common = dict(start="2018-01-01", end="2019-12-31", out=out, overwrite=True)
+    for p in run_strain(cube, upscales=[2, 4], period="year", progress=False, **common):
+        made.append((f"strain, upscale {p.summary['upscale_px']}", p.folder))
+    cx, cy = SAMPLE_CENTRE
+    line = [[cx - 3000, cy - 2400 + 600 * i] for i in range(9)]
+    made.append(("tracks (line)", run_track(cube, seeds=line, **common).folder))
+    grid = run_track(cube, grid_step=5, figures=True, **{**common, "out": out / "grid"})
+    made.append(("displacement (grid)", grid.folder))
+    tif, csv = write_qdiv_templates(out / "Example_Qdiv")
+    for p in run_qdiv(cube, thickness=tif, boundary=csv, upscales=[2], progress=False, **common):
+        made.append(("flux divergence", p.folder))
     table = Table(title=f"itscube demo finished in {time.perf_counter() - t:.1f} s")
     table.add_column("product")
     table.add_column("path", overflow="fold")

@@ -108,32 +108,3 @@ def test_unreachable_catalog(tmp_path):
 
 def test_info_bad_cube(tmp_path):
     _one_line_error(run("info", tmp_path / "none.zarr"), match="no such file")
-
-
-@pytest.mark.slow
-def test_demo_offline(tmp_path):
-    r = run("demo", "--out", tmp_path / "demo", "--no-progress")
-    assert r.exit_code == 0, r.output
-    stores = sorted((tmp_path / "demo" / "download").glob("*/*.zarr"))
-    assert [s.name for s in stores] == ["annual_EPSG3413.zarr", "subyearly_EPSG3413.zarr"]
-    from itscube import open_cube
-    from itscube.sample import SAMPLE_FIELD
-    from itscube.synthetic import decimal_year
-
-    ds = open_cube(stores[1])
-    assert ds.sizes["mid_date"] > 100
-    demo = tmp_path / "demo"
-    for k in (2, 4):
-        assert (demo / "strain" / f"{k}_20180101_20191231" / "strain_period.nc").is_file()
-    assert (demo / "track" / "20180101_20191231" / "tracks.gpkg").is_file()
-    assert (demo / "grid" / "track" / "20180101_20191231" / "displacement_dx.tif").is_file()
-    fluxes = (demo / "qdiv" / "2_20180101_20191231" / "fluxes.csv").read_text()
-    assert fluxes.startswith("period,area_m2")
-    # the demo's annual cube is the analytic glacier field (+3 m/yr noise) at mid-year
-    ann = open_cube(stores[0])
-    import numpy as np
-
-    X, Y = np.meshgrid(ann.x.values, ann.y.values)
-    ex, _ = SAMPLE_FIELD(X, Y, float(decimal_year(ann.time.values[:1])[0]))
-    resid = ann.vx.values[0] - ex
-    assert np.nanstd(resid) < 5 and abs(np.nanmean(resid)) < 1

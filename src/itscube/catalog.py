@@ -20,6 +20,7 @@ import re
 import time
 import warnings
 from pathlib import Path
+from urllib.parse import urljoin
 
 import shapely
 import shapely.geometry as sg
@@ -108,6 +109,18 @@ def _epsg_of(props: dict) -> int:
     raise ValueError("no epsg/data_epsg property")
 
 
+def resolve_url(url: str, source: str) -> str:
+    """``url`` as given when absolute (a scheme or an absolute path), else relative to the
+    catalog ``source`` (a URL or a file path): a mirrored catalog may list its cubes by
+    relative names."""
+    url = str(url)
+    if "://" in url or url.startswith("/"):
+        return url
+    if remote.protocol_of(source) == "file":
+        return str(Path(source).expanduser().resolve().parent / url)
+    return urljoin(source, url)
+
+
 def parse_catalog(doc: dict, source: str = "catalog") -> list[CubeEntry]:
     """Entries of a catalog document (features with ``datacube_exist = 0`` are skipped)."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
@@ -124,13 +137,14 @@ def parse_catalog(doc: dict, source: str = "catalog") -> list[CubeEntry]:
             proj = sg.shape(props["geometry_epsg"]) if props.get("geometry_epsg") else None
         except Exception as exc:
             raise CatalogError(f"{source}: feature {i} is malformed ({exc})") from exc
+        composite = props.get("composite_zarr_url")
         entries.append(
             CubeEntry(
-                zarr_url=url,
+                zarr_url=resolve_url(url, source),
                 epsg=epsg,
                 footprint=geom,
                 footprint_proj=proj,
-                composite_url=props.get("composite_zarr_url"),
+                composite_url=resolve_url(composite, source) if composite else None,
                 region=props.get("region_name"),
                 granule_count=props.get("granule_count"),
             )

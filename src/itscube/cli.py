@@ -528,9 +528,11 @@ def qdiv(
 
 
 def _seeds_from_options(seeds, point, line, grid):
-    given = [o is not None for o in (seeds, point, line, grid)]
-    if sum(given) != 1:
-        raise InputError("give exactly one of --seeds, --point, --line or --grid")
+    given = [o is not None for o in (seeds, point, line)]
+    if sum(given) > 1 or (sum(given) == 0 and grid is None):
+        raise InputError(
+            "give exactly one of --seeds, --point or --line, and/or --grid for a displacement map"
+        )
     if point is not None:
         return [list(point)]
     if line is not None:
@@ -573,7 +575,11 @@ def track(
         typer.Option("--line", help="N seeds on a line: X0 Y0 X1 Y1 N."),
     ] = None,
     grid: Annotated[
-        int | None, typer.Option("--grid", help="Seed every STEP-th pixel (displacement map).")
+        int | None, typer.Option(
+            "--grid",
+            help="Displacement map from every STEP-th pixel (also the tracked points unless "
+            "--seeds/--point/--line is given).",
+        ),
     ] = None,
     seeds_crs: Annotated[
         str | None, typer.Option("--seeds-crs", help="CRS of the seeds (default: the cube's).")
@@ -659,57 +665,22 @@ def demo(
 
     The sample is served over a local HTTP server on 127.0.0.1 and downloaded through
     the same code path as a real ITS_LIVE download (catalog -> chunk reads -> local store);
-    then strain rates (upscales 2, 4), tracks (a line and a grid) and flux divergence
-    (Example_Qdiv templates) are computed into OUT/strain, OUT/track, OUT/grid/track and
-    OUT/qdiv.
+    then strain rates (upscales 2, 4), tracks (a line of points and a displacement grid) and
+    flux divergence (Example_Qdiv templates) are computed into OUT/strain, OUT/track and
+    OUT/qdiv, with OUT/overview.png.
     """
-    from .download import download as run_download
-    from .sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample
-    from .serve import StoreServer
+    from .demo import run_demo
 
-    t = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    sample = ensure_sample()
-    made = []
-    with StoreServer(sample.root) as server:
-        catalog = sample.catalog(server.url, out / "sample_catalog.json")
-        cx, cy = SAMPLE_CENTRE
-        area = bbox_area(cx - 5000, cy - 4000, cx + 5000, cy + 4000, crs=f"EPSG:{SAMPLE_EPSG}")
-        for kind in ("subyearly", "annual"):
-            res = run_download(
-                area,
-                start="2016-01-01",
-                end="2021-12-31",
-                kind=kind,
-                out=out / "download",
-                catalog=str(catalog),
-                progress=progress,
-                console=console,
-            )
-            made += [(f"{kind} cube", s) for s in res.stores] + [
-                (f"{kind} provenance", res.provenance)
-            ]
-            if kind == "subyearly":
-                cube = res.stores[0]
-    from .sample import write_qdiv_templates
-    from .workflows import run_qdiv, run_strain, run_track
-
-    common = dict(start="2018-01-01", end="2019-12-31", out=out, overwrite=True)
-    for p in run_strain(cube, upscales=[2, 4], period="year", progress=False, **common):
-        made.append((f"strain, upscale {p.summary['upscale_px']}", p.folder))
-    cx, cy = SAMPLE_CENTRE
-    line = [[cx - 3000, cy - 2400 + 600 * i] for i in range(9)]
-    made.append(("tracks (line)", run_track(cube, seeds=line, **common).folder))
-    grid = run_track(cube, grid_step=5, figures=True, **{**common, "out": out / "grid"})
-    made.append(("displacement (grid)", grid.folder))
-    tif, csv = write_qdiv_templates(out / "Example_Qdiv")
-    for p in run_qdiv(cube, thickness=tif, boundary=csv, upscales=[2], progress=False, **common):
-        made.append(("flux divergence", p.folder))
-    table = Table(title=f"itscube demo finished in {time.perf_counter() - t:.1f} s")
+    result = run_demo(out, progress=progress, console=console)
+    table = Table(
+        title=f"itscube demo finished in {result.seconds:.1f} s (synthetic sample)",
+        caption=f"paths relative to {out}",
+    )
     table.add_column("product")
     table.add_column("path", overflow="fold")
-    for what, path in made:
-        table.add_row(what, str(path))
+    table.add_column("result", overflow="fold")
+    for row in result.rows:
+        table.add_row(row.product, str(row.path.relative_to(out)), row.result)
     out_console.print(table)
 
 

@@ -215,3 +215,85 @@ def displacement_figure(field: xr.Dataset, path: Path) -> Path:
         width=0.003,
     )
     return save(fig, path)
+
+
+def overview_figure(
+    strain: xr.Dataset,
+    qdiv: xr.Dataset,
+    tracks: xr.Dataset,
+    subyearly: xr.Dataset,
+    annual: xr.Dataset | None,
+    boundary,
+    point: tuple[float, float],
+    path: Path,
+) -> Path:
+    """One page of the main job: speed with tracks, longitudinal strain rate, dynamic dH/dt,
+    and the velocity time series at ``point`` (sub-yearly pairs and annual composites).
+
+    ``strain`` and ``qdiv`` are (y, x) slices of the product NetCDFs, ``tracks`` the
+    ``tracks.nc`` dataset, ``boundary`` a shapely polygon in the cube CRS.
+    """
+    fig, axes = plt.subplots(2, 2, figsize=(14, 10.5), constrained_layout=True)
+    bx, by = (np.asarray(c) / 1e3 for c in boundary.exterior.xy)
+    speed = np.hypot(strain["vx"], strain["vy"])
+    speed.attrs["units"] = "m yr-1"
+    ax = axes[0, 0]
+    map_panel(ax, speed, f"speed {strain['time'].dt.year.item()} with tracks", cmap="cividis")
+    for p in range(tracks.sizes["point"]):
+        ax.plot(tracks.x.values[p] / 1e3, tracks.y.values[p] / 1e3, color="w", lw=1.2)
+        ax.plot(tracks.x.values[p, 0] / 1e3, tracks.y.values[p, 0] / 1e3, "o", color="w", ms=3)
+    ax.plot(point[0] / 1e3, point[1] / 1e3, "*", color="tab:red", ms=12)
+    scale = f"L = {strain.attrs.get('length_scale_m', 0):.0f} m"
+    map_panel(
+        axes[0, 1],
+        strain["longitudinal"],
+        f"longitudinal strain rate ({scale})",
+        cmap="RdBu_r",
+        diverging=True,
+    )
+    inside = qdiv["dynamic_dhdt"].where(qdiv["mask"] > 0) if "mask" in qdiv else qdiv
+    map_panel(
+        axes[1, 0],
+        qdiv["dynamic_dhdt"],
+        "dynamic dH/dt = -div(H u)",
+        cmap="RdBu",
+        diverging=True,
+        vlim=symmetric_limit(inside.values),
+    )
+    for ax in (axes[0, 0], axes[0, 1], axes[1, 0]):
+        ax.plot(bx, by, color="k", lw=1.2)
+    ax = axes[1, 1]
+    pt = subyearly.sel(x=point[0], y=point[1], method="nearest")
+    dt = pt["date_dt"].values
+    sc = ax.scatter(
+        pt["mid_date"].values,
+        pt["vx"].values,
+        c=dt,
+        s=10,
+        cmap="viridis",
+        norm=matplotlib.colors.LogNorm(max(1.0, np.nanmin(dt)), np.nanmax(dt)),
+        zorder=3,
+    )
+    if "vx_error" in pt:
+        ax.errorbar(
+            pt["mid_date"].values,
+            pt["vx"].values,
+            yerr=pt["vx_error"].values,
+            fmt="none",
+            ecolor="0.75",
+            lw=0.6,
+            zorder=2,
+        )
+    fig.colorbar(sc, ax=ax, label="image-pair separation (days)")
+    if annual is not None:
+        ap = annual.sel(x=point[0], y=point[1], method="nearest")
+        ax.step(
+            ap["time"].values, ap["vx"].values, where="mid", color="k", lw=2, label="annual"
+        )
+        ax.legend(loc="upper left", fontsize=8)
+    lo = np.nanpercentile(pt["vx"].values, 2)
+    hi = np.nanpercentile(pt["vx"].values, 98)
+    ax.set_ylim(lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo))
+    ax.set_ylabel("vx (m yr-1)")
+    ax.set_title(f"vx at the star ({point[0]:.0f}, {point[1]:.0f} m)", fontsize=10)
+    return save(fig, path)

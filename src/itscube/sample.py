@@ -1,123 +1,259 @@
-"""The offline sample: a synthetic outlet glacier in the ITS_LIVE v2 schema.
+"""The offline sample bundled with itscube: a synthetic outlet glacier in the ITS_LIVE v2 schema.
 
-:func:`ensure_sample` writes (once, deterministically) a sub-yearly cube, an
-annual cube and a catalog template into a folder. The data are synthetic (made
-by :mod:`itscube.synthetic` from :data:`SAMPLE_FIELD`), never real ITS_LIVE
-measurements; their analytic field is known, so results can be checked.
+``itscube/data/sample.zip`` (a few MB) holds
+
+* ``ITS_LIVE_vel_EPSG3413_G0120_X-150000_Y-2250000.zarr``: a sub-yearly (image-pair) cube,
+  :data:`SAMPLE_LAYERS` layers with unsorted ``mid_date``, Landsat 8/9 and Sentinel-1/2 pairs of
+  5 to 544 days, per-layer errors of 0.1 source pixel over the pair separation (+2 m/yr),
+  Gaussian noise of that size, int16 storage and rectangular cloud gaps;
+* ``ITS_LIVE_velocity_EPSG3413_120m_X-150000_Y-2250000.zarr``: its annual composites;
+* ``catalog_v02.json``: a catalog in the layout of the official one, whose ``zarr_url`` and
+  ``composite_zarr_url`` are relative to the catalog (so the sample works wherever it is served);
+* ``Example_Qdiv/Thickness.tif`` and ``Example_Qdiv/Boundaries.csv``: the flux-divergence
+  templates (thickness from :func:`itscube.synthetic.glacier_thickness`, boundary polygon around
+  the lower trunk);
+* ``SAMPLE.json``: how it was made.
+
+The data are synthetic, never real ITS_LIVE measurements: velocities are the analytic field
+:data:`SAMPLE_FIELD` (:class:`itscube.synthetic.OutletGlacier`) sampled at each layer's centre
+date, so every product can be checked against known values. :func:`build_sample` regenerates
+everything deterministically and ``python -m itscube.sample BUNDLE.zip`` rewrites the bundle;
+the tests check that the bundle equals a fresh build.
+
+:func:`ensure_sample` unpacks the bundle into the cache folder once; :func:`serve_sample` serves
+it over HTTP on 127.0.0.1 like the ITS_LIVE bucket, catalog included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import shutil
+import sys
+import zipfile
+from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
+
+import numpy as np
 
 from . import synthetic
 from .catalog import cache_dir
 
-SAMPLE_VERSION = 1
+SAMPLE_VERSION = 2
 SAMPLE_EPSG = 3413
 SAMPLE_CENTRE = (-150000.0, -2250000.0)
-SAMPLE_SHAPE = (100, 100)
-SAMPLE_LAYERS = 300
+SAMPLE_SHAPE = (80, 80)
+SAMPLE_LAYERS = 240
 SAMPLE_YEARS = (2015, 2022)
+SAMPLE_SEED = 2024
 SAMPLE_FIELD = synthetic.OutletGlacier(
-    x_head=SAMPLE_CENTRE[0] - 5000.0,
+    x_head=SAMPLE_CENTRE[0] - 6000.0,
     y_c=SAMPLE_CENTRE[1],
     half_width=3000.0,
     u_head=300.0,
     grad=0.04,
     converge=0.01,
+    head_ramp=3000.0,
 )
-"""Analytic velocity field of the sample glacier (m/yr)."""
+"""Analytic velocity field of the sample glacier (m/yr); see
+:class:`itscube.synthetic.OutletGlacier`. Downstream of ``x_head + head_ramp`` the centre-line
+speed is ``factor(t) * (u_head + grad * (x - x_head))``."""
+
+CATALOG_NAME = "catalog_v02.json"
+BUNDLE_DATE = (2025, 1, 1, 0, 0, 0)
+
+
+def bundle_path() -> Path:
+    """Path of the bundled ``sample.zip`` inside the installed package."""
+    return Path(str(resources.files("itscube") / "data" / "sample.zip"))
 
 
 @dataclasses.dataclass(frozen=True)
 class Sample:
-    """Paths of the sample data."""
+    """Paths of the (unpacked) sample data."""
 
     root: Path
 
     @property
     def subyearly(self) -> Path:
+        """Sub-yearly (image-pair) cube."""
         return self.root / synthetic.subyearly_name(SAMPLE_EPSG, SAMPLE_CENTRE)
 
     @property
     def annual(self) -> Path:
+        """Annual composite cube."""
         return self.root / synthetic.annual_name(SAMPLE_EPSG, SAMPLE_CENTRE)
 
-    def catalog(self, base_url: str, path: Path) -> Path:
-        """Write a catalog whose cube URLs point at ``base_url`` (where ``root`` is served)."""
-        feat = synthetic.catalog_feature(
-            f"{base_url}/{self.subyearly.name}",
-            SAMPLE_EPSG,
-            SAMPLE_CENTRE,
-            SAMPLE_SHAPE,
-            composite_zarr_url=f"{base_url}/{self.annual.name}",
-            granule_count=SAMPLE_LAYERS,
-            region="SAMPLE",
-        )
-        return synthetic.write_catalog(path, [feat])
+    @property
+    def catalog(self) -> Path:
+        """Catalog with cube URLs relative to itself."""
+        return self.root / CATALOG_NAME
+
+    @property
+    def thickness(self) -> Path:
+        """Ice-thickness GeoTIFF template (m, EPSG:3413)."""
+        return self.root / "Example_Qdiv" / "Thickness.tif"
+
+    @property
+    def boundary(self) -> Path:
+        """Boundary-polygon CSV template (x, y in EPSG:3413 metres)."""
+        return self.root / "Example_Qdiv" / "Boundaries.csv"
+
+    @property
+    def info(self) -> dict:
+        """Contents of ``SAMPLE.json``."""
+        return json.loads((self.root / "SAMPLE.json").read_text())
 
 
-def ensure_sample(root: str | Path | None = None) -> Sample:
-    """Create the sample in ``root`` (default: the itscube cache folder) unless present."""
-    root = Path(root) if root is not None else cache_dir() / f"sample-v{SAMPLE_VERSION}"
+def build_sample(root: str | Path) -> Sample:
+    """Generate the whole sample into ``root`` (deterministic; overwrites)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     sample = Sample(root)
-    marker = root / "SAMPLE.json"
-    if marker.exists():
-        return sample
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tmp_sample = Sample(tmp)
+    start, end = f"{SAMPLE_YEARS[0]}-01-01", f"{SAMPLE_YEARS[1]}-12-31"
+    common = dict(epsg=SAMPLE_EPSG, centre=SAMPLE_CENTRE, shape=SAMPLE_SHAPE, seed=SAMPLE_SEED)
     synthetic.make_subyearly_cube(
-        tmp_sample.subyearly,
+        sample.subyearly,
         SAMPLE_FIELD,
-        epsg=SAMPLE_EPSG,
-        centre=SAMPLE_CENTRE,
-        shape=SAMPLE_SHAPE,
         n_layers=SAMPLE_LAYERS,
-        start=f"{SAMPLE_YEARS[0]}-01-01",
-        end=f"{SAMPLE_YEARS[1]}-12-31",
-        seed=2024,
+        start=start,
+        end=end,
+        gap_share=0.5,
+        gap_size=0.9,
+        **common,
     )
     synthetic.make_annual_cube(
-        tmp_sample.annual,
+        sample.annual,
         SAMPLE_FIELD,
-        epsg=SAMPLE_EPSG,
-        centre=SAMPLE_CENTRE,
-        shape=SAMPLE_SHAPE,
         years=range(SAMPLE_YEARS[0], SAMPLE_YEARS[1] + 1),
-        seed=2024,
+        **common,
     )
-    (tmp / "SAMPLE.json").write_text(
-        json.dumps(
-            {
-                "version": SAMPLE_VERSION,
-                "synthetic": True,
-                "field": dataclasses.asdict(SAMPLE_FIELD),
-                "epsg": SAMPLE_EPSG,
-                "centre": SAMPLE_CENTRE,
-                "shape": SAMPLE_SHAPE,
-                "layers": SAMPLE_LAYERS,
-            },
-            indent=1,
+    feature = synthetic.catalog_feature(
+        sample.subyearly.name,
+        SAMPLE_EPSG,
+        SAMPLE_CENTRE,
+        SAMPLE_SHAPE,
+        composite_zarr_url=sample.annual.name,
+        granule_count=SAMPLE_LAYERS,
+        region="SAMPLE",
+    )
+    synthetic.write_catalog(sample.catalog, [feature])
+    write_qdiv_templates(root / "Example_Qdiv")
+    info = {
+        "synthetic": True,
+        "description": "Synthetic outlet glacier in the ITS_LIVE v2 datacube schema, made by "
+        "itscube.sample.build_sample; NOT real ITS_LIVE data.",
+        "version": SAMPLE_VERSION,
+        "field": {"class": "itscube.synthetic.OutletGlacier", **dataclasses.asdict(SAMPLE_FIELD)},
+        "epsg": SAMPLE_EPSG,
+        "centre": SAMPLE_CENTRE,
+        "shape": SAMPLE_SHAPE,
+        "layers": SAMPLE_LAYERS,
+        "years": SAMPLE_YEARS,
+        "seed": SAMPLE_SEED,
+    }
+    (root / "SAMPLE.json").write_text(json.dumps(info, indent=1) + "\n")
+    return sample
+
+
+def write_bundle(path: str | Path) -> Path:
+    """Build the sample and pack it into a deterministic zip at ``path``."""
+    import tempfile
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = build_sample(Path(tmp) / "sample").root
+        part = path.with_name(path.name + ".part")
+        with zipfile.ZipFile(part, "w") as zf:
+            for f in sorted(p for p in root.rglob("*") if p.is_file()):
+                info = zipfile.ZipInfo(f.relative_to(root).as_posix(), BUNDLE_DATE)
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, f.read_bytes(), compresslevel=9)
+        part.replace(path)
+    return path
+
+
+def ensure_sample(root: str | Path | None = None, bundle: str | Path | None = None) -> Sample:
+    """Unpack the bundled sample into ``root`` unless it is already there.
+
+    Parameters
+    ----------
+    root : destination folder (default: ``<itscube cache>/sample-v<version>-<hash>``).
+    bundle : the zip to unpack (default: the one shipped in the package, :func:`bundle_path`).
+
+    Returns
+    -------
+    Sample
+        Paths of the unpacked data. The folder is complete when it exists (unpacked under a
+        temporary name, then renamed).
+    """
+    bundle = Path(bundle) if bundle is not None else bundle_path()
+    if not bundle.is_file():
+        raise FileNotFoundError(
+            f"the sample bundle {bundle} is missing; reinstall itscube or rebuild it with "
+            "`python -m itscube.sample BUNDLE.zip`"
         )
-    )
+    if root is None:
+        digest = hashlib.sha256(bundle.read_bytes()).hexdigest()[:12]
+        root = cache_dir() / f"sample-v{SAMPLE_VERSION}-{digest}"
+    root = Path(root)
+    if (root / "SAMPLE.json").is_file():
+        return Sample(root)
+    tmp = root.with_name(root.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(tmp)
     if root.exists():
         shutil.rmtree(root)
     tmp.replace(root)
-    return sample
+    return Sample(root)
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleServer:
+    """The sample served over HTTP: ``url`` of the folder, ``catalog_url`` of its catalog."""
+
+    sample: Sample
+    url: str
+
+    @property
+    def catalog_url(self) -> str:
+        return f"{self.url}/{CATALOG_NAME}"
+
+    @property
+    def subyearly_url(self) -> str:
+        return f"{self.url}/{self.sample.subyearly.name}"
+
+    @property
+    def annual_url(self) -> str:
+        return f"{self.url}/{self.sample.annual.name}"
+
+
+@contextlib.contextmanager
+def serve_sample(sample: Sample | None = None) -> Iterator[SampleServer]:
+    """Serve the sample on 127.0.0.1 (a free port) like the ITS_LIVE bucket, while in the block.
+
+    Examples
+    --------
+    >>> with serve_sample() as srv:                         # doctest: +SKIP
+    ...     res = itscube.download(area, "2018-01-01", "2019-12-31", catalog=srv.catalog_url)
+    """
+    from .serve import StoreServer
+
+    sample = sample or ensure_sample()
+    with StoreServer(sample.root) as server:
+        yield SampleServer(sample, server.url)
 
 
 def write_qdiv_templates(folder: str | Path) -> tuple[Path, Path]:
     """The ``Example_Qdiv`` templates for the sample cube: ``Thickness.tif`` (240 m grid,
     EPSG:3413, from :func:`itscube.synthetic.glacier_thickness`) and ``Boundaries.csv``
     (a polygon around the lower trunk, x/y in EPSG:3413 metres)."""
-    import numpy as np
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cx, cy = SAMPLE_CENTRE
@@ -142,3 +278,10 @@ def write_qdiv_templates(folder: str | Path) -> tuple[Path, Path]:
     csv = folder / "Boundaries.csv"
     csv.write_text("x,y\n" + "".join(f"{px:.1f},{py:.1f}\n" for px, py in pts))
     return tif, csv
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance entry point
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m itscube.sample BUNDLE.zip")
+    out = write_bundle(sys.argv[1])
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")

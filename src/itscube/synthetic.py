@@ -85,7 +85,10 @@ class OutletGlacier:
     gently (``vy = -converge * (y - y_c) * profile``). Speed varies seasonally
     by ``season_amp`` (fraction) peaking at ``season_peak`` (fraction of year)
     and accelerates by ``trend`` (fraction per year) from ``t0``. Outside the
-    channel the ground is stable (0 m/yr).
+    channel the ground is stable (0 m/yr). With ``head_ramp > 0`` (m) the ice
+    starts smoothly at its head: speed rises from 0 at ``x_head`` to the
+    centre-line law at ``x_head + head_ramp`` (C1 smoothstep), and the analytic
+    laws above hold exactly downstream of that point.
     """
 
     x_head: float
@@ -98,6 +101,15 @@ class OutletGlacier:
     season_peak: float = 0.55
     trend: float = 0.02
     t0: float = 2015.0
+    head_ramp: float = 0.0
+
+    def onset(self, x: np.ndarray) -> np.ndarray:
+        """Head onset factor (0 above the head, 1 from ``x_head + head_ramp``), dimensionless."""
+        x = np.asarray(x, dtype="f8")
+        if self.head_ramp <= 0:
+            return (x >= self.x_head).astype("f8")
+        s = np.clip((x - self.x_head) / self.head_ramp, 0.0, 1.0)
+        return s * s * (3.0 - 2.0 * s)
 
     def factor(self, t: float) -> float:
         """Seasonal and secular multiplier at decimal year ``t`` (dimensionless)."""
@@ -108,7 +120,7 @@ class OutletGlacier:
         x = np.asarray(x, dtype="f8")
         y = np.asarray(y, dtype="f8")
         eta = (y - self.y_c) / self.half_width
-        profile = np.clip(1.0 - eta**4, 0.0, None) * (x >= self.x_head)
+        profile = np.clip(1.0 - eta**4, 0.0, None) * self.onset(x)
         f = self.factor(t)
         vx = f * profile * (self.u_head + self.grad * (x - self.x_head))
         vy = -f * profile * self.converge * (y - self.y_c)
@@ -247,18 +259,36 @@ def decimal_year(t: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- cubes
 
 
+def mean_velocity(
+    field: VelocityField, x: np.ndarray, y: np.ndarray, t1: float, t2: float, step: float = 0.02
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time-mean of ``field`` over ``[t1, t2]`` (decimal years) at fixed x, y (m/yr): the
+    midpoint rule with nodes at most ``step`` years (~1 week) apart, exact for fields
+    linear in time."""
+    m = max(1, int(np.ceil((t2 - t1) / step)))
+    ts = t1 + (np.arange(m) + 0.5) / m * (t2 - t1)
+    vx = np.zeros(np.broadcast(x, y).shape)
+    vy = np.zeros_like(vx)
+    for t in ts:
+        u, v = field(x, y, float(t))
+        vx += u
+        vy += v
+    return vx / m, vy / m
+
+
 def _encode(values: np.ndarray, dtype: str, fill: int) -> np.ndarray:
     info = np.iinfo(dtype)
     out = np.where(np.isfinite(values), np.clip(np.round(values), info.min + 1, info.max - 1), fill)
     return out.astype(dtype)
 
 
-def _gap_mask(rng, n: int, ny: int, nx: int, share: float) -> np.ndarray:
-    """Random rectangular cloud gaps (True = no data) in a share of layers."""
+def _gap_mask(rng, n: int, ny: int, nx: int, share: float, size: float = 0.5) -> np.ndarray:
+    """Random rectangular cloud gaps (True = no data) in a share of layers, each side up to
+    ``size`` of the tile."""
     mask = np.zeros((n, ny, nx), bool)
     for k in np.nonzero(rng.random(n) < share)[0]:
-        h = rng.integers(1, max(2, ny // 2))
-        w = rng.integers(1, max(2, nx // 2))
+        h = rng.integers(1, max(2, int(ny * size)))
+        w = rng.integers(1, max(2, int(nx * size)))
         i = rng.integers(0, ny - h + 1)
         j = rng.integers(0, nx - w + 1)
         mask[k, i : i + h, j : j + w] = True
@@ -291,15 +321,18 @@ def make_subyearly_cube(
     seed: int = 0,
     noise: bool = True,
     gap_share: float = 0.3,
+    gap_size: float = 0.5,
     spatial_chunk: int = 10,
     time_chunk: int = 20000,
     url_root: str = "https://its-live-data.s3.amazonaws.com/velocity_image_pair",
 ) -> xr.Dataset:
     """Write an ITS_LIVE v2 image-pair ("sub-yearly") cube following the real schema.
 
-    Velocity of each layer is ``field`` at the layer's centre date, plus
-    Gaussian noise of the layer's error (which scales as 1/dt like real
-    feature-tracking errors), rounded to int16 m/yr, with cloud gaps.
+    Velocity of each layer is the mean of ``field`` over the pair's span (what feature
+    tracking measures: displacement over separation; :func:`mean_velocity`), plus
+    Gaussian noise of the layer's error (0.1 source pixel over the pair's
+    separation, + 2 m/yr: 1/dt like real feature-tracking errors), rounded to
+    int16 m/yr, with rectangular cloud gaps in a share ``gap_share`` of layers.
 
     Parameters
     ----------
@@ -310,6 +343,8 @@ def make_subyearly_cube(
     shape : (ny, nx) pixels at 120 m.
     layers : image pairs (default: ``make_layers(n_layers, start, end, seed)``); the same
         layers give tiles that mosaic consistently.
+    gap_share, gap_size : share of layers with a cloud gap, and the largest gap side as a
+        fraction of the tile.
     spatial_chunk, time_chunk : chunk shape of 3-D variables ``(min(n, time_chunk), s, s)``.
 
     Returns
@@ -324,17 +359,20 @@ def make_subyearly_cube(
     ny, nx = shape
     X, Y = np.meshgrid(x, y)
     dt = layers.dt_days
-    tdec = decimal_year(layers.date_center)
-    vx_err = (4380.0 / dt + 2.0).astype("f4")  # m/yr; ~0.1 px at 120 m over dt
+    t1 = decimal_year(layers.img1)
+    t2 = decimal_year(layers.img2)
+    # feature-tracking error ~0.1 source pixel (Landsat 15 m, Sentinel 10 m) over dt, + 2 m/yr
+    pixel = np.where(layers.mission == "L", 15.0, 10.0)
+    vx_err = (0.1 * pixel * 365.25 / dt + 2.0).astype("f4")  # m/yr
     vy_err = (vx_err * rng.uniform(0.8, 1.2, n)).astype("f4")
     vx = np.empty((n, ny, nx))
     vy = np.empty((n, ny, nx))
     for k in range(n):
-        vx[k], vy[k] = field(X, Y, float(tdec[k]))
+        vx[k], vy[k] = mean_velocity(field, X, Y, float(t1[k]), float(t2[k]))
     if noise:
         vx += rng.normal(size=vx.shape) * vx_err[:, None, None]
         vy += rng.normal(size=vy.shape) * vy_err[:, None, None]
-    gaps = _gap_mask(rng, n, ny, nx, gap_share)
+    gaps = _gap_mask(rng, n, ny, nx, gap_share, gap_size)
     vx[gaps] = np.nan
     vy[gaps] = np.nan
     vx_i = _encode(vx, "int16", FILL_INT16)
@@ -611,7 +649,8 @@ def make_annual_cube(
 ) -> xr.Dataset:
     """Write an ITS_LIVE v2 annual composite cube (dims ``time, sensor, y, x``).
 
-    Each year's velocity is ``field`` at mid-year plus small noise; ``v0/vx0/vy0``
+    Each year's velocity is the mean of ``field`` over the calendar year (the seasonal
+    cycle averages out, as in the real composites) plus small noise; ``v0/vx0/vy0``
     are the all-year means. Chunks are one whole tile per year, as the real cubes.
     """
     rng = np.random.default_rng(seed + 7)
@@ -624,7 +663,7 @@ def make_annual_cube(
     vx = np.empty((nt, ny, nx))
     vy = np.empty((nt, ny, nx))
     for k, yr in enumerate(years):
-        vx[k], vy[k] = field(X, Y, yr + 0.5)
+        vx[k], vy[k] = mean_velocity(field, X, Y, float(yr), float(yr + 1))
     err = np.full((nt, ny, nx), 3.0)
     if noise:
         vx += rng.normal(size=vx.shape) * err
@@ -830,9 +869,12 @@ def write_geotiff(
 
 def glacier_thickness(field: OutletGlacier, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """A plausible thickness (m) for :class:`OutletGlacier`: a parabolic cross-section,
-    600 m on the centre line at the head thinning to 300 m 12 km down-glacier; 0 outside."""
+    600 m on the centre line at the head thinning to 300 m 12 km down-glacier; 0 outside
+    (thickening smoothly over the head ramp when the field has one)."""
     eta = np.abs(Y - field.y_c) / field.half_width
     along = np.clip((X - field.x_head) / 12000.0, 0, 1)
     centre = 600.0 - 300.0 * along
     h = centre * np.clip(1 - eta**2, 0, None)
+    if field.head_ramp > 0:
+        return h * np.sqrt(field.onset(X))
     return np.where(field.x_head <= X, h, 0.0)

@@ -401,7 +401,9 @@ def run_track(
 ) -> Product:
     """Tracks into ``OUT/track/<sdate>_<edate>``: ``tracks.gpkg`` (layers ``tracks`` lines
     and ``points``), ``tracks.csv``, ``tracks.nc``, ``displacement_*.tif`` (with
-    ``grid_step``), ``figures/*.png`` and ``summary.json``."""
+    ``grid_step``), ``figures/*.png`` and ``summary.json``. With ``grid_step`` and no
+    ``seeds`` the grid points are the tracked points; with both, the seeds are tracked and
+    the grid gives the displacement maps."""
     import geopandas as gpd
     import shapely.geometry as sg
 
@@ -422,8 +424,9 @@ def run_track(
     field = None
     if grid_step is not None:
         field = displacement_field(ds, start, end, step=grid_step, **kw)
-        X, Y = np.meshgrid(field.x.values, field.y.values)
-        seeds, seeds_crs = np.column_stack([X.ravel(), Y.ravel()]), None
+        if seeds is None:
+            X, Y = np.meshgrid(field.x.values, field.y.values)
+            seeds, seeds_crs = np.column_stack([X.ravel(), Y.ravel()]), None
     if seeds is None:
         raise InputError("give seeds: --seeds FILE, --point X Y, --line X0 Y0 X1 Y1 N or --grid")
     res = track(ds, seeds, start, end, seeds_crs=seeds_crs, **kw)

@@ -686,6 +686,9 @@ def demo(
 
 def main() -> None:
     """Console-script entry point."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures are written to files, never shown
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - outside a command

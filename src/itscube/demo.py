@@ -79,6 +79,7 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
                 kind=kind,
                 out=out / "download",
                 catalog=catalog,
+                overwrite=True,  # reuse an identical earlier download, else replace it
                 progress=progress,
                 console=console,
             )

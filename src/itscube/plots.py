@@ -1,12 +1,11 @@
-"""Figures of itscube products (matplotlib, non-interactive Agg backend)."""
+"""Figures of itscube products (matplotlib; the CLI selects the headless Agg backend, the
+library leaves the backend alone so figures show inline in notebooks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr

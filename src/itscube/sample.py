@@ -63,6 +63,8 @@ SAMPLE_FIELD = synthetic.OutletGlacier(
 speed is ``factor(t) * (u_head + grad * (x - x_head))``."""
 
 CATALOG_NAME = "catalog_v02.json"
+SAMPLE_PORT = 8735
+"""Port the sample server tries first on 127.0.0.1 (any free port otherwise)."""
 BUNDLE_DATE = (2025, 1, 1, 0, 0, 0)
 
 
@@ -214,12 +216,24 @@ def ensure_sample(root: str | Path | None = None, bundle: str | Path | None = No
     return Sample(root)
 
 
-@dataclasses.dataclass(frozen=True)
 class SampleServer:
-    """The sample served over HTTP: ``url`` of the folder, ``catalog_url`` of its catalog."""
+    """The sample served over HTTP on 127.0.0.1 like the ITS_LIVE bucket.
 
-    sample: Sample
-    url: str
+    ``url`` is the served folder, ``catalog_url`` its catalog (pass it as ``catalog=`` to
+    :func:`itscube.download` or :func:`itscube.load_catalog`). Stop it with :meth:`close`, or
+    use :func:`serve_sample` as a context manager.
+    """
+
+    def __init__(self, sample: Sample | None = None):
+        from .serve import StoreServer
+
+        self.sample = sample or ensure_sample()
+        # a fixed port when free keeps cube URLs (and so download identities) stable across runs
+        self._server = StoreServer(self.sample.root, port=SAMPLE_PORT).start()
+
+    @property
+    def url(self) -> str:
+        return self._server.url
 
     @property
     def catalog_url(self) -> str:
@@ -233,6 +247,13 @@ class SampleServer:
     def annual_url(self) -> str:
         return f"{self.url}/{self.sample.annual.name}"
 
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.stop()
+
+    def __repr__(self) -> str:
+        return f"SampleServer(catalog_url={self.catalog_url!r})"
+
 
 @contextlib.contextmanager
 def serve_sample(sample: Sample | None = None) -> Iterator[SampleServer]:
@@ -243,11 +264,11 @@ def serve_sample(sample: Sample | None = None) -> Iterator[SampleServer]:
     >>> with serve_sample() as srv:                         # doctest: +SKIP
     ...     res = itscube.download(area, "2018-01-01", "2019-12-31", catalog=srv.catalog_url)
     """
-    from .serve import StoreServer
-
-    sample = sample or ensure_sample()
-    with StoreServer(sample.root) as server:
-        yield SampleServer(sample, server.url)
+    server = SampleServer(sample)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def write_qdiv_templates(folder: str | Path) -> tuple[Path, Path]:

@@ -155,8 +155,8 @@ class _StoreHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, root: Path, faults: Faults):
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, root: Path, faults: Faults, port: int = 0):
+        super().__init__(("127.0.0.1", port), _Handler)
         self.root = root.resolve()
         self.faults = faults
         self.stats = Stats()
@@ -174,8 +174,16 @@ class StoreServer:
     ...     ds = open_cube(f"{srv.url}/cube.zarr")
     """
 
-    def __init__(self, root: str | os.PathLike, faults: Faults | None = None):
-        self._server = _StoreHTTPServer(Path(root), faults or Faults())
+    def __init__(
+        self, root: str | os.PathLike, faults: Faults | None = None, port: int | None = None
+    ):
+        """``port``: try this port first (a free one if it is taken or None)."""
+        try:
+            self._server = _StoreHTTPServer(Path(root), faults or Faults(), port or 0)
+        except OSError:
+            if not port:
+                raise
+            self._server = _StoreHTTPServer(Path(root), faults or Faults(), 0)
         self._thread: threading.Thread | None = None
 
     @property

@@ -30,7 +30,7 @@ needed; the area is then Sermeq Kujalleq / Jakobshavn Isbræ)."""
     ),
     new_code_cell(
         SWITCH
-        + '''
+        + """
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -47,13 +47,13 @@ else:
     server = SampleServer()  # the bundled sample on http://127.0.0.1:<port>
     catalog = itscube.load_catalog(server.catalog_url, cache=False)
     area = itscube.bbox_area(-155000, -2254000, -145000, -2246000, crs="EPSG:3413")
-print(f"{len(catalog)} cubes in {catalog.source}")'''
+print(f"{len(catalog)} cubes in {catalog.source}")"""
     ),
     new_markdown_cell("## Which cubes cover the area?"),
     new_code_cell(
-        '''cubes = itscube.find_cubes(area, catalog)
+        """cubes = itscube.find_cubes(area, catalog)
 for cube in cubes:
-    print(cube.name, f"EPSG:{cube.epsg}", cube.url("subyearly"))'''
+    print(cube.name, f"EPSG:{cube.epsg}", cube.url("subyearly"))"""
     ),
     new_markdown_cell(
         """## Download
@@ -64,13 +64,13 @@ interrupted download resumes where it stopped. The filters are the original note
 projection are mosaicked onto one grid."""
     ),
     new_code_cell(
-        '''filters = itscube.Filters(min_valid_percent=40, max_dt_days=400)
+        """filters = itscube.Filters(min_valid_percent=40, max_dt_days=400)
 sub = itscube.download(
     area, start=START, end=END, kind="subyearly", filters=filters, out="data", catalog=catalog
 )
 ann = itscube.download(area, start=START, end=END, kind="annual", out="data", catalog=catalog)
 print(sub.stores, f"{sub.bytes_fetched / 1e6:.1f} MB fetched")
-print(ann.stores)'''
+print(ann.stores)"""
     ),
     new_markdown_cell(
         """## Open the downloaded cubes
@@ -79,10 +79,10 @@ print(ann.stores)'''
 velocities in m/yr, CRS attached (`ds.rio.crs`)."""
     ),
     new_code_cell(
-        '''ds = itscube.open_cube(sub.stores[0])
+        """ds = itscube.open_cube(sub.stores[0])
 annual = itscube.open_cube(ann.stores[0])
 print(ds.rio.crs, dict(ds.sizes))
-ds[["vx", "vy", "date_dt", "vx_error"]]'''
+ds[["vx", "vy", "date_dt", "vx_error"]]"""
     ),
     new_markdown_cell(
         """## A regular series from irregular image pairs
@@ -92,7 +92,7 @@ The original notebook resampled the layers to a regular series (`amount` x `Y|M|
 layers and the error of each mean."""
     ),
     new_code_cell(
-        '''quarterly = itscube.period_mean(ds, "QS")
+        """quarterly = itscube.period_mean(ds, "QS")
 speed = np.hypot(quarterly.vx, quarterly.vy)
 y0, x0 = ds.sizes["y"] // 2, ds.sizes["x"] // 2
 pt = ds.isel(y=y0, x=x0).load()
@@ -110,7 +110,7 @@ ax0.legend()
 fig.colorbar(sc, ax=ax0, label="image-pair separation (days)")
 speed.mean("time").plot(ax=ax1, cmap="cividis", cbar_kwargs={"label": "mean speed (m/yr)"})
 ax1.set_aspect("equal")
-ax1.set_title("mean speed");'''
+ax1.set_title("mean speed");"""
     ),
     new_markdown_cell(
         """The same from the command line:
@@ -122,10 +122,10 @@ itscube download --bbox -49.9 69.1 -49.5 69.25 --start 2016-01-01 --end 2021-12-
 ```"""
     ),
     new_code_cell(
-        '''if not USE_REAL_DATA:
+        """if not USE_REAL_DATA:
     server.close()
     # the sample is synthetic: a check that this notebook saw what it should
-    assert ds.sizes["mid_date"] > 100 and float(speed.max()) > 500'''
+    assert ds.sizes["mid_date"] > 100 and float(speed.max()) > 500"""
     ),
 ]
 
@@ -148,7 +148,7 @@ then give your own thickness GeoTIFF and boundary CSV."""
     ),
     new_code_cell(
         SWITCH
-        + '''
+        + """
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -170,7 +170,7 @@ else:
     ds = itscube.open_cube(sample.subyearly, start=START, end=END)
     thickness_tif, boundary_csv = sample.thickness, sample.boundary
 ds = itscube.select_layers(ds, filters=itscube.Filters(min_valid_percent=40))
-print(ds.rio.crs, dict(ds.sizes))'''
+print(ds.rio.crs, dict(ds.sizes))"""
     ),
     new_markdown_cell(
         """## Strain rates at several length scales
@@ -181,14 +181,14 @@ logarithmic strain of Alley et al. (2018). Strain rates are in 1/yr; `longitudin
 and `shear` are rotated into the local flow direction."""
     ),
     new_code_cell(
-        '''yearly = itscube.period_mean(ds, "year")
+        """yearly = itscube.period_mean(ds, "year")
 sr = itscube.strain_rates(yearly, upscale=[1, 2, 4])
 first = sr.isel(time=0)
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.5), constrained_layout=True)
 for ax, k in zip(axes, sr.upscale.values):
     s = first.sel(upscale=k)
     map_panel(ax, s.longitudinal, f"longitudinal, L = {2 * k * 120} m",
-              cmap="RdBu_r", diverging=True, vlim=0.1)'''
+              cmap="RdBu_r", diverging=True, vlim=0.1)"""
     ),
     new_markdown_cell(
         """### A strain-rate time series
@@ -197,14 +197,14 @@ The original notebook's sliding windows: mean velocity per window (here quarterl
 each window, stacked along time."""
     ),
     new_code_cell(
-        '''quarterly = itscube.period_mean(ds, "QS")
+        """quarterly = itscube.period_mean(ds, "QS")
 sq = itscube.strain_rates(quarterly, upscale=2)
 cx, cy = float(ds.x.mean()), float(ds.y.mean())
 box = dict(x=slice(cx - 1500, cx + 1500), y=slice(cy + 500, cy - 500))
 series = sq.longitudinal.sel(**box).mean(["x", "y"])
 ax = series.plot(marker="o", figsize=(8, 3.5))
 plt.ylabel("longitudinal strain rate (1/yr)")
-plt.title("mean over a box at the centre of the cube");'''
+plt.title("mean over a box at the centre of the cube");"""
     ),
     new_markdown_cell(
         """## Tracking points
@@ -215,7 +215,7 @@ then spatially, and flagged; a point leaving the data stops with a status instea
 still."""
     ),
     new_code_cell(
-        '''seeds = np.column_stack([np.full(9, cx - 3000.0), np.linspace(cy - 2400, cy + 2400, 9)])
+        """seeds = np.column_stack([np.full(9, cx - 3000.0), np.linspace(cy - 2400, cy + 2400, 9)])
 tracks = itscube.track(ds, seeds, START, END, composite="year")
 print(tracks.status.values, tracks.displacement.values.round(0))
 
@@ -224,7 +224,7 @@ map_panel(ax, np.hypot(yearly.vx, yearly.vy).isel(time=0).assign_attrs(units="m/
           "tracks over the 2018 speed", cmap="cividis")
 for p in range(tracks.sizes["point"]):
     ax.plot(tracks.x[p] / 1e3, tracks.y[p] / 1e3, color="w")
-    ax.plot(tracks.x[p, 0] / 1e3, tracks.y[p, 0] / 1e3, "o", color="w", ms=3)'''
+    ax.plot(tracks.x[p, 0] / 1e3, tracks.y[p, 0] / 1e3, "o", color="w", ms=3)"""
     ),
     new_markdown_cell(
         """## Flux divergence and dynamic thinning
@@ -235,7 +235,7 @@ volumes, so its integral over the boundary equals the net flux through it (Gauss
 also compared with the line integral along the polygon."""
     ),
     new_code_cell(
-        '''H = itscube.read_thickness(thickness_tif, ds)
+        """H = itscube.read_thickness(thickness_tif, ds)
 boundary = itscube.read_boundary(boundary_csv, ds)
 q = itscube.flux_divergence(yearly, H, boundary, upscale=2, column_factor=1.0)
 line = itscube.boundary_flux(q, boundary)
@@ -249,7 +249,7 @@ fig, ax = plt.subplots(figsize=(8, 6))
 map_panel(ax, q.dynamic_dhdt.isel(time=0), "dynamic dH/dt = -div(H u), 2018",
           cmap="RdBu", diverging=True, vlim=15)
 bx, by = boundary.exterior.xy
-ax.plot(np.asarray(bx) / 1e3, np.asarray(by) / 1e3, "k");'''
+ax.plot(np.asarray(bx) / 1e3, np.asarray(by) / 1e3, "k");"""
     ),
     new_markdown_cell(
         """## The same as products on disk
@@ -265,14 +265,14 @@ itscube qdiv CUBE --thickness Thickness.tif --boundary Boundaries.csv --upscale 
 ```"""
     ),
     new_code_cell(
-        '''if not USE_REAL_DATA:
+        """if not USE_REAL_DATA:
     # the sample's analytic glacier: centre-line longitudinal strain rate ~ grad (0.04 /yr)
     # times the seasonal/secular factor (about 1.07 in 2018)
     centre = float(first.sel(upscale=2).longitudinal.sel(**box).mean())
     print(f"centre longitudinal {centre:.4f} /yr vs generator grad {SAMPLE_FIELD.grad} /yr")
     assert 0.9 * SAMPLE_FIELD.grad < centre < 1.25 * SAMPLE_FIELD.grad
     assert (tracks.status.values == "ok").all()
-    assert abs(float(q.gauss_residual[0])) < 1e-6 * abs(float(q.face_flux[0])) + 1e-3'''
+    assert abs(float(q.gauss_residual[0])) < 1e-6 * abs(float(q.face_flux[0])) + 1e-3"""
     ),
 ]
 

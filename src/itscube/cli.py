@@ -575,7 +575,8 @@ def track(
         typer.Option("--line", help="N seeds on a line: X0 Y0 X1 Y1 N."),
     ] = None,
     grid: Annotated[
-        int | None, typer.Option(
+        int | None,
+        typer.Option(
             "--grid",
             help="Displacement map from every STEP-th pixel (also the tracked points unless "
             "--seeds/--point/--line is given).",

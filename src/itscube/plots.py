@@ -286,9 +286,7 @@ def overview_figure(
     fig.colorbar(sc, ax=ax, label="image-pair separation (days)")
     if annual is not None:
         ap = annual.sel(x=point[0], y=point[1], method="nearest")
-        ax.step(
-            ap["time"].values, ap["vx"].values, where="mid", color="k", lw=2, label="annual"
-        )
+        ax.step(ap["time"].values, ap["vx"].values, where="mid", color="k", lw=2, label="annual")
         ax.legend(loc="upper left", fontsize=8)
     lo = np.nanpercentile(pt["vx"].values, 2)
     hi = np.nanpercentile(pt["vx"].values, 98)

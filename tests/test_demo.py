@@ -21,7 +21,7 @@ from itscube import open_cube
 from itscube.sample import SAMPLE_CENTRE, SAMPLE_FIELD
 from itscube.synthetic import decimal_year, glacier_thickness
 
-from .conftest import run_cli
+from .conftest import one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -218,3 +218,8 @@ def test_demo_flux_matches_the_generator(demo):
     row = table.iloc[0]
     assert abs(row.gauss_residual_m3_yr) < 1e-6 * abs(row.face_flux_m3_yr) + 1e-3
     assert abs(row.relative_difference) < 0.05
+
+
+def test_demo_out_must_be_a_folder(tmp_path):
+    (tmp_path / "file").write_text("x")
+    one_line_error(run_cli("demo", "--out", tmp_path / "file"), match="is a file")

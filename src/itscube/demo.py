@@ -20,6 +20,7 @@ from .area import bbox_area
 from .catalog import load_catalog
 from .cube import open_cube
 from .download import download
+from .errors import InputError
 from .sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample, serve_sample
 from .workflows import run_qdiv, run_strain, run_track
 
@@ -63,6 +64,8 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
     """
     t0 = time.perf_counter()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; give a folder for the demo outputs")
     out.mkdir(parents=True, exist_ok=True)
     sample = ensure_sample()
     rows: list[DemoRow] = []

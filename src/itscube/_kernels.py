@@ -104,6 +104,18 @@ def _gradient_errors(su, sv, x, y, k, out, t, i, j):
     out[t, NC + 3, i, j] = np.sqrt(sexx * sexx + seyy * seyy)
 
 
+@njit(inline="always", cache=True)
+def _edge_row(out, t, i, k):
+    """NaN the ``k``-pixel frame of row ``i`` of ``out[t]``; True if the whole row lies in it."""
+    ny, nx = out.shape[2], out.shape[3]
+    if i < k or i >= ny - k:
+        out[t, :, i, :] = np.nan
+        return True
+    out[t, :, i, :k] = np.nan
+    out[t, :, i, nx - k :] = np.nan
+    return False
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def gradient_strain(u, v, su, sv, x, y, k, with_errors, out):
     """Strain rates from centred differences over ``±k`` pixels, all components at once.
@@ -125,11 +137,8 @@ def gradient_strain(u, v, su, sv, x, y, k, with_errors, out):
     for r in prange(nt * ny):
         t = r // ny
         i = r % ny
-        if i < k or i >= ny - k:
-            out[t, :, i, :] = np.nan
+        if _edge_row(out, t, i, k):
             continue
-        out[t, :, i, :k] = np.nan
-        out[t, :, i, nx - k :] = np.nan
         ly = y[i + k] - y[i - k]
         for j in range(k, nx - k):
             lx = x[j + k] - x[j - k]
@@ -202,11 +211,8 @@ def log_strain(u, v, su, sv, x, y, k, with_errors, out):
     for r in prange(nt * ny):
         t = r // ny
         i = r % ny
-        if i < k or i >= ny - k:
-            out[t, :, i, :] = np.nan
+        if _edge_row(out, t, i, k):
             continue
-        out[t, :, i, :k] = np.nan
-        out[t, :, i, nx - k :] = np.nan
         px = np.empty(5)
         py = np.empty(5)
         qx = np.empty(5)

@@ -29,6 +29,19 @@ def time_dim(ds: xr.Dataset) -> str:
     raise CubeFormatError(f"no time dimension (mid_date or time) among dims {list(ds.dims)}")
 
 
+def with_crs(ds: xr.Dataset, crs) -> xr.Dataset:
+    """``ds`` with ``crs`` as its CF grid mapping variable ``mapping``, named in the
+    ``grid_mapping`` attribute of every (y, x) variable (unchanged if ``crs`` is None)."""
+    if crs is None:
+        return ds
+    ds = ds.rio.write_crs(crs, grid_mapping_name="mapping")
+    for name in ds.data_vars:
+        if {"x", "y"} <= set(ds[name].dims):
+            ds[name].attrs["grid_mapping"] = "mapping"
+            ds[name].encoding.pop("grid_mapping", None)
+    return ds
+
+
 def cube_kind(ds: xr.Dataset) -> Kind:
     """``"subyearly"`` or ``"annual"``."""
     return TIME_DIMS[time_dim(ds)]  # type: ignore[return-value]
@@ -134,15 +147,11 @@ def normalise_cube(
     gm_attrs = dict(ds["mapping"].attrs) if "mapping" in ds.variables else {}
     if "mapping" in ds.variables:
         ds = ds.drop_vars("mapping")
-    ds = ds.rio.write_crs(f"EPSG:{epsg}", grid_mapping_name="mapping")
+    ds = with_crs(ds, f"EPSG:{epsg}")
     keep = {k: v for k, v in gm_attrs.items() if k in ("GeoTransform", "spatial_epsg")}
     ds["mapping"].attrs.update(keep)
     ds["mapping"].attrs["spatial_epsg"] = epsg
     ds = ds.rio.set_spatial_dims(x_dim="x", y_dim="y")
-    for name in ds.data_vars:
-        if {"x", "y"} <= set(ds[name].dims):
-            ds[name].attrs["grid_mapping"] = "mapping"
-            ds[name].encoding.pop("grid_mapping", None)
     ds.attrs["itscube_kind"] = TIME_DIMS[tdim]
     ds.attrs["itscube_time_dim"] = tdim
     return ds

@@ -18,7 +18,7 @@ import xarray as xr
 
 from .area import bbox_area
 from .catalog import load_catalog
-from .cube import open_cube
+from .cube import open_cube, time_dim
 from .download import download
 from .errors import InputError
 from .sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample, serve_sample
@@ -49,10 +49,6 @@ class DemoResult:
     overview: Path
     seconds: float
 
-    def path(self, product: str) -> Path:
-        """Path of the first row whose product name starts with ``product``."""
-        return next(r.path for r in self.rows if r.product.startswith(product))
-
 
 def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoResult:
     """Run the whole chain on the bundled sample into ``out``.
@@ -71,7 +67,7 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
     rows: list[DemoRow] = []
     cx, cy = SAMPLE_CENTRE
     area = bbox_area(cx - 5000, cy - 4000, cx + 5000, cy + 4000, crs=f"EPSG:{SAMPLE_EPSG}")
-    stores = {}
+    cubes: dict[str, xr.Dataset] = {}
     with serve_sample(sample) as server:
         catalog = load_catalog(server.catalog_url, cache=False)
         for kind in ("subyearly", "annual"):
@@ -86,14 +82,12 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
                 progress=progress,
                 console=console,
             )
-            stores[kind] = res.stores[0]
-            ds = open_cube(stores[kind])
-            tdim = "mid_date" if kind == "subyearly" else "time"
+            ds = cubes[kind] = open_cube(res.stores[0])
             rows.append(
                 DemoRow(
                     f"{kind} cube",
-                    stores[kind],
-                    f"{ds.sizes[tdim]} layers, {ds.sizes['y']} x {ds.sizes['x']} px, "
+                    res.stores[0],
+                    f"{ds.sizes[time_dim(ds)]} layers, {ds.sizes['y']} x {ds.sizes['x']} px, "
                     + (
                         "already downloaded"
                         if res.already_complete
@@ -102,10 +96,12 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
                     ),
                 )
             )
-    cube = stores["subyearly"]
+            if kind == "subyearly":
+                cube = res.stores[0]
     start, end = ANALYSIS_WINDOW
     common = dict(start=start, end=end, out=out, overwrite=True)
-    for p in run_strain(cube, upscales=list(UPSCALES), period="year", progress=False, **common):
+    strain = run_strain(cube, upscales=list(UPSCALES), period="year", progress=False, **common)
+    for p in strain:
         first = p.summary["periods"][0]
         rows.append(
             DemoRow(
@@ -124,7 +120,7 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
             f"{tracks.summary['median_displacement_m']:.0f} m",
         )
     )
-    for p in run_qdiv(
+    (qdiv,) = run_qdiv(
         cube,
         thickness=sample.thickness,
         boundary=sample.boundary,
@@ -132,44 +128,48 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
         period="year",
         progress=False,
         **common,
-    ):
-        first = p.summary["periods"][0]
-        rows.append(
-            DemoRow(
-                "flux divergence, upscale 2",
-                p.folder,
-                f"{first['integrated_divergence_gt_yr']:.3f} Gt/yr inside the boundary, "
-                f"mean dynamic dH/dt {first['mean_dynamic_dhdt_m_yr']:.2f} m/yr "
-                f"({first['period']})",
-            )
+    )
+    first = qdiv.summary["periods"][0]
+    rows.append(
+        DemoRow(
+            "flux divergence, upscale 2",
+            qdiv.folder,
+            f"{first['integrated_divergence_gt_yr']:.3f} Gt/yr inside the boundary, "
+            f"mean dynamic dH/dt {first['mean_dynamic_dhdt_m_yr']:.2f} m/yr "
+            f"({first['period']})",
         )
-    overview = write_overview(out, stores, rows, sample.boundary)
+    )
+    overview = write_overview(
+        out / "overview.png", cubes, strain[0].folder, tracks.folder, qdiv.folder, sample.boundary
+    )
     rows.append(DemoRow("overview figure", overview))
     return DemoResult(rows, overview, time.perf_counter() - t0)
 
 
-def write_overview(out: Path, stores: dict, rows: list[DemoRow], boundary: Path) -> Path:
-    """The demo's one-page figure from the products on disk."""
+def write_overview(
+    path: Path,
+    cubes: dict[str, xr.Dataset],
+    strain_folder: Path,
+    track_folder: Path,
+    qdiv_folder: Path,
+    boundary: Path,
+) -> Path:
+    """The demo's one-page figure from the products on disk and the downloaded ``cubes``."""
     from .flux import read_boundary
     from .plots import overview_figure
 
-    strain_folder = next(r.path for r in rows if r.product.startswith("strain rates"))
-    qdiv_folder = next(r.path for r in rows if r.product.startswith("flux"))
-    track_folder = next(r.path for r in rows if r.product.startswith("tracks"))
-    sub = open_cube(stores["subyearly"])
     with (
         xr.open_dataset(strain_folder / "strain_period.nc") as strain,
         xr.open_dataset(qdiv_folder / "qdiv_period.nc") as qdiv,
         xr.open_dataset(track_folder / "tracks.nc") as tracks,
     ):
-        poly = read_boundary(boundary, sub)
         return overview_figure(
             strain.isel(time=0).load(),
             qdiv.isel(time=0).load(),
             tracks.load(),
-            sub,
-            open_cube(stores["annual"]),
-            poly,
+            cubes["subyearly"],
+            cubes["annual"],
+            read_boundary(boundary, cubes["subyearly"]),
             point=(LINE_X + 4000.0, SAMPLE_CENTRE[1]),
-            path=out / "overview.png",
+            path=path,
         )

@@ -36,6 +36,7 @@ import shapely.geometry as sg
 import xarray as xr
 
 from .area import _polygon_from_coords, _read_csv_points, parse_crs
+from .cube import with_crs
 from .errors import InputError, MissingCRSError
 
 RHO_ICE = 917.0
@@ -333,12 +334,7 @@ def flux_divergence(
         scheme=scheme,
         rho_ice=RHO_ICE,
     )
-    if ds.rio.crs is not None:
-        out = out.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
-        for name in out.data_vars:
-            if {"y", "x"} <= set(out[name].dims):
-                out[name].attrs["grid_mapping"] = "mapping"
-    return out
+    return with_crs(out, ds.rio.crs)
 
 
 def boundary_flux(

@@ -130,32 +130,48 @@ def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
     return made
 
 
-def qdiv_figure(res: xr.Dataset, boundary, folder: Path, label: str) -> Path:
-    """Dynamic thickness change on a diverging scale, the boundary, and flux vectors."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7.5, 6))
+def arrows(ax, ds: xr.Dataset, u: str, v: str, *, color: str, centred: bool, n: int = 20):
+    """Quiver of ``ds[u], ds[v]`` on about ``n`` points per side (axes in km); ``centred``
+    starts half a step in from the edge."""
+    step = max(1, max(ds.sizes["y"], ds.sizes["x"]) // n)
+    first = step // 2 if centred else 0
+    sub = ds.isel(y=slice(first, None, step), x=slice(first, None, step))
+    ax.quiver(
+        sub.x.values / 1e3,
+        sub.y.values / 1e3,
+        sub[u].values,
+        sub[v].values,
+        color=color,
+        width=0.003,
+    )
+
+
+def boundary_line(ax, boundary, **kw) -> None:
+    """The exterior of a shapely polygon (projected metres) on km axes."""
+    bx, by = boundary.exterior.xy
+    ax.plot(np.asarray(bx) / 1e3, np.asarray(by) / 1e3, color="k", **kw)
+
+
+def dhdt_panel(ax, res: xr.Dataset, title: str):
+    """Dynamic dH/dt on a diverging scale whose limit is set by the cells inside the mask."""
     inside = res["dynamic_dhdt"].where(res["mask"] > 0) if "mask" in res else res["dynamic_dhdt"]
-    map_panel(
+    return map_panel(
         ax,
         res["dynamic_dhdt"],
-        f"dynamic dH/dt = -div(H u) {label}",
+        title,
         cmap="RdBu",
         diverging=True,
         vlim=symmetric_limit(inside.values),
     )
-    bx, by = boundary.exterior.xy
-    ax.plot(np.asarray(bx) / 1e3, np.asarray(by) / 1e3, color="k", lw=1.5, label="boundary")
-    ny, nx = res.sizes["y"], res.sizes["x"]
-    step = max(1, max(ny, nx) // 20)
-    sub = res.isel(y=slice(step // 2, None, step), x=slice(step // 2, None, step))
-    ax.quiver(
-        sub.x.values / 1e3,
-        sub.y.values / 1e3,
-        sub["flux_x"].values,
-        sub["flux_y"].values,
-        color="0.15",
-        width=0.003,
-    )
+
+
+def qdiv_figure(res: xr.Dataset, boundary, folder: Path, label: str) -> Path:
+    """Dynamic thickness change on a diverging scale, the boundary, and flux vectors."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7.5, 6))
+    dhdt_panel(ax, res, f"dynamic dH/dt = -div(H u) {label}")
+    boundary_line(ax, boundary, lw=1.5, label="boundary")
+    arrows(ax, res, "flux_x", "flux_y", color="0.15", centred=True)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(
         ax.get_title() + "\narrows: ice flux H u (m2 yr-1); red: thinning, blue: thickening",
@@ -202,17 +218,7 @@ def displacement_figure(field: xr.Dataset, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 6.5))
     map_panel(ax, field["displacement"], "total displacement", cmap="viridis")
-    ny, nx = field.sizes["y"], field.sizes["x"]
-    step = max(1, max(ny, nx) // 20)
-    sub = field.isel(y=slice(None, None, step), x=slice(None, None, step))
-    ax.quiver(
-        sub.x.values / 1e3,
-        sub.y.values / 1e3,
-        sub["dx"].values,
-        sub["dy"].values,
-        color="w",
-        width=0.003,
-    )
+    arrows(ax, field, "dx", "dy", color="w", centred=False)
     return save(fig, path)
 
 
@@ -233,7 +239,6 @@ def overview_figure(
     ``tracks.nc`` dataset, ``boundary`` a shapely polygon in the cube CRS.
     """
     fig, axes = plt.subplots(2, 2, figsize=(14, 10.5), constrained_layout=True)
-    bx, by = (np.asarray(c) / 1e3 for c in boundary.exterior.xy)
     speed = np.hypot(strain["vx"], strain["vy"])
     speed.attrs["units"] = "m yr-1"
     ax = axes[0, 0]
@@ -250,17 +255,9 @@ def overview_figure(
         cmap="RdBu_r",
         diverging=True,
     )
-    inside = qdiv["dynamic_dhdt"].where(qdiv["mask"] > 0) if "mask" in qdiv else qdiv
-    map_panel(
-        axes[1, 0],
-        qdiv["dynamic_dhdt"],
-        "dynamic dH/dt = -div(H u)",
-        cmap="RdBu",
-        diverging=True,
-        vlim=symmetric_limit(inside.values),
-    )
+    dhdt_panel(axes[1, 0], qdiv, "dynamic dH/dt = -div(H u)")
     for ax in (axes[0, 0], axes[0, 1], axes[1, 0]):
-        ax.plot(bx, by, color="k", lw=1.2)
+        boundary_line(ax, boundary, lw=1.2)
     ax = axes[1, 1]
     pt = subyearly.sel(x=point[0], y=point[1], method="nearest")
     dt = pt["date_dt"].values

@@ -58,7 +58,7 @@ import xarray as xr
 
 from . import _kernels
 from ._typing import STRAIN_METHODS, StrainMethod, check_choice
-from .cube import time_dim
+from .cube import time_dim, with_crs
 from .errors import CubeFormatError, InputError
 from .gaps import fill_gaps as _fill_gaps
 
@@ -288,12 +288,7 @@ def strain_rates(
         fill_gaps_radius_px=-1 if fill_gaps is None else float(fill_gaps),
         conventions_note="see itscube.strain module docstring",
     )
-    if ds.rio.crs is not None:
-        out = out.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
-        for name in out.data_vars:
-            if {"y", "x"} <= set(out[name].dims):
-                out[name].attrs["grid_mapping"] = "mapping"
-    return out
+    return with_crs(out, ds.rio.crs)
 
 
 def _run_kernel_noerr(u, v, *, x, y, k, method):

@@ -32,21 +32,6 @@ from .temporal import Filters, period_mean, select_layers
 MEMORY_BUDGET = 256 * 1024**2
 """Target bytes of one dask chunk's inputs and outputs in streamed per-step products."""
 
-COG_COMPONENTS = (
-    "exx",
-    "eyy",
-    "exy",
-    "rotation",
-    "dilatation",
-    "effective",
-    "e1",
-    "e2",
-    "e1_angle",
-    "longitudinal",
-    "transverse",
-    "shear",
-)
-
 
 @dataclasses.dataclass
 class Product:
@@ -92,6 +77,41 @@ def open_window(
     return ds.chunk({tdim: n, "y": -1, "x": -1})
 
 
+def _window(cube, start, end, filters, n_arrays, budget) -> tuple[xr.Dataset, str, str, str]:
+    """The streamed window of a cube, its time dim and its date labels (as asked, else as
+    found in the cube)."""
+    ds = open_window(cube, start, end, filters, n_arrays, budget)
+    tdim = time_dim(ds)
+    times = ds[tdim].values
+    return ds, tdim, date_label(start, times.min()), date_label(end, times.max())
+
+
+def _period_means(ds, period, start, end, console, progress) -> xr.Dataset:
+    with dask_progress(console, "period means", progress):
+        return period_mean(ds, period, start=start, end=end).compute()
+
+
+def _summary_head(product: str, cube, ds: xr.Dataset, sdate: str, edate: str) -> dict:
+    """The keys every product's ``summary.json`` starts with."""
+    return {
+        "product": product,
+        "itscube_version": __version__,
+        "cube": str(cube),
+        "crs": str(ds.rio.crs),
+        "window": {"start": sdate, "end": edate},
+    }
+
+
+def _close_product(
+    folder: Path, tmp: Path, files: list[Path], summary: dict, t_start: float
+) -> Product:
+    """Write ``summary.json`` (with the ``seconds`` since ``t_start``) into the staged folder
+    ``tmp``; the product as it will be once ``tmp`` is renamed to ``folder``."""
+    summary["seconds"] = round(time.perf_counter() - t_start, 2)
+    files.append(write_json(summary, tmp / "summary.json"))
+    return Product(folder, [folder / f.relative_to(tmp) for f in files], summary)
+
+
 def run_strain(
     cube: str | os.PathLike,
     *,
@@ -123,15 +143,10 @@ def run_strain(
         raise InputError("give at least one --upscale")
     t_start = time.perf_counter()
     n_arrays = 4 + len(COMPONENTS) + len(ERROR_COMPONENTS)
-    ds = open_window(cube, start, end, filters, n_arrays, budget)
-    tdim = time_dim(ds)
-    times = ds[tdim].values
-    sdate = date_label(start, times.min())
-    edate = date_label(end, times.max())
+    ds, tdim, sdate, edate = _window(cube, start, end, filters, n_arrays, budget)
     for k in upscales:  # validate every upscale before any work
         strain_rates(ds.isel({tdim: slice(0, 1)}), k, method, strided=strided, errors=False)
-    with dask_progress(console, "period means", progress):
-        means = period_mean(ds, period, start=start, end=end).compute()
+    means = _period_means(ds, period, start, end, console, progress)
     products = []
     for k in upscales:
         folder = product_folder(out, "strain", k, sdate, edate)
@@ -147,7 +162,7 @@ def run_strain(
             )
             labels = [str(p) for p in res["period"].values] if "period" in res else None
             (tmp / "geotiff").mkdir()
-            for name in COG_COMPONENTS:
+            for name in COMPONENTS:
                 files.append(write_cog(res[name], tmp / "geotiff" / f"{name}.tif", "time", labels))
             if figures:
                 from .plots import strain_figures
@@ -163,12 +178,8 @@ def run_strain(
                     )
                 files.append(steps_file)
             summary = {
-                "product": "strain_rates",
-                "itscube_version": __version__,
-                "cube": str(cube),
+                **_summary_head("strain_rates", cube, ds, sdate, edate),
                 "kind": ds.attrs.get("itscube_kind"),
-                "crs": str(ds.rio.crs),
-                "window": {"start": sdate, "end": edate},
                 "layers": int(ds.sizes[tdim]),
                 "filters": dataclasses.asdict(filters or Filters()),
                 "method": method,
@@ -197,11 +208,9 @@ def run_strain(
                 ],
                 "per_step_file": None if steps_file is None else steps_file.name,
                 "units": {"strain rates": "yr-1", "e1_angle": "degree", "velocity": "m yr-1"},
-                "seconds": round(time.perf_counter() - t_start, 2),
             }
-            write_json(summary, tmp / "summary.json")
-            files.append(tmp / "summary.json")
-        products.append(Product(folder, [folder / f.relative_to(tmp) for f in files], summary))
+            product = _close_product(folder, tmp, files, summary, t_start)
+        products.append(product)
     return products
 
 
@@ -240,8 +249,7 @@ def run_qdiv(
     from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness, to_gt
 
     t_start = time.perf_counter()
-    ds = open_window(cube, start, end, filters, 8, budget)
-    tdim = time_dim(ds)
+    ds, tdim, sdate, edate = _window(cube, start, end, filters, 8, budget)
     H = read_thickness(thickness, ds, thickness_crs)
     sH = (
         read_thickness(thickness_error, ds, thickness_crs, what="--thickness-error")
@@ -249,11 +257,7 @@ def run_qdiv(
         else None
     )
     poly = read_boundary(boundary, ds, boundary_crs)
-    times = ds[tdim].values
-    sdate = date_label(start, times.min())
-    edate = date_label(end, times.max())
-    with dask_progress(console, "period means", progress):
-        means = period_mean(ds, period, start=start, end=end).compute()
+    means = _period_means(ds, period, start, end, console, progress)
     products = []
     for k in upscales:
         res = flux_divergence(
@@ -355,14 +359,10 @@ def run_qdiv(
                 for i, lab in enumerate(labels):
                     files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab))
             summary = {
-                "product": "flux_divergence",
-                "itscube_version": __version__,
-                "cube": str(cube),
+                **_summary_head("flux_divergence", cube, ds, sdate, edate),
                 "thickness": str(thickness),
                 "thickness_error": None if thickness_error is None else str(thickness_error),
                 "boundary": str(boundary),
-                "crs": str(ds.rio.crs),
-                "window": {"start": sdate, "end": edate},
                 "layers": int(ds.sizes[tdim]),
                 "period": period,
                 "upscale_px": int(k),
@@ -371,11 +371,9 @@ def run_qdiv(
                 "rho_ice_kg_m3": 917.0,
                 "periods": rows,
                 "units": {"flux": "m2 yr-1", "divergence": "m yr-1", "volume": "m3 yr-1"},
-                "seconds": round(time.perf_counter() - t_start, 2),
             }
-            write_json(summary, tmp / "summary.json")
-            files.append(tmp / "summary.json")
-        products.append(Product(folder, [folder / f.relative_to(tmp) for f in files], summary))
+            product = _close_product(folder, tmp, files, summary, t_start)
+        products.append(product)
     return products
 
 
@@ -490,11 +488,7 @@ def run_track(
             s: int((res.status.values == s).sum()) for s in ("ok", "out_of_domain", "no_data")
         }
         summary = {
-            "product": "tracks",
-            "itscube_version": __version__,
-            "cube": str(cube),
-            "crs": str(crs),
-            "window": {"start": sdate, "end": edate},
+            **_summary_head("tracks", cube, ds, sdate, edate),
             "direction": "backward" if backward else "forward",
             "method": method,
             "dt_days": dt_days,
@@ -505,8 +499,6 @@ def run_track(
             "median_displacement_m": float(np.nanmedian(res.displacement.values)),
             "ensemble_members": ensemble,
             "median_spread_m": float(np.nanmedian(res.spread.values)) if ensemble else None,
-            "seconds": round(time.perf_counter() - t_start, 2),
         }
-        write_json(summary, tmp / "summary.json")
-        files.append(tmp / "summary.json")
-    return Product(folder, [folder / f.relative_to(tmp) for f in files], summary)
+        product = _close_product(folder, tmp, files, summary, t_start)
+    return product

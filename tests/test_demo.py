@@ -64,6 +64,14 @@ def _weighted_factor(ds: xr.Dataset, select: np.ndarray) -> float:
     return float((w * f).sum() / w.sum())
 
 
+def _factor_2018(out: Path) -> float:
+    """Weighted factor of the 2018 period mean (pairs whose ``mid_date`` is in 2018)."""
+    sub = open_cube(_store(out, "subyearly"))
+    t = sub.mid_date.values
+    in_2018 = (t >= np.datetime64("2018-01-01")) & (t < np.datetime64("2019-01-01"))
+    return _weighted_factor(sub, in_2018)
+
+
 def test_demo_prints_what_it_made(demo):
     _, text = demo
     assert "itscube demo finished in" in text
@@ -146,11 +154,7 @@ def test_demo_files_exist_and_open(demo):
 def test_demo_strain_matches_the_generator(demo):
     """Centre-line longitudinal strain rate = grad x (weighted seasonal factor), 1/yr."""
     out, _ = demo
-    sub = open_cube(_store(out, "subyearly"))
-    in_2018 = (sub.mid_date.values >= np.datetime64("2018-01-01")) & (
-        sub.mid_date.values < np.datetime64("2019-01-01")
-    )
-    f = _weighted_factor(sub, in_2018)
+    f = _factor_2018(out)
     with xr.open_dataset(out / f"strain/2_{WINDOW}/strain_period.nc") as st:
         region = st.isel(time=0).sel(x=slice(CX - 2000, CX + 3000), y=slice(CY + 600, CY - 600))
         longitudinal = float(region.longitudinal.mean())
@@ -187,11 +191,7 @@ def test_demo_track_matches_the_generator(demo):
 
 def test_demo_flux_matches_the_generator(demo):
     out, _ = demo
-    sub = open_cube(_store(out, "subyearly"))
-    in_2018 = (sub.mid_date.values >= np.datetime64("2018-01-01")) & (
-        sub.mid_date.values < np.datetime64("2019-01-01")
-    )
-    f = _weighted_factor(sub, in_2018)
+    f = _factor_2018(out)
     with xr.open_dataset(out / f"qdiv/2_{WINDOW}/qdiv_period.nc") as q:
         q = q.isel(time=0).load()
     # the thickness template is the generator's thickness, reprojected onto the cube grid

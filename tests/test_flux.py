@@ -22,17 +22,12 @@ from itscube.flux import (
 )
 
 from .conftest import CENTRE_A, one_line_error, run_cli
-from .test_strain import DX, XC, YC, field_ds
+from .test_strain import DX, XC, YC, field_ds, interior
 
 
 def thickness_like(ds, fh) -> xr.DataArray:
     X, Y = np.meshgrid(ds.x.values, ds.y.values)
     return xr.DataArray(fh(X, Y).astype("f8"), coords={"y": ds.y, "x": ds.x}, dims=("y", "x"))
-
-
-def interior(da):
-    v = np.asarray(da.values)
-    return v[np.isfinite(v)]
 
 
 @pytest.mark.parametrize("scheme", ["centred", "upwind"])
@@ -274,47 +269,20 @@ def test_qdiv_cli(cubes, qdiv_inputs, tmp_path):
 
 def test_qdiv_cli_errors(cubes, qdiv_inputs, tmp_path):
     tif, b = qdiv_inputs
+
+    def qdiv(thickness, boundary, *extra):
+        args = ["--thickness", thickness, "--boundary", boundary, *extra, "--out", tmp_path]
+        return run_cli("qdiv", cubes.a_path, *args)
+
     bare = synthetic.write_geotiff(
         tmp_path / "bare.tif", [0.0, 1.0], [1.0, 0.0], np.ones((2, 2)), None
     )
-    one_line_error(
-        run_cli("qdiv", cubes.a_path, "--thickness", bare, "--boundary", b, "--out", tmp_path),
-        match="--thickness-crs",
-    )
-    one_line_error(
-        run_cli(
-            "qdiv",
-            cubes.a_path,
-            "--thickness",
-            tmp_path / "nope.tif",
-            "--boundary",
-            b,
-            "--out",
-            tmp_path,
-        ),
-        match="not found",
-    )
+    one_line_error(qdiv(bare, b), match="--thickness-crs")
+    one_line_error(qdiv(tmp_path / "nope.tif", b), match="not found")
     bad = tmp_path / "bad.csv"
     bad.write_text("x\n1\n2\n")
-    one_line_error(
-        run_cli("qdiv", cubes.a_path, "--thickness", tif, "--boundary", bad, "--out", tmp_path),
-        match="two columns",
-    )
-    one_line_error(
-        run_cli(
-            "qdiv",
-            cubes.a_path,
-            "--thickness",
-            tif,
-            "--boundary",
-            b,
-            "--column-factor",
-            "3",
-            "--out",
-            tmp_path,
-        ),
-        match="column-factor",
-    )
+    one_line_error(qdiv(tif, bad), match="two columns")
+    one_line_error(qdiv(tif, b, "--column-factor", "3"), match="column-factor")
     assert not (tmp_path / "qdiv").exists()
 
 

@@ -24,6 +24,7 @@ from itscube import (
     open_cube,
 )
 from itscube.serve import Faults
+from itscube.stores import CachingStore
 
 from .conftest import CENTRE_A, CENTRE_B, analytic
 
@@ -349,36 +350,52 @@ def test_killed_download_resumes_to_identical_store(cubes, server, catalog_file,
             assert (run_store / p.relative_to(ref_store)).read_bytes() == p.read_bytes(), p
 
 
-def test_interrupt_leaves_resumable_state(cubes, server, catalog_file, tmp_path, monkeypatch):
-    """A KeyboardInterrupt mid-download keeps finished chunks; the re-run fetches the rest."""
-    from itscube import zarrstore
+def test_lost_server_leaves_resumable_state(cubes, server, catalog_file, tmp_path, monkeypatch):
+    """A server lost mid-download keeps the chunks already fetched; the re-run fetches the
+    rest and gives the same store."""
+    from itscube.errors import DownloadError
+    from itscube.stores import CachingStore
 
     calls = {"n": 0}
-    real_fetch = zarrstore.RemoteStore.fetch
+    real = CachingStore._get_with_retries
 
-    def flaky(self, key, cache=None):
+    async def flaky(self, key, prototype, byte_range):
         calls["n"] += 1
-        if calls["n"] == 12:
-            raise KeyboardInterrupt
-        return real_fetch(self, key, cache)
+        if calls["n"] >= 12:
+            raise DownloadError("server gone")
+        return await real(self, key, prototype, byte_range)
 
-    monkeypatch.setattr(zarrstore.RemoteStore, "fetch", flaky)
-    with pytest.raises(KeyboardInterrupt):
+    monkeypatch.setattr(CachingStore, "_get_with_retries", flaky)
+    with pytest.raises(DownloadError, match="server gone"):
         download(AREA_A, catalog=str(catalog_file), out=tmp_path, workers=1)
-    monkeypatch.setattr(zarrstore.RemoteStore, "fetch", real_fetch)
+    folder = next(tmp_path.iterdir())
+    assert not (folder / "provenance.json").exists() and not list(folder.glob("*.zarr"))
+    monkeypatch.setattr(CachingStore, "_get_with_retries", real)
     res = download(AREA_A, catalog=str(catalog_file), out=tmp_path, workers=4)
     assert 0 < res.chunks_fetched < res.chunks
     _assert_equal_to_source(open_cube(res.stores[0]), cubes.a_path, None, None)
 
 
-def test_changed_source_invalidates_cache(tmp_path, cubes):
-    from itscube.zarrstore import ChunkCache
+def test_changed_source_invalidates_cache(tmp_path):
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+    from zarr.storage import MemoryStore
 
-    c = ChunkCache(tmp_path / "c", "one")
-    c.put("vx/0.0.0", b"abc")
-    assert c.get("vx/0.0.0") == (True, b"abc")
-    c2 = ChunkCache(tmp_path / "c", "two")
-    assert c2.get("vx/0.0.0") == (False, None)
+    proto = default_buffer_prototype()
+    mem = MemoryStore()
+    sync(mem.set("vx/0.0.0", proto.buffer.from_bytes(b"abc")))
+    store = CachingStore(mem, "mem")
+    store.use_cache(tmp_path / "c", "one")
+    assert sync(store.get("vx/0.0.0", proto)).to_bytes() == b"abc"
+    assert (tmp_path / "c" / "vx" / "0.0.0").read_bytes() == b"abc"
+    sync(mem.set("vx/0.0.0", proto.buffer.from_bytes(b"new")))
+    assert sync(store.get("vx/0.0.0", proto)).to_bytes() == b"abc", "served from the cache"
+    assert store.stats.requests == 1 and store.stats.cache_hits == 1
+    fresh = CachingStore(mem, "mem")
+    fresh.use_cache(tmp_path / "c", "two")  # the source changed: the cache is emptied
+    assert sync(fresh.get("vx/0.0.0", proto)).to_bytes() == b"new"
+    assert sync(fresh.get("absent", proto)) is None
+    assert (tmp_path / "c" / "absent.missing").exists()
 
 
 def test_progress_output(cubes, server, catalog_file, tmp_path):
@@ -395,4 +412,4 @@ def test_progress_output(cubes, server, catalog_file, tmp_path):
         console=Console(file=buf, force_terminal=True, width=120),
     )
     text = buf.getvalue()
-    assert "chunks" in text and "MB" in text
+    assert "blocks" in text and "MB fetched" in text and "ETA" in text

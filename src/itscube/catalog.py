@@ -6,6 +6,18 @@ the current catalog, ``data_epsg`` as ``"EPSG:XXXX"`` in older ones), the
 footprint in projected metres (``geometry_epsg``) and, for some tiles, the
 ``composite_zarr_url`` of the annual composite.
 
+Two catalog formats are understood, and recognised by their fields:
+
+* ``catalog_v02.json`` (the v2 cubes): ``zarr_url``, ``epsg``/``data_epsg``,
+  ``geometry_epsg``, ``datacube_exist``, sometimes ``composite_zarr_url``;
+* the chunk-aligned (v2.2) catalog: ``cube_id``, ``epsg``, ``geometry_epsg``,
+  ``zarr_url`` + ``datacube_exist`` (a materialised Zarr v3 store) and ``icechunk_url`` +
+  ``icechunk_exist`` (an Icechunk repository). The Zarr store is preferred when it exists,
+  since its long time chunks suit subsetting; otherwise the Icechunk repository is read.
+
+:func:`find_cubes_stac` finds cubes through a STAC API instead (collection
+``itslive-cubes``, asset ``zarr``), as the official ``itslive`` client does.
+
 The catalog is downloaded once and cached (``ITSCUBE_CACHE_DIR``, default
 ``~/.cache/itscube``) for :data:`CACHE_MAX_AGE_DAYS`.
 """
@@ -32,6 +44,9 @@ from .errors import CatalogError, CubeNotFoundError, ItscubeError
 
 DEFAULT_CATALOG_URL = "https://its-live-data.s3.amazonaws.com/datacubes/catalog_v02.json"
 """Official ITS_LIVE catalog of sub-yearly cubes (same object as s3://its-live-data/datacubes/catalog_v02.json)."""
+DEFAULT_STAC_URL = "https://stac.itslive.cloud"
+"""ITS_LIVE STAC API (``--stac itslive``)."""
+STAC_COLLECTION = "itslive-cubes"
 DEFAULT_ANNUAL_ROOT = "https://its-live-data.s3.amazonaws.com/composites/annual/v2"
 """Where annual composites are looked for when a feature has no ``composite_zarr_url``
 (override with ``ITSCUBE_ANNUAL_ROOT``)."""
@@ -59,6 +74,8 @@ class CubeEntry:
     composite_url : URL of the annual composite, if the catalog gives it.
     region : ITS_LIVE region name, if given.
     granule_count : number of image pairs, if given.
+    icechunk_url : URL of the Icechunk repository of the tile (chunk-aligned catalog).
+    cube_id : tile identifier (chunk-aligned catalog).
     """
 
     zarr_url: str
@@ -68,6 +85,8 @@ class CubeEntry:
     composite_url: str | None = None
     region: str | None = None
     granule_count: int | None = None
+    icechunk_url: str | None = None
+    cube_id: str | None = None
 
     @property
     def name(self) -> str:
@@ -96,13 +115,15 @@ class CubeEntry:
             "epsg": self.epsg,
             "region": self.region,
             "granule_count": self.granule_count,
+            "icechunk_url": self.icechunk_url,
+            "cube_id": self.cube_id,
             "footprint_lonlat": sg.mapping(self.footprint),
             "bounds_proj": list(self.footprint_proj.bounds) if self.footprint_proj else None,
         }
 
 
 def _epsg_of(props: dict) -> int:
-    for key in ("epsg", "data_epsg", "proj:code"):
+    for key in ("epsg", "data_epsg", "proj:code", "proj:epsg"):
         if key in props and props[key] not in (None, ""):
             value = str(props[key]).upper().replace("EPSG:", "")
             return int(value)
@@ -121,23 +142,57 @@ def resolve_url(url: str, source: str) -> str:
     return urljoin(source, url)
 
 
-def parse_catalog(doc: dict, source: str = "catalog") -> list[CubeEntry]:
-    """Entries of a catalog document (features with ``datacube_exist = 0`` are skipped)."""
+def _exists(props: dict, key: str) -> bool:
+    return props.get(key, 1) not in (0, "0", False, None)
+
+
+def catalog_format(doc: object) -> str:
+    """``"v02"`` or ``"chunk-aligned"``; a one-line :class:`CatalogError` otherwise."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        raise CatalogError(f"{source}: not a GeoJSON FeatureCollection")
+        kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+        raise CatalogError(
+            f"not an ITS_LIVE cube catalog (a GeoJSON FeatureCollection was expected, got "
+            f"{kind!r}); give catalog_v02.json or the chunk-aligned catalog, or use --stac"
+        )
+    feats = doc.get("features") or []
+    props = [f.get("properties") or {} for f in feats[:50] if isinstance(f, dict)]
+    if any("icechunk_url" in p or "cube_id" in p for p in props):
+        return "chunk-aligned"
+    if any("zarr_url" in p for p in props) or not feats:
+        return "v02"
+    keys = sorted({k for p in props for k in p})[:8]
+    raise CatalogError(
+        "unknown catalog format: its features have neither zarr_url (catalog_v02.json) nor "
+        f"icechunk_url/cube_id (chunk-aligned catalog) (properties: {', '.join(keys) or 'none'})"
+    )
+
+
+def parse_catalog(doc: dict, source: str = "catalog") -> list[CubeEntry]:
+    """Entries of a catalog document, in either format (see the module notes).
+
+    Features whose cube does not exist (``datacube_exist = 0``, and for the chunk-aligned
+    catalog also ``icechunk_exist = 0``) are skipped.
+    """
+    try:
+        fmt = catalog_format(doc)
+    except CatalogError as exc:
+        raise CatalogError(f"{source}: {exc}") from None
     entries = []
     for i, feat in enumerate(doc.get("features", [])):
         props = feat.get("properties") or {}
-        if props.get("datacube_exist", 1) in (0, "0", False):
+        has_zarr = bool(props.get("zarr_url")) and _exists(props, "datacube_exist")
+        has_ice = bool(props.get("icechunk_url")) and _exists(props, "icechunk_exist")
+        if not (has_zarr or (fmt == "chunk-aligned" and has_ice)):
             continue
         try:
-            url = props["zarr_url"]
+            url = props["zarr_url"] if has_zarr else props["icechunk_url"]
             epsg = _epsg_of(props)
             geom = sg.shape(feat["geometry"])
             proj = sg.shape(props["geometry_epsg"]) if props.get("geometry_epsg") else None
         except Exception as exc:
             raise CatalogError(f"{source}: feature {i} is malformed ({exc})") from exc
         composite = props.get("composite_zarr_url")
+        ice = props.get("icechunk_url") if has_ice else None
         entries.append(
             CubeEntry(
                 zarr_url=resolve_url(url, source),
@@ -147,9 +202,75 @@ def parse_catalog(doc: dict, source: str = "catalog") -> list[CubeEntry]:
                 composite_url=resolve_url(composite, source) if composite else None,
                 region=props.get("region_name"),
                 granule_count=props.get("granule_count"),
+                icechunk_url=resolve_url(ice, source) if ice else None,
+                cube_id=props.get("cube_id"),
             )
         )
     return entries
+
+
+def find_cubes_stac(
+    area: Area, url: str | None = None, collection: str = STAC_COLLECTION
+) -> list[CubeEntry]:
+    """Cubes intersecting ``area`` from a STAC API (items with a ``zarr`` asset).
+
+    Parameters
+    ----------
+    area : area of interest.
+    url : STAC API root (default or ``"itslive"``: :data:`DEFAULT_STAC_URL`).
+    collection : STAC collection of the cubes.
+
+    Raises
+    ------
+    CatalogError
+        The API cannot be reached or answers something else than STAC.
+    CubeNotFoundError
+        No cube intersects the area.
+    """
+    from pystac_client import Client
+    from pystac_client.exceptions import APIError
+
+    root = DEFAULT_STAC_URL if url in (None, "", "itslive") else str(url)
+    try:
+        client = Client.open(root)
+        items = list(
+            client.search(collections=[collection], intersects=sg.mapping(area.lonlat())).items()
+        )
+    except (APIError, OSError, ValueError, Exception) as exc:
+        if isinstance(exc, ItscubeError):
+            raise
+        raise CatalogError(
+            f"STAC API {root} cannot be searched ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); check --stac"
+        ) from exc
+    entries = []
+    for item in items:
+        asset = item.assets.get("zarr")
+        if asset is None:
+            continue
+        props = dict(item.properties)
+        try:
+            epsg = _epsg_of(props)
+        except ValueError:
+            raise CatalogError(
+                f"STAC item {item.id} has no proj:code/proj:epsg; cannot tell its projection"
+            ) from None
+        proj = sg.shape(props["proj:geometry"]) if props.get("proj:geometry") else None
+        entries.append(
+            CubeEntry(
+                zarr_url=remote.normalise_url(asset.href),
+                epsg=epsg,
+                footprint=sg.shape(item.geometry),
+                footprint_proj=proj,
+                cube_id=item.id,
+            )
+        )
+    hits = Catalog(entries, f"stac:{root}").find(area) if entries else []
+    if not hits:
+        raise CubeNotFoundError(
+            f"no ITS_LIVE cube covers {area.label} (STAC API {root}, collection {collection})"
+        )
+    return hits
 
 
 class Catalog:

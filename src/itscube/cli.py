@@ -108,7 +108,17 @@ CatalogOpt = Annotated[
     str | None,
     typer.Option(
         "--catalog",
-        help="Catalog URL or path (default: ITSCUBE_CATALOG or the official ITS_LIVE catalog).",
+        help="Catalog URL or path: catalog_v02.json or the chunk-aligned (v2.2) catalog "
+        "(default: ITSCUBE_CATALOG or the official ITS_LIVE catalog).",
+    ),
+]
+StacOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--stac",
+        help="Find cubes through a STAC API instead of a catalog (collection itslive-cubes); "
+        "'itslive' = https://stac.itslive.cloud.",
+        metavar="URL",
     ),
 ]
 
@@ -136,6 +146,7 @@ def find(
     crs: CrsOpt = None,
     buffer: BufferOpt = 0.0,
     catalog: CatalogOpt = None,
+    stac: StacOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch the catalog again.")] = False,
 ):
@@ -143,11 +154,13 @@ def find(
 
     Example: itscube find --point -49.7 69.2
     """
-    from .catalog import find_cubes, load_catalog
+    from .catalog import find_cubes, find_cubes_stac, load_catalog
 
     area = area_from_options(point, bbox, polygon, crs, buffer)
-    cat = load_catalog(catalog, refresh=refresh)
-    hits = find_cubes(area, cat)
+    if stac:
+        hits = find_cubes_stac(area, stac)
+    else:
+        hits = find_cubes(area, load_catalog(catalog, refresh=refresh))
     if as_json:
         out_console.print_json(json.dumps([h.to_dict() for h in hits]))
         return
@@ -219,8 +232,14 @@ def download(
         "."
     ),
     catalog: CatalogOpt = None,
+    stac: StacOpt = None,
     url: Annotated[
-        list[str] | None, typer.Option("--url", help="Cube URL(s) to use instead of the catalog.")
+        list[str] | None,
+        typer.Option(
+            "--url",
+            help="Cube URL(s) to use instead of the catalog: Zarr v2/v3 stores or Icechunk "
+            "repositories (s3:// or local).",
+        ),
     ] = None,
     workers: Annotated[
         int, typer.Option("--workers", help="Parallel requests.", min=1, max=256)
@@ -254,6 +273,7 @@ def download(
         out=out,
         catalog=catalog,
         urls=url,
+        stac=stac,
         filters=filters,
         workers=workers,
         progress=progress,
@@ -272,10 +292,14 @@ def _download_summary(res, seconds: float) -> None:
     table.add_row("folder", str(res.folder))
     for store, n in zip(res.stores, res.layers, strict=True):
         table.add_row("store", f"{store.name} ({n} time steps)")
-    table.add_row("chunks", f"{res.chunks} needed, {res.chunks_fetched} fetched now")
+    table.add_row("source chunks", f"{res.chunks} needed")
+    table.add_row("requests", f"{res.chunks_fetched} sent now (the rest from the resume cache)")
+    table.add_row("blocks", f"{res.blocks} of {res.blocks_total} assembled now")
     table.add_row("transferred", f"{res.bytes_fetched / 1e6:.2f} MB in {seconds:.1f} s")
     table.add_row("provenance", str(res.provenance))
     out_console.print(table)
+    for note in res.notes:
+        out_console.print(f"[yellow]note[/]: {note}")
 
 
 # ---------------------------------------------------------------- info

@@ -14,7 +14,6 @@ import xarray as xr
 from . import remote
 from ._typing import Kind
 from .errors import CubeFormatError, CubeNotFoundError, InputError, MissingCRSError
-from .zarrstore import RemoteStore
 
 TIME_DIMS = {"mid_date": "subyearly", "time": "annual"}
 VELOCITY_VARS = ("vx", "vy", "v", "v_error", "vx_error", "vy_error", "va", "vr")
@@ -75,9 +74,14 @@ def cube_epsg(ds: xr.Dataset) -> int:
 
 
 def _open_raw(path_or_url: str, chunks, storage_options: dict | None) -> xr.Dataset:
+    from .stores import is_icechunk, open_icechunk_session, open_source
+
     url = remote.normalise_url(str(path_or_url))
     proto = remote.protocol_of(url)
     kw = {"decode_timedelta": False, "chunks": chunks}
+    if is_icechunk(url):
+        session = open_icechunk_session(url)
+        return _image_pair_time(xr.open_zarr(session.store, consolidated=False, **kw))
     if proto == "file":
         p = Path(url)
         if not p.exists():
@@ -86,15 +90,26 @@ def _open_raw(path_or_url: str, chunks, storage_options: dict | None) -> xr.Data
             has_consolidated = (p / ".zmetadata").exists()
             if not (has_consolidated or (p / ".zgroup").exists() or (p / "zarr.json").exists()):
                 raise CubeFormatError(f"{path_or_url}: folder is not a Zarr store")
-            return xr.open_zarr(p, consolidated=has_consolidated or None, **kw)
+            return _image_pair_time(
+                xr.open_zarr(p, consolidated=has_consolidated or None, **kw)
+            )
         try:
             return xr.open_dataset(p, **kw)
         except Exception as exc:
             raise CubeFormatError(f"{path_or_url}: cannot be read as NetCDF/Zarr ({exc})") from exc
     # Remote: insist on consolidated metadata (a non-listable store would read as empty).
-    RemoteStore(url, storage_options)
+    open_source(url, storage_options)
     opts = remote.storage_options_for(url, storage_options)
-    return xr.open_zarr(url, consolidated=True, storage_options=opts, **kw)
+    return _image_pair_time(xr.open_zarr(url, consolidated=True, storage_options=opts, **kw))
+
+
+def _image_pair_time(ds: xr.Dataset) -> xr.Dataset:
+    """v2.2 image-pair cubes call their time dimension ``time``: name it ``mid_date``, as
+    every other image-pair cube (``time`` is the annual composites' dimension)."""
+    pair_vars = ("date_dt", "acquisition_date_img1", "acquisition_date_img2")
+    if "time" in ds.dims and "mid_date" not in ds.dims and any(v in ds for v in pair_vars):
+        ds = ds.rename({"time": "mid_date"})
+    return ds
 
 
 def normalise_cube(

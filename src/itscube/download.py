@@ -1,47 +1,59 @@
-"""Download space/time subsets of ITS_LIVE cubes to a local Zarr store.
+"""Download space/time subsets of ITS_LIVE cubes to a local Zarr store, in bounded memory.
 
-Only the chunk objects that intersect the requested area and dates are
-fetched, in parallel (bounded), with retries. Raw chunk bytes are cached in a
-``.partial`` folder while the download runs, so an interrupted download (Ctrl-C,
-killed process, server gone) continues where it stopped when the same command
-is run again; the final store is written under a temporary name and renamed,
-and ``provenance.json`` is written last: a folder without it is not complete.
+A download runs in three steps that can be used (and tested) on their own:
 
-Several cubes in the same projection are mosaicked onto one grid (their pixel
-lattices must coincide, as ITS_LIVE tiles do); cubes in different projections
-are written to one store each.
+1. :func:`plan_download` opens every source cube (Zarr v2, Zarr v3 or Icechunk, through
+   :mod:`itscube.stores`), selects pixels and layers, and lays out one output store per
+   projection: the mosaic grid on the shared 120 m lattice, the sorted time axis, the
+   encodings and the *blocks* the output is assembled in.
+2. :func:`fetch_block` reads one block from every source cube that covers it (only the
+   chunks that intersect it; each raw chunk is cached on disk as it arrives, so nothing
+   crosses the network twice and an interrupted download resumes at chunk granularity)
+   and mosaics them: the first cube wins where tiles overlap, later cubes fill its gaps.
+3. :class:`StagedStore` writes each block into the output store under a temporary name,
+   marks it done, and finally moves the store into place; ``provenance.json`` is written
+   last, so a folder without it is not complete.
+
+Peak memory is set by the block size (:data:`BLOCK_BYTES`) and the number of blocks in
+flight (:data:`IN_FLIGHT_BYTES`), not by the size of the request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numcodecs
 import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.core.sync import _get_loop
 
 from . import __version__, remote
 from ._typing import KINDS, Kind, check_choice
 from .area import Area, footprint_rings, polygon_wkt
-from .catalog import Catalog, CubeEntry, find_cubes, load_catalog
+from .catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from .errors import (
     CubeFormatError,
     EmptySelectionError,
     InputError,
+    InsufficientSpaceError,
     OutputExistsError,
 )
+from .stores import SourceArray, SourceCube, open_source
 from .temporal import Filters, date_window, layer_mask, parse_date
-from .zarrstore import NO_OWNER, ArrayMeta, ChunkCache, RemoteStore, chunk_tasks, fetch_into
 
 DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
     "subyearly": (
@@ -65,14 +77,33 @@ DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
     ),
     "annual": ("vx", "vy", "v", "v_error", "vx_error", "vy_error", "count"),
 }
-"""Variables downloaded by default (the coordinates and ``mapping`` always come along)."""
+"""Variables downloaded by default (the coordinates and ``mapping`` always come along).
+A default variable that a cube lacks (optional metadata differs between cube vintages) is
+skipped with a note; a variable named explicitly must be in every cube."""
 
 TIME_DIM = {"subyearly": "mid_date", "annual": "time"}
+"""Time dimension of the output store, whatever the source calls it (v2.2 image-pair cubes
+call it ``time``)."""
+MID_DATE_ENCODING = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"}
+"""Encoding of the output ``mid_date`` (float64, as ITS_LIVE v2; keeps the microsecond token)."""
+
+BLOCK_BYTES = 64_000_000
+"""Decoded size of one output block (all variables together)."""
+IN_FLIGHT_BYTES = 320_000_000
+"""Decoded bytes of blocks being assembled at once; with the decoded source chunks in
+flight this bounds the resident memory of a download whatever its size."""
 OUTPUT_CHUNK_BYTES = 8_000_000
+"""Target size of one output chunk (a spatial block times a few time steps)."""
+LONG_TIME_CHUNK = 64
+"""Sources whose time chunks hold at least this many layers (ITS_LIVE image-pair cubes:
+20,000) are assembled in spatial blocks spanning all dates; others (annual composites,
+Icechunk virtual cubes with one layer per chunk) in time blocks spanning the area."""
+SPACE_FACTOR = 0.6
+"""Disk needed per decoded byte (compressed chunk cache + compressed output), a cautious
+figure: ITS_LIVE int16 velocities compress 3-6 times."""
 OUTPUT_COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
 """Compressor of downloaded stores: values and dtypes are the source's, but zstd-1 writes
 several times faster than ITS_LIVE's zlib-2 at a similar size."""
-"""Target size of one output chunk (a whole spatial tile times a few time steps)."""
 
 
 @dataclasses.dataclass
@@ -84,11 +115,13 @@ class DownloadResult:
     folder : output folder (``<kind>_<area>_<start>_<end>``).
     stores : local Zarr stores written (one per projection).
     provenance : path of the provenance JSON (written last: its presence marks completion).
-    chunks : chunk objects of the selected variables and time coordinate the download needed.
-    chunks_fetched : chunk objects fetched over the network in this run (rest came from the
-        resume cache).
+    chunks : source chunks the download needed (selected variables and the time coordinate).
+    chunks_fetched : requests sent over the network in this run (the rest came from the
+        resume cache; a sharded chunk costs an index read too).
     bytes_fetched : bytes fetched over the network in this run (metadata included).
     layers : time steps in each store.
+    blocks : output blocks assembled in this run (of ``blocks_total``).
+    notes : what was skipped and why (optional variables a cube lacks).
     already_complete : the folder already held this exact download; nothing was fetched.
     """
 
@@ -99,44 +132,185 @@ class DownloadResult:
     chunks_fetched: int = 0
     bytes_fetched: int = 0
     layers: list[int] = dataclasses.field(default_factory=list)
+    blocks: int = 0
+    blocks_total: int = 0
+    notes: list[str] = dataclasses.field(default_factory=list)
     already_complete: bool = False
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- plan
 
 
-def _decode_time(meta: ArrayMeta, raw: np.ndarray) -> np.ndarray:
-    attrs = dict(meta.cf_attrs)
-    if meta.encoded_fill is not None:
-        attrs["_FillValue"] = meta.encoded_fill
-    var = xr.conventions.decode_cf_variable(meta.name, xr.Variable((meta.name,), raw, attrs))
-    values = np.asarray(var.values)
-    if not np.issubdtype(values.dtype, np.datetime64):
-        raise CubeFormatError(f"{meta.name}: cannot decode as dates (units {attrs.get('units')!r})")
-    return values.astype("datetime64[ns]")
+@dataclasses.dataclass
+class Part:
+    """One source cube's share of an output store.
+
+    ``xi, yi, ti`` are the selected source indices (``ti`` in source order); ``kx, ky,
+    t_pos`` their positions in the output grid and time axis.
+    """
+
+    cube: SourceCube
+    entry: dict | None
+    xi: np.ndarray
+    yi: np.ndarray
+    ti: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    times: np.ndarray
+    kx: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    ky: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+    t_pos: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def source_name(self, name: str, tdim: str) -> str:
+        """The source's name of output variable ``name`` (v2.2 cubes call mid_date time)."""
+        return self.cube.time_dim if name == tdim else name
+
+    def has(self, name: str, tdim: str) -> bool:
+        return self.source_name(name, tdim) in self.cube
+
+
+@dataclasses.dataclass
+class VarSpec:
+    """Output encoding of one variable (taken from the first cube that has it).
+
+    ``role``: ``"tiled"`` (time, y, x: assembled in blocks), ``"layer"`` (time only),
+    ``"static"`` (y, x without time: read whole at the end) or ``"other"``.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    dtype: np.dtype
+    missing: Any
+    attrs: dict
+    role: str
+    chunks: tuple[int, ...] = ()
+
+    @property
+    def time_like(self) -> bool:
+        return " since " in str(self.attrs.get("units", ""))
+
+    def filled(self, shape: tuple[int, ...]) -> np.ndarray:
+        """An array of missing values (what no cube covers)."""
+        if self.dtype.kind in "OUST":
+            return np.full(shape, "", dtype=self.dtype)
+        return np.full(shape, 0 if self.missing is None else self.missing, dtype=self.dtype)
+
+    def is_missing(self, values: np.ndarray) -> np.ndarray:
+        if self.dtype.kind in "OUST":
+            return values == ""
+        mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
+        if self.missing is not None and not (
+            isinstance(self.missing, float) and np.isnan(self.missing)
+        ):
+            mask |= values == self.missing
+        return mask
+
+
+@dataclasses.dataclass
+class Block:
+    """One unit of work: output index ranges ``[t0, t1) x [y0, y1) x [x0, x1)``."""
+
+    index: int
+    t0: int
+    t1: int
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.t1 - self.t0, self.y1 - self.y0, self.x1 - self.x0)
+
+
+@dataclasses.dataclass
+class StorePlan:
+    """Everything needed to write one output store (one projection)."""
+
+    kind: str
+    epsg: int
+    tdim: str
+    x: np.ndarray
+    y: np.ndarray
+    times: np.ndarray
+    parts: list[Part]
+    specs: dict[str, VarSpec]
+    layer_values: dict[str, np.ndarray]
+    block_shape: tuple[int, int, int]
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}_EPSG{self.epsg}.zarr"
+
+    @property
+    def tiled(self) -> list[VarSpec]:
+        return [s for s in self.specs.values() if s.role == "tiled"]
+
+    def blocks(self) -> Iterator[Block]:
+        """The output blocks, in order (each holds whole output chunks)."""
+        bt, by, bx = self.block_shape
+        nt, ny, nx = len(self.times), len(self.y), len(self.x)
+        k = 0
+        for t0 in range(0, nt, bt):
+            for y0 in range(0, ny, by):
+                for x0 in range(0, nx, bx):
+                    yield Block(
+                        k, t0, min(nt, t0 + bt), y0, min(ny, y0 + by), x0, min(nx, x0 + bx)
+                    )
+                    k += 1
+
+    @property
+    def n_blocks(self) -> int:
+        bt, by, bx = self.block_shape
+        return (
+            math.ceil(len(self.times) / bt)
+            * math.ceil(len(self.y) / by)
+            * math.ceil(len(self.x) / bx)
+        )
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Decoded size of the output (tiled variables: the bulk of it)."""
+        plane = len(self.times) * len(self.y) * len(self.x)
+        return sum(plane * s.dtype.itemsize for s in self.tiled)
+
+    def chunks_needed(self) -> int:
+        """Source chunks of the selected variables and time coordinate that the download reads."""
+        n = 0
+        for p in self.parts:
+            for name, spec in self.specs.items():
+                if not p.has(name, self.tdim):
+                    continue
+                arr = p.cube[p.source_name(name, self.tdim)]
+                sel = []
+                for d, size in zip(arr.dims, arr.shape, strict=True):
+                    sel.append(
+                        {p.cube.time_dim: p.ti, "y": p.yi, "x": p.xi}.get(d, np.arange(size))
+                    )
+                if spec.role in ("tiled", "layer", "static") or name == self.tdim:
+                    n += len(arr.chunk_ids(sel))
+        return n
+
+    def layout_id(self) -> str:
+        """Changes whenever the output layout or a source changes (resume safety)."""
+        doc = {
+            "x": self.x.tolist(),
+            "y": self.y.tolist(),
+            "t": self.times.astype("int64").tolist(),
+            "vars": {
+                k: [str(s.dtype), str(s.missing), list(s.chunks), list(s.dims)]
+                for k, s in self.specs.items()
+            },
+            "block": list(self.block_shape),
+            "sources": [p.cube.fingerprint for p in self.parts],
+        }
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def _cell_overlap(coord: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Indices of pixels whose cell intersects [lo, hi] (a zero-width window picks one)."""
     h = abs(float(coord[1] - coord[0])) / 2 if len(coord) > 1 else 60.0
     return np.nonzero((coord + h > lo) & (coord - h <= hi))[0]
-
-
-@dataclasses.dataclass
-class _Source:
-    """One source cube's part of a download."""
-
-    entry_url: str
-    store: RemoteStore
-    cache: ChunkCache
-    xi: np.ndarray
-    yi: np.ndarray
-    ti: np.ndarray  # source indices of selected layers (source order)
-    x: np.ndarray  # full coordinates
-    y: np.ndarray
-    times: np.ndarray  # decoded times of selected layers
-    small: dict[str, np.ndarray]  # coordinates and per-layer arrays read up front
-    catalog_entry: dict | None = None
 
 
 def _lattice_index(coord: np.ndarray, ref: float, step: float, url: str) -> np.ndarray:
@@ -149,38 +323,556 @@ def _lattice_index(coord: np.ndarray, ref: float, step: float, url: str) -> np.n
     return np.round(k).astype(np.int64)
 
 
-def _check_same_encoding(sources: Sequence[_Source], variables: Sequence[str]) -> None:
-    first = sources[0].store
-    for s in sources[1:]:
-        for v in variables:
-            a, b = first.meta(v), s.store.meta(v)
-            same = (
-                a.dtype == b.dtype
-                and str(a.fill_value) == str(b.fill_value)
-                and a.dims == b.dims
-                and a.attrs.get("units") == b.attrs.get("units")
-                and a.attrs.get("scale_factor") == b.attrs.get("scale_factor")
+def decode_times(arr: SourceArray, raw: np.ndarray) -> np.ndarray:
+    """CF-decode an encoded time variable to ``datetime64[ns]`` (NaT where missing)."""
+    attrs = dict(arr.attrs)
+    attrs.pop("missing_value", None)
+    if arr.missing is not None:
+        attrs["_FillValue"] = arr.missing
+    var = xr.conventions.decode_cf_variable(arr.name, xr.Variable(arr.dims, raw, attrs))
+    values = np.asarray(var.values)
+    if not np.issubdtype(values.dtype, np.datetime64):
+        raise CubeFormatError(f"{arr.name}: cannot decode as dates (units {attrs.get('units')!r})")
+    return values.astype("datetime64[ns]")
+
+
+_TIMEDELTA_UNITS = {"days": 86400.0, "day": 86400.0, "hours": 3600.0, "minutes": 60.0}
+_TIMEDELTA_UNITS |= {"seconds": 1.0, "second": 1.0, "s": 1.0, "d": 86400.0}
+
+
+def to_output(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray:
+    """Encoded ``values`` of ``src`` in the encoding of ``spec`` (cubes of a mosaic may
+    differ: time units, missing markers, strings)."""
+    if spec.dtype.kind in "OUST":
+        return np.asarray(values).astype(str).astype(object)
+    if spec.time_like:
+        if src.attrs.get("units") == spec.attrs.get("units") and src.dtype == spec.dtype:
+            return _translate_missing(values, src, spec)
+        dates = decode_times(src, values)
+        enc, _, _ = xr.coding.times.encode_cf_datetime(
+            dates, spec.attrs["units"], spec.attrs.get("calendar", "proleptic_gregorian"), spec.dtype
+        )
+        enc = np.asarray(enc, dtype=spec.dtype)
+        nat = np.isnat(dates)
+        if nat.any():
+            enc[nat] = np.nan if spec.missing is None else spec.missing
+        return enc
+    su, du = src.units.lower(), str(spec.attrs.get("units", "")).lower()
+    if su != du and su in _TIMEDELTA_UNITS and du in _TIMEDELTA_UNITS:
+        miss = _missing_mask(values, src)
+        out = values.astype("f8") * (_TIMEDELTA_UNITS[su] / _TIMEDELTA_UNITS[du])
+        out[miss] = np.nan
+        return _encode_numeric(out, spec)
+    if values.dtype == spec.dtype:
+        return _translate_missing(values, src, spec)
+    out = values.astype("f8")
+    out[_missing_mask(values, src)] = np.nan
+    return _encode_numeric(out, spec)
+
+
+def _missing_mask(values: np.ndarray, src: SourceArray) -> np.ndarray:
+    mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
+    if src.missing is not None and not (isinstance(src.missing, float) and np.isnan(src.missing)):
+        mask |= values == src.missing
+    return mask
+
+
+def _translate_missing(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray:
+    if _missing_equal(src.missing, spec.missing):
+        return values
+    out = values.copy()
+    out[_missing_mask(values, src)] = spec.missing if spec.missing is not None else 0
+    return out
+
+
+def _missing_equal(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(a == b) or (bool(np.isnan(a)) and bool(np.isnan(b)))
+
+
+def _encode_numeric(values: np.ndarray, spec: VarSpec) -> np.ndarray:
+    nan = np.isnan(values)
+    if spec.dtype.kind in "iu":
+        values = np.where(nan, 0, np.round(values))
+    out = values.astype(spec.dtype)
+    if nan.any():
+        out[nan] = np.nan if spec.missing is None else spec.missing
+    return out
+
+
+def _spec_for(name: str, arr: SourceArray, tdim: str, src_tdim: str) -> VarSpec:
+    dims = tuple(tdim if d == src_tdim else d for d in arr.dims)
+    if dims == (tdim, "y", "x"):
+        role = "tiled"
+    elif dims == (tdim,):
+        role = "layer"
+    elif "y" in dims and "x" in dims and tdim not in dims:
+        role = "static"
+    elif tdim in dims:
+        raise CubeFormatError(
+            f"{name}: dims {dims} are not supported (expected ({tdim}, y, x) or ({tdim},))"
+        )
+    else:
+        role = "other"
+    dtype = np.dtype(object) if arr.is_string else arr.dtype
+    attrs = dict(arr.attrs)
+    missing = arr.missing
+    if name == tdim and tdim == "mid_date":
+        attrs.update(MID_DATE_ENCODING)
+        dtype, missing = np.dtype("f8"), None
+    return VarSpec(name, dims, dtype, missing, attrs, role)
+
+
+def _choose_blocks(plan_parts: list[Part], tiled: list[VarSpec], nt: int, ny: int, nx: int):
+    """Block shape and per-variable output chunks (see :data:`LONG_TIME_CHUNK`)."""
+    bpp = max(1, sum(s.dtype.itemsize for s in tiled))
+    itemsize = max([s.dtype.itemsize for s in tiled] or [1])
+    src_chunks = (LONG_TIME_CHUNK, 10, 10)
+    for p in plan_parts:
+        for s in tiled:
+            if s.name in p.cube:
+                src_chunks = p.cube[s.name].chunks
+                break
+        else:
+            continue
+        break
+    ct, cy, cx = src_chunks
+    if ct >= LONG_TIME_CHUNK:  # image pairs: spatial blocks holding every date
+        side = int(math.sqrt(BLOCK_BYTES / max(1, nt * bpp)))
+        side = max(min(cy, cx), side - side % max(1, min(cy, cx)))
+        by, bx = min(ny, side), min(nx, side)
+        tc = max(1, min(nt, OUTPUT_CHUNK_BYTES // max(1, by * bx * itemsize)))
+        return (max(1, nt), by, bx), (tc, by, bx)
+    plane = ny * nx
+    if plane * bpp <= BLOCK_BYTES:  # composites / virtual cubes: time blocks over the area
+        tc = max(1, min(nt, OUTPUT_CHUNK_BYTES // max(1, plane * itemsize)))
+        bt = max(tc, (BLOCK_BYTES // (plane * bpp)) // tc * tc)
+        return (min(max(1, nt), bt), ny, nx), (tc, ny, nx)
+    side = max(1, int(math.sqrt(BLOCK_BYTES / bpp)))
+    return (1, min(ny, side), min(nx, side)), (1, min(ny, side), min(nx, side))
+
+
+def plan_download(
+    sources: Sequence[tuple[str, dict | None]],
+    area: Area,
+    *,
+    kind: Kind = "subyearly",
+    start: Any = None,
+    end: Any = None,
+    variables: Sequence[str] | None = None,
+    filters: Filters | None = None,
+    workers: int = 32,
+    storage_options: dict | None = None,
+    cache_root: Path | None = None,
+) -> tuple[list[StorePlan], list[str]]:
+    """Open the sources and lay out the output stores (one per projection).
+
+    Parameters
+    ----------
+    sources : ``(url, catalog entry or None)`` of each cube, in mosaic priority order.
+    area, kind, start, end, variables, filters : as :func:`download`.
+    cache_root : keep every object read (metadata arrays included) in a per-source cache
+        under this folder (the resume cache).
+
+    Returns
+    -------
+    (plans, notes) : the store plans, and notes on what was skipped.
+
+    Raises
+    ------
+    InputError, CubeFormatError, EmptySelectionError
+    """
+    filters = filters or Filters()
+    t0, t1 = date_window(start, end)
+    tdim = TIME_DIM[kind]
+    explicit = variables is not None and len(variables) > 0
+    wanted = list(variables) if explicit else list(DEFAULT_VARIABLES[kind])
+    notes: list[str] = []
+    parts: list[Part] = []
+    for url, entry in sources:
+        cube = open_source(url, storage_options, workers=workers)
+        if cache_root is not None:
+            key = hashlib.sha256(cube.url.encode()).hexdigest()[:16]
+            cube.store.use_cache(Path(cache_root) / key, cube.fingerprint)
+        if cube.kind != kind:
+            other = "annual" if kind == "subyearly" else "subyearly"
+            raise CubeFormatError(
+                f"{url} has no {tdim!r} dimension: is it an {other} cube? (--kind)"
             )
-            if not same:
-                raise CubeFormatError(
-                    f"{v} is encoded differently in {first.url} and {s.store.url}; "
-                    "download these cubes separately"
-                )
+        src_tdim = cube.time_dim
+        missing = [v for v in wanted if v not in cube]
+        if missing and explicit:
+            others = f" (one of the {len(sources)} cubes of this mosaic)" if len(sources) > 1 else ""
+            raise InputError(
+                f"unknown variable(s) {', '.join(missing)} for {cube.url}{others}; available: "
+                + ", ".join(sorted(n for n in cube.arrays if n not in ("x", "y", src_tdim)))
+            )
+        for v in missing:
+            notes.append(f"{cube.name} has no {v!r} (optional metadata): skipped there")
+        need = filters.needed_variables()
+        lacking = [v for v in need if v not in cube]
+        if lacking:
+            raise CubeFormatError(f"{url} lacks {', '.join(lacking)} needed by the filters")
+        small = cube.read_many(["x", "y", src_tdim, *need])
+        if "date_dt" in small:
+            dt = cube["date_dt"]
+            scale = _TIMEDELTA_UNITS.get(dt.units.lower(), 86400.0) / 86400.0
+            small["date_dt"] = small["date_dt"].astype("f8") * scale
+        x, y = small["x"].astype("f8"), small["y"].astype("f8")
+        xmin, ymin, xmax, ymax = area.in_crs(cube.epsg).bounds
+        xi, yi = _cell_overlap(x, xmin, xmax), _cell_overlap(y, ymin, ymax)
+        if len(xi) == 0 or len(yi) == 0:
+            notes.append(f"{cube.name}: the area covers none of its pixels")
+            continue
+        times = decode_times(cube[src_tdim], small[src_tdim])
+        mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
+        mask &= layer_mask(small, filters, len(times))
+        ti = np.nonzero(mask)[0]
+        if len(ti) == 0:
+            valid = times[~np.isnat(times)]
+            rng = (
+                f"{valid.min().astype('datetime64[D]')} to {valid.max().astype('datetime64[D]')}"
+                if len(valid)
+                else "no layers"
+            )
+            raise EmptySelectionError(
+                f"no layers of {cube.name} between {t0.date()} and "
+                f"{(t1 - pd.Timedelta(days=1)).date()} with the given filters (cube covers {rng})"
+            )
+        parts.append(Part(cube, entry, xi, yi, ti, x, y, times[ti]))
+    if not parts:
+        raise EmptySelectionError(f"{area.label} selects no pixel of the matching cube(s)")
+    groups: dict[int, list[Part]] = {}
+    for p in parts:
+        groups.setdefault(p.cube.epsg, []).append(p)
+    present = {v for p in parts for v in wanted if v in p.cube}
+    for v in wanted:
+        if v not in present and not explicit:
+            notes.append(f"no cube has {v!r}: not downloaded")
+    plans = [
+        _plan_group(kind, epsg, g, [v for v in wanted if v in present], tdim)
+        for epsg, g in groups.items()
+    ]
+    return plans, notes
 
 
-def _output_chunks(meta: ArrayMeta, shape: tuple[int, ...], tdim: str) -> tuple[int, ...]:
-    dims = meta.dims
-    if not shape:
-        return ()
-    if "y" in dims and "x" in dims and dims[0] != "y":
-        plane = int(np.prod([n for d, n in zip(dims, shape, strict=True) if d in ("y", "x")]))
-        per = max(1, OUTPUT_CHUNK_BYTES // max(1, plane * meta.dtype.itemsize))
-        first = min(shape[0], per) if dims[0] == tdim else 1
-        return (max(1, first), *shape[1:])
-    return tuple(shape)
+def _plan_group(kind: str, epsg: int, group: list[Part], names: list[str], tdim: str) -> StorePlan:
+    first = group[0]
+    dx = float(first.x[1] - first.x[0])
+    dy = float(first.y[1] - first.y[0])
+    for p in group[1:]:
+        if abs(float(p.x[1] - p.x[0]) - dx) > 1e-6 or abs(float(p.y[1] - p.y[0]) - dy) > 1e-6:
+            raise CubeFormatError(f"{p.cube.url}: pixel size differs from {first.cube.url}")
+    kx = [_lattice_index(p.x[p.xi], first.x[0], dx, p.cube.url) for p in group]
+    ky = [_lattice_index(p.y[p.yi], first.y[0], dy, p.cube.url) for p in group]
+    kx0, kx1 = min(k.min() for k in kx), max(k.max() for k in kx)
+    ky0, ky1 = min(k.min() for k in ky), max(k.max() for k in ky)
+    x_out = first.x[0] + dx * np.arange(kx0, kx1 + 1)
+    y_out = first.y[0] + dy * np.arange(ky0, ky1 + 1)
+    times = np.unique(np.concatenate([p.times for p in group]))
+    for p, kxs, kys in zip(group, kx, ky, strict=True):
+        p.kx, p.ky = kxs - kx0, kys - ky0
+        p.t_pos = np.searchsorted(times, p.times)
+
+    specs: dict[str, VarSpec] = {}
+    for name in [tdim, *names]:
+        owner = next((p for p in group if p.has(name, tdim)), None)
+        if owner is None:
+            continue
+        specs[name] = _spec_for(
+            name, owner.cube[owner.source_name(name, tdim)], tdim, owner.cube.time_dim
+        )
+    specs[tdim].role = "coord"
+    tiled = [s for s in specs.values() if s.role == "tiled"]
+    block, chunks = _choose_blocks(group, tiled, len(times), len(y_out), len(x_out))
+    for s in tiled:
+        s.chunks = chunks
+
+    # per-layer variables are small: read now and put in output order (first cube wins)
+    layer_values: dict[str, np.ndarray] = {}
+    layer_names = [n for n, s in specs.items() if s.role in ("layer", "coord")]
+    for name in layer_names:
+        layer_values[name] = specs[name].filled((len(times),))
+    for p in reversed(group):
+        have = [n for n in layer_names if p.has(n, tdim)]
+        raw = p.cube.read_many([p.source_name(n, tdim) for n in have])
+        for n in have:
+            src = p.cube[p.source_name(n, tdim)]
+            if n == tdim and tdim == "mid_date":
+                vals = _encode_mid_date(p.times)
+            else:
+                vals = to_output(raw[src.name][p.ti], src, specs[n])
+            layer_values[n][p.t_pos] = vals
+    return StorePlan(kind, epsg, tdim, x_out, y_out, times, group, specs, layer_values, block)
 
 
-# --------------------------------------------------------------------------- main entry
+def _encode_mid_date(times: np.ndarray) -> np.ndarray:
+    enc, _, _ = xr.coding.times.encode_cf_datetime(
+        times, MID_DATE_ENCODING["units"], MID_DATE_ENCODING["calendar"], np.dtype("f8")
+    )
+    return np.asarray(enc, "f8")
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+async def fetch_block(plan: StorePlan, block: Block) -> dict[str, np.ndarray]:
+    """Read and mosaic one output block of every tiled variable.
+
+    Each cube that covers the block is read for exactly the selected pixels and layers
+    inside it (zarr fetches the chunks that intersect them, through the cube's caching
+    store); cubes earlier in ``plan.parts`` win where tiles overlap, later ones fill their
+    gaps. Returns the encoded block of each tiled variable.
+    """
+    out = {s.name: s.filled(block.shape) for s in plan.tiled}
+    jobs = []
+    for part in plan.parts:
+        tsel = np.nonzero((part.t_pos >= block.t0) & (part.t_pos < block.t1))[0]
+        ysel = np.nonzero((part.ky >= block.y0) & (part.ky < block.y1))[0]
+        xsel = np.nonzero((part.kx >= block.x0) & (part.kx < block.x1))[0]
+        if not (len(tsel) and len(ysel) and len(xsel)):
+            continue
+        order = np.argsort(part.ti[tsel], kind="stable")
+        tsel = tsel[order]
+        src = (part.ti[tsel], part.yi[ysel], part.xi[xsel])
+        dst = (part.t_pos[tsel] - block.t0, part.ky[ysel] - block.y0, part.kx[xsel] - block.x0)
+        for spec in plan.tiled:
+            if part.has(spec.name, plan.tdim):
+                jobs.append((part, spec, dst, part.cube[spec.name].read(src)))
+    results = await asyncio.gather(*(j[3] for j in jobs))
+    written: set[str] = set()
+    for (part, spec, dst, _), data in zip(jobs, results, strict=True):
+        data = to_output(data, part.cube[spec.name], spec)
+        where = np.ix_(*dst)
+        if spec.name not in written:
+            out[spec.name][where] = data
+            written.add(spec.name)
+        else:
+            cur = out[spec.name][where]
+            take = spec.is_missing(cur) & ~spec.is_missing(data)
+            out[spec.name][where] = np.where(take, data, cur)
+    return out
+
+
+async def _read_static(plan: StorePlan, spec: VarSpec) -> np.ndarray:
+    """A variable without time (y, x and maybe another dim) over the output grid, mosaicked."""
+    shape = tuple(
+        {"y": len(plan.y), "x": len(plan.x)}.get(d, 0) or plan.parts[0].cube[spec.name].shape[i]
+        for i, d in enumerate(spec.dims)
+    )
+    out = spec.filled(shape)
+    first = True
+    for part in plan.parts:
+        if spec.name not in part.cube:
+            continue
+        arr = part.cube[spec.name]
+        sel = [{"y": part.yi, "x": part.xi}.get(d, np.arange(n)) for d, n in zip(arr.dims, arr.shape)]
+        dst = [{"y": part.ky, "x": part.kx}.get(d, np.arange(n)) for d, n in zip(arr.dims, arr.shape)]
+        data = to_output(await arr.read(sel), arr, spec)
+        where = np.ix_(*dst)
+        if first:
+            out[where] = data
+            first = False
+        else:
+            cur = out[where]
+            out[where] = np.where(spec.is_missing(cur) & ~spec.is_missing(data), data, cur)
+    return out
+
+
+# --------------------------------------------------------------------------- write
+
+
+class StagedStore:
+    """The output store of one plan, written block by block under ``.partial``.
+
+    A block marked done (a file under ``.partial/done``) is complete in the staged store;
+    a re-run with the same layout skips it. :meth:`finish` writes the small variables,
+    consolidates the metadata and moves the store into place.
+    """
+
+    def __init__(self, plan: StorePlan, folder: Path, partial: Path):
+        self.plan = plan
+        self.final = folder / plan.name
+        self.path = partial / "stores" / plan.name
+        self.done_dir = partial / "done" / plan.name
+        stamp = partial / "stores" / f"{plan.name}.layout"
+        layout = plan.layout_id()
+        if not (self.path.exists() and stamp.exists() and stamp.read_text() == layout):
+            shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(self.done_dir, ignore_errors=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create()
+            stamp.write_text(layout)
+        self.done_dir.mkdir(parents=True, exist_ok=True)
+        self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=2)
+        self.arrays = {s.name: self.group[s.name] for s in plan.tiled}
+
+    def _create(self) -> None:
+        root = zarr.open_group(str(self.path), mode="w", zarr_format=2)
+        for spec in self.plan.tiled:
+            shape = (len(self.plan.times), len(self.plan.y), len(self.plan.x))
+            _create_array(root, spec.name, shape, spec, spec.chunks)
+
+    def is_done(self, block: Block) -> bool:
+        return (self.done_dir / str(block.index)).exists()
+
+    async def write(self, block: Block, data: dict[str, np.ndarray]) -> None:
+        region = (
+            slice(block.t0, block.t1),
+            slice(block.y0, block.y1),
+            slice(block.x0, block.x1),
+        )
+        await asyncio.gather(
+            *(self.arrays[n]._async_array.setitem(region, v) for n, v in data.items())
+        )
+        (self.done_dir / str(block.index)).touch()
+
+    def finish(self, statics: dict[str, np.ndarray]) -> Path:
+        plan = self.plan
+        first = plan.parts[0].cube
+        x, y = plan.x, plan.y
+        proj_ring, geo_ring = footprint_rings(plan.epsg, x, y)
+        attrs = dict(first.attrs)
+        attrs.update(
+            proj_polygon=polygon_wkt(proj_ring),
+            geo_polygon=polygon_wkt(geo_ring),
+            itscube_source_urls=" ".join(p.cube.url for p in plan.parts),
+            history=f"subset by itscube {__version__}",
+        )
+        attrs.pop("itscube_blocks_done", None)
+        self.group.attrs.update(attrs)
+        for coord, values in (("x", x), ("y", y)):
+            src = first[coord]
+            spec = VarSpec(coord, (coord,), np.dtype("f8"), None, dict(src.attrs), "coord")
+            _write_whole(self.group, coord, values, spec)
+        for name, values in [*plan.layer_values.items(), *statics.items()]:
+            _write_whole(self.group, name, values, plan.specs[name])
+        extra_dims = {d for s in plan.specs.values() for d in s.dims} - {"x", "y", plan.tdim}
+        for d in sorted(extra_dims):
+            if d in first and d not in plan.specs:
+                src = first[d]
+                values = first.read_many([d])[d]
+                spec = _spec_for(d, src, plan.tdim, first.time_dim)
+                _write_whole(self.group, d, to_output(values, src, spec), spec)
+        if "mapping" in first:
+            src = first["mapping"]
+            mattrs = dict(src.attrs)
+            dx = (x[1] - x[0]) if len(x) > 1 else 120.0
+            dy = (y[1] - y[0]) if len(y) > 1 else -120.0
+            mattrs["GeoTransform"] = " ".join(
+                f"{g:.12g}" for g in (x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy)
+            )
+            value = np.asarray(first.read_many(["mapping"])["mapping"]).astype(str)
+            _write_whole(self.group, "mapping", value, VarSpec("mapping", (), value.dtype, None, mattrs, "other"))
+        zarr.consolidate_metadata(str(self.path), zarr_format=2)
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        self.path.replace(self.final)
+        return self.final
+
+
+def _write_whole(group, name: str, values: np.ndarray, spec: VarSpec) -> None:
+    """Write a small array in one chunk (strings as fixed-width text, as ITS_LIVE v2)."""
+    values = np.asarray(values)
+    if values.dtype.kind in "OUST":
+        values = values.astype(str)
+        spec = dataclasses.replace(spec, dtype=values.dtype)
+    _create_array(group, name, values.shape, spec, values.shape)[...] = values
+
+
+def _create_array(group, name: str, shape, spec: VarSpec, chunks) -> zarr.Array:
+    fill = spec.missing
+    if spec.dtype.kind in "OUST":
+        fill = None
+    elif isinstance(fill, float) and np.isnan(fill):
+        fill = np.nan
+    return group.create_array(
+        name,
+        shape=tuple(shape),
+        chunks=tuple(chunks) if chunks else tuple(shape),
+        dtype=spec.dtype,
+        fill_value=fill,
+        compressors=(OUTPUT_COMPRESSOR,),
+        attributes={**spec.attrs, "_ARRAY_DIMENSIONS": list(spec.dims)},
+        overwrite=True,
+    )
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _run(coro):
+    """Run a coroutine on zarr's event loop thread; Ctrl-C cancels it cleanly."""
+    loop = _get_loop()
+    fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return fut.result()
+    except BaseException:
+        fut.cancel()
+        with contextlib.suppress(BaseException):
+            fut.result(timeout=10)
+        raise
+
+
+async def _assemble(
+    staged: list[StagedStore], on_block: Callable[[Block, StorePlan], None] | None
+) -> int:
+    """Fetch and write every block not yet done; returns the number assembled now."""
+    count = 0
+    for store in staged:
+        plan = store.plan
+        block_bytes = max(1, int(np.prod(plan.block_shape)) * sum(s.dtype.itemsize for s in plan.tiled))
+        in_flight = max(1, min(16, IN_FLIGHT_BYTES // block_bytes))
+        sem = asyncio.Semaphore(in_flight)
+
+        async def one(block: Block, store=store, plan=plan, sem=sem) -> None:
+            async with sem:
+                data = await fetch_block(plan, block)
+                await store.write(block, data)
+                del data
+            if on_block is not None:
+                on_block(block, plan)
+
+        todo = [b for b in plan.blocks() if not store.is_done(b)]
+        for b in plan.blocks():
+            if store.is_done(b) and on_block is not None:
+                on_block(b, plan)
+        tasks = []
+        for b in todo:  # bounded creation keeps the task list small for huge downloads
+            tasks.append(asyncio.ensure_future(one(b)))
+            if len(tasks) >= 4 * in_flight:
+                done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for d in done:
+                    d.result()
+                tasks = list(pending)
+        try:
+            for t in asyncio.as_completed(tasks):
+                await t
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            raise
+        count += len(todo)
+    return count
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+def check_disk_space(plans: Sequence[StorePlan], folder: Path) -> int:
+    """Raise :class:`InsufficientSpaceError` if the output cannot fit; return bytes needed."""
+    decoded = sum(p.decoded_bytes for p in plans)
+    need = int(decoded * SPACE_FACTOR) + 50_000_000
+    free = _free_bytes(folder)
+    if free < need:
+        raise InsufficientSpaceError(
+            f"not enough disk space in {folder}: this download needs about {need / 1e9:.1f} GB "
+            f"({decoded / 1e9:.1f} GB decoded) and {free / 1e9:.1f} GB are free; choose "
+            "another --out, or a smaller area, date range or fewer --variables"
+        )
+    return need
 
 
 def output_folder(
@@ -189,6 +881,39 @@ def output_folder(
     s = "start" if start is None else f"{t0:%Y%m%d}"
     e = "end" if end is None else f"{parse_date(end, '--end'):%Y%m%d}"
     return Path(out) / f"{kind}_{area.label}_{s}_{e}"
+
+
+def _progress_bar(progress: bool, console):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [
+        TextColumn("[bold]download"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("blocks · {task.fields[mb]:.1f} MB fetched"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
+    return Progress(*columns, console=console, disable=not progress)
+
+
+def _source_urls(area, kind, catalog, urls, stac) -> list[tuple[str, dict | None]]:
+    if urls:
+        return [(remote.normalise_url(u), None) for u in urls]
+    if stac:
+        entries: list[CubeEntry] = find_cubes_stac(area, stac)
+    else:
+        cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
+        entries = find_cubes(area, cat)
+    return [(e.url(kind), e.to_dict()) for e in entries]
 
 
 def download(
@@ -201,6 +926,7 @@ def download(
     out: str | os.PathLike = ".",
     catalog: Catalog | str | None = None,
     urls: Sequence[str] | None = None,
+    stac: str | None = None,
     filters: Filters | None = None,
     workers: int = 32,
     progress: bool = False,
@@ -211,25 +937,38 @@ def download(
 ) -> DownloadResult:
     """Download the part of ITS_LIVE cubes covering ``area`` and [start, end].
 
+    Reads Zarr v2 and v3 stores (sharded or not) and Icechunk repositories; peak memory
+    does not grow with the size of the request (see the module notes).
+
     Parameters
     ----------
     area : area of interest (see :mod:`itscube.area`); polygons are downloaded by their
         bounding box in the cube projection.
     start, end : dates (inclusive; None = open).
     kind : ``"subyearly"`` (image pairs) or ``"annual"`` (annual composites).
-    variables : data variables (default :data:`DEFAULT_VARIABLES`).
+    variables : data variables (default :data:`DEFAULT_VARIABLES`; defaults a cube lacks
+        are skipped with a note, variables named here must exist in every cube).
     out : parent folder; the output folder ``<kind>_<area>_<start>_<end>`` is created in it.
-    catalog : catalog object, URL or path (default: official catalog, or ``ITSCUBE_CATALOG``).
+    catalog : catalog object, URL or path (default: official catalog, or ``ITSCUBE_CATALOG``);
+        ``catalog_v02.json`` and the chunk-aligned (v2.2) catalog are both understood.
     urls : cube URLs to use instead of a catalog search.
+    stac : a STAC API URL to find cubes with instead of a catalog (collection
+        ``itslive-cubes``; ``"itslive"`` = the ITS_LIVE endpoint).
     filters : sub-yearly layer filters.
-    workers : parallel requests.
-    progress : show a progress bar (rich).
+    workers : parallel requests per source cube.
+    progress : show a progress bar with ETA (rich).
     overwrite : replace a different download already in the output folder.
     keep_cache : keep the raw chunk cache (``.partial``) after success.
+    storage_options : extra fsspec options for remote Zarr stores.
 
     Returns
     -------
     DownloadResult
+
+    Raises
+    ------
+    InputError, CatalogError, CubeNotFoundError, CubeFormatError, EmptySelectionError,
+    DownloadError, InsufficientSpaceError, OutputExistsError
     """
     check_choice(kind, KINDS, "--kind")
     filters = filters or Filters()
@@ -240,15 +979,8 @@ def download(
     if workers < 1:
         raise InputError("--workers must be >= 1")
     t0, t1 = date_window(start, end)
-    tdim = TIME_DIM[kind]
-    variables = list(variables) if variables else list(DEFAULT_VARIABLES[kind])
-
-    if urls:
-        sources_urls = [(remote.normalise_url(u), None) for u in urls]
-    else:
-        cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog)
-        entries: list[CubeEntry] = find_cubes(area, cat)
-        sources_urls = [(e.url(kind), e.to_dict()) for e in entries]
+    variables = list(variables) if variables else None
+    sources = _source_urls(area, kind, catalog, urls, stac)
 
     folder = output_folder(out, kind, area, t0, t1, start, end)
     query = {
@@ -261,9 +993,9 @@ def download(
         },
         "start": None if start is None else str(start),
         "end": None if end is None else str(end),
-        "variables": variables,
+        "variables": variables or list(DEFAULT_VARIABLES[kind]),
         "filters": dataclasses.asdict(filters),
-        "sources": [u for u, _ in sources_urls],
+        "sources": [u for u, _ in sources],
     }
     query_id = hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
     prov_path = folder / "provenance.json"
@@ -280,117 +1012,63 @@ def download(
                 f"{folder} already holds a different download; use --overwrite or another --out"
             )
         prov_path.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
+
     partial = folder / ".partial"
-    partial.mkdir(exist_ok=True)
+    fresh = not folder.exists()
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+        plans, notes = plan_download(
+            sources,
+            area,
+            kind=kind,
+            start=start,
+            end=end,
+            variables=variables,
+            filters=filters,
+            workers=workers,
+            storage_options=storage_options,
+            cache_root=partial / "chunks",
+        )
+        check_disk_space(plans, folder)
+    except BaseException:
+        if fresh:  # nothing worth resuming: leave no debris
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     (partial / "query.json").write_text(json.dumps(query, indent=1, default=str))
 
-    # ---- open sources and select pixels / layers
-    sources: list[_Source] = []
-    for url, entry in sources_urls:
-        store = RemoteStore(url, storage_options)
-        cache = ChunkCache(
-            partial / "chunks" / hashlib.sha256(url.encode()).hexdigest()[:16], store.fingerprint
-        )
-        if tdim not in store:
-            other = "annual" if kind == "subyearly" else "subyearly"
-            raise CubeFormatError(
-                f"{url} has no {tdim!r} dimension: is it an {other} cube? (--kind)"
-            )
-        unknown = [v for v in variables if v not in store]
-        if unknown:
-            raise InputError(
-                f"unknown variable(s) {', '.join(unknown)} for {store.url}; available: "
-                + ", ".join(sorted(n for n in store.arrays if n not in ("x", "y", tdim)))
-            )
-        missing_filter = [v for v in filters.needed_variables() if v not in store]
-        if missing_filter:
-            raise CubeFormatError(f"{url} lacks {', '.join(missing_filter)} needed by the filters")
-        epsg = _store_epsg(store)
-        names = ["x", "y", tdim, *filters.needed_variables()]
-        names += [n for n in ("mapping", "sensor") if n in store]
-        small = store.read_many(names, cache, workers=workers)
-        x, y = small["x"].astype("f8"), small["y"].astype("f8")
-        geom = area.in_crs(epsg)
-        xmin, ymin, xmax, ymax = geom.bounds
-        xi, yi = _cell_overlap(x, xmin, xmax), _cell_overlap(y, ymin, ymax)
-        times = _decode_time(store.meta(tdim), small[tdim])
-        mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
-        mask &= layer_mask(small, filters, len(times))
-        ti = np.nonzero(mask)[0]
-        if len(xi) == 0 or len(yi) == 0:
-            continue
-        if len(ti) == 0:
-            rng = (
-                f"{times.min().astype('datetime64[D]')} to {times.max().astype('datetime64[D]')}"
-                if len(times)
-                else "no layers"
-            )
-            raise EmptySelectionError(
-                f"no layers of {store.url.rsplit('/', 1)[-1]} between {t0.date()} and "
-                f"{(t1 - pd.Timedelta(days=1)).date()} with the given filters (cube covers {rng})"
-            )
-        sources.append(_Source(url, store, cache, xi, yi, ti, x, y, times[ti], small, entry))
-    if not sources:
-        raise EmptySelectionError(f"{area.label} selects no pixel of the matching cube(s)")
+    staged = [StagedStore(plan, folder, partial) for plan in plans]
+    total = sum(p.n_blocks for p in plans)
+    all_parts = [p for plan in plans for p in plan.parts]
+    with _progress_bar(progress, console) as bar:
+        task = bar.add_task("blocks", total=total, mb=0.0)
 
-    groups: dict[int, list[_Source]] = {}
-    for s in sources:
-        groups.setdefault(_store_epsg(s.store), []).append(s)
+        def advance(_block: Block, _plan: StorePlan) -> None:
+            mb = sum(p.cube.store.stats.bytes for p in all_parts) / 1e6
+            bar.update(task, advance=1, mb=mb)
 
-    # ---- fetch, decode and place every chunk needed (parallel, resumable), then write
-    plans = {epsg: _plan(group, variables, tdim) for epsg, group in groups.items()}
-    n_chunks = _fetch_all(plans, workers, progress, console)
+        assembled = _run(_assemble(staged, advance))
     stores: list[Path] = []
-    layers: list[int] = []
-    for epsg, plan in plans.items():
-        name = f"{kind}_EPSG{epsg}.zarr"
-        _write_store(folder / name, plan, groups[epsg], variables, tdim, epsg)
-        stores.append(folder / name)
-        layers.append(len(plan["times"]))
-
-    fetched_chunks = sum(s.store.chunks_fetched for s in sources)
-    fetched_bytes = sum(s.store.bytes_fetched + len(s.store.zmetadata_bytes) for s in sources)
-    prov = {
-        "itscube_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "complete": True,
-        "query_id": query_id,
-        "query": query,
-        "catalog": None
-        if urls
-        else (
-            catalog.source
-            if isinstance(catalog, Catalog)
-            else str(catalog or os.environ.get("ITSCUBE_CATALOG") or "official")
-        ),
-        "stores": [s.name for s in stores],
-        "layers": layers,
-        "sources": [
-            {
-                "url": s.store.url,
-                "epsg": _store_epsg(s.store),
-                "catalog_entry": s.catalog_entry,
-                "x_range": [float(s.x[s.xi].min()), float(s.x[s.xi].max())],
-                "y_range": [float(s.y[s.yi].min()), float(s.y[s.yi].max())],
-                "layers_selected": len(s.ti),
-            }
-            for s in sources
-        ],
-        "projections": {str(k): [s.store.url for s in v] for k, v in groups.items()},
-        "transfer": {
+    for store in staged:
+        statics = {
+            n: _run(_read_static(store.plan, s))
+            for n, s in store.plan.specs.items()
+            if s.role in ("static", "other")
+        }
+        stores.append(store.finish(statics))
+    layers = [len(p.times) for p in plans]
+    n_chunks = sum(p.chunks_needed() for p in plans)
+    fetched_chunks = sum(p.cube.store.stats.requests for p in all_parts)
+    fetched_bytes = sum(p.cube.store.stats.bytes + p.cube.metadata_bytes for p in all_parts)
+    prov = _provenance(
+        plans, query, query_id, catalog, urls, stac, stores, layers, notes,
+        {
             "chunks_needed": n_chunks,
             "chunks_fetched_this_run": fetched_chunks,
             "bytes_fetched_this_run": fetched_bytes,
+            "blocks": total,
+            "blocks_assembled_this_run": assembled,
         },
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "xarray": xr.__version__,
-            "zarr": zarr.__version__,
-            "pandas": pd.__version__,
-        },
-    }
+    )
     tmp = prov_path.with_name(".provenance.json.tmp")
     tmp.write_text(json.dumps(prov, indent=1, default=str))
     tmp.replace(prov_path)
@@ -404,181 +1082,57 @@ def download(
         chunks_fetched=fetched_chunks,
         bytes_fetched=fetched_bytes,
         layers=layers,
+        blocks=assembled,
+        blocks_total=total,
+        notes=notes,
     )
 
 
-def _store_epsg(store: RemoteStore) -> int:
-    if "mapping" in store.arrays and store.meta("mapping").attrs.get("spatial_epsg"):
-        return int(store.meta("mapping").attrs["spatial_epsg"])
-    proj = store.attrs.get("projection")
-    if proj and str(proj).isdigit():
-        return int(proj)
-    raise CubeFormatError(
-        f"{store.url}: no projection (mapping.spatial_epsg or 'projection' attribute)"
-    )
+def _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, notes, transfer):
+    if urls:
+        cat = None
+    elif stac:
+        cat = f"stac:{stac}"
+    elif isinstance(catalog, Catalog):
+        cat = catalog.source
+    else:
+        cat = str(catalog or os.environ.get("ITSCUBE_CATALOG") or "official")
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "xarray": xr.__version__,
+        "zarr": zarr.__version__,
+        "pandas": pd.__version__,
+    }
+    if any(p.cube.format == "icechunk" for plan in plans for p in plan.parts):
+        import icechunk
 
-
-def _plan(group: list[_Source], variables: Sequence[str], tdim: str) -> dict:
-    """Output grid (mosaic of the group on a shared lattice) and per-source chunk jobs."""
-    _check_same_encoding(group, [*variables, "x", "y", tdim])
-    first = group[0]
-    dx = float(first.x[1] - first.x[0])
-    dy = float(first.y[1] - first.y[0])
-    kx = [_lattice_index(s.x[s.xi], first.x[0], dx, s.store.url) for s in group]
-    ky = [_lattice_index(s.y[s.yi], first.y[0], dy, s.store.url) for s in group]
-    for s in group[1:]:
-        if abs(float(s.x[1] - s.x[0]) - dx) > 1e-6 or abs(float(s.y[1] - s.y[0]) - dy) > 1e-6:
-            raise CubeFormatError(f"{s.store.url}: pixel size differs from {first.store.url}")
-    kx0, kx1 = min(k.min() for k in kx), max(k.max() for k in kx)
-    ky0, ky1 = min(k.min() for k in ky), max(k.max() for k in ky)
-    x_out = first.x[0] + dx * np.arange(kx0, kx1 + 1)
-    y_out = first.y[0] + dy * np.arange(ky0, ky1 + 1)
-    times = np.unique(np.concatenate([s.times for s in group]))
-    jobs_per_source = []
-    outputs: dict[str, np.ndarray] = {}
-    for s, kxs, kys in zip(group, kx, ky, strict=True):
-        jobs = []
-        t_pos = np.searchsorted(times, s.times)
-        for v in variables:
-            m = s.store.meta(v)
-            src, dst = [], []
-            for d, n in zip(m.dims, m.shape, strict=True):
-                if d == tdim:
-                    src.append(s.ti), dst.append(t_pos)
-                elif d == "x":
-                    src.append(s.xi), dst.append(kxs - kx0)
-                elif d == "y":
-                    src.append(s.yi), dst.append(kys - ky0)
-                else:
-                    src.append(np.arange(n)), dst.append(np.arange(n))
-            if v not in outputs:
-                shape = tuple(
-                    len(d_)
-                    if dim not in (tdim, "x", "y")
-                    else {tdim: len(times), "x": len(x_out), "y": len(y_out)}[dim]
-                    for dim, d_ in zip(m.dims, src, strict=True)
-                )
-                outputs[v] = m.filled(shape)
-            jobs.append((m, src, dst, outputs[v]))
-        t_meta = s.store.meta(tdim)
-        if tdim not in outputs:
-            outputs[tdim] = t_meta.filled((len(times),))
-        jobs.append((t_meta, [s.ti], [t_pos], outputs[tdim]))
-        jobs_per_source.append((s, jobs))
-    return {"x": x_out, "y": y_out, "times": times, "jobs": jobs_per_source, "outputs": outputs}
-
-
-def _fetch_all(plans: dict, workers: int, progress: bool, console) -> int:
-    """Fetch every chunk of every plan in one bounded pool; returns the number of chunks."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    sources, owners = [], {}
-    for plan in plans.values():
-        if len(plan["jobs"]) > 1:  # a mosaic: remember which cube wrote each cell
-            owners.update(
-                {id(o): np.full(o.shape, NO_OWNER, np.int16) for o in plan["outputs"].values()}
-            )
-        sources += [(src.store, src.cache, jobs) for src, jobs in plan["jobs"]]
-    total = sum(1 for _, _, jobs in sources for m, a, b, _ in jobs for _ in chunk_tasks(m, a, b))
-    columns = [
-        TextColumn("[bold]download"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("chunks"),
-        TextColumn("{task.fields[mb]:.1f} MB"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=console, disable=not progress) as bar:
-        task = bar.add_task("chunks", total=total, mb=0.0)
-        received = [0]
-
-        def advance(nbytes: int) -> None:
-            received[0] += nbytes
-            bar.update(task, advance=1, mb=received[0] / 1e6)
-
-        fetch_into(sources, workers=workers, owners=owners, on_chunk=advance)
-    return total
-
-
-def _write_store(
-    path: Path,
-    plan: dict,
-    group: list[_Source],
-    variables: Sequence[str],
-    tdim: str,
-    epsg: int,
-) -> None:
-    """Write the assembled output arrays as a Zarr v2 store, atomically (temp name, rename)."""
-    first = group[0].store
-    tmp = path.with_name(f".{path.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-    x, y = plan["x"], plan["y"]
-    proj_ring, geo_ring = footprint_rings(epsg, x, y)
-    attrs = dict(first.attrs)
-    attrs.update(
-        proj_polygon=polygon_wkt(proj_ring),
-        geo_polygon=polygon_wkt(geo_ring),
-        itscube_source_urls=" ".join(s.store.url for s in group),
-        history=f"subset by itscube {__version__}",
-    )
-    root.attrs.update(attrs)
-
-    def put(name, data, meta: ArrayMeta | None, dims, attrs, chunks=None):
-        if data.dtype.kind == "O":  # variable-length strings are written fixed-width
-            data = data.astype(str)
-        dtype = data.dtype
-        fill = meta.fill_value if meta is not None else None
-        if isinstance(fill, float) and np.isnan(fill):
-            fill = np.nan
-        if dtype.kind in "US":
-            fill = None
-        arr = root.create_array(
-            name,
-            shape=data.shape,
-            chunks=chunks if chunks is not None else data.shape,
-            dtype=dtype,
-            fill_value=fill,
-            compressors=(OUTPUT_COMPRESSOR,),
-            attributes={**attrs, "_ARRAY_DIMENSIONS": list(dims)},
-        )
-        arr[...] = data
-
-    put("x", x, first.meta("x"), ("x",), first.meta("x").cf_attrs)
-    put("y", y, first.meta("y"), ("y",), first.meta("y").cf_attrs)
-    tmeta = first.meta(tdim)
-    put(tdim, plan["outputs"][tdim], tmeta, (tdim,), tmeta.cf_attrs)
-    for v in variables:
-        m = first.meta(v)
-        data = plan["outputs"][v]
-        put(v, data, m, m.dims, m.cf_attrs, _output_chunks(m, data.shape, tdim))
-    for extra in ("sensor",):
-        if extra in first and any(extra in first.meta(v).dims for v in variables):
-            put(
-                extra,
-                group[0].small[extra],
-                first.meta(extra),
-                (extra,),
-                first.meta(extra).cf_attrs,
-            )
-    if "mapping" in first:
-        m = first.meta("mapping")
-        mattrs = dict(m.cf_attrs)
-        dx, dy = (x[1] - x[0]) if len(x) > 1 else 120.0, (y[1] - y[0]) if len(y) > 1 else -120.0
-        mattrs["GeoTransform"] = " ".join(
-            f"{g:.12g}" for g in (x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy)
-        )
-        put("mapping", np.array(group[0].small["mapping"]), m, (), mattrs)
-    zarr.consolidate_metadata(str(tmp), zarr_format=2)
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.replace(path)
+        versions["icechunk"] = icechunk.__version__
+    return {
+        "itscube_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "complete": True,
+        "query_id": query_id,
+        "query": query,
+        "catalog": cat,
+        "stores": [s.name for s in stores],
+        "layers": layers,
+        "notes": notes,
+        "sources": [
+            {
+                "url": p.cube.url,
+                "format": p.cube.format,
+                "snapshot": p.cube.snapshot,
+                "epsg": p.cube.epsg,
+                "catalog_entry": p.entry,
+                "x_range": [float(p.x[p.xi].min()), float(p.x[p.xi].max())],
+                "y_range": [float(p.y[p.yi].min()), float(p.y[p.yi].max())],
+                "layers_selected": len(p.ti),
+            }
+            for plan in plans
+            for p in plan.parts
+        ],
+        "projections": {str(plan.epsg): [p.cube.url for p in plan.parts] for plan in plans},
+        "transfer": transfer,
+        "versions": versions,
+    }

@@ -46,3 +46,7 @@ class DownloadError(ItscubeError):
 
 class OutputExistsError(ItscubeError):
     """The output folder already holds a different product."""
+
+
+class InsufficientSpaceError(ItscubeError):
+    """The output folder's disk has not enough free space for the requested download."""

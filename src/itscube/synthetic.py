@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,8 @@ SPACING = 120.0
 """ITS_LIVE v2 grid spacing (m)."""
 LATTICE_OFFSET = 52.5
 """Offset of pixel centres on the global 120 m lattice (real cubes: coordinates end in .5)."""
+LATTICE_OFFSET_Y = 67.5
+"""y offset of the real ITS_LIVE lattice (x is 52.5 mod 120, y 67.5 mod 120)."""
 FILL_INT16 = -32767
 FILL_UINT16 = 32767
 COMPRESSOR = numcodecs.Blosc(cname="zlib", clevel=2, shuffle=numcodecs.Blosc.SHUFFLE)
@@ -135,6 +138,7 @@ def tile_coords(
     shape: tuple[int, int],
     spacing: float = SPACING,
     offset: float = LATTICE_OFFSET,
+    y_offset: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre coordinates (x ascending, y DEscending) of a tile on the global lattice.
 
@@ -148,7 +152,8 @@ def tile_coords(
     ny, nx = shape
     cx, cy = centre
     x_first = offset + np.ceil((cx - nx / 2 * spacing - offset) / spacing) * spacing
-    y_first = offset + np.floor((cy + ny / 2 * spacing - offset) / spacing) * spacing
+    yo = offset if y_offset is None else y_offset
+    y_first = yo + np.floor((cy + ny / 2 * spacing - yo) / spacing) * spacing
     return x_first + spacing * np.arange(nx), y_first - spacing * np.arange(ny)
 
 
@@ -325,6 +330,9 @@ def make_subyearly_cube(
     spatial_chunk: int = 10,
     time_chunk: int = 20000,
     url_root: str = "https://its-live-data.s3.amazonaws.com/velocity_image_pair",
+    layout: str = "v2",
+    shard: int | None = None,
+    y_offset: float | None = None,
 ) -> xr.Dataset:
     """Write an ITS_LIVE v2 image-pair ("sub-yearly") cube following the real schema.
 
@@ -346,6 +354,10 @@ def make_subyearly_cube(
     gap_share, gap_size : share of layers with a cloud gap, and the largest gap side as a
         fraction of the tile.
     spatial_chunk, time_chunk : chunk shape of 3-D variables ``(min(n, time_chunk), s, s)``.
+    layout : store layout (:data:`LAYOUTS`), or ``"none"`` to build the dataset only.
+    shard : spatial shard side (``v2.2-sharded``).
+    y_offset : y lattice offset (default :data:`LATTICE_OFFSET`; the real cubes' is
+        :data:`LATTICE_OFFSET_Y`).
 
     Returns
     -------
@@ -355,7 +367,7 @@ def make_subyearly_cube(
     rng = np.random.default_rng(seed + 1)
     layers = layers if layers is not None else make_layers(n_layers, start, end, seed)
     n = len(layers.img1)
-    x, y = tile_coords(centre, shape)
+    x, y = tile_coords(centre, shape, y_offset=y_offset)
     ny, nx = shape
     X, Y = np.meshgrid(x, y)
     dt = layers.dt_days
@@ -612,25 +624,191 @@ def make_subyearly_cube(
         "url": f"https://its-live-data.s3.amazonaws.com/datacubes/v2/{Path(str(path)).name}",
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    if layout == "none":
+        return ds
+    write_subyearly(
+        ds, path, layout=layout, time_chunk=time_chunk, spatial_chunk=spatial_chunk, shard=shard
+    )
+    return ds
+
+
+LAYOUTS = ("v2", "v2.2", "v2.2-sharded")
+"""Store layouts of image-pair cubes: ITS_LIVE v2 (Zarr v2, ``mid_date``, zlib Blosc) and
+v2.2 chunk-aligned (Zarr v3, ``time`` in seconds since 1980-01-06, lz4 bitshuffle Blosc,
+``missing_value`` on integers), optionally sharded."""
+
+V22_TIME_UNITS = "seconds since 1980-01-06"
+V22_COMPRESSOR = None  # built lazily (zarr.codecs import)
+
+
+def as_v22(ds: xr.Dataset) -> xr.Dataset:
+    """An image-pair dataset in v2.2 conventions: dim ``time``; integer velocities carry
+    ``missing_value`` only (no ``_FillValue``)."""
+    out = ds.rename({"mid_date": "time"})
+    for name, var in out.variables.items():
+        if var.dtype == np.int16:
+            var.attrs["missing_value"] = FILL_INT16
+    out.attrs["datacube_software_version"] = "2.2"
+    return out
+
+
+def write_subyearly(
+    ds: xr.Dataset,
+    path: str | Path,
+    *,
+    layout: str = "v2",
+    time_chunk: int = 20000,
+    spatial_chunk: int = 10,
+    shard: int | None = None,
+) -> Path:
+    """Write an image-pair dataset (as built by :func:`make_subyearly_cube`) in ``layout``.
+
+    Parameters
+    ----------
+    layout : one of :data:`LAYOUTS`.
+    time_chunk, spatial_chunk : 3-D chunks ``(min(n, time_chunk), s, s)``.
+    shard : spatial side of the shards (``v2.2-sharded``; default 4 chunks).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}")
+    v22 = layout.startswith("v2.2")
+    if v22:
+        import zarr.codecs
+
+        ds = as_v22(ds)
+    tdim = "time" if v22 else "mid_date"
+    n = ds.sizes[tdim]
     tc = min(n, time_chunk)
+    dims3 = (tdim, "y", "x")
     enc: dict[str, dict] = {}
     for name, var in ds.variables.items():
-        e: dict = {"compressors": (COMPRESSOR,)}
+        if v22:
+            e: dict = {
+                "compressors": (
+                    zarr.codecs.BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle"),
+                )
+            }
+        else:
+            e = {"compressors": (COMPRESSOR,)}
         if var.dims == dims3:
             e["chunks"] = (tc, spatial_chunk, spatial_chunk)
-            if var.dtype == np.int16:
+            if layout == "v2.2-sharded":
+                side = shard or 4 * spatial_chunk
+                e["shards"] = (tc, side, side)
+            if var.dtype == np.int16 and not v22:
                 e["_FillValue"] = FILL_INT16
             elif var.dtype in (np.uint8, np.uint16):
                 e["_FillValue"] = 0
         elif var.ndim == 1:
-            e["chunks"] = var.shape
+            e["chunks"] = (min(var.shape[0], 200000),) if v22 else var.shape
         if np.issubdtype(var.dtype, np.datetime64):
-            e.update(units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="float64")
+            units = V22_TIME_UNITS if v22 else "days since 1970-01-01"
+            e.update(units=units, calendar="proleptic_gregorian", dtype="float64")
         if name == "date_dt":
             e["_FillValue"] = np.float32(np.nan)
         enc[name] = e
-    ds.to_zarr(str(path), mode="w", zarr_format=2, consolidated=True, encoding=enc)
-    return ds
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(not part of the Zarr|unstable).*")
+        ds.to_zarr(
+            str(path), mode="w", zarr_format=3 if v22 else 2, consolidated=True, encoding=enc
+        )
+    return Path(path)
+
+
+def write_icechunk_subyearly(
+    ds: xr.Dataset,
+    storage,
+    *,
+    virtual: str | None = None,
+    granule_store=None,
+    container_store=None,
+    put=None,
+    declare_container: bool = True,
+    variables: Sequence[str] = ("vx", "vy", "v", "v_error"),
+) -> str:
+    """Write an image-pair dataset as an Icechunk repository in v2.2 conventions.
+
+    Natively by default. With ``virtual`` (a URL prefix such as ``s3://bucket/granules/``
+    or ``file:///path/``), the 3-D ``variables`` are instead *virtual references* into one
+    NetCDF4 file per image pair (``g<k>.nc``, uncompressed contiguous int16 as the granule
+    files hold them), one layer per chunk as ITS_LIVE's spatial repositories are laid out.
+
+    Parameters
+    ----------
+    storage : ``icechunk.Storage`` of the repository to create.
+    virtual : URL prefix of the granule files (None = native chunks).
+    granule_store : ``icechunk`` object-store config for the container (virtual only).
+    put : ``put(name, data: bytes)`` stores one granule file under ``virtual`` (virtual only).
+    declare_container : declare the container in the repository config (False makes a
+        repository whose virtual chunks no reader can authorise).
+
+    Returns
+    -------
+    str
+        The snapshot id of the commit.
+    """
+    import h5py
+    import icechunk
+    import io
+    import zarr
+    from zarr.codecs import BytesCodec
+
+    icechunk.set_logs_filter("error")
+    ds = as_v22(ds)
+    config = icechunk.RepositoryConfig.default()
+    if virtual and declare_container:
+        config.set_virtual_chunk_container(icechunk.VirtualChunkContainer(virtual, granule_store))
+    repo = icechunk.Repository.create(storage, config=config)
+    session = repo.writable_session("main")
+    native = ds.drop_vars(list(variables)) if virtual else ds
+    enc = {}
+    for name, var in native.variables.items():
+        e: dict = {}
+        if np.issubdtype(var.dtype, np.datetime64):
+            e.update(units=V22_TIME_UNITS, calendar="proleptic_gregorian", dtype="float64")
+        if var.ndim == 3:
+            e["chunks"] = (1, *var.shape[1:])
+        enc[name] = e
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(not part of the Zarr|unstable).*")
+        native.to_zarr(session.store, zarr_format=3, consolidated=False, encoding=enc, mode="w")
+    if virtual:
+        group = zarr.open_group(session.store, mode="r+")
+        n, ny, nx = ds[variables[0]].shape
+        offsets: dict[tuple[int, str], tuple[int, int]] = {}
+        for k in range(n):
+            buf = io.BytesIO()
+            with h5py.File(buf, "w") as f:
+                for v in variables:
+                    d = f.create_dataset(v, data=np.ascontiguousarray(ds[v].values[k], "<i2"))
+                    offsets[(k, v)] = (d.id.get_offset(), d.id.get_storage_size())
+            put(f"g{k}.nc", buf.getvalue())
+        for v in variables:
+            attrs = {
+                key: (int(val) if isinstance(val, np.integer) else val)
+                for key, val in ds[v].attrs.items()
+            }
+            group.create_array(
+                v,
+                shape=(n, ny, nx),
+                chunks=(1, ny, nx),
+                dtype="int16",
+                fill_value=FILL_INT16,
+                compressors=None,
+                serializer=BytesCodec(endian="little"),
+                dimension_names=("time", "y", "x"),
+                attributes=attrs,
+            )
+            for k in range(n):
+                off, length = offsets[(k, v)]
+                session.store.set_virtual_ref(
+                    f"{v}/c/{k}/0/0",
+                    f"{virtual}g{k}.nc",
+                    offset=off,
+                    length=length,
+                    validate_container=declare_container,
+                )
+    return str(session.commit("synthetic ITS_LIVE v2.2 cube (itscube)"))
 
 
 ANNUAL_SENSORS = ("L4-L7", "L8-L9", "S1", "S2")
@@ -809,9 +987,10 @@ def catalog_feature(
     granule_count: int | None = None,
     region: str = "SYNTH",
     new_style: bool = True,
+    y_offset: float | None = None,
 ) -> dict:
     """A GeoJSON feature for ``catalog_v02.json`` describing one cube footprint."""
-    x, y = tile_coords(centre, shape)
+    x, y = tile_coords(centre, shape, y_offset=y_offset)
     proj_ring, geo_ring = footprint_rings(epsg, x, y)
     props: dict = {
         "fill-opacity": 0.98,

@@ -1,0 +1,617 @@
+"""Read ITS_LIVE datacubes of every generation, chunk by chunk, through zarr-python.
+
+One reader serves the three forms the ITS_LIVE archive takes:
+
+* **Zarr v2** stores with consolidated ``.zmetadata`` (the ``catalog_v02.json`` cubes);
+* **Zarr v3** stores with consolidated metadata in the root ``zarr.json``, sharded or not
+  (the v2.2 "chunk-aligned" cubes); inner chunks of shards are fetched with byte-range
+  reads, never whole shards;
+* **Icechunk** repositories (local or ``s3://``), including arrays whose chunks are
+  *virtual references* into granule NetCDF files.
+
+Metadata parsing and codecs are zarr-python's (``zarr.open_group`` over an
+``FsspecStore``/``LocalStore``, or the ``icechunk`` package's store). What this module
+adds is a :class:`CachingStore` between zarr and the network: bounded concurrency,
+retries of transient failures, byte counting, and an on-disk cache of every object (or
+byte range) read, so that an interrupted download resumes at chunk granularity and no
+chunk crosses the network twice.
+
+CF conventions of the real writers are normalised here: an integer variable may carry
+``_FillValue``, ``missing_value`` or both, or a null Zarr fill value; the *missing
+marker* of each array is found once (:attr:`SourceArray.missing`) and chunks that were
+never written read as that marker, not as Zarr's default 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+from zarr.core.array import AsyncArray
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.core.sync import sync
+from zarr.storage import FsspecStore, LocalStore, StorePath, WrapperStore
+
+from . import remote
+from .errors import CubeFormatError, CubeNotFoundError, DownloadError
+
+FORMATS = ("zarr-v2", "zarr-v3", "icechunk")
+"""Store generations :func:`open_source` reads."""
+
+IMAGE_PAIR_VARIABLES = ("date_dt", "acquisition_date_img1", "acquisition_date_img2")
+"""Per-layer variables that mark an image-pair (sub-yearly) cube whatever its time name."""
+
+METADATA_KEYS = ("zarr.json", ".zmetadata", ".zgroup", ".zattrs", ".zarray")
+
+
+# --------------------------------------------------------------------------- caching store
+
+
+@dataclasses.dataclass
+class TransferStats:
+    """Counters of one source: what crossed the network and what came from the cache."""
+
+    requests: int = 0
+    bytes: int = 0
+    cache_hits: int = 0
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def add(self, nbytes: int) -> None:
+        with self._lock:
+            self.requests += 1
+            self.bytes += nbytes
+
+    def hit(self) -> None:
+        with self._lock:
+            self.cache_hits += 1
+
+
+def _range_tag(byte_range: ByteRequest | None) -> str:
+    if byte_range is None:
+        return ""
+    if isinstance(byte_range, RangeByteRequest):
+        return f"@{byte_range.start}-{byte_range.end}"
+    if isinstance(byte_range, OffsetByteRequest):
+        return f"@{byte_range.offset}-"
+    if isinstance(byte_range, SuffixByteRequest):
+        return f"@-{byte_range.suffix}"
+    raise TypeError(f"unknown byte range {byte_range!r}")  # pragma: no cover
+
+
+class CachingStore(WrapperStore):
+    """A read-only zarr store wrapper: retries, bounded concurrency, counts and a disk cache.
+
+    Parameters
+    ----------
+    store : the zarr store to read from (fsspec, local or Icechunk).
+    label : what to call the source in error messages (its URL).
+    workers : most requests in flight at once.
+    """
+
+    def __init__(self, store: Any, label: str = "", workers: int = 16) -> None:
+        super().__init__(store)
+        self.label = label
+        self.workers = max(1, int(workers))
+        self.stats = TransferStats()
+        self.cache_root: Path | None = None
+        self._sem: asyncio.Semaphore | None = None
+
+    def _with_store(self, store: Any) -> CachingStore:  # pragma: no cover - zarr internals
+        new = type(self)(store, self.label, self.workers)
+        new.cache_root, new.stats = self.cache_root, self.stats
+        return new
+
+    def use_cache(self, root: Path, fingerprint: str) -> None:
+        """Cache every object read under ``root``; a cache of another ``fingerprint``
+        (the source changed since) is emptied first."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = root / "FINGERPRINT"
+        if stamp.exists() and stamp.read_text() != fingerprint:
+            for p in sorted(root.rglob("*"), reverse=True):
+                if p.is_file():
+                    p.unlink()
+        stamp.write_text(fingerprint)
+        self.cache_root = root
+
+    def _cache_path(self, key: str, byte_range: ByteRequest | None) -> Path:
+        assert self.cache_root is not None
+        return self.cache_root / (key.replace("/", os.sep) + _range_tag(byte_range))
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        path = self._cache_path(key, byte_range) if self.cache_root is not None else None
+        if path is not None:
+            if path.exists():
+                self.stats.hit()
+                return prototype.buffer.from_bytes(path.read_bytes())
+            if path.with_name(path.name + ".missing").exists():
+                self.stats.hit()
+                return None
+        buf = await self._get_with_retries(key, prototype, byte_range)
+        data = None if buf is None else buf.to_bytes()
+        self.stats.add(0 if data is None else len(data))
+        if path is not None:
+            target = path if data is not None else path.with_name(path.name + ".missing")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(data or b"")
+            tmp.replace(target)
+        return buf
+
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Any
+    ) -> list[Buffer | None]:
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
+
+    async def _get_with_retries(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None
+    ) -> Buffer | None:
+        if self._sem is None:
+            self._sem = asyncio.Semaphore(self.workers)
+        what = f"{self.label}/{key}"
+        retries, delay = remote.RETRIES, remote.BACKOFF  # read now: tests and users tune them
+        for attempt in range(1, retries + 1):
+            try:
+                async with self._sem:
+                    return await self._store.get(key, prototype, byte_range)
+            except Exception as exc:
+                _raise_if_icechunk_config_error(exc, self.label)
+                if not remote.is_transient(exc):
+                    raise DownloadError(
+                        f"cannot read {what}: {type(exc).__name__}: {_first_line(exc)}"
+                    ) from exc
+                if attempt == retries:
+                    raise DownloadError(
+                        f"giving up on {what} after {retries} attempts: {type(exc).__name__}: "
+                        f"{_first_line(exc)} (check the network or try again later; a re-run "
+                        "resumes)"
+                    ) from exc
+                await asyncio.sleep(min(8.0, delay) * (0.5 + random.random()))
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].strip(" x|") if text else ""
+
+
+def _raise_if_icechunk_config_error(exc: BaseException, label: str) -> None:
+    text = str(exc)
+    if "virtual chunk" in text and ("authorize" in text or "container" in text):
+        prefix = re.search(r"url prefix (\S+?),", text)
+        where = f" under {prefix[1]}" if prefix else ""
+        raise CubeFormatError(
+            f"{label}: the Icechunk repository references virtual chunks{where} but declares no "
+            "virtual chunk container for them; ask its maintainer to add the container to the "
+            "repository config (or read the materialised Zarr cube instead)"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclasses.dataclass
+class SourceArray:
+    """One array of a source cube.
+
+    Attributes
+    ----------
+    name, dims, shape, chunks : as stored (``chunks`` is the read granularity: the inner
+        chunk of a sharded array).
+    dtype : numpy dtype of the stored (encoded) values; strings are ``object``/``U``.
+    attrs : CF attributes, without ``_FillValue`` and ``missing_value``.
+    missing : the encoded value that marks missing data (``_FillValue``, else
+        ``missing_value``, else a non-null Zarr fill value), or None.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: np.dtype
+    attrs: dict
+    missing: Any
+    array: AsyncArray
+
+    @property
+    def is_string(self) -> bool:
+        return self.dtype.kind in "OUST"
+
+    @property
+    def units(self) -> str:
+        return str(self.attrs.get("units", ""))
+
+    def chunk_ids(self, sel: Sequence[np.ndarray]) -> set[tuple[int, ...]]:
+        """Chunks (read granularity) touched by an orthogonal selection of indices."""
+        per_dim = [np.unique(np.asarray(s, np.int64) // c) for s, c in zip(sel, self.chunks)]
+        if any(len(p) == 0 for p in per_dim):
+            return set()
+        grids = np.meshgrid(*per_dim, indexing="ij") if per_dim else []
+        return set(zip(*(g.ravel().tolist() for g in grids))) if per_dim else {()}
+
+    async def read(self, sel: Sequence[np.ndarray | slice] | None = None) -> np.ndarray:
+        """Encoded values of an orthogonal selection (whole array when ``sel`` is None)."""
+        if not self.shape:
+            out = await self.array.getitem(())
+            return np.asarray(out)
+        sel = tuple(slice(None) for _ in self.shape) if sel is None else tuple(sel)
+        if any(isinstance(s, np.ndarray) and s.size == 0 for s in sel):
+            shape = [
+                (s.size if isinstance(s, np.ndarray) else len(range(*s.indices(n))))
+                for s, n in zip(sel, self.shape)
+            ]
+            return np.empty(shape, dtype=self.dtype)
+        out = await self.array.get_orthogonal_selection(sel)
+        return np.asarray(out)
+
+
+def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
+    meta = arr.metadata
+    attrs = dict(arr.attrs)
+    dims = tuple(attrs.pop("_ARRAY_DIMENSIONS", None) or getattr(meta, "dimension_names", None) or ())
+    if len(dims) != len(arr.shape):
+        raise CubeFormatError(f"{store.label}: array {name!r} has no dimension names")
+    zfill = _plain(meta.fill_value)
+    cf_fill = attrs.pop("_FillValue", None)
+    cf_missing = attrs.pop("missing_value", None)
+    np_dtype = np.dtype(object) if _is_string_dtype(arr) else np.dtype(arr.dtype)
+    if np_dtype.kind in "OUST":
+        missing = None
+    else:
+        marker = cf_fill if cf_fill is not None else cf_missing
+        if marker is None and zfill is not None and meta.zarr_format == 2:
+            marker = zfill
+        missing = None if marker is None else _decode_marker(marker, np_dtype)
+    if np_dtype.kind == "f" and missing is not None and np.isnan(missing):
+        missing = np.nan
+    # chunks that were never written must read as the CF missing marker, not Zarr's default
+    if missing is not None and not _same_value(zfill, missing):
+        meta = dataclasses.replace(meta, fill_value=missing)
+    if cf_missing is not None:
+        attrs["missing_value"] = cf_missing
+    chunks = _read_chunks(arr)
+    async_arr = AsyncArray(metadata=meta, store_path=StorePath(store, arr.path), config=arr._async_array.config)
+    return SourceArray(name, dims, tuple(arr.shape), chunks, np_dtype, attrs, missing, async_arr)
+
+
+def _decode_marker(marker: Any, dtype: np.dtype) -> Any:
+    """A CF fill attribute as a scalar of ``dtype`` (xarray writes float fills of Zarr v3
+    arrays base64-encoded)."""
+    if isinstance(marker, str) and dtype.kind in "iuf":
+        if marker in ("NaN", "Infinity", "-Infinity"):
+            return np.array(float(marker.replace("Infinity", "inf")), dtype)[()]
+        raw = base64.b64decode(marker)
+        for width in (dtype.itemsize, 8, 4, 2, 1):
+            if len(raw) == width:
+                kind = dtype.kind if width == dtype.itemsize else "f"
+                return np.frombuffer(raw, dtype=f"<{kind}{width}")[0].astype(dtype)
+        raise CubeFormatError(f"cannot read the fill value {marker!r}")
+    return np.array(marker).astype(dtype)[()]
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    try:
+        fa, fb = float(a), float(b)
+    except (TypeError, ValueError):
+        return a == b
+    return fa == fb or (np.isnan(fa) and np.isnan(fb))
+
+
+def _is_string_dtype(arr: zarr.Array) -> bool:
+    try:
+        kind = np.dtype(arr.dtype).kind
+    except TypeError:
+        return True
+    return kind in "OUST"
+
+
+def _read_chunks(arr: zarr.Array) -> tuple[int, ...]:
+    shards = getattr(arr, "shards", None)
+    return tuple(arr.chunks) if shards is None else tuple(arr.chunks)
+
+
+# --------------------------------------------------------------------------- cubes
+
+
+class SourceCube:
+    """An ITS_LIVE cube opened for chunk-level reading (see :func:`open_source`).
+
+    Attributes
+    ----------
+    url : normalised URL or path.
+    format : one of :data:`FORMATS`.
+    attrs : global attributes.
+    arrays : arrays by name.
+    fingerprint : changes when the store's content changes (metadata hash, or the Icechunk
+        snapshot id).
+    store : the :class:`CachingStore` all chunk reads go through.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        fmt: str,
+        group: zarr.Group,
+        store: CachingStore,
+        fingerprint: str,
+        metadata_bytes: int = 0,
+        snapshot: str | None = None,
+    ) -> None:
+        self.url = url
+        self.format = fmt
+        self.attrs = dict(group.attrs)
+        self.store = store
+        self.fingerprint = fingerprint
+        self.metadata_bytes = metadata_bytes
+        self.snapshot = snapshot
+        self.arrays: dict[str, SourceArray] = {}
+        for name, arr in group.arrays():
+            self.arrays[name] = _array_meta(name, arr, store)
+        if not self.arrays:
+            raise CubeFormatError(f"{url}: the store holds no arrays")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays
+
+    def __getitem__(self, name: str) -> SourceArray:
+        try:
+            return self.arrays[name]
+        except KeyError:
+            raise CubeFormatError(f"{self.url}: no variable {name!r}") from None
+
+    @property
+    def name(self) -> str:
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def time_dim(self) -> str:
+        """The stored time dimension: ``mid_date`` (v2 image pairs) or ``time``."""
+        for d in ("mid_date", "time"):
+            if d in self.arrays and self.arrays[d].dims == (d,):
+                return d
+        raise CubeFormatError(f"{self.url}: no time dimension (mid_date or time)")
+
+    @property
+    def kind(self) -> str:
+        """``"subyearly"`` (image pairs) or ``"annual"`` (composites)."""
+        if "mid_date" in self.arrays or any(v in self.arrays for v in IMAGE_PAIR_VARIABLES):
+            return "subyearly"
+        return "annual"
+
+    @property
+    def epsg(self) -> int:
+        """EPSG code from ``mapping.spatial_epsg`` or the global ``projection`` attribute."""
+        if "mapping" in self.arrays:
+            code = self.arrays["mapping"].attrs.get("spatial_epsg")
+            if code not in (None, ""):
+                return int(code)
+        proj = str(self.attrs.get("projection", ""))
+        if proj.upper().replace("EPSG:", "").isdigit():
+            return int(proj.upper().replace("EPSG:", ""))
+        raise CubeFormatError(
+            f"{self.url}: no projection (mapping.spatial_epsg or 'projection' attribute)"
+        )
+
+    def read_many(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Whole (small) arrays, read concurrently: coordinates and per-layer metadata."""
+        names = list(dict.fromkeys(names))
+
+        async def go():
+            return await asyncio.gather(*(self[n].read() for n in names))
+
+        return dict(zip(names, sync(go()), strict=True))
+
+
+def is_icechunk(url: str) -> bool:
+    """True for Icechunk repositories: a name ending ``.icechunk``, or a local folder laid out
+    as one (``config.yaml`` or ``repo`` beside ``snapshots/``)."""
+    if url.rstrip("/").endswith(".icechunk"):
+        return True
+    if remote.protocol_of(url) == "file":
+        p = Path(url)
+        return p.is_dir() and (p / "snapshots").is_dir() and (
+            (p / "config.yaml").exists() or (p / "repo").exists()
+        )
+    return False
+
+
+def _zarr_store(url: str, storage_options: dict | None) -> Any:
+    proto = remote.protocol_of(url)
+    if proto == "file":
+        p = Path(url)
+        if not p.exists():
+            raise CubeNotFoundError(f"{url}: no such file or folder")
+        return LocalStore(p, read_only=True)
+    opts = remote.storage_options_for(url, storage_options)
+    return FsspecStore.from_url(url, storage_options=opts, read_only=True)
+
+
+async def _probe(store: Any, keys: Sequence[str]) -> list[str]:
+    found = []
+    for k in keys:
+        try:
+            if await store.exists(k):
+                found.append(k)
+        except Exception:  # an unreachable server says nothing useful here
+            continue
+    return found
+
+
+def _open_zarr(url: str, storage_options: dict | None, workers: int) -> SourceCube:
+    raw = _zarr_store(url, storage_options)
+    local = remote.protocol_of(url) == "file"
+    try:
+        group = remote.retry(
+            lambda: zarr.open_group(raw, mode="r", use_consolidated=None if local else True),
+            f"{url} (metadata)",
+        )
+    except DownloadError:
+        raise
+    except (zarr.errors.GroupNotFoundError, FileNotFoundError, ValueError, KeyError) as exc:
+        found = sync(_probe(raw, METADATA_KEYS))
+        if found:
+            raise CubeFormatError(
+                f"{url} has no consolidated metadata ({', '.join(found)} but no .zmetadata or "
+                "consolidated zarr.json); over http(s) such a store reads as empty. Consolidate "
+                "it (zarr.consolidate_metadata) or open a local copy"
+            ) from exc
+        raise CubeNotFoundError(
+            f"{url}: no Zarr v2, Zarr v3 or Icechunk store there (no .zmetadata, zarr.json or "
+            "Icechunk repository); check the URL"
+        ) from exc
+    except Exception as exc:
+        if remote.is_transient(exc) or "Client" in type(exc).__name__:
+            raise DownloadError(
+                f"{url}: cannot be reached ({type(exc).__name__}: {_first_line(exc)})"
+            ) from exc
+        raise CubeNotFoundError(
+            f"{url}: cannot be read ({type(exc).__name__}: {_first_line(exc)})"
+        ) from exc
+    fmt = f"zarr-v{group.metadata.zarr_format}"
+    meta_doc = group.metadata.to_dict()
+    blob = json.dumps(meta_doc, sort_keys=True, default=str).encode()
+    store = CachingStore(raw, url, workers)
+    # reopen the arrays through the caching store
+    return SourceCube(url, fmt, group, store, hashlib.sha256(blob).hexdigest(), len(blob))
+
+
+def _s3_location(url: str) -> tuple[str, str, str | None]:
+    """(bucket, prefix, region) of an ``s3://`` URL or an S3 virtual-hosted HTTPS URL."""
+    if url.startswith("s3://"):
+        bucket, _, prefix = url[5:].partition("/")
+        return bucket, prefix.rstrip("/"), None
+    m = re.match(r"https?://([^./]+)\.s3(?:[.-]([a-z0-9-]+))?\.amazonaws\.com/(.+)", url)
+    if m:
+        region = m[2] if m[2] and m[2] != "dualstack" else None
+        return m[1], m[3].rstrip("/"), region
+    raise CubeFormatError(
+        f"{url}: Icechunk repositories are read from s3:// URLs or local folders; "
+        "give the s3:// URL of the repository"
+    )
+
+
+def icechunk_storage(url: str) -> Any:
+    """An ``icechunk.Storage`` for a local folder or an anonymous S3 location.
+
+    ``ITSCUBE_S3_ENDPOINT`` (or ``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL``) points it at
+    an S3-compatible server instead of AWS, as for Zarr stores.
+    """
+    import icechunk
+
+    if remote.protocol_of(url) == "file":
+        p = Path(url)
+        if not p.exists():
+            raise CubeNotFoundError(f"{url}: no such folder")
+        return icechunk.local_filesystem_storage(str(p.resolve()))
+    bucket, prefix, region = _s3_location(url)
+    endpoint = remote.s3_endpoint()
+    return icechunk.s3_storage(
+        bucket=bucket,
+        prefix=prefix,
+        region=region or ("us-east-1" if endpoint else "us-west-2"),
+        endpoint_url=endpoint,
+        allow_http=bool(endpoint and endpoint.startswith("http://")),
+        anonymous=True,
+        force_path_style=bool(endpoint),
+    )
+
+
+def _container_credentials(prefixes: Sequence[str]) -> dict:
+    import icechunk
+
+    creds: dict[str, Any] = {}
+    for prefix in prefixes:
+        creds[prefix] = icechunk.s3_anonymous_credentials() if prefix.startswith("s3") else None
+    return icechunk.containers_credentials(creds)
+
+
+def open_icechunk_session(url: str, branch: str = "main") -> Any:
+    """A read-only Icechunk session on ``branch``, with every virtual chunk container the
+    repository declares authorised for anonymous reads."""
+    import icechunk
+
+    icechunk.set_logs_filter("error")
+    storage = icechunk_storage(url)
+    try:
+        config = icechunk.Repository.fetch_config(storage)
+        prefixes = list((config.virtual_chunk_containers or {}).keys()) if config else []
+        repo = icechunk.Repository.open(
+            storage, authorize_virtual_chunk_access=_container_credentials(prefixes) or None
+        )
+        return repo.readonly_session(branch=branch)
+    except icechunk.IcechunkError as exc:
+        text = str(exc)
+        if "not found" in text.lower() or "does not exist" in text.lower() or "NoSuchKey" in text:
+            raise CubeNotFoundError(
+                f"{url}: no Icechunk repository there ({_first_line(exc)}); check the URL"
+            ) from exc
+        raise CubeFormatError(
+            f"{url}: cannot open the Icechunk repository ({_first_line(exc)})"
+        ) from exc
+
+
+def _open_icechunk(url: str, workers: int) -> SourceCube:
+    session = open_icechunk_session(url)
+    store = CachingStore(session.store, url, workers)
+    try:
+        group = zarr.open_group(session.store, mode="r")
+    except Exception as exc:
+        raise CubeFormatError(
+            f"{url}: the Icechunk repository holds no Zarr group ({_first_line(exc)})"
+        ) from exc
+    snap = str(session.snapshot_id)
+    return SourceCube(url, "icechunk", group, store, f"icechunk:{snap}", 0, snap)
+
+
+def open_source(
+    url: str | os.PathLike, storage_options: dict | None = None, *, workers: int = 16
+) -> SourceCube:
+    """Open a cube of any ITS_LIVE generation for chunk-level reads.
+
+    Parameters
+    ----------
+    url : local path, ``https://``/``http://`` or ``s3://`` URL of a Zarr v2/v3 store, or
+        of an Icechunk repository (``*.icechunk``; local or ``s3://``).
+    storage_options : extra fsspec options for remote Zarr stores.
+    workers : most requests in flight at once for this source.
+
+    Raises
+    ------
+    CubeNotFoundError
+        Nothing is there.
+    CubeFormatError
+        Something is there but it is not a readable cube (e.g. no consolidated metadata
+        over HTTP, where a store would otherwise read as empty).
+    DownloadError
+        The server cannot be reached.
+    """
+    url = remote.normalise_url(str(url))
+    if is_icechunk(url):
+        return _open_icechunk(url, workers)
+    return _open_zarr(url, storage_options, workers)

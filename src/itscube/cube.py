@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,9 +91,10 @@ def _open_raw(path_or_url: str, chunks, storage_options: dict | None) -> xr.Data
             has_consolidated = (p / ".zmetadata").exists()
             if not (has_consolidated or (p / ".zgroup").exists() or (p / "zarr.json").exists()):
                 raise CubeFormatError(f"{path_or_url}: folder is not a Zarr store")
-            return _image_pair_time(
-                xr.open_zarr(p, consolidated=has_consolidated or None, **kw)
-            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Consolidated metadata is currently")
+                ds = xr.open_zarr(p, consolidated=has_consolidated or None, **kw)
+            return _image_pair_time(ds)
         try:
             return xr.open_dataset(p, **kw)
         except Exception as exc:
@@ -100,7 +102,10 @@ def _open_raw(path_or_url: str, chunks, storage_options: dict | None) -> xr.Data
     # Remote: insist on consolidated metadata (a non-listable store would read as empty).
     open_source(url, storage_options)
     opts = remote.storage_options_for(url, storage_options)
-    return _image_pair_time(xr.open_zarr(url, consolidated=True, storage_options=opts, **kw))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        ds = xr.open_zarr(url, consolidated=True, storage_options=opts, **kw)
+    return _image_pair_time(ds)
 
 
 def _image_pair_time(ds: xr.Dataset) -> xr.Dataset:

@@ -164,6 +164,14 @@ class _StoreHTTPServer(ThreadingHTTPServer):
         self.rng = random.Random(faults.seed)
         self.closed = False
 
+    def handle_error(self, request, client_address) -> None:
+        """Clients that hang up (timeouts, cancelled reads, injected drops) are normal here."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
 
 class StoreServer:
     """Serve a folder over HTTP on 127.0.0.1 (a free port) in a background thread.

@@ -33,6 +33,7 @@ import os
 import random
 import re
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -256,8 +257,7 @@ class SourceArray:
     async def read(self, sel: Sequence[np.ndarray | slice] | None = None) -> np.ndarray:
         """Encoded values of an orthogonal selection (whole array when ``sel`` is None)."""
         if not self.shape:
-            out = await self.array.getitem(())
-            return np.asarray(out)
+            return _plain_strings(np.asarray(await self.array.getitem(())))
         sel = tuple(slice(None) for _ in self.shape) if sel is None else tuple(sel)
         if any(isinstance(s, np.ndarray) and s.size == 0 for s in sel):
             shape = [
@@ -266,7 +266,14 @@ class SourceArray:
             ]
             return np.empty(shape, dtype=self.dtype)
         out = await self.array.get_orthogonal_selection(sel)
-        return np.asarray(out)
+        return _plain_strings(np.asarray(out))
+
+
+def _plain_strings(values: np.ndarray) -> np.ndarray:
+    """Variable-length strings (numpy StringDType, Zarr v3) as fixed-width text."""
+    if values.dtype.kind == "T":
+        return values.astype(object).astype(str)
+    return values
 
 
 def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
@@ -612,6 +619,9 @@ def open_source(
         The server cannot be reached.
     """
     url = remote.normalise_url(str(url))
-    if is_icechunk(url):
-        return _open_icechunk(url, workers)
-    return _open_zarr(url, storage_options, workers)
+    with warnings.catch_warnings():
+        # ITS_LIVE's v3 cubes consolidate their metadata on purpose (HTTP stores can't list)
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        if is_icechunk(url):
+            return _open_icechunk(url, workers)
+        return _open_zarr(url, storage_options, workers)

@@ -645,9 +645,11 @@ def as_v22(ds: xr.Dataset) -> xr.Dataset:
     """An image-pair dataset in v2.2 conventions: dim ``time``; integer velocities carry
     ``missing_value`` only (no ``_FillValue``)."""
     out = ds.rename({"mid_date": "time"})
-    for name, var in out.variables.items():
+    for name, var in list(out.variables.items()):
         if var.dtype == np.int16:
             var.attrs["missing_value"] = FILL_INT16
+        if var.dtype.kind == "U" and name not in out.dims:  # Zarr v3 variable-length strings
+            out[name] = var.copy(data=var.values.astype(object))
     out.attrs["datacube_software_version"] = "2.2"
     return out
 

@@ -243,7 +243,7 @@ def download(
     ] = None,
     workers: Annotated[
         int, typer.Option("--workers", help="Parallel requests.", min=1, max=256)
-    ] = 32,
+    ] = 64,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a different download in the output folder.")
     ] = False,

@@ -55,6 +55,9 @@ from .errors import (
 from .stores import SourceArray, SourceCube, open_source
 from .temporal import Filters, date_window, layer_mask, parse_date
 
+DEFAULT_WORKERS = 64
+"""Requests in flight per source cube (S3 and CloudFront serve far more)."""
+
 DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
     "subyearly": (
         "vx",
@@ -424,8 +427,14 @@ def _spec_for(name: str, arr: SourceArray, tdim: str, src_tdim: str) -> VarSpec:
     return VarSpec(name, dims, dtype, missing, attrs, role)
 
 
-def _choose_blocks(plan_parts: list[Part], tiled: list[VarSpec], nt: int, ny: int, nx: int):
-    """Block shape and per-variable output chunks (see :data:`LONG_TIME_CHUNK`)."""
+def _choose_blocks(
+    plan_parts: list[Part], tiled: list[VarSpec], nt: int, ny: int, nx: int, t_span: int = 0
+):
+    """Block shape and per-variable output chunks (see :data:`LONG_TIME_CHUNK`).
+
+    ``t_span``: source layers spanned by the selection (read as one range, then picked),
+    which sets the decoded size of a spatial block of image pairs.
+    """
     bpp = max(1, sum(s.dtype.itemsize for s in tiled))
     itemsize = max([s.dtype.itemsize for s in tiled] or [1])
     src_chunks = (LONG_TIME_CHUNK, 10, 10)
@@ -439,7 +448,7 @@ def _choose_blocks(plan_parts: list[Part], tiled: list[VarSpec], nt: int, ny: in
         break
     ct, cy, cx = src_chunks
     if ct >= LONG_TIME_CHUNK:  # image pairs: spatial blocks holding every date
-        side = int(math.sqrt(BLOCK_BYTES / max(1, nt * bpp)))
+        side = int(math.sqrt(BLOCK_BYTES / max(1, max(nt, t_span) * bpp)))
         side = max(min(cy, cx), side - side % max(1, min(cy, cx)))
         by, bx = min(ny, side), min(nx, side)
         tc = max(1, min(nt, OUTPUT_CHUNK_BYTES // max(1, by * bx * itemsize)))
@@ -462,7 +471,7 @@ def plan_download(
     end: Any = None,
     variables: Sequence[str] | None = None,
     filters: Filters | None = None,
-    workers: int = 32,
+    workers: int = DEFAULT_WORKERS,
     storage_options: dict | None = None,
     cache_root: Path | None = None,
 ) -> tuple[list[StorePlan], list[str]]:
@@ -514,7 +523,10 @@ def plan_download(
         lacking = [v for v in need if v not in cube]
         if lacking:
             raise CubeFormatError(f"{url} lacks {', '.join(lacking)} needed by the filters")
-        small = cube.read_many(["x", "y", src_tdim, *need])
+        # every small array the download needs, in one round of requests
+        per_layer = [v for v in wanted if v in cube and cube[v].dims == (src_tdim,)]
+        extra = [n for n in ("mapping", "sensor") if n in cube]
+        small = dict(cube.read_many(["x", "y", src_tdim, *need, *per_layer, *extra]))
         if "date_dt" in small:
             dt = cube["date_dt"]
             scale = _TIMEDELTA_UNITS.get(dt.units.lower(), 86400.0) / 86400.0
@@ -585,7 +597,8 @@ def _plan_group(kind: str, epsg: int, group: list[Part], names: list[str], tdim:
         )
     specs[tdim].role = "coord"
     tiled = [s for s in specs.values() if s.role == "tiled"]
-    block, chunks = _choose_blocks(group, tiled, len(times), len(y_out), len(x_out))
+    span = max(int(p.ti.max() - p.ti.min() + 1) for p in group)
+    block, chunks = _choose_blocks(group, tiled, len(times), len(y_out), len(x_out), span)
     for s in tiled:
         s.chunks = chunks
 
@@ -928,7 +941,7 @@ def download(
     urls: Sequence[str] | None = None,
     stac: str | None = None,
     filters: Filters | None = None,
-    workers: int = 32,
+    workers: int = DEFAULT_WORKERS,
     progress: bool = False,
     overwrite: bool = False,
     keep_cache: bool = False,
@@ -1046,7 +1059,8 @@ def download(
             mb = sum(p.cube.store.stats.bytes for p in all_parts) / 1e6
             bar.update(task, advance=1, mb=mb)
 
-        assembled = _run(_assemble(staged, advance))
+        with zarr.config.set({"async.concurrency": max(10, workers)}):
+            assembled = _run(_assemble(staged, advance))
     stores: list[Path] = []
     for store in staged:
         statics = {

@@ -111,6 +111,7 @@ class CachingStore(WrapperStore):
         self.stats = TransferStats()
         self.cache_root: Path | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._prefetched: dict[tuple[str, str], bytes | None] = {}
 
     def _with_store(self, store: Any) -> CachingStore:  # pragma: no cover - zarr internals
         new = type(self)(store, self.label, self.workers)
@@ -134,9 +135,24 @@ class CachingStore(WrapperStore):
         assert self.cache_root is not None
         return self.cache_root / (key.replace("/", os.sep) + _range_tag(byte_range))
 
+    async def prefetch(self, requests: Sequence[tuple[str, ByteRequest | None]]) -> list:
+        """Fetch several objects or ranges concurrently and hold them until zarr asks for
+        them (zarr reads the inner chunks of a shard one after the other); returns the bytes."""
+        proto = _default_prototype()
+        bufs = await asyncio.gather(*(self.get(k, proto, r) for k, r in requests))
+        out = []
+        for (k, r), buf in zip(requests, bufs, strict=True):
+            data = None if buf is None else buf.to_bytes()
+            self._prefetched[(k, _range_tag(r))] = data
+            out.append(data)
+        return out
+
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
+        held = self._prefetched.pop((key, _range_tag(byte_range)), False)
+        if held is not False:
+            return None if held is None else prototype.buffer.from_bytes(held)
         path = self._cache_path(key, byte_range) if self.cache_root is not None else None
         if path is not None:
             if path.exists():
@@ -189,6 +205,12 @@ class CachingStore(WrapperStore):
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _default_prototype() -> BufferPrototype:
+    from zarr.core.buffer import default_buffer_prototype
+
+    return default_buffer_prototype()
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0].strip(" x|") if text else ""
@@ -237,6 +259,8 @@ class SourceArray:
     attrs: dict
     missing: Any
     array: AsyncArray
+    store: CachingStore | None = None
+    shards: tuple[int, ...] | None = None
 
     @property
     def is_string(self) -> bool:
@@ -259,14 +283,93 @@ class SourceArray:
         if not self.shape:
             return _plain_strings(np.asarray(await self.array.getitem(())))
         sel = tuple(slice(None) for _ in self.shape) if sel is None else tuple(sel)
+        if self.shards is not None and self.store is not None:
+            await self._prefetch_inner_chunks(sel)
         if any(isinstance(s, np.ndarray) and s.size == 0 for s in sel):
             shape = [
                 (s.size if isinstance(s, np.ndarray) else len(range(*s.indices(n))))
                 for s, n in zip(sel, self.shape)
             ]
             return np.empty(shape, dtype=self.dtype)
-        out = await self.array.get_orthogonal_selection(sel)
-        return _plain_strings(np.asarray(out))
+        # Index arrays whose range spans no other chunk are read as a range (zarr's fast
+        # basic indexing, the same chunks) and picked from in memory.
+        ranged, picks = [], []
+        for s, c in zip(sel, self.chunks, strict=True):
+            if isinstance(s, np.ndarray) and s.size and (s.max() // c == s.min() // c or (
+                len(np.unique(s // c)) == s.max() // c - s.min() // c + 1
+            )) and (s.max() - s.min() + 1) <= 4 * s.size + c:
+                lo = int(s.min())
+                ranged.append(slice(lo, int(s.max()) + 1))
+                picks.append(s - lo)
+            else:
+                ranged.append(s)
+                picks.append(None)
+        if any(isinstance(r, np.ndarray) for r in ranged):
+            out = np.asarray(await self.array.get_orthogonal_selection(tuple(ranged)))
+        else:
+            out = np.asarray(await self.array.getitem(tuple(ranged)))
+        for axis, pick in enumerate(picks):
+            if pick is not None and not (
+                len(pick) == out.shape[axis] and np.array_equal(pick, np.arange(len(pick)))
+            ):
+                out = np.take(out, pick, axis=axis)
+        return _plain_strings(out)
+
+
+    async def _prefetch_inner_chunks(self, sel: Sequence[np.ndarray | slice]) -> None:
+        """Fetch the shard indexes, then every needed inner chunk, all concurrently (byte
+        ranges, never whole shards), ahead of zarr's one-at-a-time reads."""
+        per = tuple(s // c for s, c in zip(self.shards, self.chunks, strict=True))
+        layout = _shard_index_layout(self.array, int(np.prod(per)))
+        if layout is None:
+            return
+        index_size, at_end = layout
+        idx = [
+            np.arange(n)[s] if isinstance(s, slice) else np.asarray(s)
+            for s, n in zip(sel, self.shape, strict=True)
+        ]
+        by_shard: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+        for c in self.chunk_ids(idx):
+            shard = tuple(i // p for i, p in zip(c, per, strict=True))
+            by_shard.setdefault(shard, []).append(tuple(i % p for i, p in zip(c, per, strict=True)))
+        if not by_shard or all(len(v) == int(np.prod(per)) for v in by_shard.values()):
+            return  # whole shards: zarr reads each in one request
+        keys = {sh: self.array.metadata.encode_chunk_key(sh) for sh in by_shard}
+        rng = SuffixByteRequest(index_size) if at_end else RangeByteRequest(0, index_size)
+        path = self.array.store_path.path
+        assert self.store is not None
+        shard_keys = [f"{path}/{keys[sh]}" if path else keys[sh] for sh in by_shard]
+        indexes = await self.store.prefetch([(k, rng) for k in shard_keys])
+        wanted = []
+        n = int(np.prod(per))
+        for key, raw, inner in zip(shard_keys, indexes, by_shard.values(), strict=True):
+            if raw is None:
+                continue
+            table = np.frombuffer(raw[: 16 * n], "<u8").reshape(*per, 2)
+            for c in inner:
+                off, length = (int(v) for v in table[c])
+                if off != 2**64 - 1:
+                    wanted.append((key, RangeByteRequest(off, off + length)))
+        await self.store.prefetch(wanted)
+
+
+def _shard_index_layout(arr: AsyncArray, n_inner: int) -> tuple[int, bool] | None:
+    """(index size in bytes, index at the end?) of a sharded array with zarr's default index
+    encoding (little-endian uint64 pairs, optionally crc32c); None for anything else."""
+    from zarr.codecs import BytesCodec, Crc32cCodec, ShardingCodec
+
+    codecs = getattr(arr.metadata, "codecs", ())
+    shard = next((c for c in codecs if isinstance(c, ShardingCodec)), None)
+    if shard is None:
+        return None
+    extra = 0
+    for c in shard.index_codecs:
+        if isinstance(c, Crc32cCodec):
+            extra += 4
+        elif not (isinstance(c, BytesCodec) and str(getattr(c.endian, "value", c.endian)) in ("little", "None")):
+            return None
+    at_end = str(getattr(shard.index_location, "value", shard.index_location)) == "end"
+    return 16 * n_inner + extra, at_end
 
 
 def _plain_strings(values: np.ndarray) -> np.ndarray:
@@ -300,9 +403,14 @@ def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
         meta = dataclasses.replace(meta, fill_value=missing)
     if cf_missing is not None:
         attrs["missing_value"] = cf_missing
-    chunks = _read_chunks(arr)
-    async_arr = AsyncArray(metadata=meta, store_path=StorePath(store, arr.path), config=arr._async_array.config)
-    return SourceArray(name, dims, tuple(arr.shape), chunks, np_dtype, attrs, missing, async_arr)
+    async_arr = AsyncArray(
+        metadata=meta, store_path=StorePath(store, arr.path), config=arr._async_array.config
+    )
+    shards = getattr(arr, "shards", None)
+    return SourceArray(
+        name, dims, tuple(arr.shape), tuple(arr.chunks), np_dtype, attrs, missing, async_arr,
+        store, None if shards is None else tuple(shards),
+    )
 
 
 def _decode_marker(marker: Any, dtype: np.dtype) -> Any:
@@ -336,11 +444,6 @@ def _is_string_dtype(arr: zarr.Array) -> bool:
     except TypeError:
         return True
     return kind in "OUST"
-
-
-def _read_chunks(arr: zarr.Array) -> tuple[int, ...]:
-    shards = getattr(arr, "shards", None)
-    return tuple(arr.chunks) if shards is None else tuple(arr.chunks)
 
 
 # --------------------------------------------------------------------------- cubes
@@ -378,6 +481,7 @@ class SourceCube:
         self.metadata_bytes = metadata_bytes
         self.snapshot = snapshot
         self.arrays: dict[str, SourceArray] = {}
+        self._small: dict[str, np.ndarray] = {}
         for name, arr in group.arrays():
             self.arrays[name] = _array_meta(name, arr, store)
         if not self.arrays:
@@ -426,13 +530,18 @@ class SourceCube:
         )
 
     def read_many(self, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """Whole (small) arrays, read concurrently: coordinates and per-layer metadata."""
-        names = list(dict.fromkeys(names))
+        """Whole (small) arrays, read concurrently: coordinates and per-layer metadata.
+
+        Arrays read once are kept (they are small), so later calls cost nothing.
+        """
+        todo = [n for n in dict.fromkeys(names) if n not in self._small]
 
         async def go():
-            return await asyncio.gather(*(self[n].read() for n in names))
+            return await asyncio.gather(*(self[n].read() for n in todo))
 
-        return dict(zip(names, sync(go()), strict=True))
+        if todo:
+            self._small.update(zip(todo, sync(go()), strict=True))
+        return {n: self._small[n] for n in names}
 
 
 def is_icechunk(url: str) -> bool:
@@ -622,6 +731,7 @@ def open_source(
     with warnings.catch_warnings():
         # ITS_LIVE's v3 cubes consolidate their metadata on purpose (HTTP stores can't list)
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification")
         if is_icechunk(url):
             return _open_icechunk(url, workers)
         return _open_zarr(url, storage_options, workers)

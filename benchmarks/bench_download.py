@@ -57,7 +57,9 @@ def _minimum_bytes(store: Path, names: list[str], sel: dict) -> int:
         arr = cube[name]
         z = zarr.open_array(store / name, mode="r")
         shards = getattr(z, "shards", None)
-        ids = arr.chunk_ids([sel.get(d, np.arange(n)) for d, n in zip(arr.dims, arr.shape)])
+        ids = arr.chunk_ids(
+            [sel.get(d, np.arange(n)) for d, n in zip(arr.dims, arr.shape, strict=True)]
+        )
         if shards is None:
             total += sum(
                 _chunk_file(store, name, c, cube.format).stat().st_size
@@ -68,8 +70,8 @@ def _minimum_bytes(store: Path, names: list[str], sel: dict) -> int:
         per = [s // c for s, c in zip(shards, arr.chunks, strict=True)]
         by_shard: dict[tuple, list] = {}
         for c in ids:
-            by_shard.setdefault(tuple(i // p for i, p in zip(c, per)), []).append(
-                tuple(i % p for i, p in zip(c, per))
+            by_shard.setdefault(tuple(i // p for i, p in zip(c, per, strict=False)), []).append(
+                tuple(i % p for i, p in zip(c, per, strict=False))
             )
         n_inner = int(np.prod(per))
         for shard, inner in by_shard.items():
@@ -89,7 +91,9 @@ def _selection(store: Path, area, start, end):
     x, y = small["x"], small["y"]
     xi = np.nonzero((x + 60 > xmin) & (x - 60 <= xmax))[0]
     yi = np.nonzero((y + 60 > ymin) & (y - 60 <= ymax))[0]
-    ti = np.nonzero((t >= np.datetime64(start)) & (t < np.datetime64(end) + np.timedelta64(1, "D")))[0]
+    ti = np.nonzero(
+        (t >= np.datetime64(start)) & (t < np.datetime64(end) + np.timedelta64(1, "D"))
+    )[0]
     return cube.time_dim, xi, yi, ti
 
 
@@ -146,7 +150,9 @@ def _icechunk_case(label, repo: Path, area, start, end):
     x, y = small["x"], small["y"]
     xi = np.nonzero((x + 60 > xmin) & (x - 60 <= xmax))[0]
     yi = np.nonzero((y + 60 > ymin) & (y - 60 <= ymax))[0]
-    ti = np.nonzero((t >= np.datetime64(start)) & (t < np.datetime64(end) + np.timedelta64(1, "D")))[0]
+    ti = np.nonzero(
+        (t >= np.datetime64(start)) & (t < np.datetime64(end) + np.timedelta64(1, "D"))
+    )[0]
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         res = download(area, start=start, end=end, variables=VARS, urls=[str(repo)], out=out)
@@ -154,8 +160,9 @@ def _icechunk_case(label, repo: Path, area, start, end):
         ours = open_cube(res.stores[0]).vx.values
         b_ours = res.bytes_fetched
     t0 = time.perf_counter()
-    ds = xr.open_zarr(open_icechunk_session(str(repo)).store, consolidated=False,
-                      decode_timedelta=False)
+    ds = xr.open_zarr(
+        open_icechunk_session(str(repo)).store, consolidated=False, decode_timedelta=False
+    )
     plain = _plain_xarray(ds, "time", xi, yi, ti)
     t_plain = time.perf_counter() - t0
     return _compare(label, t_ours, t_plain, b_ours, b_ours, None, ours, plain)
@@ -173,19 +180,29 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shape = (args.size, args.size)
-        ds = make_subyearly_cube(root / "v2.zarr", field, centre=CENTRE, shape=shape,
-                                 n_layers=args.layers, seed=1)
+        ds = make_subyearly_cube(
+            root / "v2.zarr", field, centre=CENTRE, shape=shape, n_layers=args.layers, seed=1
+        )
         write_subyearly(ds, root / "v22.zarr", layout="v2.2", spatial_chunk=8)
         write_subyearly(ds, root / "v22s.zarr", layout="v2.2-sharded", spatial_chunk=8, shard=32)
         ann = root / "annual.zarr"
         make_annual_cube(ann, field, centre=CENTRE, shape=shape, years=range(2015, 2023))
-        small = make_subyearly_cube(root / "none", field, centre=CENTRE, shape=shape,
-                                    n_layers=min(args.layers, 300), seed=1, layout="none")
+        small = make_subyearly_cube(
+            root / "none",
+            field,
+            centre=CENTRE,
+            shape=shape,
+            n_layers=min(args.layers, 300),
+            seed=1,
+            layout="none",
+        )
         gran = root / "granules"
         gran.mkdir()
         write_icechunk_subyearly(
-            small, icechunk.local_filesystem_storage(str(root / "virtual.icechunk")),
-            virtual=f"file://{gran}/", granule_store=icechunk.local_filesystem_store(str(gran)),
+            small,
+            icechunk.local_filesystem_storage(str(root / "virtual.icechunk")),
+            virtual=f"file://{gran}/",
+            granule_store=icechunk.local_filesystem_store(str(gran)),
             put=lambda name, data: (gran / name).write_bytes(data),
         )
         area = bbox_area(
@@ -196,17 +213,44 @@ def main() -> None:
         with StoreServer(root) as srv:
             # warm-up: imports, HTTP sessions and thread pools of both approaches
             _run_case("warm-up", ann, "annual", area, "2016-01-01", "2016-12-31", 0.0, srv)
-            for name, label in (("v2.zarr", "v2 (Zarr v2, 10x10 chunks)"),
-                                ("v22.zarr", "v2.2 (Zarr v3, 8x8 chunks)"),
-                                ("v22s.zarr", "v2.2 sharded (32x32 shards of 8x8)")):
-                rows.append(_run_case(f"sub-yearly {label} {n}x{n}x{args.layers}, 40x40 px, "
-                                      "2017-2020", root / name, "subyearly", area,
-                                      "2017-01-01", "2020-12-31", args.latency, srv))
-            rows.append(_run_case(f"annual {n}x{n}x8, 40x40 px, 2016-2021", ann, "annual",
-                                  area, "2016-01-01", "2021-12-31", args.latency, srv))
-        rows.append(_icechunk_case(f"Icechunk virtual {n}x{n}x{len(small.mid_date)} (local), "
-                                   "40x40 px, all dates", root / "virtual.icechunk", area,
-                                   "2015-01-01", "2022-12-31"))
+            for name, label in (
+                ("v2.zarr", "v2 (Zarr v2, 10x10 chunks)"),
+                ("v22.zarr", "v2.2 (Zarr v3, 8x8 chunks)"),
+                ("v22s.zarr", "v2.2 sharded (32x32 shards of 8x8)"),
+            ):
+                rows.append(
+                    _run_case(
+                        f"sub-yearly {label} {n}x{n}x{args.layers}, 40x40 px, 2017-2020",
+                        root / name,
+                        "subyearly",
+                        area,
+                        "2017-01-01",
+                        "2020-12-31",
+                        args.latency,
+                        srv,
+                    )
+                )
+            rows.append(
+                _run_case(
+                    f"annual {n}x{n}x8, 40x40 px, 2016-2021",
+                    ann,
+                    "annual",
+                    area,
+                    "2016-01-01",
+                    "2021-12-31",
+                    args.latency,
+                    srv,
+                )
+            )
+        rows.append(
+            _icechunk_case(
+                f"Icechunk virtual {n}x{n}x{len(small.mid_date)} (local), 40x40 px, all dates",
+                root / "virtual.icechunk",
+                area,
+                "2015-01-01",
+                "2022-12-31",
+            )
+        )
     print(f"latency per request: {args.latency * 1000:.0f} ms (HTTP cases)")
     for r in rows:
         print(json.dumps(r))

@@ -97,8 +97,9 @@ def test_zarr_v3_equals_v2_twin(stores, srv, tmp_path, name):
     cube = open_source(f"{srv.url}/{name}")
     assert cube.format == "zarr-v3" and cube.time_dim == "time" and cube.kind == "subyearly"
     assert cube["vx"].missing == -32767, "missing_value alone marks missing data"
-    res = download(AREA, start="2017-01-01", end="2018-12-31", urls=[f"{srv.url}/{name}"],
-                   out=tmp_path)
+    res = download(
+        AREA, start="2017-01-01", end="2018-12-31", urls=[f"{srv.url}/{name}"], out=tmp_path
+    )
     ds = _check_equal(res, root / "v2.zarr")
     assert "mid_date" in ds.dims, "sub-yearly output keeps one time name whatever the source"
     assert ds.sizes["mid_date"] > 5
@@ -130,8 +131,9 @@ def test_bytes_close_to_intersecting_chunks(stores, srv, tmp_path):
     for v in ("vx", "vy"):
         for c in ids:
             need += (root / "v22.zarr" / v / "c" / "/".join(map(str, c))).stat().st_size
-    got = sum(b for k, b in srv.stats.paths.items() if k.split("/")[1] in ("vx", "vy")
-              and "/c/" in k)
+    got = sum(
+        b for k, b in srv.stats.paths.items() if k.split("/")[1] in ("vx", "vy") and "/c/" in k
+    )
     assert need <= got <= 1.05 * need
     assert res.chunks >= 2 * len(ids)
 
@@ -145,7 +147,9 @@ def test_never_written_chunk_reads_missing(stores, srv, tmp_path):
     hole = ds.vx.sel(x=ds.x[np.isin(ds.x, x8)], y=ds.y[np.isin(ds.y, y8)])
     assert hole.size > 0 and bool(hole.isnull().all())
     other = ds.vx.where(~(ds.x.isin(x8) & ds.y.isin(y8)))
-    np.testing.assert_array_equal(other.notnull().values, ref.vx.where(other.notnull()).notnull().values)
+    np.testing.assert_array_equal(
+        other.notnull().values, ref.vx.where(other.notnull()).notnull().values
+    )
     assert float(np.abs(ds.vy).min()) > 0
 
 
@@ -164,18 +168,28 @@ def test_date_dt_decoded_as_timedelta_is_days(stores, srv, tmp_path):
         assert ds.date_dt.dtype == np.float32 and "mid_date" in ds.dims
         np.testing.assert_allclose(np.sort(ds.date_dt.values), np.sort(LAYERS.dt_days), rtol=1e-6)
     # the filter reads date_dt in days whatever the store's encoding
-    res = download(AREA, urls=[f"{srv.url}/v22.zarr"], out=tmp_path / "f",
-                   filters=__import__("itscube").Filters(max_dt_days=100))
+    res = download(
+        AREA,
+        urls=[f"{srv.url}/v22.zarr"],
+        out=tmp_path / "f",
+        filters=__import__("itscube").Filters(max_dt_days=100),
+    )
     dt = open_cube(res.stores[0]).date_dt.values
     assert 0 < len(dt) < len(LAYERS.dt_days) and dt.max() <= 100
 
 
 def test_mosaic_of_v2_and_v22_tiles(stores, srv, tmp_path):
-    root, _, _, east = stores
+    _root, _, _, east = stores
     xe = east.x.values
     area = _area(X_V2[-6], xe[5], Y_V2[20], Y_V2[4])
-    res = download(area, urls=[f"{srv.url}/v2.zarr", f"{srv.url}/east.zarr"], out=tmp_path,
-                   start="2016-01-01", end="2017-12-31", variables=["vx", "vy", "acquisition_date_img1", "acquisition_date_img2"])
+    res = download(
+        area,
+        urls=[f"{srv.url}/v2.zarr", f"{srv.url}/east.zarr"],
+        out=tmp_path,
+        start="2016-01-01",
+        end="2017-12-31",
+        variables=["vx", "vy", "acquisition_date_img1", "acquisition_date_img2"],
+    )
     assert len(res.stores) == 1
     ds = open_cube(res.stores[0])
     assert np.all(np.diff(ds.x.values) == 120.0) and ds.x.min() < X_V2[-1] < ds.x.max()
@@ -185,9 +199,11 @@ def test_mosaic_of_v2_and_v22_tiles(stores, srv, tmp_path):
     for k in range(ds.sizes["mid_date"]):
         X, Y = np.meshgrid(ds.x.values, ds.y.values)
         ex, _ = synthetic.mean_velocity(
-            FIELD, X, Y,
-            float(synthetic.decimal_year(ds.acquisition_date_img1.values[k:k + 1])[0]),
-            float(synthetic.decimal_year(ds.acquisition_date_img2.values[k:k + 1])[0]),
+            FIELD,
+            X,
+            Y,
+            float(synthetic.decimal_year(ds.acquisition_date_img1.values[k : k + 1])[0]),
+            float(synthetic.decimal_year(ds.acquisition_date_img2.values[k : k + 1])[0]),
         )
         ok = ds.vx.values[k] == ds.vx.values[k]
         east_layers += bool(ok[:, -3:].any())
@@ -237,7 +253,7 @@ def test_disk_space_checked_first(stores, srv, tmp_path, monkeypatch):
     dl = importlib.import_module("itscube.download")
 
     monkeypatch.setattr(dl, "_free_bytes", lambda path: 1000)
-    with pytest.raises(InsufficientSpaceError, match="not enough disk space.*GB"):
+    with pytest.raises(InsufficientSpaceError, match=r"not enough disk space.*GB"):
         download(AREA, urls=[f"{srv.url}/v22.zarr"], out=tmp_path)
     assert not any(tmp_path.iterdir()), "no debris"
     assert srv.stats.paths and not any("/vx/c/" in k for k in srv.stats.paths), "nothing fetched"
@@ -247,8 +263,10 @@ def test_blocks_bound_memory_whatever_the_size():
     """Block layout for huge requests stays within the budget (plan level, no data)."""
     from itscube.download import BLOCK_BYTES, VarSpec, _choose_blocks
 
-    specs = [VarSpec(v, ("mid_date", "y", "x"), np.dtype("i2"), -32767, {}, "tiled")
-             for v in ("vx", "vy", "v", "v_error")]
+    specs = [
+        VarSpec(v, ("mid_date", "y", "x"), np.dtype("i2"), -32767, {}, "tiled")
+        for v in ("vx", "vy", "v", "v_error")
+    ]
 
     class _Cube(dict):
         pass
@@ -280,7 +298,9 @@ def local_icechunk(stores, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ice")
     ds = stores[2]
-    synthetic.write_icechunk_subyearly(ds, icechunk.local_filesystem_storage(str(root / "n.icechunk")))
+    synthetic.write_icechunk_subyearly(
+        ds, icechunk.local_filesystem_storage(str(root / "n.icechunk"))
+    )
     gran = root / "granules"
     gran.mkdir()
     prefix = f"file://{gran}/"
@@ -326,8 +346,20 @@ def test_icechunk_without_container(stores, local_icechunk, tmp_path):
         download(AREA, urls=[url], out=tmp_path, variables=["vx"])
     folder = next(tmp_path.iterdir())
     assert not list(folder.glob("*.zarr")) and not (folder / "provenance.json").exists()
-    r = run_cli("download", "--bbox", *AREA.geometry.bounds, "--crs", "EPSG:3413",
-                "--url", url, "--variables", "vx", "--out", tmp_path / "cli", "--no-progress")
+    r = run_cli(
+        "download",
+        "--bbox",
+        *AREA.geometry.bounds,
+        "--crs",
+        "EPSG:3413",
+        "--url",
+        url,
+        "--variables",
+        "vx",
+        "--out",
+        tmp_path / "cli",
+        "--no-progress",
+    )
     one_line_error(r, match="declares no virtual chunk container")
 
 
@@ -337,28 +369,43 @@ def test_icechunk_on_s3_native_and_virtual(stores, s3_server, tmp_path):
     import icechunk
 
     ds = stores[2]
-    client = boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
 
     def storage(prefix):
         return icechunk.s3_storage(
-            bucket="its-live-data", prefix=prefix, region="us-east-1", endpoint_url=s3_server,
-            allow_http=True, access_key_id="testing", secret_access_key="testing",
+            bucket="its-live-data",
+            prefix=prefix,
+            region="us-east-1",
+            endpoint_url=s3_server,
+            allow_http=True,
+            access_key_id="testing",
+            secret_access_key="testing",
             force_path_style=True,
         )
 
     def put(name, data):
-        client.put_object(Bucket="its-live-data", Key=f"granules/{name}", Body=data,
-                          ACL="public-read")
+        client.put_object(
+            Bucket="its-live-data", Key=f"granules/{name}", Body=data, ACL="public-read"
+        )
 
     synthetic.write_icechunk_subyearly(ds, storage("datacubes/spatial/v2.2/n.icechunk"))
     synthetic.write_icechunk_subyearly(
         ds,
         storage("datacubes/spatial/v2.2/v.icechunk"),
         virtual="s3://its-live-data/granules/",
-        granule_store=icechunk.s3_store(region="us-east-1", endpoint_url=s3_server,
-                                        allow_http=True, s3_compatible=True,
-                                        force_path_style=True),
+        granule_store=icechunk.s3_store(
+            region="us-east-1",
+            endpoint_url=s3_server,
+            allow_http=True,
+            s3_compatible=True,
+            force_path_style=True,
+        ),
         put=put,
     )
     paginator = client.get_paginator("list_objects_v2")
@@ -367,8 +414,7 @@ def test_icechunk_on_s3_native_and_virtual(stores, s3_server, tmp_path):
             client.put_object_acl(Bucket="its-live-data", Key=obj["Key"], ACL="public-read")
     for name in ("n", "v"):
         url = f"s3://its-live-data/datacubes/spatial/v2.2/{name}.icechunk"
-        res = download(AREA, urls=[url], out=tmp_path / name, start="2017-01-01",
-                       end="2018-12-31")
+        res = download(AREA, urls=[url], out=tmp_path / name, start="2017-01-01", end="2018-12-31")
         _check_equal(res, stores[0] / "v2.zarr")
 
 
@@ -381,8 +427,9 @@ def _chunk_aligned_catalog(path, srv_url, local_icechunk):
         ("v22.zarr", C_V2, SHAPE_V2, 0, str(local_icechunk / "n.icechunk")),
         ("east.zarr", C_V22, (30, 32), 1, None),
     ):
-        f = synthetic.catalog_feature(f"{srv_url}/{name}", EPSG, centre, shape,
-                                      y_offset=synthetic.LATTICE_OFFSET_Y)
+        f = synthetic.catalog_feature(
+            f"{srv_url}/{name}", EPSG, centre, shape, y_offset=synthetic.LATTICE_OFFSET_Y
+        )
         p = f["properties"]
         p.pop("composite_zarr_url", None)
         p.update(
@@ -405,8 +452,16 @@ def test_chunk_aligned_catalog(stores, srv, local_icechunk, tmp_path):
     assert hits[0].cube_id == "v22"
     res = download(AREA, catalog=cat, out=tmp_path, start="2017-01-01", end="2017-12-31")
     _check_equal(res, stores[0] / "v2.zarr")
-    r = run_cli("find", "--bbox", *AREA.geometry.bounds, "--crs", "EPSG:3413", "--catalog",
-                tmp_path / "cat.json", "--json")
+    r = run_cli(
+        "find",
+        "--bbox",
+        *AREA.geometry.bounds,
+        "--crs",
+        "EPSG:3413",
+        "--catalog",
+        tmp_path / "cat.json",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)[0]["cube_id"] == "v22"
 
@@ -415,8 +470,16 @@ def test_unknown_catalog_format(tmp_path):
     from itscube import load_catalog
 
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "geometry": None, "properties": {"name": "x", "href": "y"}}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "geometry": None, "properties": {"name": "x", "href": "y"}}
+                ],
+            }
+        )
+    )
     with pytest.raises(CatalogError, match="unknown catalog format"):
         load_catalog(bad)
     r = run_cli("find", "--point", "-49.7", "69.17", "--catalog", bad)
@@ -433,19 +496,27 @@ def stac_api(stores):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    root, srv, _, _ = stores
+    _root, srv, _, _ = stores
     items = []
     for name, centre, shape in (("v2", C_V2, SHAPE_V2), ("east", C_V22, (30, 32))):
-        f = synthetic.catalog_feature(f"{srv.url}/{name}.zarr", EPSG, centre, shape,
-                                      y_offset=synthetic.LATTICE_OFFSET_Y)
-        items.append({
-            "type": "Feature", "stac_version": "1.0.0", "id": name,
-            "geometry": f["geometry"], "bbox": list(_bounds(f["geometry"])),
-            "properties": {"datetime": "2024-01-01T00:00:00Z", "proj:code": f"EPSG:{EPSG}"},
-            "links": [], "assets": {"zarr": {"href": f"{srv.url}/{name}.zarr",
-                                             "type": "application/vnd+zarr"}},
-            "collection": "itslive-cubes",
-        })
+        f = synthetic.catalog_feature(
+            f"{srv.url}/{name}.zarr", EPSG, centre, shape, y_offset=synthetic.LATTICE_OFFSET_Y
+        )
+        items.append(
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": name,
+                "geometry": f["geometry"],
+                "bbox": list(_bounds(f["geometry"])),
+                "properties": {"datetime": "2024-01-01T00:00:00Z", "proj:code": f"EPSG:{EPSG}"},
+                "links": [],
+                "assets": {
+                    "zarr": {"href": f"{srv.url}/{name}.zarr", "type": "application/vnd+zarr"}
+                },
+                "collection": "itslive-cubes",
+            }
+        )
     searches = []
 
     class H(BaseHTTPRequestHandler):
@@ -466,23 +537,50 @@ def stac_api(stores):
         def do_GET(self):
             path = self.path.split("?")[0]
             if path in ("/", ""):
-                self._send({
-                    "type": "Catalog", "id": "itslive", "stac_version": "1.0.0",
-                    "description": "test", "conformsTo": [
-                        "https://api.stacspec.org/v1.0.0/core",
-                        "https://api.stacspec.org/v1.0.0/item-search",
-                        "https://api.stacspec.org/v1.0.0/collections"],
-                    "links": [{"rel": "self", "href": self._base() + "/"},
-                              {"rel": "root", "href": self._base() + "/"},
-                              {"rel": "search", "href": self._base() + "/search",
-                               "type": "application/geo+json", "method": "POST"},
-                              {"rel": "search", "href": self._base() + "/search",
-                               "type": "application/geo+json", "method": "GET"}]})
+                self._send(
+                    {
+                        "type": "Catalog",
+                        "id": "itslive",
+                        "stac_version": "1.0.0",
+                        "description": "test",
+                        "conformsTo": [
+                            "https://api.stacspec.org/v1.0.0/core",
+                            "https://api.stacspec.org/v1.0.0/item-search",
+                            "https://api.stacspec.org/v1.0.0/collections",
+                        ],
+                        "links": [
+                            {"rel": "self", "href": self._base() + "/"},
+                            {"rel": "root", "href": self._base() + "/"},
+                            {
+                                "rel": "search",
+                                "href": self._base() + "/search",
+                                "type": "application/geo+json",
+                                "method": "POST",
+                            },
+                            {
+                                "rel": "search",
+                                "href": self._base() + "/search",
+                                "type": "application/geo+json",
+                                "method": "GET",
+                            },
+                        ],
+                    }
+                )
             elif path == "/collections/itslive-cubes":
-                self._send({"type": "Collection", "id": "itslive-cubes", "stac_version": "1.0.0",
-                            "description": "cubes", "license": "CC0-1.0", "links": [],
-                            "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]},
-                                       "temporal": {"interval": [[None, None]]}}})
+                self._send(
+                    {
+                        "type": "Collection",
+                        "id": "itslive-cubes",
+                        "stac_version": "1.0.0",
+                        "description": "cubes",
+                        "license": "CC0-1.0",
+                        "links": [],
+                        "extent": {
+                            "spatial": {"bbox": [[-180, -90, 180, 90]]},
+                            "temporal": {"interval": [[None, None]]},
+                        },
+                    }
+                )
             else:
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
@@ -519,9 +617,106 @@ def test_stac_finder(stores, srv, stac_api, tmp_path):
     res = download(AREA, stac=url, out=tmp_path, start="2017-01-01", end="2017-12-31")
     _check_equal(res, stores[0] / "v2.zarr")
     assert json.loads(res.provenance.read_text())["catalog"] == f"stac:{url}"
-    r = run_cli("find", "--bbox", *AREA.geometry.bounds, "--crs", "EPSG:3413", "--stac", url,
-                "--json")
+    r = run_cli(
+        "find", "--bbox", *AREA.geometry.bounds, "--crs", "EPSG:3413", "--stac", url, "--json"
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)[0]["cube_id"] == "v2"
     r = run_cli("find", "--point", "0", "0", "--stac", "http://127.0.0.1:9/")
     one_line_error(r, match="STAC API http://127.0.0.1:9/ cannot be searched")
+
+
+# ------------------------------------------------------------------ interruptions
+
+
+@pytest.mark.slow
+def test_killed_sharded_download_resumes_to_identical_store(stores, srv, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [
+        sys.executable,
+        "-m",
+        "itscube.cli",
+        "download",
+        "--bbox",
+        *map(str, AREA.geometry.bounds),
+        "--crs",
+        "EPSG:3413",
+        "--url",
+        f"{srv.url}/v22s.zarr",
+        "--workers",
+        "2",
+        "--no-progress",
+        "--variables",
+        "vx,vy,date_dt",
+    ]
+    ref = subprocess.run(
+        [*args, "--out", str(tmp_path / "ref")], capture_output=True, text=True, timeout=120
+    )
+    assert ref.returncode == 0, ref.stderr
+    srv.set_faults(Faults(latency=0.1))
+    proc = subprocess.Popen(
+        [*args, "--out", str(tmp_path / "run")],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        cached = [p for p in (tmp_path / "run").rglob("*@*") if p.is_file()]
+        if len(cached) >= 4:  # a few byte ranges of shards are in the resume cache
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    folder = next((tmp_path / "run").iterdir())
+    assert not (folder / "provenance.json").exists() and not list(folder.glob("*.zarr"))
+    srv.set_faults(Faults())
+    again = subprocess.run(
+        [*args, "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert (
+        prov["transfer"]["chunks_fetched_this_run"]
+        < json.loads((next((tmp_path / "ref").iterdir()) / "provenance.json").read_text())[
+            "transfer"
+        ]["chunks_fetched_this_run"]
+    )
+    ref_store = next(next((tmp_path / "ref").iterdir()).glob("*.zarr"))
+    run_store = next(folder.glob("*.zarr"))
+    for p in ref_store.rglob("*"):
+        if p.is_file() and p.name not in (".zattrs", ".zmetadata"):
+            assert (run_store / p.relative_to(ref_store)).read_bytes() == p.read_bytes(), p
+
+
+def test_icechunk_lost_storage_resumes(stores, local_icechunk, tmp_path, monkeypatch):
+    """Icechunk reads fail mid-way (a lost server); the re-run resumes from the cache and
+    gives the same store as an uninterrupted download."""
+    from itscube.errors import DownloadError
+    from itscube.stores import CachingStore
+
+    url = str(local_icechunk / "v.icechunk")
+    ref = download(AREA, urls=[url], out=tmp_path / "ref", variables=["vx", "vy"])
+    calls = {"n": 0}
+    real = CachingStore._get_with_retries
+
+    async def flaky(self, key, prototype, byte_range):
+        calls["n"] += 1
+        if calls["n"] > 30:
+            raise DownloadError("storage gone")
+        return await real(self, key, prototype, byte_range)
+
+    monkeypatch.setattr(CachingStore, "_get_with_retries", flaky)
+    with pytest.raises(DownloadError, match="storage gone"):
+        download(AREA, urls=[url], out=tmp_path / "run", variables=["vx", "vy"], workers=1)
+    monkeypatch.setattr(CachingStore, "_get_with_retries", real)
+    res = download(AREA, urls=[url], out=tmp_path / "run", variables=["vx", "vy"])
+    assert 0 < res.chunks_fetched < ref.chunks_fetched
+    a, b = open_cube(ref.stores[0]), open_cube(res.stores[0])
+    for v in ("vx", "vy"):
+        np.testing.assert_array_equal(a[v].values, b[v].values)

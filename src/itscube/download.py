@@ -90,9 +90,9 @@ call it ``time``)."""
 MID_DATE_ENCODING = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"}
 """Encoding of the output ``mid_date`` (float64, as ITS_LIVE v2; keeps the microsecond token)."""
 
-BLOCK_BYTES = 64_000_000
+BLOCK_BYTES = 32_000_000
 """Decoded size of one output block (all variables together)."""
-IN_FLIGHT_BYTES = 320_000_000
+IN_FLIGHT_BYTES = 128_000_000
 """Decoded bytes of blocks being assembled at once; with the decoded source chunks in
 flight this bounds the resident memory of a download whatever its size."""
 OUTPUT_CHUNK_BYTES = 8_000_000
@@ -257,9 +257,7 @@ class StorePlan:
         for t0 in range(0, nt, bt):
             for y0 in range(0, ny, by):
                 for x0 in range(0, nx, bx):
-                    yield Block(
-                        k, t0, min(nt, t0 + bt), y0, min(ny, y0 + by), x0, min(nx, x0 + bx)
-                    )
+                    yield Block(k, t0, min(nt, t0 + bt), y0, min(ny, y0 + by), x0, min(nx, x0 + bx))
                     k += 1
 
     @property
@@ -353,7 +351,10 @@ def to_output(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray
             return _translate_missing(values, src, spec)
         dates = decode_times(src, values)
         enc, _, _ = xr.coding.times.encode_cf_datetime(
-            dates, spec.attrs["units"], spec.attrs.get("calendar", "proleptic_gregorian"), spec.dtype
+            dates,
+            spec.attrs["units"],
+            spec.attrs.get("calendar", "proleptic_gregorian"),
+            spec.dtype,
         )
         enc = np.asarray(enc, dtype=spec.dtype)
         nat = np.isnat(dates)
@@ -512,7 +513,9 @@ def plan_download(
         src_tdim = cube.time_dim
         missing = [v for v in wanted if v not in cube]
         if missing and explicit:
-            others = f" (one of the {len(sources)} cubes of this mosaic)" if len(sources) > 1 else ""
+            others = (
+                f" (one of the {len(sources)} cubes of this mosaic)" if len(sources) > 1 else ""
+            )
             raise InputError(
                 f"unknown variable(s) {', '.join(missing)} for {cube.url}{others}; available: "
                 + ", ".join(sorted(n for n in cube.arrays if n not in ("x", "y", src_tdim)))
@@ -680,8 +683,9 @@ async def _read_static(plan: StorePlan, spec: VarSpec) -> np.ndarray:
         if spec.name not in part.cube:
             continue
         arr = part.cube[spec.name]
-        sel = [{"y": part.yi, "x": part.xi}.get(d, np.arange(n)) for d, n in zip(arr.dims, arr.shape)]
-        dst = [{"y": part.ky, "x": part.kx}.get(d, np.arange(n)) for d, n in zip(arr.dims, arr.shape)]
+        dims = list(zip(arr.dims, arr.shape, strict=True))
+        sel = [{"y": part.yi, "x": part.xi}.get(d, np.arange(n)) for d, n in dims]
+        dst = [{"y": part.ky, "x": part.kx}.get(d, np.arange(n)) for d, n in dims]
         data = to_output(await arr.read(sel), arr, spec)
         where = np.ix_(*dst)
         if first:
@@ -777,7 +781,12 @@ class StagedStore:
                 f"{g:.12g}" for g in (x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy)
             )
             value = np.asarray(first.read_many(["mapping"])["mapping"]).astype(str)
-            _write_whole(self.group, "mapping", value, VarSpec("mapping", (), value.dtype, None, mattrs, "other"))
+            _write_whole(
+                self.group,
+                "mapping",
+                value,
+                VarSpec("mapping", (), value.dtype, None, mattrs, "other"),
+            )
         zarr.consolidate_metadata(str(self.path), zarr_format=2)
         if self.final.exists():
             shutil.rmtree(self.final)
@@ -835,7 +844,9 @@ async def _assemble(
     count = 0
     for store in staged:
         plan = store.plan
-        block_bytes = max(1, int(np.prod(plan.block_shape)) * sum(s.dtype.itemsize for s in plan.tiled))
+        block_bytes = max(
+            1, int(np.prod(plan.block_shape)) * sum(s.dtype.itemsize for s in plan.tiled)
+        )
         in_flight = max(1, min(16, IN_FLIGHT_BYTES // block_bytes))
         sem = asyncio.Semaphore(in_flight)
 
@@ -1074,7 +1085,15 @@ def download(
     fetched_chunks = sum(p.cube.store.stats.requests for p in all_parts)
     fetched_bytes = sum(p.cube.store.stats.bytes + p.cube.metadata_bytes for p in all_parts)
     prov = _provenance(
-        plans, query, query_id, catalog, urls, stac, stores, layers, notes,
+        plans,
+        query,
+        query_id,
+        catalog,
+        urls,
+        stac,
+        stores,
+        layers,
+        notes,
         {
             "chunks_needed": n_chunks,
             "chunks_fetched_this_run": fetched_chunks,

@@ -272,11 +272,13 @@ class SourceArray:
 
     def chunk_ids(self, sel: Sequence[np.ndarray]) -> set[tuple[int, ...]]:
         """Chunks (read granularity) touched by an orthogonal selection of indices."""
-        per_dim = [np.unique(np.asarray(s, np.int64) // c) for s, c in zip(sel, self.chunks)]
+        per_dim = [
+            np.unique(np.asarray(s, np.int64) // c) for s, c in zip(sel, self.chunks, strict=True)
+        ]
         if any(len(p) == 0 for p in per_dim):
             return set()
         grids = np.meshgrid(*per_dim, indexing="ij") if per_dim else []
-        return set(zip(*(g.ravel().tolist() for g in grids))) if per_dim else {()}
+        return set(zip(*(g.ravel().tolist() for g in grids), strict=False)) if per_dim else {()}
 
     async def read(self, sel: Sequence[np.ndarray | slice] | None = None) -> np.ndarray:
         """Encoded values of an orthogonal selection (whole array when ``sel`` is None)."""
@@ -288,16 +290,22 @@ class SourceArray:
         if any(isinstance(s, np.ndarray) and s.size == 0 for s in sel):
             shape = [
                 (s.size if isinstance(s, np.ndarray) else len(range(*s.indices(n))))
-                for s, n in zip(sel, self.shape)
+                for s, n in zip(sel, self.shape, strict=False)
             ]
             return np.empty(shape, dtype=self.dtype)
         # Index arrays whose range spans no other chunk are read as a range (zarr's fast
         # basic indexing, the same chunks) and picked from in memory.
         ranged, picks = [], []
         for s, c in zip(sel, self.chunks, strict=True):
-            if isinstance(s, np.ndarray) and s.size and (s.max() // c == s.min() // c or (
-                len(np.unique(s // c)) == s.max() // c - s.min() // c + 1
-            )) and (s.max() - s.min() + 1) <= 4 * s.size + c:
+            if (
+                isinstance(s, np.ndarray)
+                and s.size
+                and (
+                    s.max() // c == s.min() // c
+                    or (len(np.unique(s // c)) == s.max() // c - s.min() // c + 1)
+                )
+                and (s.max() - s.min() + 1) <= 4 * s.size + c
+            ):
                 lo = int(s.min())
                 ranged.append(slice(lo, int(s.max()) + 1))
                 picks.append(s - lo)
@@ -314,7 +322,6 @@ class SourceArray:
             ):
                 out = np.take(out, pick, axis=axis)
         return _plain_strings(out)
-
 
     async def _prefetch_inner_chunks(self, sel: Sequence[np.ndarray | slice]) -> None:
         """Fetch the shard indexes, then every needed inner chunk, all concurrently (byte
@@ -366,7 +373,10 @@ def _shard_index_layout(arr: AsyncArray, n_inner: int) -> tuple[int, bool] | Non
     for c in shard.index_codecs:
         if isinstance(c, Crc32cCodec):
             extra += 4
-        elif not (isinstance(c, BytesCodec) and str(getattr(c.endian, "value", c.endian)) in ("little", "None")):
+        elif not (
+            isinstance(c, BytesCodec)
+            and str(getattr(c.endian, "value", c.endian)) in ("little", "None")
+        ):
             return None
     at_end = str(getattr(shard.index_location, "value", shard.index_location)) == "end"
     return 16 * n_inner + extra, at_end
@@ -382,7 +392,9 @@ def _plain_strings(values: np.ndarray) -> np.ndarray:
 def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
     meta = arr.metadata
     attrs = dict(arr.attrs)
-    dims = tuple(attrs.pop("_ARRAY_DIMENSIONS", None) or getattr(meta, "dimension_names", None) or ())
+    dims = tuple(
+        attrs.pop("_ARRAY_DIMENSIONS", None) or getattr(meta, "dimension_names", None) or ()
+    )
     if len(dims) != len(arr.shape):
         raise CubeFormatError(f"{store.label}: array {name!r} has no dimension names")
     zfill = _plain(meta.fill_value)
@@ -408,8 +420,16 @@ def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
     )
     shards = getattr(arr, "shards", None)
     return SourceArray(
-        name, dims, tuple(arr.shape), tuple(arr.chunks), np_dtype, attrs, missing, async_arr,
-        store, None if shards is None else tuple(shards),
+        name,
+        dims,
+        tuple(arr.shape),
+        tuple(arr.chunks),
+        np_dtype,
+        attrs,
+        missing,
+        async_arr,
+        store,
+        None if shards is None else tuple(shards),
     )
 
 
@@ -551,8 +571,10 @@ def is_icechunk(url: str) -> bool:
         return True
     if remote.protocol_of(url) == "file":
         p = Path(url)
-        return p.is_dir() and (p / "snapshots").is_dir() and (
-            (p / "config.yaml").exists() or (p / "repo").exists()
+        return (
+            p.is_dir()
+            and (p / "snapshots").is_dir()
+            and ((p / "config.yaml").exists() or (p / "repo").exists())
         )
     return False
 

@@ -749,9 +749,10 @@ def write_icechunk_subyearly(
     str
         The snapshot id of the commit.
     """
+    import io
+
     import h5py
     import icechunk
-    import io
     import zarr
     from zarr.codecs import BytesCodec
 

@@ -720,3 +720,63 @@ def test_icechunk_lost_storage_resumes(stores, local_icechunk, tmp_path, monkeyp
     a, b = open_cube(ref.stores[0]), open_cube(res.stores[0])
     for v in ("vx", "vy"):
         np.testing.assert_array_equal(a[v].values, b[v].values)
+
+
+@pytest.mark.slow
+def test_real_tile_sizes_833_834_512_mosaic(tmp_path):
+    """Full-size tiles on the shared lattice: v2 833 px, its 834 px neighbour (one column of
+    overlap) and a v2.2 512 px tile below, mosaicked into one store."""
+    few = synthetic.make_layers(3, "2018-01-01", "2018-12-31", seed=2)
+    a_c = (-150000.0, -2250000.0)
+    tiles = [
+        ("a.zarr", a_c, (833, 833), "v2", 10),
+        ("b.zarr", (a_c[0] + 100000.0, a_c[1]), (834, 834), "v2", 10),
+        ("c.zarr", (a_c[0] + 40000.0, a_c[1] - 50000.0 - 30750.0), (512, 512), "v2.2", 8),
+    ]
+    made = {}
+    for name, centre, shape, layout, chunk in tiles:
+        ds = synthetic.make_subyearly_cube(
+            tmp_path / name,
+            FIELD,
+            centre=centre,
+            shape=shape,
+            layers=few,
+            seed=1,
+            noise=False,
+            gap_share=0.0,
+            layout="none",
+            y_offset=synthetic.LATTICE_OFFSET_Y,
+        )
+        # the velocity components only: 7,000 chunk files per variable at full size
+        extra = [v for v in ds.data_vars if ds[v].ndim == 3 and v not in ("vx", "vy")]
+        made[name] = ds.drop_vars(extra)
+        synthetic.write_subyearly(made[name], tmp_path / name, layout=layout, spatial_chunk=chunk)
+    xa, ya = made["a.zarr"].x.values, made["a.zarr"].y.values
+    xb = made["b.zarr"].x.values
+    assert len(xa) == 833 and len(xb) == 834 and made["c.zarr"].sizes["x"] == 512
+    area = _area(xa[-4], xb[3], ya[-1] - 4 * 120, ya[-1] + 4 * 120)
+    with StoreServer(tmp_path) as server:
+        urls = [f"{server.url}/{n}" for n, *_ in tiles]
+        res = download(area, urls=urls, out=tmp_path / "out", variables=["vx", "vy"])
+    ds = open_cube(res.stores[0], require=["vx"])
+    assert len(res.stores) == 1
+    assert np.all(np.diff(ds.x.values) == 120.0) and np.all(np.diff(ds.y.values) == -120.0)
+    assert np.all(np.mod(ds.x.values, 120) == 52.5) and np.all(np.mod(ds.y.values, 120) == 67.5)
+    X, Y = np.meshgrid(ds.x.values, ds.y.values)
+    for k in range(ds.sizes["mid_date"]):
+        t1 = float(synthetic.decimal_year(few.img1[k : k + 1])[0])
+        t2 = float(synthetic.decimal_year(few.img2[k : k + 1])[0])
+        order = np.argsort(few.mid_date)[k]
+        t1 = float(synthetic.decimal_year(few.img1[order : order + 1])[0])
+        t2 = float(synthetic.decimal_year(few.img2[order : order + 1])[0])
+        ex, _ = synthetic.mean_velocity(FIELD, X, Y, t1, t2)
+        vx = ds.vx.values[k]
+        ok = ~np.isnan(vx)
+        np.testing.assert_allclose(vx[ok], ex[ok], atol=0.51)
+    # every tile contributed: columns east of A from B, rows south of A from C
+    east = ds.x.values > xa[-1]
+    south = ds.y.values < ya[-1] - 120
+    assert np.isfinite(ds.vx.values[:, :, east]).any()
+    assert np.isfinite(ds.vx.values[:, south, :][:, :, ~east]).any()
+    prov = json.loads(res.provenance.read_text())
+    assert len(prov["sources"]) == 3

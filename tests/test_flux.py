@@ -97,8 +97,8 @@ def test_line_integral_matches_integrated_divergence():
     poly = sg.box(XC - 8 * DX - h, YC - 5 * DX - h, XC + 6 * DX + h, YC + 7 * DX + h)
     res = flux_divergence(ds, H, poly)
     line = float(boundary_flux(res, poly)[0])
-    area = float(res["area"])
-    assert area == pytest.approx(poly.area)
+    area = float(res["area"][0])
+    assert area == pytest.approx(poly.area) and float(res["coverage"][0]) == 1.0
     # float32 velocities: ~1e-6 relative
     assert float(res["integrated_divergence"][0]) == pytest.approx(500 * (a + d) * area, rel=2e-5)
     assert line == pytest.approx(float(res["integrated_divergence"][0]), rel=1e-5)
@@ -126,8 +126,29 @@ def test_nan_and_upscale():
     div = res["flux_divergence"].values[0]
     assert np.isnan(div[10, 12]) and np.isnan(div[9, 12]) and np.isnan(div[10, 13])
     assert np.isfinite(div[10, 15])
-    poly = sg.box(XC - 2000, YC - 2000, XC + 2000, YC + 2000)
-    assert np.isnan(float(flux_divergence(ds, H, poly)["integrated_divergence"][0]))
+    poly = sg.box(XC - 2000, YC - 1500, XC + 2000, YC + 1500)
+    # a gap inside the boundary: an error by default, never a NaN or a silent sum
+    with pytest.raises(InputError, match=r"% of the boundary polygon's area has no velocity"):
+        flux_divergence(ds, H, poly)
+    part = flux_divergence(ds, H, poly, allow_partial=True)
+    full = flux_divergence(ds, H.fillna(500.0), poly)
+    cov = float(part["coverage"][0])
+    inside = full["mask"].values == 1
+    n_in, n_gap = int(inside.sum()), int((~np.isfinite(div) & inside).sum())
+    assert 3 <= n_gap <= 5  # the NaN thickness cell and the neighbours sharing its faces
+    assert cov == pytest.approx((n_in - n_gap) / n_in, rel=1e-3)
+    assert float(part["area"][0]) == pytest.approx(float(full["area"][0]) * (n_in - n_gap) / n_in)
+    # Gauss holds exactly on the covered cells
+    assert float(part["gauss_residual"][0]) == pytest.approx(0, abs=1e-6)
+    valid = np.isfinite(div) & (full["mask"].values == 1)
+    assert float(part["integrated_divergence"][0]) == pytest.approx(
+        div[valid].sum() * DX * DX, rel=1e-9
+    )
+    # a polygon running off the grid: the off-grid share counts as missing
+    off = sg.box(XC - 1000, YC - 1000, XC + 4000, YC + 1000)
+    with pytest.raises(InputError, match="has no velocity or thickness"):
+        flux_divergence(ds, H.fillna(500.0), off)
+    assert float(flux_divergence(ds, H.fillna(500.0), off, allow_partial=True)["coverage"][0]) < 0.8
     inner = sg.box(XC - 1200, YC - 1200, XC + 1200, YC + 1200)
     coarse = flux_divergence(ds, H.fillna(500.0), inner, upscale=3)
     assert coarse.sizes["x"] == 41 // 3
@@ -304,3 +325,96 @@ def test_boundary_in_lonlat_is_projected(tmp_path):
     q = tmp_path / "plain.csv"
     q.write_text("a,b\n" + "".join("{:.8f},{:.8f}\n".format(*to_ll.transform(*c)) for c in square))
     assert read_boundary(q, ds, crs="EPSG:4326").area == pytest.approx(1200 * 1200, rel=1e-4)
+
+
+def test_qdiv_boundary_past_the_data(cubes, qdiv_inputs, tmp_path):
+    """A boundary larger than the cube: an error naming the missing share by default; with
+    --allow-partial the covered cells, their coverage in the table, CSV and summary."""
+    tif, _ = qdiv_inputs
+    x0, y0 = CENTRE_A
+    big = tmp_path / "big.csv"
+    big.write_text(
+        f"x,y\n{x0 - 1500},{y0 - 1500}\n{x0 + 6000},{y0 - 1500}\n{x0 + 6000},"
+        f"{y0 + 1500}\n{x0 - 1500},{y0 + 1500}\n"
+    )
+    args = [
+        "qdiv",
+        cubes.a_path,
+        "--thickness",
+        tif,
+        "--boundary",
+        big,
+        "--start",
+        "2019-01-01",
+        "--end",
+        "2019-12-31",
+        "--no-progress",
+        "--out",
+        tmp_path,
+    ]
+    one_line_error(run_cli(*args), match="of the boundary polygon's area has no velocity")
+    assert not (tmp_path / "qdiv").exists()
+    r = run_cli(*args, "--allow-partial")
+    assert r.exit_code == 0, r.output
+    assert "coverage" in r.output and "nan" not in r.output.lower()
+    folder = tmp_path / "qdiv" / "1_20190101_20191231"
+    row = json.loads((folder / "summary.json").read_text())["periods"][0]
+    assert 0.3 < row["coverage"] < 0.7 and np.isfinite(row["integrated_divergence_m3_yr"])
+    assert "coverage" in (folder / "fluxes.csv").read_text().splitlines()[0]
+
+
+def test_thickness_in_km_is_flagged(cubes, tmp_path):
+    from itscube import open_cube
+
+    ds = open_cube(cubes.a_path)
+    km = synthetic.write_geotiff(
+        tmp_path / "H_km.tif",
+        ds.x.values,
+        ds.y.values,
+        np.full((ds.sizes["y"], ds.sizes["x"]), 0.4),
+        3413,
+    )
+    with pytest.warns(UserWarning, match=r"H_km\.tif: the thickest ice is 0\.4, implausible"):
+        read_thickness(km, ds)
+    metres = synthetic.write_geotiff(
+        tmp_path / "H_m.tif",
+        ds.x.values,
+        ds.y.values,
+        np.full((ds.sizes["y"], ds.sizes["x"]), 400.0),
+        3413,
+    )
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        read_thickness(metres, ds)
+
+
+def test_flux_headline_carries_its_uncertainty(cubes, qdiv_inputs, tmp_path):
+    tif, b = qdiv_inputs
+    r = run_cli(
+        "qdiv",
+        cubes.a_path,
+        "--thickness",
+        tif,
+        "--boundary",
+        b,
+        "--start",
+        "2019-01-01",
+        "--end",
+        "2019-12-31",
+        "--no-progress",
+        "--out",
+        tmp_path,
+    )
+    assert r.exit_code == 0, r.output
+    row = json.loads((tmp_path / "qdiv" / "1_20190101_20191231" / "summary.json").read_text())[
+        "periods"
+    ][0]
+    err = row["integrated_divergence_error_gt_yr"]
+    assert err > 0
+    assert row["integrated_divergence_low_gt_yr"] == pytest.approx(
+        row["integrated_divergence_gt_yr"] - err
+    )
+    assert f"± {err:.4f}" in r.output.replace("\n", " ")
+    assert str(tmp_path / "qdiv" / "1_20190101_20191231") in r.output.splitlines()

@@ -122,7 +122,7 @@ def test_bad_inputs():
     ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
     with pytest.raises(InputError, match="after --end"):
         track(ds, [[XC, YC]], "2019-01-01", "2018-01-01")
-    with pytest.raises(InputError, match="time range"):
+    with pytest.raises(InputError, match="runs past the dates"):
         track(ds, [[XC, YC]], "1990-01-01", "1991-01-01")
     with pytest.raises(InputError, match="inside the cube"):
         track(ds, [[0.0, 0.0]], "2018-01-01", "2019-01-01")
@@ -152,3 +152,38 @@ def test_displacement_field_of_uniform_flow():
     np.testing.assert_allclose(f.dx.values[ok], 100 * 365 / 365.25, rtol=1e-9)
     np.testing.assert_allclose(f.dy.values[ok], 30 * 365 / 365.25, rtol=1e-9)
     assert f.rio.crs.to_epsg() == 3413
+
+
+def test_window_past_the_cube_is_an_error_or_flagged_extrapolation():
+    """Composites cover mid-2017..mid-2021 (bins with data); a window past that is refused
+    by default, and with extrapolate the outside steps are flagged, never reported ok."""
+    from itscube.track import EXTRAPOLATED
+
+    ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
+    with pytest.raises(InputError, match=r"runs past the dates .*\.\.2021-12-31\)"):
+        track(ds, [[XC, YC]], "2021-06-01", "2023-12-31", dt_days=10)
+    r = track(ds, [[XC, YC]], "2021-06-01", "2023-12-31", dt_days=10, extrapolate=True)
+    assert list(r.status.values) == ["extrapolated"]
+    t = pd.DatetimeIndex(r.time.values)
+    flags = r.filled.values[0]
+    late = t[1:] > pd.Timestamp("2022-01-01")
+    assert np.all(flags[1:][late] & EXTRAPOLATED) and not np.any(flags[1:][~late] & EXTRAPOLATED)
+    # the nearest (2021) field is held: uniform 100 m/yr all the way, but flagged
+    years = (pd.Timestamp("2023-12-31") - pd.Timestamp("2021-06-01")).days / 365.25
+    assert float(r.displacement_x[0]) == pytest.approx(100 * years, rel=1e-9)
+    inside = track(ds, [[XC, YC]], "2018-01-01", "2020-12-31", dt_days=10, extrapolate=True)
+    assert list(inside.status.values) == ["ok"] and not (inside.filled.values & EXTRAPOLATED).any()
+
+
+def test_displacement_map_masks_truncated_tracks():
+    """Points that leave the grid stop early: their truncated displacement is masked, and
+    the status says why (no fake slowdown at the edge)."""
+    from itscube.track import STATUS, displacement_field
+
+    ds = yearly(lambda X, Y: 0 * X + 2000.0, lambda X, Y: 0 * X)
+    f = displacement_field(ds, "2018-01-01", "2019-01-01", step=4)
+    left = f.status.values == "out_of_domain"
+    assert left.any() and (~left).any()
+    assert np.all(np.isnan(f.displacement.values[left]))
+    np.testing.assert_allclose(f.displacement.values[~left], 2000.0 * 365 / 365.25, rtol=1e-9)
+    assert np.all(f.status_code.values[left] == STATUS.index("out_of_domain"))

@@ -63,7 +63,7 @@ def test_track_line_and_grid(cubes, tmp_path):
     )
     assert r.exit_code == 0, r.output
     tif = rioxarray.open_rasterio(
-        tmp_path / "g" / "track" / "20180101_20181231" / "displacement_displacement.tif"
+        tmp_path / "g" / "track" / "20180101_20181231" / "displacement.tif"
     )
     assert tif.rio.crs.to_epsg() == 3413 and tif.shape[1:] == (8, 8)
 
@@ -96,7 +96,10 @@ def test_track_seeds_csv_lonlat(cubes, tmp_path):
     ("args", "match"),
     [
         (["--point", X0, Y0, "--start", "2019-01-01", "--end", "2018-01-01"], "after --end"),
-        (["--point", X0, Y0, "--start", "1990-01-01", "--end", "1991-01-01"], "time range"),
+        (
+            ["--point", X0, Y0, "--start", "1990-01-01", "--end", "1991-01-01"],
+            "runs past the dates",
+        ),
         (["--point", 0, 0, "--start", "2018-01-01", "--end", "2019-01-01"], "inside the cube"),
         (["--start", "2018-01-01", "--end", "2019-01-01"], "exactly one of"),
         (["--point", X0, Y0, "--start", "2018-01-01"], "--start and --end"),
@@ -125,3 +128,49 @@ def test_malformed_seed_csv(cubes, tmp_path):
         ),
         match="not numbers",
     )
+
+
+def test_track_layer_filters_change_the_result_or_fail_cleanly(cubes, tmp_path):
+    base = [
+        "track",
+        cubes.a_path,
+        "--point",
+        X0 - 1500,
+        Y0,
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2019-12-31",
+    ]
+    r = run_cli(*base, "--out", tmp_path / "all")
+    assert r.exit_code == 0, r.output
+    r = run_cli(*base, "--max-dt-days", 30, "--out", tmp_path / "short")
+    assert r.exit_code == 0, r.output
+    a = xr.open_dataset(tmp_path / "all" / "track" / "20180101_20191231" / "tracks.nc")
+    b = xr.open_dataset(tmp_path / "short" / "track" / "20180101_20191231" / "tracks.nc")
+    assert float(a.displacement[0]) != float(b.displacement[0]), "the filter is applied"
+    one_line_error(run_cli(*base, "--sensor", "ZZ9", "--out", tmp_path / "z"), match="no layers")
+    one_line_error(
+        run_cli(*base, "--max-error", 0.0001, "--out", tmp_path / "e"), match="no layers"
+    )
+
+
+def test_track_past_the_cube_dates(cubes, tmp_path):
+    args = [
+        "track",
+        cubes.a_path,
+        "--point",
+        X0,
+        Y0,
+        "--start",
+        "2021-06-01",
+        "--end",
+        "2023-12-31",
+        "--out",
+        tmp_path,
+    ]
+    one_line_error(run_cli(*args), match="--extrapolate")
+    r = run_cli(*args, "--extrapolate")
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "track" / "20210601_20231231" / "summary.json").read_text())
+    assert summary["status"]["extrapolated"] == 1 and summary["status"]["ok"] == 0

@@ -243,7 +243,8 @@ for i, t in enumerate(q.time.values):
     integ = float(q.integrated_divergence[i])
     print(f"{str(t)[:4]}: integrated div(Hu) {integ:.3e} m3/yr = {integ * 917 / 1e12:.3f} Gt/yr, "
           f"line integral {float(line[i]):.3e} m3/yr, "
-          f"mean dynamic dH/dt {-integ / float(q.area):.2f} m/yr")
+          f"mean dynamic dH/dt {-integ / float(q.area[i]):.2f} m/yr, "
+          f"coverage {float(q.coverage[i]):.0%}")
 
 fig, ax = plt.subplots(figsize=(8, 6))
 map_panel(ax, q.dynamic_dhdt.isel(time=0), "dynamic dH/dt = -div(H u), 2018",

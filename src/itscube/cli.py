@@ -61,6 +61,12 @@ def friendly(fn):
     return wrapper
 
 
+def print_path(label: str, path) -> None:
+    """A path a user may copy: on its own line, never wrapped or cut."""
+    out_console.print(f"{label}:")
+    out_console.print(str(path), soft_wrap=True, highlight=False, markup=False)
+
+
 def _version(value: bool):
     if value:
         out_console.print(f"itscube {__version__}")
@@ -406,8 +412,12 @@ def strain(
     strided: Annotated[
         bool, typer.Option("--strided", help="Keep every k-th pixel (the notebooks' grid).")
     ] = False,
-    min_dt_days: Annotated[float | None, typer.Option("--min-dt-days")] = None,
-    max_dt_days: Annotated[float | None, typer.Option("--max-dt-days")] = None,
+    min_dt_days: Annotated[
+        float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")
+    ] = None,
+    max_dt_days: Annotated[
+        float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")
+    ] = None,
     max_error: Annotated[
         float | None,
         typer.Option("--max-error", help="Drop data with errors above (m/yr)."),
@@ -501,6 +511,14 @@ def qdiv(
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of qdiv/.")] = Path("."),
     figures: FiguresOpt = True,
+    allow_partial: Annotated[
+        bool,
+        typer.Option(
+            "--allow-partial",
+            help="Where part of the boundary lacks velocity or thickness, integrate the covered "
+            "cells only and report the coverage (default: an error).",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace folders.")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ):
@@ -527,25 +545,28 @@ def qdiv(
         thickness_error=thickness_error,
         thickness_crs=thickness_crs,
         boundary_crs=boundary_crs,
+        allow_partial=allow_partial,
         figures=figures,
         overwrite=overwrite,
         progress=progress,
         console=console,
     )
-    table = Table(title="flux divergence")
-    for col in ("folder", "period", "area (km2)", "div (Gt/yr)", "line - integral", "Gauss"):
-        table.add_column(col, overflow="fold")
     for p in products:
+        table = Table(title=f"flux divergence, upscale {p.summary['upscale_px']}")
+        for col in ("period", "km2", "div(H u) Gt/yr", "coverage", "line vs area"):
+            table.add_column(col, no_wrap=col == "div(H u) Gt/yr")
         for r in p.summary["periods"]:
+            err = r.get("integrated_divergence_error_gt_yr")
             table.add_row(
-                str(p.folder),
                 r["period"],
                 f"{r['area_m2'] / 1e6:.1f}",
-                f"{r['integrated_divergence_gt_yr']:.4f}",
-                f"{r['relative_difference']:.1%}",
-                f"{r['gauss_residual_m3_yr']:.2e} m3/yr",
+                f"{r['integrated_divergence_gt_yr']:.4f}"
+                + ("" if err is None else f" ± {err:.4f}"),
+                f"{r['coverage']:.1%}",
+                "n/a (partial)" if r["coverage"] < 0.999 else f"{r['relative_difference']:+.1%}",
             )
-    out_console.print(table)
+        out_console.print(table)
+        print_path("folder", p.folder)
 
 
 # ---------------------------------------------------------------- track
@@ -624,8 +645,20 @@ def track(
     fill_radius: Annotated[
         float, typer.Option("--fill-radius", help="Spatial gap fallback radius (pixels).")
     ] = 3.0,
-    min_dt_days: Annotated[float | None, typer.Option("--min-dt-days")] = None,
-    max_dt_days: Annotated[float | None, typer.Option("--max-dt-days")] = None,
+    min_dt_days: Annotated[
+        float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")
+    ] = None,
+    max_dt_days: Annotated[
+        float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")
+    ] = None,
+    extrapolate: Annotated[
+        bool,
+        typer.Option(
+            "--extrapolate",
+            help="Allow dates past the cube's: hold the nearest field there; those steps are "
+            "flagged and their points get status 'extrapolated'.",
+        ),
+    ] = False,
     max_error: Annotated[
         float | None, typer.Option("--max-error", help="Drop data with errors above (m/yr).")
     ] = None,
@@ -661,6 +694,7 @@ def track(
         seeds_crs=seeds_crs,
         fill_radius=fill_radius,
         filters=filters,
+        extrapolate=extrapolate,
         figures=figures,
         overwrite=overwrite,
     )

@@ -41,6 +41,8 @@ from .errors import InputError, MissingCRSError
 
 RHO_ICE = 917.0
 """Ice density (kg/m^3) used to convert volume flux to mass (Gt/yr)."""
+PLAUSIBLE_THICKNESS_M = (10.0, 5000.0)
+"""Range for the thickest ice of a thickness raster in metres; outside it, a warning."""
 
 SCHEMES = ("centred", "upwind")
 
@@ -151,6 +153,14 @@ def read_thickness(
         out = out.where(out >= 0)
     if not np.isfinite(out.values).any():
         raise InputError(f"{what} {path} does not overlap the cube")
+    hi = float(np.nanmax(out.values))
+    if what == "--thickness" and (hi < PLAUSIBLE_THICKNESS_M[0] or hi > PLAUSIBLE_THICKNESS_M[1]):
+        warnings.warn(
+            f"{what} {path}: the thickest ice is {hi:.4g}, implausible for metres "
+            f"(expected {PLAUSIBLE_THICKNESS_M[0]:.0f}..{PLAUSIBLE_THICKNESS_M[1]:.0f} m); "
+            "is the raster in km or feet? itscube reads thickness in metres",
+            stacklevel=2,
+        )
     out.attrs = {"units": "m", "long_name": "ice thickness (bilinear onto the cube grid)"}
     return out.drop_vars("spatial_ref", errors="ignore")
 
@@ -204,6 +214,7 @@ def flux_divergence(
     column_factor: float = 1.0,
     scheme: str = "centred",
     thickness_error: xr.DataArray | None = None,
+    allow_partial: bool = False,
 ) -> xr.Dataset:
     """Flux divergence ``div(H u_bar)`` and dynamic thickness change of a velocity field.
 
@@ -216,6 +227,15 @@ def flux_divergence(
     column_factor : depth-averaged / surface speed (1.0 = plug flow).
     scheme : ``centred`` or ``upwind`` face thickness.
     thickness_error : thickness uncertainty (m) on the cube grid.
+    allow_partial : where part of the boundary polygon has no velocity or thickness (or
+        lies off the grid), integrate over the covered cells only and report ``coverage``
+        (the covered share of the polygon's area) instead of raising.
+
+    Raises
+    ------
+    InputError
+        Part of the polygon's area lacks data (the message gives the share) and
+        ``allow_partial`` is False; bad options.
 
     Returns
     -------
@@ -224,7 +244,8 @@ def flux_divergence(
         ``dynamic_dhdt`` (m/yr), ``flux_divergence_error`` (when errors exist),
         ``thickness`` (m), ``mask`` (with a boundary) and, per leading index,
         ``integrated_divergence`` (m^3/yr), ``face_flux`` (net flux through the mask's
-        boundary faces, m^3/yr), ``area`` (m^2) and ``gauss_residual`` (m^3/yr).
+        boundary faces, m^3/yr), ``area`` (m^2 of the cells integrated), ``coverage``
+        (share of the polygon's area with data) and ``gauss_residual`` (m^3/yr).
     """
     if scheme not in SCHEMES:
         raise InputError(f"--scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
@@ -311,13 +332,49 @@ def flux_divergence(
             {"long_name": "cell centre inside the boundary", "units": "1"},
         )
         area = abs(dx * dy)
-        integ = np.where(mask, div, 0.0).sum(axis=(-2, -1)) * area
-        complete = ~np.isnan(np.where(mask, div, 0.0)).any(axis=(-2, -1))
-        faces = boundary_face_flux(mask, fx, fy, dx, dy)
+        # the share of the polygon's area with data: off-grid parts and NaN cells lack it
+        grid_box = sg.box(
+            x.min() - abs(dx) / 2,
+            y.min() - abs(dy) / 2,
+            x.max() + abs(dx) / 2,
+            y.max() + abs(dy) / 2,
+        )
+        on_grid = boundary.intersection(grid_box).area / boundary.area
+        valid = np.isfinite(div) & mask
+        share = valid.sum(axis=(-2, -1)) / mask.sum()
+        coverage = np.minimum(1.0, on_grid * share)
+        worst = float(np.min(coverage))
+        if worst < 0.999 and not allow_partial:
+            raise InputError(
+                f"{100 * (1 - worst):.1f}% of the boundary polygon's area has no velocity or "
+                "thickness (off the grid or in gaps); use a polygon inside the data, or "
+                "--allow-partial to integrate the covered cells only (reported with coverage)"
+            )
+        flat_div = div.reshape(-1, *div.shape[-2:])
+        flat_fx = fx.reshape(-1, *fx.shape[-2:])
+        flat_fy = fy.reshape(-1, *fy.shape[-2:])
+        integ = np.empty(len(flat_div))
+        faces = np.empty(len(flat_div))
+        cells = np.empty(len(flat_div))
+        for i in range(len(flat_div)):  # each period its own covered cells (exact Gauss)
+            m_i = mask & np.isfinite(flat_div[i])
+            integ[i] = flat_div[i][m_i].sum() * area
+            faces[i] = boundary_face_flux(m_i, flat_fx[i], flat_fy[i], dx, dy)
+            cells[i] = m_i.sum()
+        shape = div.shape[:-2]
+        integ, faces, cells = integ.reshape(shape), faces.reshape(shape), cells.reshape(shape)
         out["integrated_divergence"] = (
             tuple(lead),
-            np.where(complete, integ, np.nan),
-            {"units": "m3 yr-1", "long_name": "sum of divergence x cell area in mask"},
+            integ,
+            {
+                "units": "m3 yr-1",
+                "long_name": "sum of divergence x cell area over the covered cells in the mask",
+            },
+        )
+        out["coverage"] = (
+            tuple(lead),
+            coverage.reshape(shape),
+            {"units": "1", "long_name": "share of the boundary polygon's area with data"},
         )
         out["face_flux"] = (
             tuple(lead),
@@ -326,7 +383,7 @@ def flux_divergence(
         )
         out["gauss_residual"] = out["integrated_divergence"] - out["face_flux"]
         out["gauss_residual"].attrs = {"units": "m3 yr-1"}
-        out["area"] = ((), mask.sum() * area, {"units": "m2"})
+        out["area"] = (tuple(lead), cells * area, {"units": "m2", "long_name": "area integrated"})
     out.attrs.update(
         itscube_product="flux_divergence",
         upscale=k,

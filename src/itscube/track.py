@@ -41,7 +41,11 @@ from .gaps import fill_gaps_2d
 from .temporal import PERIOD_ALIASES, date_window, period_mean
 
 DAYS_PER_YEAR = 365.25
-STATUS = ("ok", "out_of_domain", "no_data")
+STATUS = ("ok", "out_of_domain", "no_data", "extrapolated")
+"""Point status: ``extrapolated`` points (``extrapolate=True``) moved for part of the window
+on the nearest velocity field in time, outside the dates the cube covers."""
+EXTRAPOLATED = 4
+"""Fill-flag bit of a step taken outside the cube's dates (``extrapolate=True``)."""
 COMPOSITES = {"month": "MS", **PERIOD_ALIASES}
 
 
@@ -192,6 +196,23 @@ def velocity_series(
         ) from exc
 
 
+def data_coverage(ds: xr.Dataset, bnds: np.ndarray, steady: bool) -> tuple:
+    """``[start, end)`` of the dates the velocity data cover: the composite bins with data,
+    or for a steady field the first to the last acquisition (annual cubes: whole years)."""
+    if not steady:
+        return pd.Timestamp(bnds[0, 0]), pd.Timestamp(bnds[-1, 1])
+    tdim = time_dim(ds)
+    if tdim == "time":
+        years = pd.DatetimeIndex(ds[tdim].values).year
+        return pd.Timestamp(f"{years.min()}-01-01"), pd.Timestamp(f"{years.max() + 1}-01-01")
+    if "acquisition_date_img1" in ds and "acquisition_date_img2" in ds:
+        a = pd.Timestamp(np.nanmin(ds["acquisition_date_img1"].values))
+        b = pd.Timestamp(np.nanmax(ds["acquisition_date_img2"].values))
+        return a, b
+    t = ds[tdim].values
+    return pd.Timestamp(t.min()), pd.Timestamp(t.max())
+
+
 def fill_series(U: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Fill gaps: nearest composite in time first (flag 1), then space within ``radius``
     pixels (flag 2). Returns (filled fields, uint8 flags)."""
@@ -286,6 +307,7 @@ def track(
     steady: bool = False,
     fill_radius: float = 3.0,
     seeds_crs=None,
+    extrapolate: bool = False,
     _perturb: np.random.Generator | None = None,
 ) -> xr.Dataset:
     """Track points through the cube's velocity between two dates.
@@ -300,9 +322,13 @@ def track(
     dt_days : step (days); the schedule also stops at composite bin edges.
     method : ``rk4``, ``rk2`` or ``euler``.
     composite : ``year``, ``season``, ``month`` or a pandas frequency (sub-yearly cubes).
-    steady : use one mean field over the window (flowlines).
+    steady : use one mean field over the window (flowlines); the field is held over the
+        whole window by definition, which may extend past the cube's dates.
     fill_radius : pixels for the spatial gap fallback (0 disables it).
     seeds_crs : CRS of array seeds when not in the cube's CRS (e.g. ``EPSG:4326``).
+    extrapolate : allow a window that runs past the dates the cube covers: steps outside
+        them use the nearest composite in time, are flagged (fill-flag bit 4) and their
+        points get status ``extrapolated``. Without it such a window is an error.
 
     Returns
     -------
@@ -322,12 +348,8 @@ def track(
     if t1 <= t0:
         raise InputError(f"--end {t1.date()} must be after --start {t0.date()}")
     tdim = time_dim(ds)
-    tmin, tmax = pd.Timestamp(ds[tdim].values.min()), pd.Timestamp(ds[tdim].values.max())
-    if t0 > tmax + pd.Timedelta(days=366) or t1 < tmin - pd.Timedelta(days=366):
-        raise InputError(
-            f"{t0.date()}..{t1.date()} is outside the cube's time range "
-            f"{tmin.date()}..{tmax.date()}"
-        )
+    if ds.sizes[tdim] == 0:
+        raise InputError("the cube has no layers (after the layer filters)")
     crs = ds.rio.crs
     x0, y0, ids = _seeds_xy(seeds, crs, seeds_crs)
     if len(x0) == 0:
@@ -357,6 +379,13 @@ def track(
             f"y {gy.min():.0f}..{gy.max():.0f} in {crs}); are the seeds in its projection?"
         )
     bnds = series["time_bnds"].values
+    cov0, cov1 = data_coverage(ds, bnds, steady)
+    if (t0 < cov0 or t1 > cov1) and not (extrapolate or steady):
+        raise InputError(
+            f"--start/--end {t0.date()}..{t1.date()} runs past the dates the cube's velocities "
+            f"cover ({cov0.date()}..{(cov1 - pd.Timedelta(seconds=1)).date()}); narrow the "
+            "dates, or pass --extrapolate to hold the nearest field there (flagged)"
+        )
     edges = np.unique(bnds.ravel())
     t_from, t_to = (t1, t0) if backward else (t0, t1)
     times = step_schedule(t_from, t_to, dt_days, edges)
@@ -379,6 +408,11 @@ def track(
         orders[method],
         -1.0 if backward else 1.0,
     )
+    outside = (mids < np.datetime64(cov0)) | (mids > np.datetime64(cov1))
+    if outside.any() and not steady:
+        moved = np.isfinite(X[:, 1:]) & outside[None, :]
+        flags[:, 1:][moved] |= EXTRAPOLATED
+        status = np.where((status == 0) & moved.any(axis=1), 3, status)
     last = np.where(np.isfinite(X), np.arange(X.shape[1]), 0).max(axis=1)
     pidx = np.arange(len(x0))
     dxs = X[pidx, last] - X[:, 0]
@@ -406,8 +440,8 @@ def track(
                 ("point", "time"),
                 flags,
                 {
-                    "long_name": "gap fallback used: 1 nearest composite in time, "
-                    "2 spatial fill, 3 both"
+                    "long_name": "fallbacks used (bits, summed): 1 nearest composite in time, "
+                    "2 spatial fill, 4 extrapolated past the cube's dates"
                 },
             ),
             "status": ("point", np.array(STATUS, dtype=object)[status].astype(str)),
@@ -475,8 +509,9 @@ def ensemble_spread(
 def displacement_field(ds: xr.Dataset, start, end, *, step: int = 1, **kw) -> xr.Dataset:
     """Track every ``step``-th pixel centre and map the displacement (m).
 
-    Returns ``dx``, ``dy``, ``displacement`` (m) and ``status`` on the seed grid (y, x),
-    with the cube's CRS.
+    Returns ``dx``, ``dy``, ``displacement`` (m; NaN where the point did not end ``ok`` or
+    ``extrapolated``: a truncated track is not a displacement), ``status`` and
+    ``status_code`` (:data:`STATUS` index) on the seed grid (y, x), with the cube's CRS.
     """
     if step < 1:
         raise InputError(f"--grid step must be >= 1 pixel; got {step}")
@@ -484,16 +519,33 @@ def displacement_field(ds: xr.Dataset, start, end, *, step: int = 1, **kw) -> xr
     X, Y = np.meshgrid(xs, ys)
     res = track(ds, np.column_stack([X.ravel(), Y.ravel()]), start, end, **kw)
     shape = X.shape
+    status = res.status.values.reshape(shape)
+    # a point that left the grid or met a gap stopped early: its displacement is truncated,
+    # not slow ice, so it is masked (the status says why)
+    ok = np.isin(status, ("ok", "extrapolated"))
+
+    def masked(v):
+        return np.where(ok, v.values.reshape(shape), np.nan)
+
+    code = np.array([STATUS.index(s) for s in status.ravel()], np.uint8).reshape(shape)
     out = xr.Dataset(
         {
-            "dx": (("y", "x"), res.displacement_x.values.reshape(shape), {"units": "m"}),
-            "dy": (("y", "x"), res.displacement_y.values.reshape(shape), {"units": "m"}),
+            "dx": (("y", "x"), masked(res.displacement_x), {"units": "m"}),
+            "dy": (("y", "x"), masked(res.displacement_y), {"units": "m"}),
             "displacement": (
                 ("y", "x"),
-                res.displacement.values.reshape(shape),
+                masked(res.displacement),
                 {"units": "m", "long_name": "total displacement"},
             ),
-            "status": (("y", "x"), res.status.values.reshape(shape)),
+            "status": (("y", "x"), status),
+            "status_code": (
+                ("y", "x"),
+                code,
+                {
+                    "long_name": "track status: "
+                    + ", ".join(f"{i} {s}" for i, s in enumerate(STATUS))
+                },
+            ),
         },
         coords={"x": xs, "y": ys},
         attrs=dict(res.attrs),

@@ -231,6 +231,7 @@ def run_qdiv(
     thickness_crs: str | None = None,
     boundary_crs: str | None = None,
     filters: Filters | None = None,
+    allow_partial: bool = False,
     figures: bool = True,
     overwrite: bool = False,
     progress: bool = True,
@@ -246,7 +247,14 @@ def run_qdiv(
     """
     import csv
 
-    from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness, to_gt
+    from .flux import (
+        RHO_ICE,
+        boundary_flux,
+        flux_divergence,
+        read_boundary,
+        read_thickness,
+        to_gt,
+    )
 
     t_start = time.perf_counter()
     ds, tdim, sdate, edate = _window(cube, start, end, filters, 8, budget)
@@ -268,6 +276,7 @@ def run_qdiv(
             column_factor=column_factor,
             scheme=scheme,
             thickness_error=sH,
+            allow_partial=allow_partial,
         )
         line = boundary_flux(res, poly)
         folder = product_folder(out, "qdiv", k, sdate, edate)
@@ -297,7 +306,9 @@ def run_qdiv(
             for i, lab in enumerate(labels):
                 r = res.isel(time=i)
                 integ = float(r["integrated_divergence"])
-                lin = float(line.isel(time=i))
+                coverage = float(r["coverage"])
+                # the line integral runs along the whole polygon: not comparable when partial
+                lin = float(line.isel(time=i)) if coverage >= 0.999 else float("nan")
                 err = r.get("flux_divergence_error")
                 cell = float(abs((r.x[1] - r.x[0]) * (r.y[1] - r.y[0])))
                 inside = r["mask"].values.astype(bool)
@@ -312,11 +323,17 @@ def run_qdiv(
                     "relative_difference": (lin - integ) / abs(integ) if integ else float("nan"),
                     "integrated_divergence_gt_yr": float(to_gt(integ)),
                     "mean_dynamic_dhdt_m_yr": -integ / float(r["area"]),
+                    "coverage": coverage,
                 }
                 if err is not None:
                     e = err.values[inside]
                     row["error_independent_m3_yr"] = float(np.sqrt(np.nansum(e**2)) * cell)
                     row["error_correlated_m3_yr"] = float(np.nansum(e) * cell)
+                    # headline uncertainty: the correlated sum, an upper bound
+                    sig = row["error_correlated_m3_yr"]
+                    row["integrated_divergence_error_gt_yr"] = float(to_gt(sig))
+                    row["integrated_divergence_low_gt_yr"] = float(to_gt(integ - sig))
+                    row["integrated_divergence_high_gt_yr"] = float(to_gt(integ + sig))
                 rows.append(row)
             with open(tmp / "fluxes.csv", "w", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -328,17 +345,27 @@ def run_qdiv(
                 n = ds.chunks[tdim][0] if ds.chunks else ds.sizes[tdim]
                 for i0 in range(0, ds.sizes[tdim], n):
                     part = ds.isel({tdim: slice(i0, i0 + n)})[["vx", "vy"]].load()
+                    # single image pairs have cloud gaps: each step is integrated over its
+                    # covered cells and flagged with its coverage
                     rp = flux_divergence(
-                        part, H, poly, upscale=k, column_factor=column_factor, scheme=scheme
+                        part,
+                        H,
+                        poly,
+                        upscale=k,
+                        column_factor=column_factor,
+                        scheme=scheme,
+                        allow_partial=True,
                     )
                     lp = boundary_flux(rp, poly)
                     for j, t in enumerate(part[tdim].values):
+                        cov = float(rp["coverage"][j])
                         series.append(
                             (
                                 str(t)[:19],
                                 float(rp["integrated_divergence"][j]),
                                 float(rp["face_flux"][j]),
-                                float(lp[j]),
+                                float(lp[j]) if cov >= 0.999 else "",
+                                round(cov, 4),
                             )
                         )
                 with open(tmp / "flux_timeseries.csv", "w", newline="") as f:
@@ -349,6 +376,7 @@ def run_qdiv(
                             "integrated_divergence_m3_yr",
                             "face_flux_m3_yr",
                             "line_integral_flux_m3_yr",
+                            "coverage",
                         ]
                     )
                     w.writerows(series)
@@ -368,7 +396,8 @@ def run_qdiv(
                 "upscale_px": int(k),
                 "column_factor": column_factor,
                 "scheme": scheme,
-                "rho_ice_kg_m3": 917.0,
+                "allow_partial": allow_partial,
+                "rho_ice_kg_m3": RHO_ICE,
                 "periods": rows,
                 "units": {"flux": "m2 yr-1", "divergence": "m yr-1", "volume": "m3 yr-1"},
             }
@@ -394,6 +423,7 @@ def run_track(
     seeds_crs: str | None = None,
     fill_radius: float = 3.0,
     filters: Filters | None = None,
+    extrapolate: bool = False,
     figures: bool = True,
     overwrite: bool = False,
 ) -> Product:
@@ -405,12 +435,14 @@ def run_track(
     import geopandas as gpd
     import shapely.geometry as sg
 
-    from .track import displacement_field, ensemble_spread, track
+    from .track import STATUS, displacement_field, ensemble_spread, track
 
     if start is None or end is None:
         raise InputError("give both --start and --end")
     t_start = time.perf_counter()
     ds = open_cube(cube)
+    if filters is not None and filters.active():
+        ds = select_layers(ds, None, None, filters)  # all dates: composites need neighbours
     kw = dict(
         dt_days=dt_days,
         method=method,
@@ -418,6 +450,7 @@ def run_track(
         composite=composite,
         steady=steady,
         fill_radius=fill_radius,
+        extrapolate=extrapolate,
     )
     field = None
     if grid_step is not None:
@@ -466,8 +499,14 @@ def run_track(
         pts.to_file(gpkg, layer="points", driver="GPKG")
         files.append(gpkg)
         if field is not None:
-            for name in ("dx", "dy", "displacement"):
-                files.append(write_cog(field[name], tmp / f"displacement_{name}.tif"))
+            names = {
+                "dx": "displacement_x",
+                "dy": "displacement_y",
+                "displacement": "displacement",
+                "status_code": "displacement_status",
+            }
+            for name, stem in names.items():
+                files.append(write_cog(field[name], tmp / f"{stem}.tif"))
         if figures:
             from .plots import displacement_figure, tracks_figure
 
@@ -484,9 +523,7 @@ def run_track(
             files.append(tracks_figure(res, speed, tmp / "figures" / "tracks.png"))
             if field is not None:
                 files.append(displacement_figure(field, tmp / "figures" / "displacement.png"))
-        counts = {
-            s: int((res.status.values == s).sum()) for s in ("ok", "out_of_domain", "no_data")
-        }
+        counts = {s: int((res.status.values == s).sum()) for s in STATUS}
         summary = {
             **_summary_head("tracks", cube, ds, sdate, edate),
             "direction": "backward" if backward else "forward",

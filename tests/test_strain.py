@@ -337,3 +337,24 @@ def test_period_mean_within_span_drops_pairs_crossing_the_bin():
     assert float(both.vx[0, 0, 0]) == pytest.approx(200.0)
     assert float(inside.vx[0, 0, 0]) == pytest.approx(100.0)  # the 13-month pair is out
     assert int(inside.n_layers[0, 0, 0]) == 1
+
+
+def test_flow_aligned_components_masked_where_the_ice_barely_moves():
+    """Solid-body rotation: speed = omega r, zero at the centre, where the flow direction
+    is undefined; flow-aligned components are NaN below min_speed, exact elsewhere."""
+    omega = 0.02  # rad/yr: 2.4 m/yr one pixel from the centre, 24 m/yr at ten
+    ds = field_ds(lambda X, Y: -omega * (Y - YC), lambda X, Y: omega * (X - XC))
+    res = strain_rates(ds, 1)  # default min_speed 5 m/yr
+    X, Y = np.meshgrid(res.x.values, res.y.values)
+    r = np.hypot(X - XC, Y - YC)
+    lon = res["longitudinal"].isel(mid_date=0).values
+    assert np.all(np.isnan(lon[r * omega < 5.0]))
+    inner = (r * omega >= 5.0) & np.isfinite(res["exx"].isel(mid_date=0).values)
+    np.testing.assert_allclose(lon[inner], 0.0, atol=1e-6)  # rigid rotation: no stretching
+    assert res["longitudinal"].attrs["masked_below_speed_m_yr"] == 5.0
+    # the tensor itself is not masked, and min_speed=0 keeps everything
+    assert np.isfinite(res["exx"].isel(mid_date=0).values[r == 0]).all()
+    kept = strain_rates(ds, 1, min_speed=0)["longitudinal"].isel(mid_date=0).values
+    assert np.isfinite(kept[r * omega < 5.0]).sum() > 0
+    with pytest.raises(InputError, match="min-speed"):
+        strain_rates(ds, 1, min_speed=-1)

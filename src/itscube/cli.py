@@ -425,6 +425,15 @@ def strain(
     sensor: Annotated[list[str] | None, typer.Option("--sensor", help="L8, S2, S2A...")] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of strain/.")] = Path("."),
     figures: FiguresOpt = True,
+    min_speed: Annotated[
+        float,
+        typer.Option(
+            "--min-speed",
+            help="Mask flow-aligned components (longitudinal, transverse, shear) where the "
+            "speed is below this (m/yr; the flow direction is noise there). 0 keeps them.",
+            min=0,
+        ),
+    ] = 5.0,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing folders.")
     ] = False,
@@ -454,6 +463,7 @@ def strain(
             filters=filters,
             fill_gaps=fill_gaps,
             strided=strided,
+            min_speed=min_speed,
             figures=figures,
             overwrite=overwrite,
             progress=progress,

@@ -148,6 +148,13 @@ def _regular(coord: np.ndarray, name: str) -> float:
     return float(d[0])
 
 
+MIN_SPEED = 5.0
+"""Speed (m/yr) below which flow-aligned components are masked: the flow direction
+``atan2(vy, vx)`` is noise where the speed is within the velocity errors (a few m/yr for
+ITS_LIVE composites)."""
+FLOW_ALIGNED = ("longitudinal", "transverse", "shear")
+
+
 def strain_rates(
     ds: xr.Dataset,
     upscale: int | Sequence[int] = 1,
@@ -156,6 +163,7 @@ def strain_rates(
     errors: bool = True,
     fill_gaps: float | None = None,
     strided: bool = False,
+    min_speed: float = MIN_SPEED,
 ) -> xr.Dataset:
     """Strain-rate tensor, invariants and flow-aligned components of a velocity cube.
 
@@ -172,6 +180,9 @@ def strain_rates(
     errors : propagate velocity errors when the cube has them.
     fill_gaps : fill NaN gaps within this many pixels of valid data before differencing.
     strided : keep every ``k``-th pixel (gradient only; the original notebooks' grid).
+    min_speed : speed (m/yr) below which the flow direction is undefined: the flow-aligned
+        components (``longitudinal``, ``transverse``, ``shear`` and their errors) are NaN
+        there (default :data:`MIN_SPEED`; 0 keeps them everywhere).
 
     Returns
     -------
@@ -207,7 +218,11 @@ def strain_rates(
                     "several upscales share one grid only with methods gradient/log "
                     "(not coarsen or --strided); call once per upscale"
                 )
-            parts = [strain_rates(ds, k, method, errors=errors, fill_gaps=fill_gaps) for k in ks]
+            parts = [
+                strain_rates(ds, k, method, errors=errors, fill_gaps=fill_gaps,
+                             min_speed=min_speed)
+                for k in ks
+            ]
             stacked = [p[[n for n in p.data_vars if n in LONG_NAMES]] for p in parts]
             res = xr.concat(stacked, dim="upscale", combine_attrs="drop_conflicts")
             res = res.merge(parts[0].drop_vars(list(res.data_vars)), combine_attrs="override")
@@ -269,6 +284,15 @@ def strain_rates(
     for name, src in (("vx", u), ("vy", v)):
         out[name] = src.transpose(*lead, "y", "x")
         out[name].attrs = {"units": "m yr-1", "long_name": f"{name[1]} velocity used"}
+    if min_speed is None or min_speed < 0:
+        raise InputError(f"--min-speed must be >= 0 m/yr; got {min_speed}")
+    if min_speed > 0:  # no flow direction where the ice barely moves
+        moving = np.hypot(out["vx"], out["vy"]) >= min_speed
+        for name in FLOW_ALIGNED + tuple(f"{n}_error" for n in FLOW_ALIGNED):
+            if name in out:
+                attrs = out[name].attrs
+                out[name] = out[name].where(moving)
+                out[name].attrs = {**attrs, "masked_below_speed_m_yr": float(min_speed)}
     if strided:
         out = out.isel(y=slice(None, None, k), x=slice(None, None, k))
     tdim = next((d for d in lead if d in ("mid_date", "time")), None)
@@ -286,6 +310,7 @@ def strain_rates(
         length_scale_m=2 * k * abs(dx),
         strided=int(strided),
         fill_gaps_radius_px=-1 if fill_gaps is None else float(fill_gaps),
+        min_speed_m_yr=float(min_speed),
         conventions_note="see itscube.strain module docstring",
     )
     return with_crs(out, ds.rio.crs)

@@ -125,6 +125,7 @@ def run_strain(
     filters: Filters | None = None,
     fill_gaps: float | None = None,
     strided: bool = False,
+    min_speed: float = 5.0,
     figures: bool = True,
     overwrite: bool = False,
     progress: bool = True,
@@ -145,14 +146,19 @@ def run_strain(
     n_arrays = 4 + len(COMPONENTS) + len(ERROR_COMPONENTS)
     ds, tdim, sdate, edate = _window(cube, start, end, filters, n_arrays, budget)
     for k in upscales:  # validate every upscale before any work
-        strain_rates(ds.isel({tdim: slice(0, 1)}), k, method, strided=strided, errors=False)
+        strain_rates(
+            ds.isel({tdim: slice(0, 1)}), k, method, strided=strided, errors=False,
+            min_speed=min_speed,
+        )
     means = _period_means(ds, period, start, end, console, progress)
     products = []
     for k in upscales:
         folder = product_folder(out, "strain", k, sdate, edate)
         with staged_folder(folder, overwrite) as tmp:
             files = []
-            res = strain_rates(means, k, method, fill_gaps=fill_gaps, strided=strided)
+            res = strain_rates(
+                means, k, method, fill_gaps=fill_gaps, strided=strided, min_speed=min_speed
+            )
             files.append(
                 write_netcdf(
                     res,
@@ -171,7 +177,9 @@ def run_strain(
                     files += strain_figures(res.isel(time=i), tmp / "figures", lab)
             steps_file = None
             if per_step:
-                steps = strain_rates(ds, k, method, fill_gaps=fill_gaps, strided=strided)
+                steps = strain_rates(
+                    ds, k, method, fill_gaps=fill_gaps, strided=strided, min_speed=min_speed
+                )
                 with dask_progress(console, f"per-step strain, upscale {k}", progress):
                     steps_file = write_stack(
                         steps, tmp / "strain_steps", f"Per-layer surface strain rates, upscale {k}"

@@ -211,7 +211,7 @@ def test_bad_inputs(cubes, server, catalog_file, tmp_path):
         )
     with pytest.raises(InputError, match="unknown variable"):
         download(AREA_A, variables=["vx", "speed"], catalog=str(catalog_file), out=tmp_path)
-    with pytest.raises(InputError, match="not a date"):
+    with pytest.raises(InputError, match="not an ISO date"):
         download(AREA_A, start="yesterday-ish", catalog=str(catalog_file), out=tmp_path)
     with pytest.raises(InputError, match="sub-yearly"):
         download(AREA_A, kind="annual", filters=Filters(max_dt_days=30), catalog=str(catalog_file))
@@ -414,3 +414,22 @@ def test_progress_output(cubes, server, catalog_file, tmp_path):
     )
     text = buf.getvalue()
     assert "blocks" in text and "MB fetched" in text and "ETA" in text
+
+
+@pytest.mark.parametrize("bad", ["01/02/2018", "2018/01/02", "2/1/2018", "Jan 2018", "20180102"])
+def test_dates_must_be_iso(bad):
+    from itscube.temporal import date_window
+
+    with pytest.raises(InputError, match=r"not an ISO date; use YYYY-MM-DD"):
+        date_window(bad, None)
+
+
+def test_partial_iso_dates_cover_the_whole_period():
+    from itscube.temporal import date_window
+
+    t0, t1 = date_window("2018", "2019")
+    assert (t0, t1) == (pd.Timestamp("2018-01-01"), pd.Timestamp("2020-01-01"))
+    assert date_window("2018-03", "2018-03")[1] == pd.Timestamp("2018-04-01")
+    assert date_window(None, "2018-03-05")[1] == pd.Timestamp("2018-03-06")
+    assert date_window(None, "2018-03-05T12:00")[1] == pd.Timestamp("2018-03-05T12:00")
+    assert date_window(np.datetime64("2018-01-02"), None)[0] == pd.Timestamp("2018-01-02")

@@ -219,8 +219,7 @@ def strain_rates(
                     "(not coarsen or --strided); call once per upscale"
                 )
             parts = [
-                strain_rates(ds, k, method, errors=errors, fill_gaps=fill_gaps,
-                             min_speed=min_speed)
+                strain_rates(ds, k, method, errors=errors, fill_gaps=fill_gaps, min_speed=min_speed)
                 for k in ks
             ]
             stacked = [p[[n for n in p.data_vars if n in LONG_NAMES]] for p in parts]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import re
 
 import numpy as np
 import pandas as pd
@@ -33,27 +34,54 @@ ERROR_FLOOR = 0.1
 PERIOD_ALIASES = {"year": "YS", "season": "QS-DEC"}
 
 
+ISO_DATE = re.compile(
+    r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?)?)?)?$"
+)
+"""Dates accepted from users: ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` (optionally with a time)."""
+
+
 def parse_date(value: str | np.datetime64 | _dt.date | None, what: str) -> pd.Timestamp | None:
-    """A timestamp from user input, or a one-line :class:`InputError`."""
+    """A timestamp from user input, or a one-line :class:`InputError`.
+
+    Text must be ISO 8601 (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``, optionally with a
+    time): ``01/02/2018`` is ambiguous (US or European order) and is refused. Date and
+    datetime objects are taken as they are.
+    """
     if value is None:
         return None
+    if isinstance(value, str) and not ISO_DATE.match(value.strip()):
+        raise InputError(f"{what} {value!r} is not an ISO date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
     try:
-        ts = pd.Timestamp(value)
+        ts = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (ValueError, TypeError) as exc:
-        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD") from exc
+        raise InputError(
+            f"{what} {value!r} is not a valid date; use YYYY-MM-DD (or YYYY-MM, YYYY)"
+        ) from exc
     if ts is pd.NaT:
-        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD")
+        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
     return ts.tz_localize(None) if ts.tzinfo else ts
 
 
+def _end_of(value, ts: pd.Timestamp) -> pd.Timestamp:
+    """The exclusive end of an inclusive ``--end``: the whole year, month or day given."""
+    m = ISO_DATE.match(value.strip()) if isinstance(value, str) else None
+    if m and m["m"] is None:
+        return ts + pd.DateOffset(years=1)
+    if m and m["d"] is None:
+        return ts + pd.DateOffset(months=1)
+    if ts == ts.normalize():
+        return ts + pd.Timedelta(days=1)
+    return ts
+
+
 def date_window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Inclusive ``[start, end)`` bounds; a date-only ``end`` includes that whole day."""
+    """Inclusive ``[start, end)`` bounds: ``end`` includes the whole day, month or year it
+    names (``--end 2020`` runs to the end of 2020)."""
     t0 = parse_date(start, "--start") or pd.Timestamp("1900-01-01")
-    t1 = parse_date(end, "--end") or pd.Timestamp("2200-01-01")
-    if t0 > t1:
+    t1 = parse_date(end, "--end")
+    if t1 is not None and t0 > t1:
         raise InputError(f"--start {t0.date()} is after --end {t1.date()}")
-    if t1 == t1.normalize():
-        t1 = t1 + pd.Timedelta(days=1)
+    t1 = pd.Timestamp("2200-01-01") if t1 is None else _end_of(end, t1)
     return t0, t1
 
 

@@ -147,7 +147,11 @@ def run_strain(
     ds, tdim, sdate, edate = _window(cube, start, end, filters, n_arrays, budget)
     for k in upscales:  # validate every upscale before any work
         strain_rates(
-            ds.isel({tdim: slice(0, 1)}), k, method, strided=strided, errors=False,
+            ds.isel({tdim: slice(0, 1)}),
+            k,
+            method,
+            strided=strided,
+            errors=False,
             min_speed=min_speed,
         )
     means = _period_means(ds, period, start, end, console, progress)

@@ -188,7 +188,11 @@ def run_cli(*args):
 def one_line_error(result, code=2, match=""):
     """The CLI failed with ``code`` and a single ``error: ...`` line, no traceback."""
     assert result.exit_code == code, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    lines = [
+        line
+        for line in result.output.strip().splitlines()
+        if line.strip() and not line.startswith("plan:")  # the download's plan, printed first
+    ]
     text = " ".join(lines)
     assert "Traceback" not in result.output
     assert text.startswith("error:"), result.output

@@ -97,7 +97,16 @@ def test_download_and_info(catalog_file, server, tmp_path):
     ],
 )
 def test_download_bad_inputs(args, match, catalog_file, server, tmp_path):
-    r = run("download", *args, "--catalog", catalog_file, "--out", tmp_path, "--no-progress")
+    r = run(
+        "download",
+        *args,
+        "--catalog",
+        catalog_file,
+        "--out",
+        tmp_path,
+        "--no-progress",
+        *([] if "--start" in args else ["--all-dates"]),
+    )
     _one_line_error(r, match=match)
 
 
@@ -108,3 +117,29 @@ def test_unreachable_catalog(tmp_path):
 
 def test_info_bad_cube(tmp_path):
     _one_line_error(run("info", tmp_path / "none.zarr"), match="no such file")
+
+
+def test_download_needs_dates_or_all_dates(catalog_file, server, tmp_path):
+    bbox = [X0 - 1000, Y0 - 500, X0, Y0 + 500]
+    base = [
+        "download",
+        "--bbox",
+        *bbox,
+        "--crs",
+        "EPSG:3413",
+        "--catalog",
+        catalog_file,
+        "--no-progress",
+        "--variables",
+        "vx",
+    ]
+    _one_line_error(run(*base, "--out", tmp_path / "a"), match="--all-dates")
+    _one_line_error(
+        run(*base, "--start", "2018-01-01", "--out", tmp_path / "b"), match="give --start and --end"
+    )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    r = run(*base, "--all-dates", "--out", tmp_path / "c")
+    assert r.exit_code == 0, r.output
+    plan = next(line for line in r.output.splitlines() if line.startswith("plan:"))
+    assert "120 layers" in plan and "GB decoded" in plan
+    assert next((tmp_path / "c").iterdir()).name.endswith("_start_end")

@@ -299,6 +299,7 @@ def test_killed_download_resumes_to_identical_store(cubes, server, catalog_file,
         "--workers",
         "2",
         "--no-progress",
+        "--all-dates",
         "--variables",
         "vx,vy,v,v_error,date_dt",
     ]

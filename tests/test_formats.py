@@ -359,6 +359,7 @@ def test_icechunk_without_container(stores, local_icechunk, tmp_path):
         "--out",
         tmp_path / "cli",
         "--no-progress",
+        "--all-dates",
     )
     one_line_error(r, match="declares no virtual chunk container")
 
@@ -651,6 +652,7 @@ def test_killed_sharded_download_resumes_to_identical_store(stores, srv, tmp_pat
         "--workers",
         "2",
         "--no-progress",
+        "--all-dates",
         "--variables",
         "vx,vy,date_dt",
     ]

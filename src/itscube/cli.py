@@ -259,6 +259,14 @@ def download(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    all_dates: Annotated[
+        bool,
+        typer.Option(
+            "--all-dates",
+            help="Download every layer of the cubes (instead of --start/--end); the number "
+            "of layers and bytes is printed before the transfer starts.",
+        ),
+    ] = False,
 ):
     """Download a space/time subset of ITS_LIVE cubes to a local Zarr store (resumable).
 
@@ -268,6 +276,13 @@ def download(
     from .download import download as run_download
 
     area = area_from_options(point, bbox, polygon, crs, buffer)
+    if all_dates and (start or end):
+        raise InputError("--all-dates downloads every layer: give it without --start/--end")
+    if not all_dates and (start is None or end is None):
+        raise InputError(
+            "give --start and --end (YYYY-MM-DD), or --all-dates to download every layer of "
+            "the cubes (image-pair cubes hold tens of thousands)"
+        )
     filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), min_valid)
     t = time.perf_counter()
     res = run_download(
@@ -286,6 +301,7 @@ def download(
         overwrite=overwrite,
         keep_cache=keep_cache,
         console=console,
+        announce=lambda text: console.print(f"[bold]plan[/]: {text}", soft_wrap=True),
     )
     _download_summary(res, time.perf_counter() - t)
 

@@ -958,6 +958,7 @@ def download(
     keep_cache: bool = False,
     storage_options: dict | None = None,
     console=None,
+    announce: Callable[[str], None] | None = None,
 ) -> DownloadResult:
     """Download the part of ITS_LIVE cubes covering ``area`` and [start, end].
 
@@ -984,6 +985,8 @@ def download(
     overwrite : replace a different download already in the output folder.
     keep_cache : keep the raw chunk cache (``.partial``) after success.
     storage_options : extra fsspec options for remote Zarr stores.
+    announce : called once with a one-line summary of the plan (layers, grid, decoded size)
+        before anything is fetched.
 
     Returns
     -------
@@ -1053,7 +1056,17 @@ def download(
             storage_options=storage_options,
             cache_root=partial / "chunks",
         )
-        check_disk_space(plans, folder)
+        need = check_disk_space(plans, folder)
+        if announce is not None:
+            announce(
+                "; ".join(
+                    f"{p.name}: {len(p.times)} layers x {len(p.y)} x {len(p.x)} px x "
+                    f"{len(p.tiled)} variables from {len(p.parts)} cube(s), "
+                    f"{p.decoded_bytes / 1e9:.2f} GB decoded"
+                    for p in plans
+                )
+                + f" (disk needed about {need / 1e9:.2f} GB)"
+            )
     except BaseException:
         if fresh:  # nothing worth resuming: leave no debris
             shutil.rmtree(folder, ignore_errors=True)

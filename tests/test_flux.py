@@ -281,7 +281,7 @@ def test_qdiv_cli(cubes, qdiv_inputs, tmp_path):
     row = summary["periods"][0]
     assert abs(row["gauss_residual_m3_yr"]) < 1e-9 * abs(row["integrated_divergence_m3_yr"])
     assert abs(row["relative_difference"]) < 0.05
-    assert (folder / "fluxes.csv").read_text().startswith("period,area_m2")
+    assert (folder / "fluxes.csv").read_text().startswith("period,layers,area_m2")
     lines = (folder / "flux_timeseries.csv").read_text().splitlines()
     assert len(lines) > 5 and lines[0].startswith("mid_date")
     png = next((folder / "figures").glob("*.png"))

@@ -358,3 +358,20 @@ def test_flow_aligned_components_masked_where_the_ice_barely_moves():
     assert np.isfinite(kept[r * omega < 5.0]).sum() > 0
     with pytest.raises(InputError, match="min-speed"):
         strain_rates(ds, 1, min_speed=-1)
+
+
+def test_seasons_are_clipped_to_the_window():
+    """A window ending 2020-12-31: the last season is 20201201-20201231 (bounds clipped),
+    and every period reports how many layers it averages."""
+    from itscube.temporal import period_mean
+
+    times = ["2020-01-15", "2020-04-15", "2020-07-15", "2020-10-15", "2020-12-15"]
+    ds = field_ds(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, times=times)
+    pm = period_mean(ds, "season", start="2020-01-01", end="2020-12-31")
+    assert next(iter(pm.period.values)) == "20200101-20200229"
+    assert list(pm.period.values)[-1] == "20201201-20201231"
+    assert pm.time_bnds.values[-1, 1] == np.datetime64("2021-01-01")
+    assert pm.time_bnds.values[0, 0] == np.datetime64("2020-01-01")
+    assert list(pm.layers.values) == [1, 1, 1, 1, 1]
+    unclipped = period_mean(ds, "season")
+    assert list(unclipped.period.values)[-1] == "20201201-20210228"

@@ -210,7 +210,9 @@ def period_bins(times: np.ndarray, period: str, start=None, end=None) -> list[Pe
     """Split layer times into averaging periods (see the module docstring for ``period``).
 
     ``start``/``end`` (inclusive dates) bound the ``all`` period; without them it spans
-    the first to the last layer.
+    the first to the last layer. Other periods are clipped to ``[start, end]`` when given:
+    a season that starts before the window or ends after it is labelled and bounded by
+    the part inside the window (``20201201-20201231``, not ``20201201-20210228``).
     """
     times = np.asarray(times, dtype="datetime64[ns]")
     if len(times) == 0:
@@ -232,12 +234,17 @@ def period_bins(times: np.ndarray, period: str, start=None, end=None) -> list[Pe
             f"--period {period!r} is not all, year, season or a pandas frequency such as 6MS"
         ) from exc
     series = pd.Series(np.arange(len(times)), index=pd.DatetimeIndex(times))
+    w0, w1 = date_window(start, end)
     bins = []
     for label, part in series.resample(offset):
         if len(part) == 0:
             continue
         t0 = pd.Timestamp(label)
         t1 = t0 + offset
+        if start is not None:
+            t0 = max(t0, w0)
+        if end is not None:
+            t1 = min(t1, w1)
         name = f"{t0:%Y%m%d}-{t1 - pd.Timedelta(days=1):%Y%m%d}"
         bins.append(PeriodBin(name, t0, t1, np.asarray(part.values)))
     return bins
@@ -288,6 +295,7 @@ def period_mean(
     tdim = time_dim(ds)
     bins = period_bins(ds[tdim].values, period, start, end)
     parts = []
+    parts_layers: list[xr.Dataset] = []
     spans = None
     if within_span and {"acquisition_date_img1", "acquisition_date_img2"} <= set(ds.variables):
         d1 = ds["acquisition_date_img1"].values.astype("datetime64[ns]")
@@ -300,6 +308,7 @@ def period_mean(
             hi = spans[1][index] < np.datetime64(b.end)
             index = index[lo & hi]
         sub = ds.isel({tdim: index})
+        parts_layers.append(sub)
         out = {}
         for comp in ("x", "y"):
             name, ename = f"v{comp}", f"v{comp}_error"
@@ -321,6 +330,11 @@ def period_mean(
     )
     res["time"].attrs.update(bounds="time_bnds", long_name="start of the averaging period")
     res["period"] = ("time", [b.label for b in bins])
+    res["layers"] = (
+        ("time",),
+        np.array([p.sizes.get(tdim, 0) for p in parts_layers], "int32"),
+        {"long_name": "layers (image pairs or composites) averaged in the period", "units": "1"},
+    )
     for name in ("vx", "vy", "vx_error", "vy_error"):
         if name in res:
             res[name].attrs.update(

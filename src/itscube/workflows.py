@@ -203,6 +203,7 @@ def run_strain(
                 "periods": [
                     {
                         "label": lab,
+                        "layers": int(means["layers"][i]) if "layers" in means else None,
                         **{
                             name: map_stats(res[name].isel(time=i))
                             for name in (
@@ -326,6 +327,7 @@ def run_qdiv(
                 inside = r["mask"].values.astype(bool)
                 row = {
                     "period": lab,
+                    "layers": int(means["layers"][i]),
                     "area_m2": float(r["area"]),
                     "integrated_divergence_m3_yr": integ,
                     "face_flux_m3_yr": float(r["face_flux"]),

@@ -143,3 +143,45 @@ def test_download_needs_dates_or_all_dates(catalog_file, server, tmp_path):
     plan = next(line for line in r.output.splitlines() if line.startswith("plan:"))
     assert "120 layers" in plan and "GB decoded" in plan
     assert next((tmp_path / "c").iterdir()).name.endswith("_start_end")
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["download", "--point", "0", "0", "--workers", "0"], "Invalid value for '--workers'"),
+        (["find", "--point", "0", "0", "stray"], "unexpected extra argument"),
+        (["strain", "--no-such-option"], "No such option: --no-such-option"),
+        (["nonsense"], "No such command 'nonsense'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line(args, match):
+    r = run(*args)
+    _one_line_error(r, match=match)
+    assert "╭" not in r.output and "Usage:" not in r.output
+
+
+@pytest.mark.parametrize("command", ["download", "strain", "qdiv", "track"])
+def test_out_that_is_a_file_is_one_line(command, cubes, catalog_file, server, tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    args = {
+        "download": [
+            "--point",
+            X0,
+            Y0,
+            "--crs",
+            "EPSG:3413",
+            "--start",
+            "2018-01-01",
+            "--end",
+            "2018-12-31",
+            "--catalog",
+            catalog_file,
+        ],
+        "strain": [cubes.a_path],
+        "qdiv": [cubes.a_path, "--thickness", f, "--boundary", f],
+        "track": [cubes.a_path, "--point", X0, Y0, "--start", "2018-01-01", "--end", "2018-12-31"],
+    }[command]
+    for out in (f, f / "sub"):
+        r = run(command, *args, "--out", out)
+        _one_line_error(r, match=f"--out {out}")

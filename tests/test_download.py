@@ -434,3 +434,57 @@ def test_partial_iso_dates_cover_the_whole_period():
     assert date_window(None, "2018-03-05")[1] == pd.Timestamp("2018-03-06")
     assert date_window(None, "2018-03-05T12:00")[1] == pd.Timestamp("2018-03-05T12:00")
     assert date_window(np.datetime64("2018-01-02"), None)[0] == pd.Timestamp("2018-01-02")
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"sensors": ("L10",)}, "--sensor L10 is not a platform"),
+        ({"min_valid_percent": 150}, "--min-valid 150 is not a percentage"),
+        ({"min_dt_days": 100, "max_dt_days": 10}, "--min-dt-days 100 is above --max-dt-days 10"),
+        ({"max_error": 0}, "--max-error 0 must be > 0"),
+    ],
+)
+def test_filter_mistakes_caught_up_front(kw, match, catalog_file, server, tmp_path):
+    with pytest.raises(InputError, match=match):
+        Filters(**kw)
+    flags = {
+        "sensors": ["--sensor", "L10"],
+        "min_valid_percent": ["--min-valid", "150"],
+        "min_dt_days": ["--min-dt-days", "100", "--max-dt-days", "10"],
+        "max_error": None,
+    }[next(iter(kw))]
+    if flags:
+        from .conftest import one_line_error, run_cli
+
+        r = run_cli(
+            "download",
+            "--point",
+            X0,
+            Y0,
+            "--crs",
+            "EPSG:3413",
+            "--start",
+            "2018-01-01",
+            "--end",
+            "2018-12-31",
+            "--catalog",
+            catalog_file,
+            "--out",
+            tmp_path,
+            *flags,
+        )
+        one_line_error(r, match=match)
+        assert not any(tmp_path.iterdir()), "no debris"
+
+
+def test_dns_failures_are_not_retried():
+    from itscube.remote import is_transient
+
+    class ClientConnectorDNSError(OSError):
+        pass
+
+    assert not is_transient(ClientConnectorDNSError("Cannot connect to host x:443"))
+    assert not is_transient(OSError("[Errno -2] Name or service not known"))
+    assert is_transient(ConnectionResetError("reset by peer"))
+    assert is_transient(TimeoutError())

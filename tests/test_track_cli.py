@@ -149,7 +149,9 @@ def test_track_layer_filters_change_the_result_or_fail_cleanly(cubes, tmp_path):
     a = xr.open_dataset(tmp_path / "all" / "track" / "20180101_20191231" / "tracks.nc")
     b = xr.open_dataset(tmp_path / "short" / "track" / "20180101_20191231" / "tracks.nc")
     assert float(a.displacement[0]) != float(b.displacement[0]), "the filter is applied"
-    one_line_error(run_cli(*base, "--sensor", "ZZ9", "--out", tmp_path / "z"), match="no layers")
+    one_line_error(
+        run_cli(*base, "--sensor", "ZZ9", "--out", tmp_path / "z"), match="not a platform"
+    )
     one_line_error(
         run_cli(*base, "--max-error", 0.0001, "--out", tmp_path / "e"), match="no layers"
     )

@@ -18,7 +18,45 @@ from . import __version__
 from .area import Area, bbox_area, point_area, polygon_area
 from .errors import InputError, ItscubeError
 
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Command-line mistakes (unknown option, bad value, extra argument) as one line
+    ``error: ...`` with exit code 2, like every other itscube error, not a box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except Exception as exc:
+            # click's exceptions (typer vendors its own click in recent releases: matched
+            # by shape, not class)
+            name = type(exc).__name__
+            if not standalone_mode or not (hasattr(exc, "format_message") or name == "Abort"):
+                raise
+            if name == "NoArgsIsHelpError":
+                ctx = getattr(exc, "ctx", None)
+                typer.echo(ctx.get_help() if ctx is not None else exc.format_message())
+                sys.exit(getattr(exc, "exit_code", 2))
+            if name == "Abort":
+                typer.echo("error: aborted", err=True)
+                sys.exit(1)
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            typer.echo(f"error: {message}{where}", err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="itscube",
     help="NASA ITS_LIVE glacier velocity datacubes: find, download, track, strain, flux.",
     no_args_is_help=True,

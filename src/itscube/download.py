@@ -52,6 +52,7 @@ from .errors import (
     InsufficientSpaceError,
     OutputExistsError,
 )
+from .outputs import check_out_dir
 from .stores import SourceArray, SourceCube, open_source
 from .temporal import Filters, date_window, layer_mask, parse_date
 
@@ -1006,6 +1007,7 @@ def download(
     if workers < 1:
         raise InputError("--workers must be >= 1")
     t0, t1 = date_window(start, end)
+    check_out_dir(out)
     variables = list(variables) if variables else None
     sources = _source_urls(area, kind, catalog, urls, stac)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__
-from .errors import OutputExistsError
+from .errors import InputError, OutputExistsError
 
 NETCDF_MAX_BYTES = 2 * 1024**3
 """Per-step stacks larger than this (uncompressed) are written as Zarr instead of NetCDF."""
@@ -26,6 +26,20 @@ def date_label(value, fallback: np.datetime64 | None = None) -> str:
     """``YYYYMMDD`` of a user date, or of ``fallback`` (e.g. the first layer) if none given."""
     ts = pd.Timestamp(value if value is not None else fallback)
     return f"{ts:%Y%m%d}"
+
+
+def check_out_dir(out: str | os.PathLike) -> Path:
+    """``out`` as a folder that can be created and written, else a one-line :class:`InputError`
+    naming the path and the problem (checked before any work)."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise InputError(f"--out {p} is a file; give a folder (it is created if missing)")
+    existing = next((q for q in (p, *p.parents) if q.exists()), Path("."))
+    if not existing.is_dir():
+        raise InputError(f"--out {p}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--out {p}: {existing} is not writable; choose another folder")
+    return p
 
 
 def product_folder(

@@ -88,9 +88,32 @@ def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *[p.strip("/") for p in parts]])
 
 
+PERMANENT_TEXT = (
+    "Name or service not known",
+    "nodename nor servname",
+    "No address associated with hostname",
+    "getaddrinfo failed",
+    "Temporary failure in name resolution",
+    "Could not resolve host",
+    "NoSuchBucket",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+)
+"""Errors that no retry mends: unknown host names (DNS), missing buckets, refused access."""
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for errors worth retrying: timeouts, 5xx/429, dropped or refused connections."""
+    """True for errors worth retrying: timeouts, 5xx/429, dropped or refused connections.
+
+    Never for what a retry cannot mend: 403/404, unknown host names (DNS), missing buckets.
+    """
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return False
+    chain = [exc, exc.__cause__, exc.__context__]
+    if any(
+        e is not None and ("DNS" in type(e).__name__ or any(t in str(e) for t in PERMANENT_TEXT))
+        for e in chain
+    ):
         return False
     status = getattr(exc, "status", None) or getattr(exc, "code", None)
     if isinstance(status, int):

@@ -85,6 +85,10 @@ def date_window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
     return t0, t1
 
 
+SENSOR_LABEL = re.compile(r"^(L[4-9]?|S[12]?[A-D]?)$")
+"""Mission letter + satellite, as ITS_LIVE labels image pairs (``L8``, ``S2A``...)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Filters:
     """Layer filters for sub-yearly cubes.
@@ -105,6 +109,34 @@ class Filters:
     sensors: tuple[str, ...] = ()
     min_valid_percent: float | None = None
     max_error: float | None = None
+
+    def __post_init__(self) -> None:
+        """Check values up front: a typo must not become "no layers" after a download."""
+        for name in ("min_dt_days", "max_dt_days"):
+            v = getattr(self, name)
+            if v is not None and not (0 <= v <= 3653):
+                flag = "--" + name.replace("_", "-")
+                raise InputError(f"{flag} {v:g} is out of range; give days from 0 to 3653")
+        if (
+            self.min_dt_days is not None
+            and self.max_dt_days is not None
+            and self.min_dt_days > self.max_dt_days
+        ):
+            raise InputError(
+                f"--min-dt-days {self.min_dt_days:g} is above --max-dt-days {self.max_dt_days:g}"
+            )
+        if self.min_valid_percent is not None and not (0 <= self.min_valid_percent <= 100):
+            raise InputError(
+                f"--min-valid {self.min_valid_percent:g} is not a percentage; give 0 to 100"
+            )
+        if self.max_error is not None and not self.max_error > 0:
+            raise InputError(f"--max-error {self.max_error:g} must be > 0 m/yr")
+        bad = [s for s in self.sensors if not SENSOR_LABEL.match(str(s).upper().replace("-", ""))]
+        if bad:
+            raise InputError(
+                f"--sensor {', '.join(map(str, bad))} is not a platform; use L (L4..L9), "
+                "S1, S2 or a satellite such as S1A, S2B"
+            )
 
     def active(self) -> bool:
         return any(v not in (None, ()) for v in dataclasses.astuple(self))

@@ -16,6 +16,7 @@ from . import __version__
 from .cube import open_cube, time_dim
 from .errors import InputError
 from .outputs import (
+    check_out_dir,
     dask_progress,
     date_label,
     map_stats,
@@ -143,6 +144,7 @@ def run_strain(
     if not upscales:
         raise InputError("give at least one --upscale")
     t_start = time.perf_counter()
+    check_out_dir(out)
     n_arrays = 4 + len(COMPONENTS) + len(ERROR_COMPONENTS)
     ds, tdim, sdate, edate = _window(cube, start, end, filters, n_arrays, budget)
     for k in upscales:  # validate every upscale before any work
@@ -270,6 +272,7 @@ def run_qdiv(
     )
 
     t_start = time.perf_counter()
+    check_out_dir(out)
     ds, tdim, sdate, edate = _window(cube, start, end, filters, 8, budget)
     H = read_thickness(thickness, ds, thickness_crs)
     sH = (
@@ -454,6 +457,7 @@ def run_track(
     if start is None or end is None:
         raise InputError("give both --start and --end")
     t_start = time.perf_counter()
+    check_out_dir(out)
     ds = open_cube(cube)
     if filters is not None and filters.active():
         ds = select_layers(ds, None, None, filters)  # all dates: composites need neighbours

@@ -185,3 +185,18 @@ def test_out_that_is_a_file_is_one_line(command, cubes, catalog_file, server, tm
     for out in (f, f / "sub"):
         r = run(command, *args, "--out", out)
         _one_line_error(r, match=f"--out {out}")
+
+
+def test_import_and_help_are_quick():
+    """``import itscube`` loads no heavy library; the API resolves on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, itscube; heavy = [m for m in ('numba', 'zarr', 'dask', 'xarray', "
+        "'rioxarray') if m in sys.modules]; print(heavy); "
+        "import importlib; importlib.import_module('itscube.download'); "
+        "print(callable(itscube.download), callable(itscube.track), itscube.sample.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True True itscube.sample"]

@@ -1,5 +1,8 @@
 """itscube: NASA ITS_LIVE glacier velocity datacubes — download, tracking, strain and flux.
 
+The public API is imported lazily (PEP 562): ``import itscube`` is cheap, and each name
+loads its module on first use.
+
 Quick start
 -----------
 >>> import itscube
@@ -10,17 +13,12 @@ Quick start
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("itscube")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
-from .area import Area, bbox_area, point_area, polygon_area
-from .catalog import Catalog, CubeEntry, find_cubes, load_catalog
-from .cube import open_cube
-from .download import DownloadResult, download
+from ._version import __version__
 from .errors import (
     CatalogError,
     CubeFormatError,
@@ -33,41 +31,80 @@ from .errors import (
     MissingCRSError,
     OutputExistsError,
 )
-from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness
-from .strain import strain_rates
-from .temporal import Filters, period_mean, select_layers
-from .track import track
+
+_LAZY = {
+    "Area": "area",
+    "bbox_area": "area",
+    "point_area": "area",
+    "polygon_area": "area",
+    "Catalog": "catalog",
+    "CubeEntry": "catalog",
+    "find_cubes": "catalog",
+    "find_cubes_stac": "catalog",
+    "load_catalog": "catalog",
+    "open_cube": "cube",
+    "DownloadResult": "download",
+    "download": "download",
+    "boundary_flux": "flux",
+    "flux_divergence": "flux",
+    "read_boundary": "flux",
+    "read_thickness": "flux",
+    "strain_rates": "strain",
+    "Filters": "temporal",
+    "period_mean": "temporal",
+    "select_layers": "temporal",
+    "track": "track",
+}
+_SUBMODULES = {"sample", "synthetic", "serve", "stores", "temporal", "strain", "flux", "track"}
 
 __all__ = [
-    "Area",
-    "Catalog",
     "CatalogError",
-    "CubeEntry",
     "CubeFormatError",
     "CubeNotFoundError",
     "DownloadError",
-    "DownloadResult",
     "EmptySelectionError",
-    "Filters",
     "InputError",
     "InsufficientSpaceError",
     "ItscubeError",
     "MissingCRSError",
     "OutputExistsError",
     "__version__",
-    "bbox_area",
-    "boundary_flux",
-    "download",
-    "find_cubes",
-    "flux_divergence",
-    "load_catalog",
-    "open_cube",
-    "period_mean",
-    "point_area",
-    "polygon_area",
-    "read_boundary",
-    "read_thickness",
-    "select_layers",
-    "strain_rates",
-    "track",
+    *sorted(_LAZY),
 ]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .area import Area, bbox_area, point_area, polygon_area  # noqa: F401
+    from .catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog  # noqa: F401
+    from .cube import open_cube  # noqa: F401
+    from .download import DownloadResult, download  # noqa: F401
+    from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness  # noqa: F401
+    from .strain import strain_rates  # noqa: F401
+    from .temporal import Filters, period_mean, select_layers  # noqa: F401
+    from .track import track  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'itscube' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
+
+class _Package(types.ModuleType):
+    """Keeps ``itscube.download`` and ``itscube.track`` the functions: importing the
+    submodules of the same names must not replace them with the modules."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

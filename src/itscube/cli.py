@@ -8,15 +8,17 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
-from .area import Area, bbox_area, point_area, polygon_area
+from ._version import __version__
 from .errors import InputError, ItscubeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .area import Area
 
 
 class _OneLineErrors(typer.core.TyperGroup):
@@ -168,6 +170,8 @@ StacOpt = Annotated[
 
 
 def area_from_options(point, bbox, polygon, crs, buffer) -> Area:
+    from .area import bbox_area, point_area, polygon_area
+
     given = [o is not None for o in (point, bbox, polygon)]
     if sum(given) != 1:
         raise InputError("give exactly one of --point, --bbox or --polygon")

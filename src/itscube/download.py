@@ -41,8 +41,9 @@ import xarray as xr
 import zarr
 from zarr.core.sync import _get_loop
 
-from . import __version__, remote
+from . import remote
 from ._typing import KINDS, Kind, check_choice
+from ._version import __version__
 from .area import Area, footprint_rings, polygon_wkt
 from .catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from .errors import (

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from . import __version__
+from ._version import __version__
 from .errors import InputError, OutputExistsError
 
 NETCDF_MAX_BYTES = 2 * 1024**3

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import __version__
+from ._version import __version__
 from .cube import open_cube, time_dim
 from .errors import InputError
 from .outputs import (

@@ -200,3 +200,21 @@ def test_import_and_help_are_quick():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["[]", "True True itscube.sample"]
+
+
+def test_find_prints_whole_urls_at_80_columns(catalog_file):
+    r = run(
+        "find",
+        "--bbox",
+        X0 - 1000,
+        Y0 - 500,
+        X0,
+        Y0 + 500,
+        "--crs",
+        "EPSG:3413",
+        "--catalog",
+        catalog_file,
+    )
+    assert r.exit_code == 0, r.output
+    urls = [line for line in r.output.splitlines() if line.startswith("http")]
+    assert urls and all(u.endswith(".zarr") for u in urls), r.output

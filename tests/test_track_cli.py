@@ -176,3 +176,36 @@ def test_track_past_the_cube_dates(cubes, tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "track" / "20210601_20231231" / "summary.json").read_text())
     assert summary["status"]["extrapolated"] == 1 and summary["status"]["ok"] == 0
+
+
+def test_track_tables_have_clean_columns(cubes, tmp_path):
+    r = run_cli(
+        "track",
+        cubes.a_path,
+        "--line",
+        X0 - 1500,
+        Y0 - 500,
+        X0 - 1500,
+        Y0 + 500,
+        3,
+        "--start",
+        "2018-01-01",
+        "--end",
+        "2018-12-31",
+        "--out",
+        tmp_path,
+    )
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "track" / "20180101_20181231"
+    table = pd.read_csv(folder / "tracks.csv")
+    assert "mapping" not in table.columns and "point" not in table.columns
+    assert table.columns[0] == "id" and table["id"].nunique() == 3
+    pts = gpd.read_file(folder / "tracks.gpkg", layer="points")
+    assert "mapping" not in pts.columns and "point" not in pts.columns
+
+
+def test_area_repr_is_short():
+    from itscube import bbox_area
+
+    text = repr(bbox_area(-49.9, 69.1, -49.5, 69.25))
+    assert text.startswith("Area('bbox_") and "EPSG:4326" in text and len(text) < 160

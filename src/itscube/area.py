@@ -62,6 +62,13 @@ class Area:
     label: str
     buffer: float = 0.0
 
+    def __repr__(self) -> str:
+        epsg = self.crs.to_epsg()
+        crs = f"EPSG:{epsg}" if epsg else self.crs.name
+        b = ", ".join(f"{v:.6g}" for v in self.geometry.bounds)
+        extra = f", buffer={self.buffer:g} m" if self.buffer else ""
+        return f"Area({self.label!r}, {self.geometry.geom_type} bounds=({b}), crs={crs}{extra})"
+
     def in_crs(self, crs: pyproj.CRS | int | str) -> shapely.Geometry:
         """The geometry projected to ``crs`` (a point is buffered there by ``buffer`` m)."""
         dst = parse_crs(crs)

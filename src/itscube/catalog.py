@@ -365,9 +365,13 @@ def load_catalog(
     return Catalog(parse_catalog(doc, src), src)
 
 
-def find_cubes(area: Area, catalog: Catalog | None = None) -> list[CubeEntry]:
-    """Cubes intersecting ``area``; raises :class:`CubeNotFoundError` if there are none."""
-    catalog = catalog if catalog is not None else load_catalog()
+def find_cubes(area: Area, catalog: Catalog | str | os.PathLike | None = None) -> list[CubeEntry]:
+    """Cubes intersecting ``area``; raises :class:`CubeNotFoundError` if there are none.
+
+    ``catalog``: a :class:`Catalog`, a catalog URL or path, or None for the official one.
+    """
+    if not isinstance(catalog, Catalog):
+        catalog = load_catalog(catalog)
     hits = catalog.find(area)
     if not hits:
         raise CubeNotFoundError(

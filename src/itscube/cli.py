@@ -213,19 +213,20 @@ def find(
         out_console.print_json(json.dumps([h.to_dict() for h in hits]))
         return
     table = Table(title=f"{len(hits)} cube(s) for {area.label}")
-    for col in ("cube", "EPSG", "footprint (lon/lat)", "image pairs", "annual composite", "URL"):
-        table.add_column(col, overflow="fold")
-    for h in hits:
+    for col in ("#", "EPSG", "footprint (lon/lat)", "image pairs", "annual"):
+        table.add_column(col)
+    for i, h in enumerate(hits, 1):
         b = h.footprint.bounds
         table.add_row(
-            h.name,
+            str(i),
             str(h.epsg),
             f"{b[0]:.2f} {b[1]:.2f} {b[2]:.2f} {b[3]:.2f}",
             "n/a" if h.granule_count is None else str(h.granule_count),
             "listed" if h.composite_url else "derived",
-            h.url("subyearly"),
         )
     out_console.print(table)
+    for i, h in enumerate(hits, 1):  # URLs whole, one per line, to copy
+        print_path(f"{i} {h.name}", h.url("subyearly"))
 
 
 # ---------------------------------------------------------------- download

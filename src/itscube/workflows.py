@@ -486,10 +486,16 @@ def run_track(
     crs = ds.rio.crs
     with staged_folder(folder, overwrite) as tmp:
         files = [write_netcdf(res, tmp / "tracks.nc", f"Tracked points {sdate}-{edate}")]
-        table = res[["x", "y", "lon", "lat", "vx", "vy", "v", "filled"]].to_dataframe()
+        table = (
+            res[["x", "y", "lon", "lat", "vx", "vy", "v", "filled"]]
+            .drop_vars("mapping", errors="ignore")
+            .to_dataframe()
+        )
         table = table.dropna(subset=["x"]).reset_index()
-        table["id"] = res["id"].values[table["point"].values]
+        # one identifier column: the seed id (the point index where seeds had none)
+        table.insert(0, "id", res["id"].values[table["point"].values])
         table["status"] = res["status"].values[table["point"].values]
+        table = table.drop(columns=[c for c in ("point", "mapping") if c in table])
         table.to_csv(tmp / "tracks.csv", index=False)
         files.append(tmp / "tracks.csv")
         lines = []

@@ -141,18 +141,7 @@ def _run_case(label, store: Path, kind, area, start, end, latency, srv):
 def _icechunk_case(label, repo: Path, area, start, end):
     from itscube.stores import open_icechunk_session
 
-    cube = open_source(repo)
-    small = cube.read_many(["x", "y", "time"])
-    from itscube.download import decode_times
-
-    t = decode_times(cube["time"], small["time"])
-    xmin, ymin, xmax, ymax = area.in_crs(3413).bounds
-    x, y = small["x"], small["y"]
-    xi = np.nonzero((x + 60 > xmin) & (x - 60 <= xmax))[0]
-    yi = np.nonzero((y + 60 > ymin) & (y - 60 <= ymax))[0]
-    ti = np.nonzero(
-        (t >= np.datetime64(start)) & (t < np.datetime64(end) + np.timedelta64(1, "D"))
-    )[0]
+    _, xi, yi, ti = _selection(repo, area, start, end)
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         res = download(area, start=start, end=end, variables=VARS, urls=[str(repo)], out=out)

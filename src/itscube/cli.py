@@ -158,6 +158,14 @@ CatalogOpt = Annotated[
         "(default: ITSCUBE_CATALOG or the official ITS_LIVE catalog).",
     ),
 ]
+MinDtOpt = Annotated[
+    float | None,
+    typer.Option("--min-dt-days", help="Minimum image-pair separation (days), e.g. 10."),
+]
+MaxDtOpt = Annotated[
+    float | None,
+    typer.Option("--max-dt-days", help="Maximum image-pair separation (days), e.g. 120."),
+]
 StacOpt = Annotated[
     str | None,
     typer.Option(
@@ -260,12 +268,8 @@ def download(
             help="Variables, comma-separated or repeated (default: velocities, errors, metadata).",
         ),
     ] = None,
-    min_dt_days: Annotated[
-        float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")
-    ] = None,
-    max_dt_days: Annotated[
-        float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")
-    ] = None,
+    min_dt_days: MinDtOpt = None,
+    max_dt_days: MaxDtOpt = None,
     sensor: Annotated[
         list[str] | None,
         typer.Option(
@@ -471,12 +475,8 @@ def strain(
     strided: Annotated[
         bool, typer.Option("--strided", help="Keep every k-th pixel (the notebooks' grid).")
     ] = False,
-    min_dt_days: Annotated[
-        float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")
-    ] = None,
-    max_dt_days: Annotated[
-        float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")
-    ] = None,
+    min_dt_days: MinDtOpt = None,
+    max_dt_days: MaxDtOpt = None,
     max_error: Annotated[
         float | None,
         typer.Option("--max-error", help="Drop data with errors above (m/yr)."),
@@ -714,12 +714,8 @@ def track(
     fill_radius: Annotated[
         float, typer.Option("--fill-radius", help="Spatial gap fallback radius (pixels).")
     ] = 3.0,
-    min_dt_days: Annotated[
-        float | None, typer.Option("--min-dt-days", help="Minimum image-pair separation (days).")
-    ] = None,
-    max_dt_days: Annotated[
-        float | None, typer.Option("--max-dt-days", help="Maximum image-pair separation (days).")
-    ] = None,
+    min_dt_days: MinDtOpt = None,
+    max_dt_days: MaxDtOpt = None,
     extrapolate: Annotated[
         bool,
         typer.Option(

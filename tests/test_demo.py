@@ -138,12 +138,17 @@ def test_demo_files_exist_and_open(demo):
             with xr.open_dataset(path) as ds:
                 assert ds.sizes.get("x", 0) > 10 or ds.sizes.get("point", 0) == 9, rel
                 assert ds.attrs["Conventions"].startswith("CF"), rel
+                # the sample is synthetic, and its products say so
+                assert "synthetic" in ds.attrs["source"] and "NASA" not in ds.attrs["source"]
         elif path.suffix == ".png":
             w, h = _png_size(path)
             assert 400 <= w <= 4000 and 300 <= h <= 4000, (rel, w, h)
             assert 20_000 < path.stat().st_size < 3_000_000, rel
         elif path.suffix == ".json":
-            assert json.loads(path.read_text())
+            doc = json.loads(path.read_text())
+            assert doc
+            if path.name == "summary.json":
+                assert doc["source_data"].startswith("synthetic"), rel
     import pyogrio
 
     layers = {name for name, _ in pyogrio.list_layers(out / f"track/{WINDOW}/tracks.gpkg")}

@@ -209,3 +209,47 @@ def test_area_repr_is_short():
 
     text = repr(bbox_area(-49.9, 69.1, -49.5, 69.25))
     assert text.startswith("Area('bbox_") and "EPSG:4326" in text and len(text) < 160
+
+
+def test_period_vocabulary_is_shared(cubes, tmp_path):
+    """--period month works for strain as for tracking, and track takes --period too."""
+    r = run_cli(
+        "strain",
+        cubes.a_path,
+        "--start",
+        "2019-01-01",
+        "--end",
+        "2019-03-31",
+        "--period",
+        "month",
+        "--no-figures",
+        "--no-progress",
+        "--out",
+        tmp_path,
+    )
+    assert r.exit_code == 0, r.output
+    nc = xr.open_dataset(tmp_path / "strain" / "1_20190101_20190331" / "strain_period.nc")
+    months = {"20190101-20190131", "20190201-20190228", "20190301-20190331"}
+    assert nc.sizes["time"] >= 1 and set(map(str, nc.period.values)) <= months
+    r = run_cli(
+        "track",
+        cubes.a_path,
+        "--point",
+        X0,
+        Y0,
+        "--start",
+        "2019-01-01",
+        "--end",
+        "2019-12-31",
+        "--period",
+        "month",
+        "--out",
+        tmp_path,
+    )
+    assert r.exit_code == 0, r.output
+    assert (
+        json.loads((tmp_path / "track" / "20190101_20191231" / "summary.json").read_text())[
+            "composite"
+        ]
+        == "month"
+    )

@@ -435,7 +435,7 @@ PeriodOpt = Annotated[
     typer.Option(
         "--period",
         help="Average velocities over: all (the window), year, season (DJF/MAM/JJA/SON), "
-        "or a pandas frequency such as 6MS.",
+        "month, or a pandas frequency such as 6MS.",
     ),
 ]
 FiguresOpt = Annotated[bool, typer.Option("--figures/--no-figures", help="Write PNG figures.")]
@@ -705,7 +705,13 @@ def track(
     dt_days: Annotated[float, typer.Option("--dt-days", help="Time step (days).")] = 5.0,
     method: Annotated[str, typer.Option("--method", help="rk4, rk2 or euler.")] = "rk4",
     composite: Annotated[
-        str, typer.Option("--composite", help="month, season, year or a pandas frequency.")
+        str,
+        typer.Option(
+            "--period",
+            "--composite",
+            help="Composite fields held over: year, season, month or a pandas frequency such "
+            "as 6MS (the same periods as strain and qdiv --period).",
+        ),
     ] = "year",
     steady: Annotated[bool, typer.Option("--steady", help="One mean field (flowlines).")] = False,
     ensemble: Annotated[

@@ -109,7 +109,7 @@ def cf_dataset(ds: xr.Dataset, title: str) -> xr.Dataset:
     ds.attrs.update(
         Conventions="CF-1.8",
         title=title,
-        source=f"itscube {__version__} from NASA ITS_LIVE velocities",
+        source=f"itscube {__version__} from {ds.attrs.get('itscube_source', REAL_SOURCE)}",
         history=f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} created by itscube",
         references="Gardner et al., ITS_LIVE, doi:10.5067/6II6VW8LLWJ7",
     )
@@ -126,6 +126,18 @@ def cf_dataset(ds: xr.Dataset, title: str) -> xr.Dataset:
             long_name="y coordinate of pixel centre",
         )
     return ds
+
+
+REAL_SOURCE = "NASA ITS_LIVE velocities"
+SYNTHETIC_SOURCE = (
+    "synthetic velocities in the ITS_LIVE schema (itscube generator), not measurements"
+)
+
+
+def source_of(ds: xr.Dataset) -> str:
+    """What a cube's velocities are: real ITS_LIVE data, or the itscube synthetic sample."""
+    text = " ".join(str(ds.attrs.get(k, "")) for k in ("author", "institution", "title"))
+    return SYNTHETIC_SOURCE if "synthetic" in text.lower() else REAL_SOURCE
 
 
 def write_netcdf(ds: xr.Dataset, path: Path, title: str) -> Path:

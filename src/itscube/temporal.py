@@ -31,7 +31,8 @@ from .errors import EmptySelectionError, InputError
 ERROR_FLOOR = 0.1
 """Smallest velocity error (m/yr) used as a weight; ITS_LIVE reports 0 for some pixels."""
 
-PERIOD_ALIASES = {"year": "YS", "season": "QS-DEC"}
+PERIOD_ALIASES = {"year": "YS", "season": "QS-DEC", "month": "MS"}
+"""Named periods, shared by strain and flux (``--period``) and tracking composites."""
 
 
 ISO_DATE = re.compile(

@@ -46,7 +46,7 @@ STATUS = ("ok", "out_of_domain", "no_data", "extrapolated")
 on the nearest velocity field in time, outside the dates the cube covers."""
 EXTRAPOLATED = 4
 """Fill-flag bit of a step taken outside the cube's dates (``extrapolate=True``)."""
-COMPOSITES = {"month": "MS", **PERIOD_ALIASES}
+COMPOSITES = PERIOD_ALIASES
 
 
 # ------------------------------------------------------------------ kernel

@@ -21,6 +21,7 @@ from .outputs import (
     date_label,
     map_stats,
     product_folder,
+    source_of,
     staged_folder,
     write_cog,
     write_json,
@@ -98,6 +99,7 @@ def _summary_head(product: str, cube, ds: xr.Dataset, sdate: str, edate: str) ->
         "product": product,
         "itscube_version": __version__,
         "cube": str(cube),
+        "source_data": source_of(ds),
         "crs": str(ds.rio.crs),
         "window": {"start": sdate, "end": edate},
     }
@@ -167,7 +169,7 @@ def run_strain(
             )
             files.append(
                 write_netcdf(
-                    res,
+                    res.assign_attrs(itscube_source=source_of(ds)),
                     tmp / "strain_period.nc",
                     f"Surface strain rates, upscale {k}, {sdate}-{edate}",
                 )
@@ -299,7 +301,7 @@ def run_qdiv(
         with staged_folder(folder, overwrite) as tmp:
             files = [
                 write_netcdf(
-                    res.assign(line_integral_flux=line),
+                    res.assign(line_integral_flux=line).assign_attrs(itscube_source=source_of(ds)),
                     tmp / "qdiv_period.nc",
                     f"Ice flux divergence, upscale {k}, {sdate}-{edate}",
                 )
@@ -485,7 +487,13 @@ def run_track(
     folder = product_folder(out, "track", None, sdate, edate)
     crs = ds.rio.crs
     with staged_folder(folder, overwrite) as tmp:
-        files = [write_netcdf(res, tmp / "tracks.nc", f"Tracked points {sdate}-{edate}")]
+        files = [
+            write_netcdf(
+                res.assign_attrs(itscube_source=source_of(ds)),
+                tmp / "tracks.nc",
+                f"Tracked points {sdate}-{edate}",
+            )
+        ]
         table = (
             res[["x", "y", "lon", "lat", "vx", "vy", "v", "filled"]]
             .drop_vars("mapping", errors="ignore")

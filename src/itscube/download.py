@@ -92,7 +92,7 @@ call it ``time``)."""
 MID_DATE_ENCODING = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"}
 """Encoding of the output ``mid_date`` (float64, as ITS_LIVE v2; keeps the microsecond token)."""
 
-BLOCK_BYTES = 32_000_000
+BLOCK_BYTES = 64_000_000
 """Decoded size of one output block (all variables together)."""
 IN_FLIGHT_BYTES = 128_000_000
 """Decoded bytes of blocks being assembled at once; with the decoded source chunks in
@@ -747,7 +747,9 @@ class StagedStore:
         )
         (self.done_dir / str(block.index)).touch()
 
-    def finish(self, statics: dict[str, np.ndarray]) -> Path:
+    def write_small(self) -> None:
+        """Write the attributes, coordinates, per-layer variables and grid mapping (known
+        from the plan; runs in a thread while the blocks are fetched)."""
         plan = self.plan
         first = plan.parts[0].cube
         x, y = plan.x, plan.y
@@ -765,7 +767,7 @@ class StagedStore:
             src = first[coord]
             spec = VarSpec(coord, (coord,), np.dtype("f8"), None, dict(src.attrs), "coord")
             _write_whole(self.group, coord, values, spec)
-        for name, values in [*plan.layer_values.items(), *statics.items()]:
+        for name, values in plan.layer_values.items():
             _write_whole(self.group, name, values, plan.specs[name])
         extra_dims = {d for s in plan.specs.values() for d in s.dims} - {"x", "y", plan.tdim}
         for d in sorted(extra_dims):
@@ -789,6 +791,11 @@ class StagedStore:
                 value,
                 VarSpec("mapping", (), value.dtype, None, mattrs, "other"),
             )
+
+    def finish(self, statics: dict[str, np.ndarray]) -> Path:
+        """Write the variables without time, consolidate, and move the store into place."""
+        for name, values in statics.items():
+            _write_whole(self.group, name, values, self.plan.specs[name])
         zarr.consolidate_metadata(str(self.path), zarr_format=2)
         if self.final.exists():
             shutil.rmtree(self.final)
@@ -860,6 +867,7 @@ async def _assemble(
             if on_block is not None:
                 on_block(block, plan)
 
+        small = asyncio.ensure_future(asyncio.to_thread(store.write_small))
         todo = [b for b in plan.blocks() if not store.is_done(b)]
         for b in plan.blocks():
             if store.is_done(b) and on_block is not None:
@@ -875,9 +883,12 @@ async def _assemble(
         try:
             for t in asyncio.as_completed(tasks):
                 await t
+            await small
         except BaseException:
             for t in tasks:
                 t.cancel()
+            with contextlib.suppress(BaseException):
+                await small
             raise
         count += len(todo)
     return count

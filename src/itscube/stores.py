@@ -112,6 +112,8 @@ class CachingStore(WrapperStore):
         self.cache_root: Path | None = None
         self._sem: asyncio.Semaphore | None = None
         self._prefetched: dict[tuple[str, str], bytes | None] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+        self._dirs: set[Path] = set()
 
     def _with_store(self, store: Any) -> CachingStore:  # pragma: no cover - zarr internals
         new = type(self)(store, self.label, self.workers)
@@ -133,7 +135,10 @@ class CachingStore(WrapperStore):
 
     def _cache_path(self, key: str, byte_range: ByteRequest | None) -> Path:
         assert self.cache_root is not None
-        return self.cache_root / (key.replace("/", os.sep) + _range_tag(byte_range))
+        # one folder per array (Zarr v3 keys nest a folder per chunk: slow to create)
+        head, _, rest = key.partition("/")
+        name = (rest.replace("/", ".") if rest else head) + _range_tag(byte_range)
+        return self.cache_root / head / name if rest else self.cache_root / name
 
     async def prefetch(self, requests: Sequence[tuple[str, ByteRequest | None]]) -> list:
         """Fetch several objects or ranges concurrently and hold them until zarr asks for
@@ -161,15 +166,32 @@ class CachingStore(WrapperStore):
             if path.with_name(path.name + ".missing").exists():
                 self.stats.hit()
                 return None
-        buf = await self._get_with_retries(key, prototype, byte_range)
-        data = None if buf is None else buf.to_bytes()
-        self.stats.add(0 if data is None else len(data))
-        if path is not None:
-            target = path if data is not None else path.with_name(path.name + ".missing")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data or b"")
-            tmp.replace(target)
+        tag = (key, _range_tag(byte_range))
+        pending = self._inflight.get(tag)
+        if pending is not None:  # another block is fetching this very chunk: share it
+            data = await asyncio.shield(pending)
+            return None if data is None else prototype.buffer.from_bytes(data)
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[tag] = fut
+        try:
+            buf = await self._get_with_retries(key, prototype, byte_range)
+            data = None if buf is None else buf.to_bytes()
+            self.stats.add(0 if data is None else len(data))
+            if path is not None:
+                target = path if data is not None else path.with_name(path.name + ".missing")
+                if target.parent not in self._dirs:  # mkdir is slow; once per folder
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    self._dirs.add(target.parent)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_bytes(data or b"")
+                tmp.replace(target)
+            fut.set_result(data)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody shares it
+            raise
+        finally:
+            self._inflight.pop(tag, None)
         return buf
 
     async def get_partial_values(

@@ -218,3 +218,11 @@ def test_find_prints_whole_urls_at_80_columns(catalog_file):
     assert r.exit_code == 0, r.output
     urls = [line for line in r.output.splitlines() if line.startswith("http")]
     assert urls and all(u.endswith(".zarr") for u in urls), r.output
+
+
+@pytest.mark.parametrize("command", ["find", "download", "info", "strain", "qdiv", "track", "demo"])
+def test_help_reads_as_a_user_reads_it(command):
+    r = run(command, "--help")
+    assert r.exit_code == 0, r.output
+    for python_type in ("<bool>", "<list[str]>", "<float,float>", "<float>", "<int>"):
+        assert python_type not in r.output, (command, python_type)

@@ -21,9 +21,82 @@ if TYPE_CHECKING:  # pragma: no cover
     from .area import Area
 
 
+METAVARS = {
+    "--start": "DATE",
+    "--end": "DATE",
+    "--point": "X Y",
+    "--bbox": "W S E N",
+    "--line": "X0 Y0 X1 Y1 N",
+    "--polygon": "FILE",
+    "--seeds": "FILE",
+    "--thickness": "FILE",
+    "--thickness-error": "FILE",
+    "--boundary": "FILE",
+    "--out": "FOLDER",
+    "--catalog": "URL|PATH",
+    "--stac": "URL",
+    "--url": "URL",
+    "--crs": "EPSG:XXXX",
+    "--seeds-crs": "EPSG:XXXX",
+    "--thickness-crs": "EPSG:XXXX",
+    "--boundary-crs": "EPSG:XXXX",
+    "--upscale": "K",
+    "--sensor": "NAMES",
+    "--variables": "NAMES",
+    "--scheduler": "ADDRESS",
+}
+"""What each option's value looks like in ``--help`` (the rest: NUMBER, N, TEXT)."""
+
+
+def _readable_metavars(command) -> None:
+    """Metavars as a user reads them (``DATE``, ``X Y``), not Python types (``<str>``)."""
+    original = getattr(command, "get_help_option", None)
+    if original is not None and not getattr(original, "_itscube", False):
+
+        def help_option(ctx, original=original):
+            option = original(ctx)
+            if option is not None:
+                option.metavar = " "
+            return option
+
+        help_option._itscube = True
+        command.get_help_option = help_option
+    for param in getattr(command, "params", []):
+        names = getattr(param, "opts", [])
+        if getattr(param, "param_type_name", "") == "argument":
+            param.metavar = str(param.name).upper()
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = " "
+            continue
+        named = next((METAVARS[n] for n in names if n in METAVARS), None)
+        if named:
+            param.metavar = named
+            continue
+        kind = getattr(getattr(param, "type", None), "name", None)
+        if kind is None and callable(getattr(param, "bare_type", None)):
+            bare = param.bare_type()  # typer's vendored click
+            kind = getattr(bare, "__name__", None) or str(bare)
+        kind = str(kind).lower()
+        param.metavar = (
+            "NUMBER"
+            if "float" in kind
+            else "N"
+            if "int" in kind
+            else ("PATH" if "path" in kind else "TEXT")
+        )
+
+
 class _OneLineErrors(typer.core.TyperGroup):
     """Command-line mistakes (unknown option, bad value, extra argument) as one line
-    ``error: ...`` with exit code 2, like every other itscube error, not a box."""
+    ``error: ...`` with exit code 2, like every other itscube error, not a box; and
+    ``--help`` with readable value names."""
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _readable_metavars(command)
+        return command
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:

@@ -104,7 +104,12 @@ def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
     lim = symmetric_limit(res["e1"].values, res["e2"].values)
     map_panel(axes[0], res["e1"], f"e1 {label}", cmap="RdBu_r", diverging=True, vlim=lim)
     map_panel(axes[1], res["e2"], f"e2 {label}", cmap="RdBu_r", diverging=True, vlim=lim)
-    map_panel(axes[2], res["effective"], f"principal directions {label}", cmap="Greys")
+    map_panel(
+        axes[2],
+        res["effective"],
+        f"principal directions {label}\nover the effective strain rate (grey, yr-1)",
+        cmap="Greys",
+    )
     principal_crosses(axes[2], res)
     fig.suptitle(
         f"principal strain rates ({scale}); crosses: red arms extend, blue compress", fontsize=10
@@ -188,7 +193,11 @@ def tracks_figure(res: xr.Dataset, speed_field: xr.Dataset, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 6.5))
     speed = np.hypot(speed_field["vx"], speed_field["vy"])
     speed.attrs["units"] = "m yr-1"
-    map_panel(ax, speed, "tracks over mean speed", cmap="Greys")
+    period = ""
+    if "time_bnds" in speed_field:
+        b = speed_field["time_bnds"].values.ravel()
+        period = f" {str(b[0])[:10]} to {str(b[-1] - np.timedelta64(1, 'D'))[:10]}"
+    map_panel(ax, speed, "", cmap="Greys")
     t = (res.time.values - res.time.values[0]).astype("timedelta64[D]").astype(float) / 365.25
     norm = plt.Normalize(np.nanmin(np.abs(t)), np.nanmax(np.abs(t)))
     for p in range(res.sizes["point"]):
@@ -203,21 +212,30 @@ def tracks_figure(res: xr.Dataset, speed_field: xr.Dataset, path: Path) -> Path:
         ax.add_collection(lc)
         ax.plot(*pts[0], "o", color="tab:green", ms=4)
         ax.plot(*pts[-1], "s", color="tab:red", ms=4)
+        if "spread_x" in res:  # --ensemble: the 1-sigma end-position ellipse
+            from matplotlib.patches import Ellipse
+
+            sx, sy = float(res.spread_x[p]) / 1e3, float(res.spread_y[p]) / 1e3
+            if np.isfinite(sx) and np.isfinite(sy):
+                ax.add_patch(Ellipse(pts[-1], 2 * sx, 2 * sy, fill=False, color="tab:red", lw=1))
     sm = plt.cm.ScalarMappable(norm=norm, cmap="plasma")
     fig.colorbar(sm, ax=ax, shrink=0.85, label="years since start")
+    ellipses = ", ellipses: 1-sigma ensemble spread" if "spread_x" in res else ""
     ax.set_title(
         f"tracks {str(res.time.values[0])[:10]} -> {str(res.time.values[-1])[:10]}"
-        " (green start, red end)",
+        f" (green start, red end{ellipses})\ngrey: mean speed{period}, m/yr",
         fontsize=10,
     )
     return save(fig, path)
 
 
-def displacement_figure(field: xr.Dataset, path: Path) -> Path:
-    """Displacement map with arrows."""
+def displacement_figure(field: xr.Dataset, path: Path, dates: str = "") -> Path:
+    """Displacement map with arrows (``dates``: the window, for the title); points that did
+    not end ``ok`` are blank (their tracks stopped early)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 6.5))
-    map_panel(ax, field["displacement"], "total displacement", cmap="viridis")
+    title = f"total displacement {dates}".strip() + "\n(blank: left the grid or met a gap)"
+    map_panel(ax, field["displacement"], title, cmap="viridis")
     arrows(ax, field, "dx", "dy", color="w", centred=False)
     return save(fig, path)
 

@@ -554,7 +554,11 @@ def run_track(
             ).isel(time=0)
             files.append(tracks_figure(res, speed, tmp / "figures" / "tracks.png"))
             if field is not None:
-                files.append(displacement_figure(field, tmp / "figures" / "displacement.png"))
+                files.append(
+                    displacement_figure(
+                        field, tmp / "figures" / "displacement.png", f"{start} to {end}"
+                    )
+                )
         counts = {s: int((res.status.values == s).sum()) for s in STATUS}
         summary = {
             **_summary_head("tracks", cube, ds, sdate, edate),

@@ -875,16 +875,15 @@ def demo(
     from .demo import run_demo
 
     result = run_demo(out, progress=progress, console=console)
-    table = Table(
-        title=f"itscube demo finished in {result.seconds:.1f} s (synthetic sample)",
-        caption=f"paths relative to {out}",
-    )
+    table = Table(title=f"itscube demo finished in {result.seconds:.1f} s (synthetic sample)")
+    table.add_column("#")
     table.add_column("product")
-    table.add_column("path", overflow="fold")
-    table.add_column("result", overflow="fold")
-    for row in result.rows:
-        table.add_row(row.product, str(row.path.relative_to(out)), row.result)
+    table.add_column("result")
+    for i, row in enumerate(result.rows, 1):
+        table.add_row(str(i), row.product, row.result)
     out_console.print(table)
+    for i, row in enumerate(result.rows, 1):  # whole paths, one per line, to copy
+        print_path(f"{i} {row.product}", row.path)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from .catalog import load_catalog
 from .cube import open_cube, time_dim
 from .download import download
 from .errors import InputError
+from .outputs import step_progress
 from .sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample, serve_sample
 from .workflows import run_qdiv, run_strain, run_track
 
@@ -100,7 +101,18 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
                 cube = res.stores[0]
     start, end = ANALYSIS_WINDOW
     common = dict(start=start, end=end, out=out, overwrite=True)
-    strain = run_strain(cube, upscales=list(UPSCALES), period="year", progress=False, **common)
+    bar, advance = step_progress(console, "demo: strain, tracks, flux, overview", 4, progress)
+    bar.start()
+    bar.console.log("strain rates at upscales " + ", ".join(map(str, UPSCALES)))
+    strain = run_strain(
+        cube,
+        upscales=list(UPSCALES),
+        period="year",
+        progress=progress,
+        console=console,
+        **common,
+    )
+    advance()
     for p in strain:
         first = p.summary["periods"][0]
         rows.append(
@@ -111,7 +123,9 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
             )
         )
     line = np.column_stack([np.full(LINE_N, LINE_X), np.linspace(*LINE_Y, LINE_N)])
+    bar.console.log("tracking a line of points and a displacement grid")
     tracks = run_track(cube, seeds=line, grid_step=GRID_STEP, **common)
+    advance()
     rows.append(
         DemoRow(
             "tracks + displacement grid",
@@ -120,21 +134,27 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
             f"{tracks.summary['median_displacement_m']:.0f} m",
         )
     )
+    bar.console.log("flux divergence with the Example_Qdiv templates")
     (qdiv,) = run_qdiv(
         cube,
         thickness=sample.thickness,
         boundary=sample.boundary,
         upscales=[2],
         period="year",
-        progress=False,
+        progress=progress,
+        console=console,
         **common,
     )
+    advance()
     first = qdiv.summary["periods"][0]
+    err = first.get("integrated_divergence_error_gt_yr")
     rows.append(
         DemoRow(
             "flux divergence, upscale 2",
             qdiv.folder,
-            f"{first['integrated_divergence_gt_yr']:.3f} Gt/yr inside the boundary, "
+            f"{first['integrated_divergence_gt_yr']:.3f}"
+            + ("" if err is None else f" ± {err:.3f}")
+            + " Gt/yr inside the boundary, "
             f"mean dynamic dH/dt {first['mean_dynamic_dhdt_m_yr']:.2f} m/yr "
             f"({first['period']})",
         )
@@ -142,6 +162,8 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
     overview = write_overview(
         out / "overview.png", cubes, strain[0].folder, tracks.folder, qdiv.folder, sample.boundary
     )
+    advance()
+    bar.stop()
     rows.append(DemoRow("overview figure", overview))
     return DemoResult(rows, overview, time.perf_counter() - t0)
 

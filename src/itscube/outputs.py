@@ -259,3 +259,29 @@ def dask_progress(console, description: str, enabled: bool = True):
 
     with progress, _CB():
         yield
+
+
+def step_progress(console, description: str, total: int, enabled: bool = True):
+    """A rich progress bar with ETA over ``total`` steps; returns (context, advance)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not enabled or console is None,
+    )
+    task = progress.add_task(description, total=total)
+    return progress, lambda n=1: progress.advance(task, n)

@@ -23,6 +23,7 @@ from .outputs import (
     product_folder,
     source_of,
     staged_folder,
+    step_progress,
     write_cog,
     write_json,
     write_netcdf,
@@ -181,8 +182,13 @@ def run_strain(
             if figures:
                 from .plots import strain_figures
 
-                for i, lab in enumerate(labels or ["all"]):
-                    files += strain_figures(res.isel(time=i), tmp / "figures", lab)
+                bar, advance = step_progress(
+                    console, f"figures, upscale {k}", len(labels or ["all"]), progress
+                )
+                with bar:
+                    for i, lab in enumerate(labels or ["all"]):
+                        files += strain_figures(res.isel(time=i), tmp / "figures", lab)
+                        advance()
             steps_file = None
             if per_step:
                 steps = strain_rates(
@@ -362,6 +368,10 @@ def run_qdiv(
             if per_step:
                 series = []
                 n = ds.chunks[tdim][0] if ds.chunks else ds.sizes[tdim]
+                bar, advance = step_progress(
+                    console, f"per-step flux, upscale {k}", ds.sizes[tdim], progress
+                )
+                bar.start()
                 for i0 in range(0, ds.sizes[tdim], n):
                     part = ds.isel({tdim: slice(i0, i0 + n)})[["vx", "vy"]].load()
                     # single image pairs have cloud gaps: each step is integrated over its
@@ -387,6 +397,8 @@ def run_qdiv(
                                 round(cov, 4),
                             )
                         )
+                    advance(part.sizes[tdim])
+                bar.stop()
                 with open(tmp / "flux_timeseries.csv", "w", newline="") as f:
                     w = csv.writer(f)
                     w.writerow(
@@ -403,8 +415,11 @@ def run_qdiv(
             if figures:
                 from .plots import qdiv_figure
 
-                for i, lab in enumerate(labels):
-                    files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab))
+                bar, advance = step_progress(console, "figures", len(labels), progress)
+                with bar:
+                    for i, lab in enumerate(labels):
+                        files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab))
+                        advance()
             summary = {
                 **_summary_head("flux_divergence", cube, ds, sdate, edate),
                 "thickness": str(thickness),

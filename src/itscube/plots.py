@@ -38,7 +38,8 @@ def map_panel(
     vlim: float | None = None,
     units: str | None = None,
 ):
-    """Draw one map with a colorbar; axes in km of the projected CRS."""
+    """Draw one map with a colorbar; axes in km of the projected CRS. On a diverging scale
+    values beyond ``vlim`` are clipped and the colorbar shows extend arrows."""
     data = da.transpose("y", "x").values
     if da.y.values[0] < da.y.values[-1]:
         data = data[::-1]
@@ -50,7 +51,15 @@ def map_panel(
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("x (km)")
     ax.set_ylabel("y (km)")
-    cb = ax.figure.colorbar(im, ax=ax, shrink=0.85)
+    extend = "neither"
+    if diverging:
+        finite = data[np.isfinite(data)]
+        lo = bool(finite.size and finite.min() < -kw["vmax"])
+        hi = bool(finite.size and finite.max() > kw["vmax"])
+        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
+            (lo, hi), "neither"
+        )
+    cb = ax.figure.colorbar(im, ax=ax, shrink=0.85, extend=extend)
     cb.set_label(units or da.attrs.get("units", ""))
     return im
 
@@ -135,20 +144,51 @@ def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
     return made
 
 
-def arrows(ax, ds: xr.Dataset, u: str, v: str, *, color: str, centred: bool, n: int = 20):
+def arrows(
+    ax,
+    ds: xr.Dataset,
+    u: str,
+    v: str,
+    *,
+    color: str,
+    centred: bool,
+    n: int = 20,
+    key: str | None = None,
+):
     """Quiver of ``ds[u], ds[v]`` on about ``n`` points per side (axes in km); ``centred``
-    starts half a step in from the edge."""
+    starts half a step in from the edge. Arrows are scaled so that the longest spans about
+    one grid step (they stay inside the axes); ``key`` (units) adds a reference arrow."""
     step = max(1, max(ds.sizes["y"], ds.sizes["x"]) // n)
     first = step // 2 if centred else 0
     sub = ds.isel(y=slice(first, None, step), x=slice(first, None, step))
-    ax.quiver(
+    mag = np.hypot(sub[u].values, sub[v].values)
+    top = float(np.nanpercentile(mag, 98)) if np.isfinite(mag).any() else 1.0
+    top = top if top > 0 else 1.0
+    spacing_km = abs(float(ds.x[1] - ds.x[0])) * step / 1e3 if ds.sizes["x"] > 1 else 1.0
+    q = ax.quiver(
         sub.x.values / 1e3,
         sub.y.values / 1e3,
         sub[u].values,
         sub[v].values,
         color=color,
         width=0.003,
+        angles="xy",
+        scale_units="xy",
+        pivot="middle",
+        scale=top / (0.9 * spacing_km),
     )
+    if key:
+        ref = float(f"{top:.1g}")
+        ax.quiverkey(
+            q,
+            0.80,
+            -0.11,
+            ref,
+            f"{ref:g} {key}",
+            labelpos="E",
+            coordinates="axes",
+            fontproperties={"size": 8},
+        )
 
 
 def boundary_line(ax, boundary, **kw) -> None:
@@ -157,26 +197,35 @@ def boundary_line(ax, boundary, **kw) -> None:
     ax.plot(np.asarray(bx) / 1e3, np.asarray(by) / 1e3, color="k", **kw)
 
 
-def dhdt_panel(ax, res: xr.Dataset, title: str):
-    """Dynamic dH/dt on a diverging scale whose limit is set by the cells inside the mask."""
+def dhdt_limit(res: xr.Dataset) -> float:
+    """Colour limit of dH/dt maps: the 98th percentile of |dH/dt| inside the boundary, over
+    every period of ``res`` (one scale for all periods of a run, so years compare)."""
     inside = res["dynamic_dhdt"].where(res["mask"] > 0) if "mask" in res else res["dynamic_dhdt"]
+    return symmetric_limit(inside.values)
+
+
+def dhdt_panel(ax, res: xr.Dataset, title: str, vlim: float | None = None):
+    """Dynamic dH/dt on a diverging scale (``vlim``, default :func:`dhdt_limit`)."""
     return map_panel(
         ax,
         res["dynamic_dhdt"],
         title,
         cmap="RdBu",
         diverging=True,
-        vlim=symmetric_limit(inside.values),
+        vlim=dhdt_limit(res) if vlim is None else vlim,
     )
 
 
-def qdiv_figure(res: xr.Dataset, boundary, folder: Path, label: str) -> Path:
-    """Dynamic thickness change on a diverging scale, the boundary, and flux vectors."""
+def qdiv_figure(
+    res: xr.Dataset, boundary, folder: Path, label: str, vlim: float | None = None
+) -> Path:
+    """Dynamic thickness change on a diverging scale (``vlim``: shared by the periods of a
+    run), the boundary, and flux vectors with a reference key."""
     folder.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    dhdt_panel(ax, res, f"dynamic dH/dt = -div(H u) {label}")
+    dhdt_panel(ax, res, f"dynamic dH/dt = -div(H u) {label}", vlim)
     boundary_line(ax, boundary, lw=1.5, label="boundary")
-    arrows(ax, res, "flux_x", "flux_y", color="0.15", centred=True)
+    arrows(ax, res, "flux_x", "flux_y", color="0.15", centred=True, key="m2/yr")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(
         ax.get_title() + "\narrows: ice flux H u (m2 yr-1); red: thinning, blue: thickening",

@@ -413,12 +413,13 @@ def run_qdiv(
                     w.writerows(series)
                 files.append(tmp / "flux_timeseries.csv")
             if figures:
-                from .plots import qdiv_figure
+                from .plots import dhdt_limit, qdiv_figure
 
+                lim = dhdt_limit(res)  # one colour scale for every period of the run
                 bar, advance = step_progress(console, "figures", len(labels), progress)
                 with bar:
                     for i, lab in enumerate(labels):
-                        files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab))
+                        files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab, lim))
                         advance()
             summary = {
                 **_summary_head("flux_divergence", cube, ds, sdate, edate),

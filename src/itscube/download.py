@@ -53,7 +53,7 @@ from .errors import (
     InsufficientSpaceError,
     OutputExistsError,
 )
-from .outputs import check_out_dir
+from .outputs import check_out_dir, step_progress
 from .stores import SourceArray, SourceCube, open_source
 from .temporal import Filters, date_window, layer_mask, parse_date
 
@@ -920,28 +920,6 @@ def output_folder(
     return Path(out) / f"{kind}_{area.label}_{s}_{e}"
 
 
-def _progress_bar(progress: bool, console):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [
-        TextColumn("[bold]download"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("blocks · {task.fields[mb]:.1f} MB fetched"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    ]
-    return Progress(*columns, console=console, disable=not progress)
-
-
 def _source_urls(area, kind, catalog, urls, stac) -> list[tuple[str, dict | None]]:
     if urls:
         return [(remote.normalise_url(u), None) for u in urls]
@@ -1090,12 +1068,21 @@ def download(
     staged = [StagedStore(plan, folder, partial) for plan in plans]
     total = sum(p.n_blocks for p in plans)
     all_parts = [p for plan in plans for p in plan.parts]
-    with _progress_bar(progress, console) as bar:
-        task = bar.add_task("blocks", total=total, mb=0.0)
+    from rich.console import Console
+
+    bar, step = step_progress(
+        console if console is not None else Console(stderr=True),
+        "download",
+        total,
+        progress,
+        detail="blocks · {task.fields[mb]:.1f} MB fetched",
+        transient=False,
+        mb=0.0,
+    )
+    with bar:
 
         def advance(_block: Block, _plan: StorePlan) -> None:
-            mb = sum(p.cube.store.stats.bytes for p in all_parts) / 1e6
-            bar.update(task, advance=1, mb=mb)
+            step(1, mb=sum(p.cube.store.stats.bytes for p in all_parts) / 1e6)
 
         with zarr.config.set({"async.concurrency": max(10, workers)}):
             assembled = _run(_assemble(staged, advance))

@@ -261,8 +261,22 @@ def dask_progress(console, description: str, enabled: bool = True):
         yield
 
 
-def step_progress(console, description: str, total: int, enabled: bool = True):
-    """A rich progress bar with ETA over ``total`` steps; returns (context, advance)."""
+def step_progress(
+    console,
+    description: str,
+    total: int,
+    enabled: bool = True,
+    *,
+    detail: str = "",
+    transient: bool = True,
+    **fields,
+):
+    """A rich progress bar with ETA over ``total`` steps; returns (bar, advance).
+
+    ``detail`` is a column template over ``fields`` (``"{task.fields[mb]:.1f} MB"``);
+    ``advance(n, **fields)`` moves the bar and updates them. A disabled bar (no console,
+    or ``enabled`` false) still counts, silently.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -272,16 +286,15 @@ def step_progress(console, description: str, total: int, enabled: bool = True):
         TimeRemainingColumn,
     )
 
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+    if detail:
+        columns.append(TextColumn(detail))
+    columns += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
     progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
+        *columns,
         console=console,
-        transient=True,
+        transient=transient,
         disable=not enabled or console is None,
     )
-    task = progress.add_task(description, total=total)
-    return progress, lambda n=1: progress.advance(task, n)
+    task = progress.add_task(description, total=total, **fields)
+    return progress, lambda n=1, **f: progress.update(task, advance=n, **f)

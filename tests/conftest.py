@@ -197,3 +197,20 @@ def one_line_error(result, code=2, match=""):
     assert "Traceback" not in result.output
     assert text.startswith("error:"), result.output
     assert match in text
+
+
+def point_download_args(catalog_file, start="2018-01-01", end="2018-12-31") -> list:
+    """CLI arguments of a download of the centre of cube A through the test catalog."""
+    return [
+        "--point",
+        CENTRE_A[0],
+        CENTRE_A[1],
+        "--crs",
+        "EPSG:3413",
+        "--start",
+        start,
+        "--end",
+        end,
+        "--catalog",
+        catalog_file,
+    ]

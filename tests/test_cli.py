@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import CENTRE_A, one_line_error, run_cli
+from .conftest import CENTRE_A, one_line_error, point_download_args, run_cli
 
 X0, Y0 = CENTRE_A
 run = run_cli
@@ -165,19 +165,7 @@ def test_out_that_is_a_file_is_one_line(command, cubes, catalog_file, server, tm
     f = tmp_path / "afile"
     f.write_text("x")
     args = {
-        "download": [
-            "--point",
-            X0,
-            Y0,
-            "--crs",
-            "EPSG:3413",
-            "--start",
-            "2018-01-01",
-            "--end",
-            "2018-12-31",
-            "--catalog",
-            catalog_file,
-        ],
+        "download": point_download_args(catalog_file),
         "strain": [cubes.a_path],
         "qdiv": [cubes.a_path, "--thickness", f, "--boundary", f],
         "track": [cubes.a_path, "--point", X0, Y0, "--start", "2018-01-01", "--end", "2018-12-31"],

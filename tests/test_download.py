@@ -455,21 +455,11 @@ def test_filter_mistakes_caught_up_front(kw, match, catalog_file, server, tmp_pa
         "max_error": None,
     }[next(iter(kw))]
     if flags:
-        from .conftest import one_line_error, run_cli
+        from .conftest import one_line_error, point_download_args, run_cli
 
         r = run_cli(
             "download",
-            "--point",
-            X0,
-            Y0,
-            "--crs",
-            "EPSG:3413",
-            "--start",
-            "2018-01-01",
-            "--end",
-            "2018-12-31",
-            "--catalog",
-            catalog_file,
+            *point_download_args(catalog_file),
             "--out",
             tmp_path,
             *flags,

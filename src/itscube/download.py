@@ -761,7 +761,6 @@ class StagedStore:
             itscube_source_urls=" ".join(p.cube.url for p in plan.parts),
             history=f"subset by itscube {__version__}",
         )
-        attrs.pop("itscube_blocks_done", None)
         self.group.attrs.update(attrs)
         for coord, values in (("x", x), ("y", y)):
             src = first[coord]

@@ -203,12 +203,25 @@ class VarSpec:
     def is_missing(self, values: np.ndarray) -> np.ndarray:
         if self.dtype.kind in "OUST":
             return values == ""
-        mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
-        if self.missing is not None and not (
-            isinstance(self.missing, float) and np.isnan(self.missing)
-        ):
-            mask |= values == self.missing
-        return mask
+        return missing_mask(values, self.missing)
+
+
+def missing_mask(values: np.ndarray, missing) -> np.ndarray:
+    """Where encoded ``values`` are missing: NaN, or equal to the ``missing`` marker."""
+    mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
+    if missing is not None and not (isinstance(missing, float) and np.isnan(missing)):
+        mask |= values == missing
+    return mask
+
+
+def _place(out: np.ndarray, where, data: np.ndarray, spec: VarSpec, first: bool) -> None:
+    """Put a cube's ``data`` at ``where``: the first cube writes everything, later cubes of
+    a mosaic only fill the cells still missing."""
+    if first:
+        out[where] = data
+    else:
+        cur = out[where]
+        out[where] = np.where(spec.is_missing(cur) & ~spec.is_missing(data), data, cur)
 
 
 @dataclasses.dataclass
@@ -365,29 +378,22 @@ def to_output(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray
         return enc
     su, du = src.units.lower(), str(spec.attrs.get("units", "")).lower()
     if su != du and su in _TIMEDELTA_UNITS and du in _TIMEDELTA_UNITS:
-        miss = _missing_mask(values, src)
+        miss = missing_mask(values, src.missing)
         out = values.astype("f8") * (_TIMEDELTA_UNITS[su] / _TIMEDELTA_UNITS[du])
         out[miss] = np.nan
         return _encode_numeric(out, spec)
     if values.dtype == spec.dtype:
         return _translate_missing(values, src, spec)
     out = values.astype("f8")
-    out[_missing_mask(values, src)] = np.nan
+    out[missing_mask(values, src.missing)] = np.nan
     return _encode_numeric(out, spec)
-
-
-def _missing_mask(values: np.ndarray, src: SourceArray) -> np.ndarray:
-    mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
-    if src.missing is not None and not (isinstance(src.missing, float) and np.isnan(src.missing)):
-        mask |= values == src.missing
-    return mask
 
 
 def _translate_missing(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray:
     if _missing_equal(src.missing, spec.missing):
         return values
     out = values.copy()
-    out[_missing_mask(values, src)] = spec.missing if spec.missing is not None else 0
+    out[missing_mask(values, src.missing)] = spec.missing if spec.missing is not None else 0
     return out
 
 
@@ -662,14 +668,8 @@ async def fetch_block(plan: StorePlan, block: Block) -> dict[str, np.ndarray]:
     written: set[str] = set()
     for (part, spec, dst, _), data in zip(jobs, results, strict=True):
         data = to_output(data, part.cube[spec.name], spec)
-        where = np.ix_(*dst)
-        if spec.name not in written:
-            out[spec.name][where] = data
-            written.add(spec.name)
-        else:
-            cur = out[spec.name][where]
-            take = spec.is_missing(cur) & ~spec.is_missing(data)
-            out[spec.name][where] = np.where(take, data, cur)
+        _place(out[spec.name], np.ix_(*dst), data, spec, spec.name not in written)
+        written.add(spec.name)
     return out
 
 
@@ -689,13 +689,8 @@ async def _read_static(plan: StorePlan, spec: VarSpec) -> np.ndarray:
         sel = [{"y": part.yi, "x": part.xi}.get(d, np.arange(n)) for d, n in dims]
         dst = [{"y": part.ky, "x": part.kx}.get(d, np.arange(n)) for d, n in dims]
         data = to_output(await arr.read(sel), arr, spec)
-        where = np.ix_(*dst)
-        if first:
-            out[where] = data
-            first = False
-        else:
-            cur = out[where]
-            out[where] = np.where(spec.is_missing(cur) & ~spec.is_missing(data), data, cur)
+        _place(out, np.ix_(*dst), data, spec, first)
+        first = False
     return out
 
 

@@ -13,6 +13,7 @@ Environment
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import time
@@ -147,35 +148,58 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
-def retry(
-    fn: Callable[[], T],
+def next_delay(
+    attempt: int,
+    exc: BaseException,
     what: str,
     *,
-    retries: int = RETRIES,
-    backoff: float = BACKOFF,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Call ``fn`` until it succeeds, retrying transient failures with exponential back-off.
+    retries: int | None = None,
+    backoff: float | None = None,
+) -> float:
+    """Seconds to wait after failed ``attempt`` (1-based) of a transient error: exponential
+    back-off with jitter, capped at 8 s. :data:`RETRIES` and :data:`BACKOFF` are read now,
+    so they can be tuned at run time.
 
     Raises
     ------
     DownloadError
-        After ``retries`` failed attempts, naming ``what`` and the last error.
+        ``attempt`` was the last one, naming ``what`` and the error.
     """
-    delay = backoff
-    for attempt in range(1, retries + 1):
+    retries = RETRIES if retries is None else retries
+    backoff = BACKOFF if backoff is None else backoff
+    if attempt >= retries:
+        lines = str(exc).strip().splitlines()
+        detail = lines[0].strip(" x|") if lines else ""
+        raise DownloadError(
+            f"giving up on {what} after {retries} attempts: {type(exc).__name__}: {detail}"
+            " (check the network or try again later; a re-run resumes)"
+        ) from exc
+    return min(8.0, backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
+
+
+def retry(
+    fn: Callable[[], T],
+    what: str,
+    *,
+    retries: int | None = None,
+    backoff: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``fn`` until it succeeds, retrying transient failures with exponential back-off
+    (:func:`next_delay`).
+
+    Raises
+    ------
+    DownloadError
+        After the last failed attempt, naming ``what`` and the last error.
+    """
+    for attempt in itertools.count(1):
         try:
             return fn()
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            if attempt == retries:
-                raise DownloadError(
-                    f"giving up on {what} after {retries} attempts: {type(exc).__name__}: {exc}"
-                    " (check the network or try again later; a re-run resumes)"
-                ) from exc
-            sleep(min(8.0, delay) * (0.5 + random.random()))
-            delay *= 2
+            sleep(next_delay(attempt, exc, what, retries=retries, backoff=backoff))
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -28,9 +28,9 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
+import itertools
 import json
 import os
-import random
 import re
 import threading
 import warnings
@@ -205,8 +205,7 @@ class CachingStore(WrapperStore):
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.workers)
         what = f"{self.label}/{key}"
-        retries, delay = remote.RETRIES, remote.BACKOFF  # read now: tests and users tune them
-        for attempt in range(1, retries + 1):
+        for attempt in itertools.count(1):
             try:
                 async with self._sem:
                     return await self._store.get(key, prototype, byte_range)
@@ -216,14 +215,7 @@ class CachingStore(WrapperStore):
                     raise DownloadError(
                         f"cannot read {what}: {type(exc).__name__}: {_first_line(exc)}"
                     ) from exc
-                if attempt == retries:
-                    raise DownloadError(
-                        f"giving up on {what} after {retries} attempts: {type(exc).__name__}: "
-                        f"{_first_line(exc)} (check the network or try again later; a re-run "
-                        "resumes)"
-                    ) from exc
-                await asyncio.sleep(min(8.0, delay) * (0.5 + random.random()))
-                delay *= 2
+                await asyncio.sleep(remote.next_delay(attempt, exc, what))
         raise AssertionError("unreachable")  # pragma: no cover
 
 

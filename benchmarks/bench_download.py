@@ -26,16 +26,17 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from itscube import bbox_area, download, open_cube
-from itscube.serve import Faults, StoreServer
-from itscube.stores import open_source
-from itscube.synthetic import (
+from itscube import bbox_area, open_cube
+from itscube._datasets.itslive import (
     OutletGlacier,
     make_annual_cube,
     make_subyearly_cube,
     write_icechunk_subyearly,
     write_subyearly,
 )
+from itscube.io import download
+from itscube.io.stores import open_source
+from itscube.testing.server import Faults, StoreServer
 
 CENTRE = (-150000.0, -2250000.0)
 VARS = ["vx", "vy", "v", "v_error"]
@@ -84,7 +85,7 @@ def _minimum_bytes(store: Path, names: list[str], sel: dict) -> int:
 def _selection(store: Path, area, start, end):
     cube = open_source(store)
     small = cube.read_many(["x", "y", cube.time_dim])
-    from itscube.download import decode_times
+    from itscube.io.download import decode_times
 
     t = decode_times(cube[cube.time_dim], small[cube.time_dim])
     xmin, ymin, xmax, ymax = area.in_crs(3413).bounds
@@ -139,7 +140,7 @@ def _run_case(label, store: Path, kind, area, start, end, latency, srv):
 
 
 def _icechunk_case(label, repo: Path, area, start, end):
-    from itscube.stores import open_icechunk_session
+    from itscube.io.stores import open_icechunk_session
 
     _, xi, yi, ti = _selection(repo, area, start, end)
     with tempfile.TemporaryDirectory() as out:

@@ -39,7 +39,8 @@ CHILD_DOWNLOAD = (
     PEAK
     + f"""
 import json, sys, time
-from itscube import bbox_area, download
+from itscube import bbox_area
+from itscube.io import download
 x0, y0, x1, y1 = map(float, sys.argv[3:7])
 t = time.perf_counter()
 res = download(bbox_area(x0, y0, x1, y1, crs="EPSG:3413"), urls=[sys.argv[1]], out=sys.argv[2],
@@ -71,7 +72,7 @@ def make_cube(path: Path, n: int, size: int) -> None:
     import pandas as pd
     import zarr
 
-    from itscube.synthetic import COMPRESSOR, FILL_INT16, mapping_attrs, tile_coords
+    from itscube._datasets.itslive import COMPRESSOR, FILL_INT16, mapping_attrs, tile_coords
 
     x, y = tile_coords(CENTRE, (size, size), y_offset=67.5)
     rng = np.random.default_rng(0)
@@ -177,7 +178,7 @@ def main() -> None:
             f"{time.perf_counter() - t:.0f} s",
             flush=True,
         )
-        from itscube.synthetic import tile_coords
+        from itscube._datasets.itslive import tile_coords
 
         x, y = tile_coords(CENTRE, (max(sides) + 10,) * 2, y_offset=67.5)
         rows = []

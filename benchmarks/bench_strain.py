@@ -232,7 +232,7 @@ def bench_b(n: int, k: int) -> dict:
 MEMORY_CHILD = """
 import json, os, sys, threading, time
 budget = int(sys.argv[2])
-from itscube.workflows import run_strain
+from itscube.products.strain import run_strain
 
 page = os.sysconf("SC_PAGE_SIZE")
 

@@ -63,14 +63,15 @@ def run_itscube(ds, pts, years: float):
 
 def run_kernel(x, y, u, v, pts, years: float) -> float:
     """itscube's advection kernel alone (what parcels' ``execute`` is timed for)."""
-    from itscube.track import advect
+    from itscube._kernels.advect import advect, output_steps
 
     steps = round(years * 365.25 / 5)
     U, V = u[None].astype("f8"), v[None].astype("f8")
     F = np.zeros(U.shape, np.uint8)
     dt = np.full(steps, 5 / 365.25)
     idx = np.zeros(steps, np.int64)
-    args = (float(x[0]), float(x[1] - x[0]), float(y[0]), float(y[1] - y[0]), dt, idx, 4, 1.0)
+    grid = (float(x[0]), float(x[1] - x[0]), float(y[0]), float(y[1] - y[0]))
+    args = (*grid, dt, idx, 4, 1.0, output_steps(steps, 1))
     advect(pts[:2, 0].copy(), pts[:2, 1].copy(), U, V, F, *args)  # warm-up
     t0 = time.perf_counter()
     advect(pts[:, 0].copy(), pts[:, 1].copy(), U, V, F, *args)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from itscube import remote, synthetic
+from itscube._datasets import itslive as synthetic
 from itscube.cli import app
-from itscube.serve import Faults, StoreServer
+from itscube.io import remote
+from itscube.testing.server import Faults, StoreServer
 
 EPSG = 3413
 CENTRE_A = (-150000.0, -2250000.0)

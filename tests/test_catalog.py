@@ -8,11 +8,10 @@ import pytest
 import shapely.geometry as sg
 
 from itscube import CatalogError, CubeNotFoundError, bbox_area, load_catalog, point_area
-from itscube.catalog import parse_catalog
-from itscube.serve import StoreServer
-from itscube.synthetic import catalog_feature, write_catalog
-
-from .conftest import CENTRE_A, CENTRE_B, EPSG, SHAPE
+from itscube._datasets.itslive import catalog_feature, write_catalog
+from itscube.io.catalog import parse_catalog
+from itscube.testing.server import StoreServer
+from tests.conftest import CENTRE_A, CENTRE_B, EPSG, SHAPE
 
 
 def test_both_catalog_generations_parse(catalog_file):

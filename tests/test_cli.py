@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import CENTRE_A, one_line_error, point_download_args, run_cli
+from tests.conftest import CENTRE_A, one_line_error, point_download_args, run_cli
 
 X0, Y0 = CENTRE_A
 run = run_cli
@@ -183,7 +183,7 @@ def test_import_and_help_are_quick():
     code = (
         "import sys, itscube; heavy = [m for m in ('numba', 'zarr', 'dask', 'xarray', "
         "'rioxarray') if m in sys.modules]; print(heavy); "
-        "import importlib; importlib.import_module('itscube.download'); "
+        "import importlib; importlib.import_module('itscube.io.download'); "
         "print(callable(itscube.download), callable(itscube.track), itscube.sample.__name__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 
 from itscube import CubeFormatError, CubeNotFoundError, InputError, open_cube
-from itscube.cube import normalise_cube
-
-from .conftest import analytic
+from itscube.io.cube import normalise_cube
+from tests.conftest import analytic
 
 
 def _check_normalised(ds, cubes):

@@ -18,10 +18,9 @@ import rioxarray  # noqa: F401
 import xarray as xr
 
 from itscube import open_cube
+from itscube._datasets.itslive import decimal_year, glacier_thickness
 from itscube.sample import SAMPLE_CENTRE, SAMPLE_FIELD
-from itscube.synthetic import decimal_year, glacier_thickness
-
-from .conftest import one_line_error, run_cli
+from tests.conftest import one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 

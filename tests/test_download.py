@@ -23,10 +23,9 @@ from itscube import (
     download,
     open_cube,
 )
-from itscube.serve import Faults
-from itscube.stores import CachingStore
-
-from .conftest import CENTRE_A, CENTRE_B, analytic
+from itscube.io.stores import CachingStore
+from itscube.testing.server import Faults
+from tests.conftest import CENTRE_A, CENTRE_B, analytic
 
 X0, Y0 = CENTRE_A
 # a box inside A only, spanning several 10 x 10 chunks
@@ -156,7 +155,7 @@ def test_explicit_urls_and_lonlat_area(cubes, server, tmp_path):
 def test_mixed_projections_get_one_store_each(cubes, server, tmp_path):
     import shapely.geometry as sg
 
-    from itscube.area import LONLAT, Area, transform_geometry
+    from itscube.io.area import LONLAT, Area, transform_geometry
 
     utm = open_cube(f"{server.url}/UTM.zarr")
     ux, uy = float(utm.x.mean()), float(utm.y.mean())
@@ -201,7 +200,7 @@ def test_annual_download(cubes, server, catalog_file, tmp_path):
 
 
 def test_bad_inputs(cubes, server, catalog_file, tmp_path):
-    with pytest.raises(InputError, match="after --end"):
+    with pytest.raises(InputError, match="start 2020-01-01 is after end"):
         download(
             AREA_A, start="2020-01-01", end="2019-01-01", catalog=str(catalog_file), out=tmp_path
         )
@@ -355,7 +354,7 @@ def test_lost_server_leaves_resumable_state(cubes, server, catalog_file, tmp_pat
     """A server lost mid-download keeps the chunks already fetched; the re-run fetches the
     rest and gives the same store."""
     from itscube.errors import DownloadError
-    from itscube.stores import CachingStore
+    from itscube.io.stores import CachingStore
 
     calls = {"n": 0}
     real = CachingStore._get_with_retries
@@ -405,13 +404,14 @@ def test_progress_output(cubes, server, catalog_file, tmp_path):
 
     from rich.console import Console
 
+    from itscube.progress import RichProgress
+
     buf = StringIO()
     download(
         AREA_A,
         catalog=str(catalog_file),
         out=tmp_path,
-        progress=True,
-        console=Console(file=buf, force_terminal=True, width=120),
+        progress=RichProgress(Console(file=buf, force_terminal=True, width=120)),
     )
     text = buf.getvalue()
     assert "blocks" in text and "MB fetched" in text and "ETA" in text
@@ -419,14 +419,14 @@ def test_progress_output(cubes, server, catalog_file, tmp_path):
 
 @pytest.mark.parametrize("bad", ["01/02/2018", "2018/01/02", "2/1/2018", "Jan 2018", "20180102"])
 def test_dates_must_be_iso(bad):
-    from itscube.temporal import date_window
+    from itscube.window import date_window
 
     with pytest.raises(InputError, match=r"not an ISO date; use YYYY-MM-DD"):
         date_window(bad, None)
 
 
 def test_partial_iso_dates_cover_the_whole_period():
-    from itscube.temporal import date_window
+    from itscube.window import date_window
 
     t0, t1 = date_window("2018", "2019")
     assert (t0, t1) == (pd.Timestamp("2018-01-01"), pd.Timestamp("2020-01-01"))
@@ -437,16 +437,25 @@ def test_partial_iso_dates_cover_the_whole_period():
 
 
 @pytest.mark.parametrize(
-    ("kw", "match"),
+    ("kw", "python", "match"),
     [
-        ({"sensors": ("L10",)}, "--sensor L10 is not a platform"),
-        ({"min_valid_percent": 150}, "--min-valid 150 is not a percentage"),
-        ({"min_dt_days": 100, "max_dt_days": 10}, "--min-dt-days 100 is above --max-dt-days 10"),
-        ({"max_error": 0}, "--max-error 0 must be > 0"),
+        ({"sensors": ("L10",)}, "^sensors L10 is not", "--sensor L10 is not a platform"),
+        (
+            {"min_valid_percent": 150},
+            "^min_valid_percent 150 is not",
+            "--min-valid 150 is not a percentage",
+        ),
+        (
+            {"min_dt_days": 100, "max_dt_days": 10},
+            "^min_dt_days 100 is above max_dt_days 10",
+            "--min-dt-days 100 is above --max-dt-days 10",
+        ),
+        ({"max_error": 0}, "^max_error 0 must be > 0", "--max-error 0 must be > 0"),
     ],
 )
-def test_filter_mistakes_caught_up_front(kw, match, catalog_file, server, tmp_path):
-    with pytest.raises(InputError, match=match):
+def test_filter_mistakes_caught_up_front(kw, python, match, catalog_file, server, tmp_path):
+    """Python errors name the Python parameter; the CLI shows the same error with its flag."""
+    with pytest.raises(InputError, match=python):
         Filters(**kw)
     flags = {
         "sensors": ["--sensor", "L10"],
@@ -455,7 +464,7 @@ def test_filter_mistakes_caught_up_front(kw, match, catalog_file, server, tmp_pa
         "max_error": None,
     }[next(iter(kw))]
     if flags:
-        from .conftest import one_line_error, point_download_args, run_cli
+        from tests.conftest import one_line_error, point_download_args, run_cli
 
         r = run_cli(
             "download",
@@ -469,7 +478,7 @@ def test_filter_mistakes_caught_up_front(kw, match, catalog_file, server, tmp_pa
 
 
 def test_dns_failures_are_not_retried():
-    from itscube.remote import is_transient
+    from itscube.io.remote import is_transient
 
     class ClientConnectorDNSError(OSError):
         pass

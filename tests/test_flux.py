@@ -11,7 +11,7 @@ import rioxarray
 import shapely.geometry as sg
 import xarray as xr
 
-from itscube import synthetic
+from itscube._datasets import itslive as synthetic
 from itscube.errors import InputError, MissingCRSError
 from itscube.flux import (
     boundary_flux,
@@ -20,9 +20,8 @@ from itscube.flux import (
     read_thickness,
     to_gt,
 )
-
-from .conftest import CENTRE_A, one_line_error, run_cli
-from .test_strain import DX, XC, YC, field_ds, interior
+from tests.conftest import CENTRE_A, one_line_error, run_cli
+from tests.test_strain import DX, XC, YC, field_ds, interior
 
 
 def thickness_like(ds, fh) -> xr.DataArray:
@@ -184,7 +183,7 @@ def test_thickness_reprojected_from_another_crs(tmp_path):
     np.testing.assert_allclose(H.values, want, atol=0.5)  # bilinear on a curved grid
     # no CRS: an error unless the user says what it is
     bare = synthetic.write_geotiff(tmp_path / "bare.tif", ds.x.values, ds.y.values, want, None)
-    with pytest.raises(MissingCRSError, match="--thickness-crs"):
+    with pytest.raises(MissingCRSError, match="give thickness_crs EPSG"):
         read_thickness(bare, ds)
     np.testing.assert_allclose(read_thickness(bare, ds, crs="EPSG:3413").values, want, rtol=1e-6)
     neg = synthetic.write_geotiff(tmp_path / "neg.tif", ds.x.values, ds.y.values, want - 310, 3413)
@@ -246,7 +245,7 @@ def qdiv_inputs(cubes, tmp_path_factory):
 
 
 def test_qdiv_cli(cubes, qdiv_inputs, tmp_path):
-    from .conftest import FIELD
+    from tests.conftest import FIELD
 
     tif, b = qdiv_inputs
     r = run_cli(

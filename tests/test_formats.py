@@ -18,12 +18,11 @@ from itscube import (
     bbox_area,
     download,
     open_cube,
-    synthetic,
 )
-from itscube.serve import Faults, StoreServer
-from itscube.stores import open_source
-
-from .conftest import FIELD, one_line_error, run_cli
+from itscube._datasets import itslive as synthetic
+from itscube.io.stores import open_source
+from itscube.testing.server import Faults, StoreServer
+from tests.conftest import FIELD, one_line_error, run_cli
 
 LAYERS = synthetic.make_layers(40, "2016-01-01", "2019-12-31", seed=21)
 EPSG = 3413
@@ -156,7 +155,7 @@ def test_never_written_chunk_reads_missing(stores, srv, tmp_path):
 def test_date_dt_decoded_as_timedelta_is_days(stores, srv, tmp_path):
     import xarray as xr
 
-    from itscube.cube import normalise_cube
+    from itscube.io.cube import normalise_cube
 
     raw = xr.open_zarr(stores[0] / "v22.zarr", decode_timedelta=True)
     assert np.issubdtype(raw.date_dt.dtype, np.timedelta64), "units 'days' decode to timedelta"
@@ -250,7 +249,7 @@ def test_not_a_store(stores, srv, tmp_path):
 def test_disk_space_checked_first(stores, srv, tmp_path, monkeypatch):
     import importlib
 
-    dl = importlib.import_module("itscube.download")
+    dl = importlib.import_module("itscube.io.download")
 
     monkeypatch.setattr(dl, "_free_bytes", lambda path: 1000)
     with pytest.raises(InsufficientSpaceError, match=r"not enough disk space.*GB"):
@@ -261,7 +260,7 @@ def test_disk_space_checked_first(stores, srv, tmp_path, monkeypatch):
 
 def test_blocks_bound_memory_whatever_the_size():
     """Block layout for huge requests stays within the budget (plan level, no data)."""
-    from itscube.download import BLOCK_BYTES, VarSpec, _choose_blocks
+    from itscube.io.download import BLOCK_BYTES, VarSpec, _choose_blocks
 
     specs = [
         VarSpec(v, ("mid_date", "y", "x"), np.dtype("i2"), -32767, {}, "tiled")
@@ -609,7 +608,7 @@ def _bounds(geom):
 
 
 def test_stac_finder(stores, srv, stac_api, tmp_path):
-    from itscube.catalog import find_cubes_stac
+    from itscube.io.catalog import find_cubes_stac
 
     url, searches = stac_api
     hits = find_cubes_stac(AREA, url)
@@ -700,7 +699,7 @@ def test_icechunk_lost_storage_resumes(stores, local_icechunk, tmp_path, monkeyp
     """Icechunk reads fail mid-way (a lost server); the re-run resumes from the cache and
     gives the same store as an uninterrupted download."""
     from itscube.errors import DownloadError
-    from itscube.stores import CachingStore
+    from itscube.io.stores import CachingStore
 
     url = str(local_icechunk / "v.icechunk")
     ref = download(AREA, urls=[url], out=tmp_path / "ref", variables=["vx", "vy"])

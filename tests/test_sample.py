@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from itscube import find_cubes, load_catalog, open_cube, synthetic
-from itscube.area import bbox_area
-from itscube.catalog import resolve_url
+from itscube import find_cubes, load_catalog, open_cube
+from itscube._datasets import itslive as synthetic
+from itscube.io.area import bbox_area
+from itscube.io.catalog import resolve_url
 from itscube.sample import (
     SAMPLE_CENTRE,
     SAMPLE_FIELD,

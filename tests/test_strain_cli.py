@@ -9,7 +9,7 @@ import pytest
 import rioxarray
 import xarray as xr
 
-from .conftest import FIELD, one_line_error, run_cli
+from tests.conftest import FIELD, one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +133,16 @@ def test_scheduler_option_uses_a_cluster(cubes, tmp_path):
 @pytest.mark.parametrize(
     ("extra", "match"),
     [
-        (["--upscale", "0"], ">= 1"),
+        (["--upscale", "0"], "--upscale must be >= 1 pixel; got 0"),
         (["--upscale", "25"], "too large"),
         (["--upscale", "two"], "whole numbers"),
-        (["--method", "spline"], "--method"),
+        (["--method", "spline"], "--method must be one of"),
         (["--start", "1990-01-01", "--end", "1990-12-31"], "no layers"),
-        (["--start", "2020-01-01", "--end", "2019-01-01"], "after --end"),
-        (["--period", "often"], "--period"),
+        (
+            ["--start", "2020-01-01", "--end", "2019-01-01"],
+            "--start 2020-01-01 is after --end 2019-01-01",
+        ),
+        (["--period", "often"], "--period 'often' is not"),
         (["--sensor", "L8", "--start", "2015-01-01", "--end", "2015-01-02"], "no layers"),
     ],
 )

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from itscube import synthetic
-
-from .conftest import FIELD
+from itscube._datasets import itslive as synthetic
+from tests.conftest import FIELD
 
 
 def _zarray(store, name):

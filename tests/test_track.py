@@ -9,8 +9,7 @@ import pytest
 
 from itscube.errors import InputError
 from itscube.track import track
-
-from .test_strain import DX, XC, YC, field_ds
+from tests.test_strain import DX, XC, YC, field_ds
 
 YEARS = ["2017-07-01", "2018-07-01", "2019-07-01", "2020-07-01", "2021-07-01"]
 
@@ -93,7 +92,7 @@ def test_gap_fallbacks_flags_and_stops():
     # a wide hole beyond the radius: the point stops with no_data, not a silent stall
     ds3 = ds.copy(deep=True)
     ds3["vx"][:, :, j + 1 : j + 15] = np.nan  # columns j+3.. stay empty with radius 2
-    r3 = track(ds3, [[XC - 300, YC]], "2018-01-01", "2020-12-31", dt_days=5, fill_radius=2)
+    r3 = track(ds3, [[XC - 300, YC]], "2018-01-01", "2020-12-31", dt_days=5, gap_radius=2)
     assert r3.status.values[0] == "no_data"
     assert np.isnan(r3.x.values[0, -1]) and np.isfinite(r3.x.values[0, 0])
     # leaving the grid
@@ -120,13 +119,13 @@ def test_lonlat_seeds_and_outputs():
 
 def test_bad_inputs():
     ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
-    with pytest.raises(InputError, match="after --end"):
+    with pytest.raises(InputError, match="start 2019-01-01 is after end 2018-01-01"):
         track(ds, [[XC, YC]], "2019-01-01", "2018-01-01")
     with pytest.raises(InputError, match="runs past the dates"):
         track(ds, [[XC, YC]], "1990-01-01", "1991-01-01")
     with pytest.raises(InputError, match="inside the cube"):
         track(ds, [[0.0, 0.0]], "2018-01-01", "2019-01-01")
-    with pytest.raises(InputError, match="--method"):
+    with pytest.raises(InputError, match="^method must be one of rk4"):
         track(ds, [[XC, YC]], "2018-01-01", "2019-01-01", method="rk45")
 
 

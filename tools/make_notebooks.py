@@ -154,7 +154,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import itscube
-from itscube.plots import map_panel
+from itscube.products.figures import map_panel
 
 START, END = "2018-01-01", "2019-12-31"
 if USE_REAL_DATA:

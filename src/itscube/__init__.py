@@ -18,8 +18,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import (
+from itscube._version import __version__
+from itscube.errors import (
     CatalogError,
     CubeFormatError,
     CubeNotFoundError,
@@ -33,18 +33,18 @@ from .errors import (
 )
 
 _LAZY = {
-    "Area": "area",
-    "bbox_area": "area",
-    "point_area": "area",
-    "polygon_area": "area",
-    "Catalog": "catalog",
-    "CubeEntry": "catalog",
-    "find_cubes": "catalog",
-    "find_cubes_stac": "catalog",
-    "load_catalog": "catalog",
-    "open_cube": "cube",
-    "DownloadResult": "download",
-    "download": "download",
+    "Area": "io.area",
+    "bbox_area": "io.area",
+    "point_area": "io.area",
+    "polygon_area": "io.area",
+    "Catalog": "io.catalog",
+    "CubeEntry": "io.catalog",
+    "find_cubes": "io.catalog",
+    "find_cubes_stac": "io.catalog",
+    "load_catalog": "io.catalog",
+    "open_cube": "io.cube",
+    "DownloadResult": "io.download",
+    "download": "io.download",
     "boundary_flux": "flux",
     "flux_divergence": "flux",
     "read_boundary": "flux",
@@ -55,7 +55,7 @@ _LAZY = {
     "select_layers": "temporal",
     "track": "track",
 }
-_SUBMODULES = {"sample", "synthetic", "serve", "stores", "temporal", "strain", "flux", "track"}
+_SUBMODULES = {"io", "products", "sample", "testing", "temporal", "strain", "flux", "track", "grid"}
 
 __all__ = [
     "CatalogError",
@@ -73,14 +73,20 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .area import Area, bbox_area, point_area, polygon_area  # noqa: F401
-    from .catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog  # noqa: F401
-    from .cube import open_cube  # noqa: F401
-    from .download import DownloadResult, download  # noqa: F401
-    from .flux import boundary_flux, flux_divergence, read_boundary, read_thickness  # noqa: F401
-    from .strain import strain_rates  # noqa: F401
-    from .temporal import Filters, period_mean, select_layers  # noqa: F401
-    from .track import track  # noqa: F401
+    from itscube.flux import boundary_flux, flux_divergence, read_boundary, read_thickness  # noqa: F401
+    from itscube.io.area import Area, bbox_area, point_area, polygon_area  # noqa: F401
+    from itscube.io.catalog import (  # noqa: F401
+        Catalog,
+        CubeEntry,
+        find_cubes,
+        find_cubes_stac,
+        load_catalog,
+    )
+    from itscube.io.cube import open_cube  # noqa: F401
+    from itscube.io.download import DownloadResult, download  # noqa: F401
+    from itscube.strain import strain_rates  # noqa: F401
+    from itscube.temporal import Filters, period_mean, select_layers  # noqa: F401
+    from itscube.track import track  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -1,25 +1,54 @@
-"""Option aliases shared by the API and the CLI (validated with ``typing.get_args``)."""
+"""Types shared by the API and the CLI: the choices of every option (``Literal`` types,
+validated in one place by :func:`check_choice`), and what dates and CRSs may be given as."""
 
 from __future__ import annotations
 
 from typing import Literal, get_args
 
-from .errors import InputError
+import pyproj
+
+from itscube.errors import InputError
+
+__all__ = [
+    "ADVECTION_METHODS",
+    "KINDS",
+    "SCHEMES",
+    "STRAIN_METHODS",
+    "AdvectionMethod",
+    "CRSLike",
+    "Kind",
+    "Scheme",
+    "StrainMethod",
+    "check_choice",
+]
 
 Kind = Literal["subyearly", "annual"]
 """ITS_LIVE product: image-pair ("sub-yearly", dim ``mid_date``) or annual composite (``time``)."""
-
 KINDS: tuple[str, ...] = get_args(Kind)
-
-
-def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
-    """Return ``value`` if it is one of ``choices``, else raise a one-line :class:`InputError`."""
-    if value not in choices:
-        raise InputError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
 
 StrainMethod = Literal["gradient", "coarsen", "log"]
 """Length-scale method of :func:`itscube.strain_rates`."""
-
 STRAIN_METHODS: tuple[str, ...] = get_args(StrainMethod)
+
+Scheme = Literal["centred", "upwind"]
+"""Face thickness of :func:`itscube.flux_divergence`."""
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+
+AdvectionMethod = Literal["rk4", "rk2", "euler"]
+"""Time stepping of :func:`itscube.track`."""
+ADVECTION_METHODS: tuple[str, ...] = get_args(AdvectionMethod)
+
+CRSLike = str | int | pyproj.CRS
+"""A CRS: ``"EPSG:3413"``, ``3413``, WKT/PROJ text or a :class:`pyproj.CRS`."""
+
+
+def check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``choices``, else a one-line :class:`InputError` naming the
+    parameter ``what`` and the choices.
+
+    >>> check_choice("rk4", ADVECTION_METHODS, "method")
+    'rk4'
+    """
+    if value not in choices:
+        raise InputError(f"{what} must be one of {', '.join(choices)}; got {value!r}", params=what)
+    return value

@@ -14,11 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._version import __version__
-from .errors import InputError, ItscubeError
+from itscube._version import __version__
+from itscube.errors import InputError, ItscubeError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .area import Area
+    from itscube.io.area import Area
 
 
 METAVARS = {
@@ -142,20 +142,64 @@ console = Console(stderr=True)
 out_console = Console()
 
 
-def _fail(exc: BaseException, code: int) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+def _fail(message: str, code: int) -> typer.Exit:
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+PARAM_FLAGS = {
+    "upscales": "--upscale",
+    "sensors": "--sensor",
+    "min_valid_percent": "--min-valid",
+    "grid_step": "--grid",
+    "urls": "--url",
+}
+"""Python parameter names whose flag is not ``--`` + the name with dashes."""
+
+
+def _flags_of(fn) -> dict[str, str]:
+    """Python parameter name -> the command's flag, from its typer options."""
+    import typing
+
+    flags = dict(PARAM_FLAGS)
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception:  # pragma: no cover - unresolvable annotations
+        return flags
+    for name, hint in hints.items():
+        for meta in getattr(hint, "__metadata__", ()):
+            decls = [d for d in getattr(meta, "param_decls", ()) or () if d.startswith("--")]
+            if decls:
+                flags[name] = decls[0].split("/")[0]
+    return flags
+
+
+def flagged(exc: ItscubeError, flags: dict[str, str]) -> str:
+    """The message of ``exc`` with each Python parameter it names shown as its flag."""
+    import re
+
+    message = str(exc)
+    for param in getattr(exc, "params", ()):
+        flag = flags.get(param, "--" + param.replace("_", "-"))
+        message = re.sub(rf"(?<![\w-]){re.escape(param)}(?![\w-])", flag, message)
+    return message
+
+
 def friendly(fn):
-    """Turn itscube errors into one-line messages with non-zero exit codes."""
+    """Turn itscube errors into one-line messages (with flags, not Python parameter names)
+    and non-zero exit codes."""
+    flags = None
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        nonlocal flags
         try:
             return fn(*args, **kwargs)
         except ItscubeError as exc:
-            raise _fail(exc, exc.exit_code) from None
+            flags = flags if flags is not None else _flags_of(fn)
+            raise _fail(flagged(exc, flags), exc.exit_code) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/]: run the same command again to resume")
             raise typer.Exit(130) from None
@@ -165,10 +209,7 @@ def friendly(fn):
             if os.environ.get("ITSCUBE_DEBUG"):
                 raise
             raise _fail(
-                RuntimeError(
-                    f"unexpected {type(exc).__name__}: {exc} (set ITSCUBE_DEBUG=1 for details)"
-                ),
-                1,
+                f"unexpected {type(exc).__name__}: {exc} (set ITSCUBE_DEBUG=1 for details)", 1
             ) from None
 
     return wrapper
@@ -250,8 +291,47 @@ StacOpt = Annotated[
 ]
 
 
+MaxErrorOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-error", help="Drop data whose velocity error is above this (m/yr), e.g. 50."
+    ),
+]
+SensorOpt = Annotated[
+    list[str] | None,
+    typer.Option("--sensor", help="Platforms to keep: L (Landsat), L8, S1, S2, S2A... e.g. L8,S2."),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output folders.")]
+ProgressOpt = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Show progress bars (on stderr).")
+]
+GapRadiusOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--gap-radius",
+        help="Fill gaps within this many pixels of data first (harmonic inpainting), e.g. 3.",
+        min=0,
+    ),
+]
+TrackGapRadiusOpt = Annotated[
+    float,
+    typer.Option(
+        "--gap-radius",
+        help="Fill gaps within this many pixels of data (harmonic inpainting; 0 = off).",
+        min=0,
+    ),
+]
+
+
+def _progress(enabled: bool):
+    """Rich progress bars on stderr for the library, or none."""
+    from itscube.progress import RichProgress
+
+    return RichProgress(console) if enabled else None
+
+
 def area_from_options(point, bbox, polygon, crs, buffer) -> Area:
-    from .area import bbox_area, point_area, polygon_area
+    from itscube.io.area import bbox_area, point_area, polygon_area
 
     given = [o is not None for o in (point, bbox, polygon)]
     if sum(given) != 1:
@@ -283,7 +363,7 @@ def find(
 
     Example: itscube find --point -49.7 69.2
     """
-    from .catalog import find_cubes, find_cubes_stac, load_catalog
+    from itscube.io.catalog import find_cubes, find_cubes_stac, load_catalog
 
     area = area_from_options(point, bbox, polygon, crs, buffer)
     if stac:
@@ -392,8 +472,8 @@ def download(
 
     Example: itscube download --bbox -49.9 69.1 -49.5 69.2 --start 2018-01-01 --end 2020-12-31
     """
-    from .download import Filters
-    from .download import download as run_download
+    from itscube.io.download import download as run_download
+    from itscube.window import Filters
 
     area = area_from_options(point, bbox, polygon, crs, buffer)
     if all_dates and (start or end):
@@ -417,10 +497,9 @@ def download(
         stac=stac,
         filters=filters,
         workers=workers,
-        progress=progress,
+        progress=_progress(progress),
         overwrite=overwrite,
         keep_cache=keep_cache,
-        console=console,
         announce=lambda text: console.print(f"[bold]plan[/]: {text}", soft_wrap=True),
     )
     _download_summary(res, time.perf_counter() - t)
@@ -455,7 +534,7 @@ def info(
     end: Annotated[str | None, typer.Option("--end")] = None,
 ):
     """Summarise a cube: kind, size, time range, CRS and variables."""
-    from .cube import open_cube, time_dim
+    from itscube.io.cube import open_cube, time_dim
 
     ds = open_cube(cube, start=start, end=end)
     tdim = time_dim(ds)
@@ -541,20 +620,14 @@ def strain(
     per_step: Annotated[
         bool, typer.Option("--per-step", help="Also write strain for every layer (streamed).")
     ] = False,
-    fill_gaps: Annotated[
-        float | None,
-        typer.Option("--fill-gaps", help="Fill gaps within this many pixels of data first."),
-    ] = None,
+    gap_radius: GapRadiusOpt = None,
     strided: Annotated[
         bool, typer.Option("--strided", help="Keep every k-th pixel (the notebooks' grid).")
     ] = False,
     min_dt_days: MinDtOpt = None,
     max_dt_days: MaxDtOpt = None,
-    max_error: Annotated[
-        float | None,
-        typer.Option("--max-error", help="Drop data with errors above (m/yr)."),
-    ] = None,
-    sensor: Annotated[list[str] | None, typer.Option("--sensor", help="L8, S2, S2A...")] = None,
+    max_error: MaxErrorOpt = None,
+    sensor: SensorOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of strain/.")] = Path("."),
     figures: FiguresOpt = True,
     min_speed: Annotated[
@@ -566,19 +639,18 @@ def strain(
             min=0,
         ),
     ] = 5.0,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing folders.")
-    ] = False,
+    overwrite: OverwriteOpt = False,
     scheduler: SchedulerOpt = None,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: ProgressOpt = True,
 ):
     """Strain rates at one or more length scales, per period and optionally per layer.
 
     Writes OUT/strain/<upscale>_<sdate>_<edate>/ with NetCDF, COG GeoTIFFs, figures and
     summary.json. Example: itscube strain cube.zarr --upscale 1 2 4 --start 2018-01-01
     """
-    from .temporal import Filters
-    from .workflows import dask_client, run_strain
+    from itscube.products._common import dask_client
+    from itscube.products.strain import run_strain
+    from itscube.window import Filters
 
     ks = _upscales(ctx, upscale)
     filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), None, max_error)
@@ -593,13 +665,12 @@ def strain(
             period=period,
             per_step=per_step,
             filters=filters,
-            fill_gaps=fill_gaps,
+            gap_radius=gap_radius,
             strided=strided,
             min_speed=min_speed,
             figures=figures,
             overwrite=overwrite,
-            progress=progress,
-            console=console,
+            progress=_progress(progress),
         )
     _products_table("strain rates", products)
 
@@ -661,8 +732,8 @@ def qdiv(
             "cells only and report the coverage (default: an error).",
         ),
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace folders.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
 ):
     """Flux divergence and dynamic thinning inside a boundary, from a thickness GeoTIFF.
 
@@ -670,7 +741,7 @@ def qdiv(
     (with the discrete Gauss check and the boundary line integral), figures and
     summary.json. Example: itscube qdiv cube.zarr --thickness H.tif --boundary b.csv
     """
-    from .workflows import run_qdiv
+    from itscube.products.flux import run_qdiv
 
     products = run_qdiv(
         cube,
@@ -690,8 +761,7 @@ def qdiv(
         allow_partial=allow_partial,
         figures=figures,
         overwrite=overwrite,
-        progress=progress,
-        console=console,
+        progress=_progress(progress),
     )
     for p in products:
         table = Table(title=f"flux divergence, upscale {p.summary['upscale_px']}")
@@ -790,9 +860,16 @@ def track(
     ensemble: Annotated[
         int, typer.Option("--ensemble", help="Monte-Carlo members for the spread.", min=0)
     ] = 0,
-    fill_radius: Annotated[
-        float, typer.Option("--fill-radius", help="Spatial gap fallback radius (pixels).")
-    ] = 3.0,
+    gap_radius: TrackGapRadiusOpt = 3.0,
+    output_every: Annotated[
+        int,
+        typer.Option(
+            "--output-every",
+            help="Keep every n-th step's position (and the last): bounds the output of many "
+            "points, e.g. 10.",
+            min=1,
+        ),
+    ] = 1,
     min_dt_days: MinDtOpt = None,
     max_dt_days: MaxDtOpt = None,
     extrapolate: Annotated[
@@ -803,13 +880,11 @@ def track(
             "flagged and their points get status 'extrapolated'.",
         ),
     ] = False,
-    max_error: Annotated[
-        float | None, typer.Option("--max-error", help="Drop data with errors above (m/yr).")
-    ] = None,
-    sensor: Annotated[list[str] | None, typer.Option("--sensor", help="L8, S2, S2A...")] = None,
+    max_error: MaxErrorOpt = None,
+    sensor: SensorOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of track/.")] = Path("."),
     figures: FiguresOpt = True,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace folders.")] = False,
+    overwrite: OverwriteOpt = False,
 ):
     """Track points through the velocity field between two dates (RK4 by default).
 
@@ -817,8 +892,8 @@ def track(
     figures and summary.json. Example: itscube track cube.zarr --point X Y --start
     2018-01-01 --end 2020-12-31
     """
-    from .temporal import Filters
-    from .workflows import run_track
+    from itscube.products.track import run_track
+    from itscube.window import Filters
 
     seed_input = _seeds_from_options(seeds, point, line, grid)
     filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), None, max_error)
@@ -836,7 +911,8 @@ def track(
         steady=steady,
         ensemble=ensemble,
         seeds_crs=seeds_crs,
-        fill_radius=fill_radius,
+        gap_radius=gap_radius,
+        output_every=output_every,
         filters=filters,
         extrapolate=extrapolate,
         figures=figures,
@@ -862,7 +938,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for all demo outputs.")] = Path(
         "demo_output"
     ),
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: ProgressOpt = True,
 ):
     """Run the main job offline on the bundled synthetic sample.
 
@@ -872,9 +948,9 @@ def demo(
     flux divergence (Example_Qdiv templates) are computed into OUT/strain, OUT/track and
     OUT/qdiv, with OUT/overview.png.
     """
-    from .demo import run_demo
+    from itscube.demo import run_demo
 
-    result = run_demo(out, progress=progress, console=console)
+    result = run_demo(out, progress=_progress(progress))
     table = Table(title=f"itscube demo finished in {result.seconds:.1f} s (synthetic sample)")
     table.add_column("#")
     table.add_column("product")

@@ -16,14 +16,19 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .area import bbox_area
-from .catalog import load_catalog
-from .cube import open_cube, time_dim
-from .download import download
-from .errors import InputError
-from .outputs import step_progress
-from .sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample, serve_sample
-from .workflows import run_qdiv, run_strain, run_track
+from itscube.errors import InputError
+from itscube.grid import time_dim
+from itscube.io.area import bbox_area
+from itscube.io.catalog import load_catalog
+from itscube.io.cube import open_cube
+from itscube.io.download import download
+from itscube.products.flux import run_qdiv
+from itscube.products.strain import run_strain
+from itscube.products.track import run_track
+from itscube.progress import ProgressLike, as_progress
+from itscube.sample import SAMPLE_CENTRE, SAMPLE_EPSG, ensure_sample, serve_sample
+
+__all__ = ["DemoResult", "DemoRow", "run_demo", "write_overview"]
 
 DOWNLOAD_WINDOW = ("2016-01-01", "2021-12-31")
 ANALYSIS_WINDOW = ("2018-01-01", "2019-12-31")
@@ -51,7 +56,7 @@ class DemoResult:
     seconds: float
 
 
-def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoResult:
+def run_demo(out: str | Path, *, progress: ProgressLike = None) -> DemoResult:
     """Run the whole chain on the bundled sample into ``out``.
 
     Writes ``out/download/<kind>_.../*.zarr``, ``out/strain/<k>_<sdate>_<edate>/`` for
@@ -62,7 +67,8 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
     t0 = time.perf_counter()
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} is a file; give a folder for the demo outputs")
+        raise InputError(f"out {out} is a file; give a folder for the demo outputs", params="out")
+    progress = as_progress(progress)
     out.mkdir(parents=True, exist_ok=True)
     sample = ensure_sample()
     rows: list[DemoRow] = []
@@ -81,7 +87,6 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
                 catalog=catalog,
                 overwrite=True,  # reuse an identical earlier download, else replace it
                 progress=progress,
-                console=console,
             )
             ds = cubes[kind] = open_cube(res.stores[0])
             rows.append(
@@ -99,17 +104,22 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
             )
             if kind == "subyearly":
                 cube = res.stores[0]
+    with progress.task("demo: strain, tracks, flux, overview", 4, keep=True) as advance:
+        rows += _analyses(cube, sample, cubes, out, progress, advance)
+    return DemoResult(rows, out / "overview.png", time.perf_counter() - t0)
+
+
+def _analyses(cube, sample, cubes, out: Path, progress, advance) -> list[DemoRow]:
+    """Strain, tracks, flux and the overview figure from the downloaded cubes."""
+    rows: list[DemoRow] = []
     start, end = ANALYSIS_WINDOW
     common = dict(start=start, end=end, out=out, overwrite=True)
-    bar, advance = step_progress(console, "demo: strain, tracks, flux, overview", 4, progress)
-    bar.start()
-    bar.console.log("strain rates at upscales " + ", ".join(map(str, UPSCALES)))
+    progress.log("strain rates at upscales " + ", ".join(map(str, UPSCALES)))
     strain = run_strain(
         cube,
         upscales=list(UPSCALES),
         period="year",
         progress=progress,
-        console=console,
         **common,
     )
     advance()
@@ -123,7 +133,7 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
             )
         )
     line = np.column_stack([np.full(LINE_N, LINE_X), np.linspace(*LINE_Y, LINE_N)])
-    bar.console.log("tracking a line of points and a displacement grid")
+    progress.log("tracking a line of points and a displacement grid")
     tracks = run_track(cube, seeds=line, grid_step=GRID_STEP, **common)
     advance()
     rows.append(
@@ -134,7 +144,7 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
             f"{tracks.summary['median_displacement_m']:.0f} m",
         )
     )
-    bar.console.log("flux divergence with the Example_Qdiv templates")
+    progress.log("flux divergence with the Example_Qdiv templates")
     (qdiv,) = run_qdiv(
         cube,
         thickness=sample.thickness,
@@ -142,7 +152,6 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
         upscales=[2],
         period="year",
         progress=progress,
-        console=console,
         **common,
     )
     advance()
@@ -163,9 +172,8 @@ def run_demo(out: str | Path, *, progress: bool = True, console=None) -> DemoRes
         out / "overview.png", cubes, strain[0].folder, tracks.folder, qdiv.folder, sample.boundary
     )
     advance()
-    bar.stop()
     rows.append(DemoRow("overview figure", overview))
-    return DemoResult(rows, overview, time.perf_counter() - t0)
+    return rows
 
 
 def write_overview(
@@ -177,8 +185,8 @@ def write_overview(
     boundary: Path,
 ) -> Path:
     """The demo's one-page figure from the products on disk and the downloaded ``cubes``."""
-    from .flux import read_boundary
-    from .plots import overview_figure
+    from itscube.flux import read_boundary
+    from itscube.products.figures import overview_figure
 
     with (
         xr.open_dataset(strain_folder / "strain_period.nc") as strain,

@@ -7,11 +7,35 @@ the base class or a specific subclass.
 
 from __future__ import annotations
 
+__all__ = [
+    "CatalogError",
+    "CubeFormatError",
+    "CubeNotFoundError",
+    "DownloadError",
+    "EmptySelectionError",
+    "InputError",
+    "InsufficientSpaceError",
+    "ItscubeError",
+    "MissingCRSError",
+    "OutputExistsError",
+]
+
 
 class ItscubeError(Exception):
-    """Base class of all itscube errors (bad input, missing data, failed download)."""
+    """Base class of all itscube errors (bad input, missing data, failed download).
+
+    Parameters
+    ----------
+    message : one line: which input, what is wrong, what to do.
+    params : the Python parameter names the message mentions (``"upscale"``); the command
+        line shows each as its flag (``--upscale``), so both audiences read their own names.
+    """
 
     exit_code: int = 2
+
+    def __init__(self, message: str = "", *, params: str | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.params: tuple[str, ...] = (params,) if isinstance(params, str) else tuple(params)
 
 
 class InputError(ItscubeError, ValueError):

@@ -35,84 +35,43 @@ import shapely
 import shapely.geometry as sg
 import xarray as xr
 
-from .area import _polygon_from_coords, _read_csv_points, parse_crs
-from .cube import with_crs
-from .errors import InputError, MissingCRSError
+from itscube._kernels import flux as _k
+from itscube._typing import SCHEMES, Scheme, check_choice
+from itscube.errors import CubeFormatError, InputError, MissingCRSError
+from itscube.grid import (
+    block_error,
+    block_mean,
+    check_upscale,
+    dims_last,
+    grid_bounds,
+    half_cell,
+    spacing,
+    with_crs,
+)
+from itscube.io.area import parse_crs, polygon_from_coords, read_csv_points
+
+__all__ = [
+    "PLAUSIBLE_THICKNESS_M",
+    "RHO_ICE",
+    "SCHEMES",
+    "boundary_flux",
+    "flux_budget",
+    "flux_divergence",
+    "read_boundary",
+    "read_thickness",
+    "to_gt",
+]
 
 RHO_ICE = 917.0
 """Ice density (kg/m^3) used to convert volume flux to mass (Gt/yr)."""
 PLAUSIBLE_THICKNESS_M = (10.0, 5000.0)
 """Range for the thickest ice of a thickness raster in metres; outside it, a warning."""
 
-SCHEMES = ("centred", "upwind")
-
-
-# ------------------------------------------------------------------ kernels (numpy)
-
-
-def face_fluxes(h, u, v, dx, dy, scheme="centred"):
-    """Physical face fluxes (m^2/yr): toward +x between columns j, j+1 (..., ny, nx-1) and
-    toward +y between rows i, i+1 (..., ny-1, nx). ``dx``/``dy`` are signed spacings."""
-    uf = 0.5 * (u[..., :, 1:] + u[..., :, :-1])
-    vf = 0.5 * (v[..., 1:, :] + v[..., :-1, :])
-    if scheme == "upwind":  # thickness of the cell the ice comes from
-        hx = np.where(uf * dx > 0, h[..., :, :-1], h[..., :, 1:])
-        hy = np.where(vf * dy > 0, h[..., :-1, :], h[..., 1:, :])
-    else:
-        hx = 0.5 * (h[..., :, 1:] + h[..., :, :-1])
-        hy = 0.5 * (h[..., 1:, :] + h[..., :-1, :])
-    return hx * uf, hy * vf
-
-
-def divergence_fv(h, u, v, x, y, scheme="centred"):
-    """Finite-volume ``div(h (u, v))`` (m/yr for h in m, u in m/yr) on a regular grid.
-
-    Returns ``(div, fx, fy)``: cell divergences (..., ny, nx) with a NaN outer ring, and the
-    face fluxes of :func:`face_fluxes`. Spacings keep their sign, so
-    ``(fy[i+1/2] - fy[i-1/2]) / dy`` is the net outflow per area for either y order.
-    """
-    h, u, v = (np.asarray(a, "f8") for a in (h, u, v))
-    dx = float(x[1] - x[0])
-    dy = float(y[1] - y[0])
-    fx, fy = face_fluxes(h, u, v, dx, dy, scheme)
-    div = np.full(np.broadcast_shapes(h.shape, u.shape), np.nan)
-    div[..., 1:-1, 1:-1] = (fx[..., 1:-1, 1:] - fx[..., 1:-1, :-1]) / dx + (
-        fy[..., 1:, 1:-1] - fy[..., :-1, 1:-1]
-    ) / dy
-    return div, fx, fy
-
-
-def divergence_error(h, u, v, sh, su, sv, dx, dy):
-    """Uncertainty of the divergence (m/yr) from thickness and velocity errors."""
-    sqx2 = (h * su) ** 2 + (u * sh) ** 2
-    sqy2 = (h * sv) ** 2 + (v * sh) ** 2
-    out = np.full(np.broadcast_shapes(np.shape(h), np.shape(u), np.shape(su)), np.nan)
-    out[..., 1:-1, 1:-1] = np.sqrt(
-        (sqx2[..., 1:-1, 2:] + sqx2[..., 1:-1, :-2]) / (2 * dx) ** 2
-        + (sqy2[..., 2:, 1:-1] + sqy2[..., :-2, 1:-1]) / (2 * dy) ** 2
-    )
-    return out
-
-
-def boundary_face_flux(mask, fx, fy, dx, dy):
-    """Net outflow (m^3/yr) through the faces between masked and unmasked cells.
-
-    By the discrete Gauss theorem this equals the sum of ``divergence * cell area`` over
-    ``mask`` (when no masked cell is NaN).
-    """
-    m = mask.astype("f8")
-    ex = (m[:, :-1] - m[:, 1:]) * np.sign(dx)  # +1: the outside cell lies toward +x
-    ey = (m[:-1, :] - m[1:, :]) * np.sign(dy)
-    tx = np.where(ex != 0, fx * ex, 0.0).sum(axis=(-2, -1))
-    ty = np.where(ey != 0, fy * ey, 0.0).sum(axis=(-2, -1))
-    return tx * abs(dy) + ty * abs(dx)
-
-
 # ------------------------------------------------------------------ inputs
 
 
 def read_thickness(
-    path: str | Path, like: xr.Dataset, crs=None, what: str = "--thickness"
+    path: str | Path, like: xr.Dataset, crs=None, what: str = "thickness"
 ) -> xr.DataArray:
     """Read a thickness GeoTIFF and resample it bilinearly onto the cube grid (m).
 
@@ -124,16 +83,19 @@ def read_thickness(
 
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{what} {path}: file not found")
+        raise InputError(f"{what} {path}: file not found", params=what)
     try:
         da = rioxarray.open_rasterio(p, masked=True).squeeze("band", drop=True)
     except Exception as exc:
-        raise InputError(f"{what} {path}: cannot be read as a GeoTIFF ({exc})") from exc
+        raise InputError(
+            f"{what} {path}: cannot be read as a GeoTIFF ({exc})", params=what
+        ) from exc
     if crs is not None:
         da = da.rio.write_crs(parse_crs(crs))
     elif da.rio.crs is None:
         raise MissingCRSError(
-            f"{what} {path} has no CRS; add {what}-crs EPSG:XXXX to say what it is in"
+            f"{what} {path} has no CRS; give thickness_crs EPSG:XXXX to say what it is in",
+            params=(what, "thickness_crs"),
         )
     template = xr.DataArray(
         np.zeros((like.sizes["y"], like.sizes["x"]), "f4"),
@@ -152,9 +114,9 @@ def read_thickness(
         )
         out = out.where(out >= 0)
     if not np.isfinite(out.values).any():
-        raise InputError(f"{what} {path} does not overlap the cube")
+        raise InputError(f"{what} {path} does not overlap the cube", params=what)
     hi = float(np.nanmax(out.values))
-    if what == "--thickness" and (hi < PLAUSIBLE_THICKNESS_M[0] or hi > PLAUSIBLE_THICKNESS_M[1]):
+    if what == "thickness" and (hi < PLAUSIBLE_THICKNESS_M[0] or hi > PLAUSIBLE_THICKNESS_M[1]):
         warnings.warn(
             f"{what} {path}: the thickest ice is {hi:.4g}, implausible for metres "
             f"(expected {PLAUSIBLE_THICKNESS_M[0]:.0f}..{PLAUSIBLE_THICKNESS_M[1]:.0f} m); "
@@ -169,40 +131,84 @@ def read_boundary(path: str | Path, like: xr.Dataset, crs=None) -> sg.Polygon:
     """The boundary polygon from a CSV of x, y points (closed automatically), cube CRS."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"--boundary {path}: file not found")
-    pts, lonlat = _read_csv_points(p)
-    where = f"--boundary {path}"
+        raise InputError(f"boundary {path}: file not found", params="boundary")
+    pts, lonlat = read_csv_points(p)
+    where = f"boundary {path}"
     if len(pts) < 3:
-        raise InputError(f"{where}: a boundary needs at least 3 distinct points")
-    poly = _polygon_from_coords(pts.tolist(), where)
+        raise InputError(f"{where}: a boundary needs at least 3 distinct points", params="boundary")
+    poly = polygon_from_coords(pts.tolist(), where, "boundary")
     src = parse_crs(crs) if crs is not None else (pyproj.CRS("EPSG:4326") if lonlat else None)
     if src is not None and src != like.rio.crs:
         tr = pyproj.Transformer.from_crs(src, like.rio.crs, always_xy=True)
         poly = shapely.transform(poly, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
-    hx = abs(float(like.x[1] - like.x[0])) / 2
-    hy = abs(float(like.y[1] - like.y[0])) / 2
-    cube = sg.box(
-        float(like.x.min()) - hx,
-        float(like.y.min()) - hy,
-        float(like.x.max()) + hx,
-        float(like.y.max()) + hy,
-    )
+    cube = sg.box(*grid_bounds(like.x.values, like.y.values))
     if not poly.intersects(cube):
         b = poly.bounds
         raise InputError(
             f"{where}: polygon ({b[0]:.0f}, {b[1]:.0f}) .. ({b[2]:.0f}, {b[3]:.0f}) lies outside "
             f"the cube ({cube.bounds[0]:.0f}, {cube.bounds[1]:.0f}) .. "
             f"({cube.bounds[2]:.0f}, {cube.bounds[3]:.0f}); is it in the cube's projection "
-            f"({like.rio.crs})? Otherwise give --boundary-crs"
+            f"({like.rio.crs})? Otherwise give boundary_crs",
+            params=("boundary", "boundary_crs"),
         )
     return shapely.geometry.polygon.orient(poly, 1.0)  # counter-clockwise exterior
 
 
-# ------------------------------------------------------------------ xarray API
+# ------------------------------------------------------------------ fields
 
 
-def _coarsen(da: xr.DataArray, k: int) -> xr.DataArray:
-    return da.coarsen(y=k, x=k, boundary="trim").reduce(np.mean)
+def _cells(*arrays, allow_partial: bool, **kw):
+    """:func:`itscube._kernels.flux.flux_cells`, raising where coverage is partial and
+    ``allow_partial`` is False (on dask, when the block is computed)."""
+    out = _k.flux_cells(*arrays, **kw)
+    coverage = out[-1]
+    if kw["mask"] is not None and not allow_partial and np.size(coverage):
+        worst = float(np.nanmin(np.where(np.isfinite(coverage), coverage, 0.0)))
+        if worst < 0.999:
+            raise InputError(
+                f"{100 * (1 - worst):.1f}% of the boundary polygon's area has no velocity or "
+                "thickness (off the grid or in gaps); use a polygon inside the data, or "
+                "allow_partial to integrate the covered cells only (reported with coverage)",
+                params="allow_partial",
+            )
+    return out
+
+
+def _inputs(ds, thickness, thickness_error, k, column_factor):
+    """Velocities, thickness and their errors on the (coarsened) grid, errors broadcast to
+    the velocity maps (zeros where absent)."""
+    u, v = ds["vx"] * column_factor, ds["vy"] * column_factor
+    su = ds["vx_error"] * column_factor if "vx_error" in ds.variables else None
+    sv = ds["vy_error"] * column_factor if "vy_error" in ds.variables else None
+    h, sh = thickness, thickness_error
+    with_errors = su is not None or sh is not None
+    if su is not None:
+        su, sv = su.broadcast_like(ds["vx"]), sv.broadcast_like(ds["vy"])
+    if k > 1:
+        u, v, h = block_mean(u, k), block_mean(v, k), block_mean(h, k)
+        su = None if su is None else block_error(su, k)
+        sv = None if sv is None else block_error(sv, k)
+        sh = None if sh is None else block_error(sh, k)
+    su = xr.zeros_like(u) if su is None else su
+    sv = xr.zeros_like(v) if sv is None else sv
+    sh = xr.zeros_like(h) if sh is None else sh
+    if u.chunks is not None:  # the kernels need whole maps: chunk over time only
+        u, v, su, sv = (a.chunk({"y": -1, "x": -1}) for a in (u, v, su, sv))
+    h, sh = (a.transpose("y", "x").load() for a in (h, sh))
+    return u, v, su, sv, h, sh, with_errors
+
+
+def _check_options(ds, scheme, upscale, column_factor) -> int:
+    check_choice(scheme, SCHEMES, "scheme")
+    if not (0 < column_factor <= 1.5):
+        raise InputError(
+            f"column_factor must be in (0, 1.5]; got {column_factor}", params="column_factor"
+        )
+    for name in ("vx", "vy"):
+        if name not in ds.variables:
+            raise CubeFormatError(f"the cube has no {name}; flux divergence needs vx and vy")
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    return check_upscale(upscale, ny, nx, "flux divergence (3 blocks of k pixels)", lambda k: 3 * k)
 
 
 def flux_divergence(
@@ -212,11 +218,14 @@ def flux_divergence(
     *,
     upscale: int = 1,
     column_factor: float = 1.0,
-    scheme: str = "centred",
+    scheme: Scheme = "centred",
     thickness_error: xr.DataArray | None = None,
     allow_partial: bool = False,
 ) -> xr.Dataset:
     """Flux divergence ``div(H u_bar)`` and dynamic thickness change of a velocity field.
+
+    Lazy on dask-backed cubes (one task per time chunk, each on whole maps), so that
+    per-layer fluxes of a cube larger than memory stream in bounded memory.
 
     Parameters
     ----------
@@ -231,12 +240,6 @@ def flux_divergence(
         lies off the grid), integrate over the covered cells only and report ``coverage``
         (the covered share of the polygon's area) instead of raising.
 
-    Raises
-    ------
-    InputError
-        Part of the polygon's area lacks data (the message gives the share) and
-        ``allow_partial`` is False; bad options.
-
     Returns
     -------
     xarray.Dataset
@@ -246,144 +249,79 @@ def flux_divergence(
         ``integrated_divergence`` (m^3/yr), ``face_flux`` (net flux through the mask's
         boundary faces, m^3/yr), ``area`` (m^2 of the cells integrated), ``coverage``
         (share of the polygon's area with data) and ``gauss_residual`` (m^3/yr).
-    """
-    if scheme not in SCHEMES:
-        raise InputError(f"--scheme must be one of {', '.join(SCHEMES)}; got {scheme!r}")
-    if isinstance(upscale, bool) or int(upscale) != upscale or upscale < 1:
-        raise InputError(f"--upscale must be a whole number >= 1; got {upscale}")
-    if not (0 < column_factor <= 1.5):
-        raise InputError(f"--column-factor must be in (0, 1.5]; got {column_factor}")
-    for name in ("vx", "vy"):
-        if name not in ds.variables:
-            from .errors import CubeFormatError
 
-            raise CubeFormatError(f"the cube has no {name}; flux divergence needs vx and vy")
-    k = int(upscale)
-    if min(ds.sizes["y"], ds.sizes["x"]) // k < 3:
-        raise InputError(f"--upscale {k} is too large for the grid")
-    u = ds["vx"] * column_factor
-    v = ds["vy"] * column_factor
-    h = thickness
-    su = ds["vx_error"] * column_factor if "vx_error" in ds.variables else None
-    sv = ds["vy_error"] * column_factor if "vy_error" in ds.variables else None
-    sh = thickness_error
-    if k > 1:
-        u, v, h = _coarsen(u, k), _coarsen(v, k), _coarsen(h, k)
-        if su is not None:
-            su = np.sqrt(_coarsen(su.broadcast_like(ds["vx"]) ** 2, k)) / k
-            sv = np.sqrt(_coarsen(sv.broadcast_like(ds["vy"]) ** 2, k)) / k
-        if sh is not None:
-            sh = np.sqrt(_coarsen(sh**2, k)) / k
+    Raises
+    ------
+    InputError
+        Part of the polygon's area lacks data (the message gives the share) and
+        ``allow_partial`` is False (raised when computed, for dask-backed input); the
+        polygon contains no cell centre; bad options.
+    CubeFormatError
+        ``vx`` or ``vy`` is missing.
+
+    Examples
+    --------
+    Uniform thickness in a flow that stretches at 0.01 /yr: ``div(H u) = H du/dx``.
+
+    >>> import numpy as np, xarray as xr
+    >>> x = np.arange(10) * 100.0
+    >>> X, Y = np.meshgrid(x, x)
+    >>> ds = xr.Dataset({"vx": (("y", "x"), 0.01 * X), "vy": (("y", "x"), 0 * X)},
+    ...                 coords={"x": x, "y": x})
+    >>> H = xr.DataArray(np.full(X.shape, 200.0), coords=ds.coords, dims=("y", "x"))
+    >>> float(flux_divergence(ds, H)["flux_divergence"][5, 5])
+    2.0
+    """
+    k = _check_options(ds, scheme, upscale, column_factor)
+    u, v, su, sv, h, sh, with_errors = _inputs(ds, thickness, thickness_error, k, column_factor)
     x, y = u.x.values, u.y.values
-    dx, dy = float(x[1] - x[0]), float(y[1] - y[0])
-    u, v = u.load(), v.load()
-    h = h.load().transpose("y", "x")
-    lead = [d for d in u.dims if d not in ("y", "x")]
-    uu = u.transpose(*lead, "y", "x").values
-    vv = v.transpose(*lead, "y", "x").values
-    div, fx, fy = divergence_fv(h.values, uu, vv, x, y, scheme)
-    coords = {c: u.coords[c] for c in u.coords}
-    dims = (*lead, "y", "x")
-    out = xr.Dataset(coords=coords)
-    out["flux_x"] = (
-        dims,
-        (h.values * uu).astype("f4"),
-        {"units": "m2 yr-1", "long_name": "ice flux H u_bar, x component"},
-    )
-    out["flux_y"] = (
-        dims,
-        (h.values * vv).astype("f4"),
-        {"units": "m2 yr-1", "long_name": "ice flux H v_bar, y component"},
-    )
-    out["flux_divergence"] = (
-        dims,
-        div.astype("f4"),
-        {"units": "m yr-1", "long_name": "flux divergence div(H u_bar)"},
-    )
-    out["dynamic_dhdt"] = (
-        dims,
-        (-div).astype("f4"),
-        {"units": "m yr-1", "long_name": "dynamic thickness change rate -div(H u_bar)"},
-    )
-    if su is not None or sh is not None:
-        zero = np.zeros_like(uu)
-        s_u = zero if su is None else su.broadcast_like(u).transpose(*dims).values
-        s_v = zero if sv is None else sv.broadcast_like(v).transpose(*dims).values
-        s_h = 0.0 if sh is None else sh.transpose("y", "x").values
-        err = divergence_error(h.values, uu, vv, s_h, s_u, s_v, abs(dx), abs(dy))
-        out["flux_divergence_error"] = (
-            dims,
-            err.astype("f4"),
-            {"units": "m yr-1", "long_name": "uncertainty of the flux divergence"},
-        )
-    out["thickness"] = (
-        ("y", "x"),
-        h.values.astype("f4"),
-        {"units": "m", "long_name": "ice thickness"},
-    )
+    dx, dy = spacing(x, "x"), spacing(y, "y")
+    mask, on_grid = None, 1.0
     if boundary is not None:
         X, Y = np.meshgrid(x, y)
         mask = shapely.contains_xy(boundary, X, Y)
         if not mask.any():
             raise InputError("the boundary polygon contains no cell centre of the grid")
-        out["mask"] = (
-            ("y", "x"),
-            mask.astype("u1"),
-            {"long_name": "cell centre inside the boundary", "units": "1"},
+        on_grid = boundary.intersection(sg.box(*grid_bounds(x, y))).area / boundary.area
+    maps, scalars = [["y", "x"]] * 4, [[]] * 4
+    fx, fy, div, err, integ, faces, cells, coverage = xr.apply_ufunc(
+        _cells,
+        h,
+        dims_last(u),
+        dims_last(v),
+        sh,
+        dims_last(su),
+        dims_last(sv),
+        input_core_dims=[["y", "x"]] * 6,
+        output_core_dims=maps + scalars,
+        kwargs=dict(
+            mask=mask,
+            dx=dx,
+            dy=dy,
+            scheme=scheme,
+            on_grid=on_grid,
+            with_errors=with_errors,
+            allow_partial=allow_partial,
+        ),
+        dask="parallelized",
+        output_dtypes=["f4"] * 4 + ["f8"] * 4,
+    )
+    out = xr.Dataset(coords={c: u.coords[c] for c in u.coords})
+    out["flux_x"] = fx.assign_attrs(units="m2 yr-1", long_name="ice flux H u_bar, x component")
+    out["flux_y"] = fy.assign_attrs(units="m2 yr-1", long_name="ice flux H v_bar, y component")
+    out["flux_divergence"] = div.assign_attrs(
+        units="m yr-1", long_name="flux divergence div(H u_bar)"
+    )
+    out["dynamic_dhdt"] = (-div).assign_attrs(
+        units="m yr-1", long_name="dynamic thickness change rate -div(H u_bar)"
+    )
+    if with_errors:
+        out["flux_divergence_error"] = err.assign_attrs(
+            units="m yr-1", long_name="uncertainty of the flux divergence"
         )
-        area = abs(dx * dy)
-        # the share of the polygon's area with data: off-grid parts and NaN cells lack it
-        grid_box = sg.box(
-            x.min() - abs(dx) / 2,
-            y.min() - abs(dy) / 2,
-            x.max() + abs(dx) / 2,
-            y.max() + abs(dy) / 2,
-        )
-        on_grid = boundary.intersection(grid_box).area / boundary.area
-        valid = np.isfinite(div) & mask
-        share = valid.sum(axis=(-2, -1)) / mask.sum()
-        coverage = np.minimum(1.0, on_grid * share)
-        worst = float(np.min(coverage))
-        if worst < 0.999 and not allow_partial:
-            raise InputError(
-                f"{100 * (1 - worst):.1f}% of the boundary polygon's area has no velocity or "
-                "thickness (off the grid or in gaps); use a polygon inside the data, or "
-                "--allow-partial to integrate the covered cells only (reported with coverage)"
-            )
-        flat_div = div.reshape(-1, *div.shape[-2:])
-        flat_fx = fx.reshape(-1, *fx.shape[-2:])
-        flat_fy = fy.reshape(-1, *fy.shape[-2:])
-        integ = np.empty(len(flat_div))
-        faces = np.empty(len(flat_div))
-        cells = np.empty(len(flat_div))
-        for i in range(len(flat_div)):  # each period its own covered cells (exact Gauss)
-            m_i = mask & np.isfinite(flat_div[i])
-            integ[i] = flat_div[i][m_i].sum() * area
-            faces[i] = boundary_face_flux(m_i, flat_fx[i], flat_fy[i], dx, dy)
-            cells[i] = m_i.sum()
-        shape = div.shape[:-2]
-        integ, faces, cells = integ.reshape(shape), faces.reshape(shape), cells.reshape(shape)
-        out["integrated_divergence"] = (
-            tuple(lead),
-            integ,
-            {
-                "units": "m3 yr-1",
-                "long_name": "sum of divergence x cell area over the covered cells in the mask",
-            },
-        )
-        out["coverage"] = (
-            tuple(lead),
-            coverage.reshape(shape),
-            {"units": "1", "long_name": "share of the boundary polygon's area with data"},
-        )
-        out["face_flux"] = (
-            tuple(lead),
-            faces,
-            {"units": "m3 yr-1", "long_name": "net outflow through the mask's boundary faces"},
-        )
-        out["gauss_residual"] = out["integrated_divergence"] - out["face_flux"]
-        out["gauss_residual"].attrs = {"units": "m3 yr-1"}
-        out["area"] = (tuple(lead), cells * area, {"units": "m2", "long_name": "area integrated"})
+    out["thickness"] = h.astype("f4").assign_attrs(units="m", long_name="ice thickness")
+    if mask is not None:
+        _add_integrals(out, mask, integ, faces, cells, coverage, abs(dx * dy))
     out.attrs.update(
         itscube_product="flux_divergence",
         upscale=k,
@@ -394,6 +332,26 @@ def flux_divergence(
     return with_crs(out, ds.rio.crs)
 
 
+def _add_integrals(out, mask, integ, faces, cells, coverage, cell_area) -> None:
+    out["mask"] = (
+        ("y", "x"),
+        mask.astype("u1"),
+        {"long_name": "cell centre inside the boundary", "units": "1"},
+    )
+    out["integrated_divergence"] = integ.assign_attrs(
+        units="m3 yr-1",
+        long_name="sum of divergence x cell area over the covered cells in the mask",
+    )
+    out["coverage"] = coverage.assign_attrs(
+        units="1", long_name="share of the boundary polygon's area with data"
+    )
+    out["face_flux"] = faces.assign_attrs(
+        units="m3 yr-1", long_name="net outflow through the mask's boundary faces"
+    )
+    out["gauss_residual"] = (integ - faces).assign_attrs(units="m3 yr-1")
+    out["area"] = (cells * cell_area).assign_attrs(units="m2", long_name="area integrated")
+
+
 def boundary_flux(
     res: xr.Dataset, boundary: sg.Polygon, spacing: float | None = None
 ) -> xr.DataArray:
@@ -402,8 +360,9 @@ def boundary_flux(
     The polygon is densified to ``spacing`` metres (default a quarter pixel); fluxes are
     interpolated bilinearly from the cell-centred ``flux_x``/``flux_y`` of
     :func:`flux_divergence`. Segments where the flux is unknown make the result NaN.
+    Lazy when ``res`` is.
     """
-    dx = abs(float(res.x[1] - res.x[0]))
+    dx = 2 * half_cell(res.x.values)
     ring = shapely.geometry.polygon.orient(boundary, 1.0).exterior
     ring = shapely.segmentize(ring, spacing or dx / 4)
     pts = np.asarray(ring.coords)
@@ -421,5 +380,55 @@ def boundary_flux(
 
 
 def to_gt(volume_flux):
-    """m^3/yr of ice to Gt/yr (rho = 917 kg/m^3)."""
+    """m^3/yr of ice to Gt/yr (``RHO_ICE`` = 917 kg/m^3).
+
+    >>> round(to_gt(1e12 / RHO_ICE), 6)
+    1.0
+    """
     return volume_flux * RHO_ICE / 1e12
+
+
+# ------------------------------------------------------------------ budget
+
+
+def flux_budget(res: xr.Dataset, line: xr.DataArray, labels: list[str]) -> list[dict]:
+    """The flux budget inside the boundary, one row per period of ``res``.
+
+    Each row: ``area_m2``, ``integrated_divergence_m3_yr`` and ``_gt_yr``, the boundary
+    ``face_flux_m3_yr`` and ``gauss_residual_m3_yr`` (discrete Gauss check), the
+    ``line_integral_flux_m3_yr`` (NaN when coverage is partial: it runs along the whole
+    polygon), ``mean_dynamic_dhdt_m_yr`` and ``coverage``; with errors, the independent
+    and correlated error sums (m^3/yr) and the headline ``±`` error and ``low``/``high``
+    bounds in Gt/yr (the correlated sum, an upper bound).
+    """
+    cell = abs(spacing(res.x.values, "x") * spacing(res.y.values, "y"))
+    inside = res["mask"].values.astype(bool)
+    rows = []
+    for i, lab in enumerate(labels):
+        r = res.isel(time=i)
+        integ = float(r["integrated_divergence"])
+        coverage = float(r["coverage"])
+        lin = float(line.isel(time=i)) if coverage >= 0.999 else float("nan")
+        row = {
+            "period": lab,
+            "area_m2": float(r["area"]),
+            "integrated_divergence_m3_yr": integ,
+            "face_flux_m3_yr": float(r["face_flux"]),
+            "gauss_residual_m3_yr": float(r["gauss_residual"]),
+            "line_integral_flux_m3_yr": lin,
+            "line_minus_integrated_m3_yr": lin - integ,
+            "relative_difference": (lin - integ) / abs(integ) if integ else float("nan"),
+            "integrated_divergence_gt_yr": float(to_gt(integ)),
+            "mean_dynamic_dhdt_m_yr": -integ / float(r["area"]),
+            "coverage": coverage,
+        }
+        if "flux_divergence_error" in r:
+            e = r["flux_divergence_error"].values[inside]
+            sig = float(np.nansum(e) * cell)
+            row["error_independent_m3_yr"] = float(np.sqrt(np.nansum(e**2)) * cell)
+            row["error_correlated_m3_yr"] = sig
+            row["integrated_divergence_error_gt_yr"] = float(to_gt(sig))
+            row["integrated_divergence_low_gt_yr"] = float(to_gt(integ - sig))
+            row["integrated_divergence_high_gt_yr"] = float(to_gt(integ + sig))
+        rows.append(row)
+    return rows

@@ -1,70 +1,18 @@
-"""Bounded gap filling of velocity maps (harmonic / Laplace inpainting)."""
+"""Bounded gap filling of velocity maps (harmonic / Laplace inpainting), on xarray.
+
+The kernel is :func:`itscube._kernels.gaps.fill_gaps_2d`: filled values solve Laplace's
+equation with the surrounding valid pixels as boundary values, so any linear field is
+reproduced exactly and nothing overshoots; gaps farther than ``radius`` pixels from data
+stay NaN.
+"""
 
 from __future__ import annotations
 
-import numpy as np
-import scipy.ndimage as ndi
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import xarray as xr
 
+from itscube._kernels.gaps import fill_gaps_2d, fill_stack
 
-def fill_gaps_2d(a: np.ndarray, radius: float) -> np.ndarray:
-    """Fill NaN pixels lying within ``radius`` pixels of valid data; others stay NaN.
-
-    Filled values solve Laplace's equation with the surrounding valid pixels as boundary
-    values (4-neighbour stencil; neighbours that stay NaN or lie outside the grid impose a
-    zero-gradient condition). Harmonic filling reproduces any linear field exactly and
-    never overshoots the values around the gap.
-
-    Parameters
-    ----------
-    a : 2-D array (NaN marks gaps).
-    radius : largest Euclidean distance (pixels) from valid data at which a gap is filled.
-    """
-    a = np.asarray(a)
-    gap = np.isnan(a)
-    if not gap.any() or gap.all():
-        return a.copy()
-    dist = ndi.distance_transform_edt(gap)
-    fill = gap & (dist <= radius)
-    if not fill.any():
-        return a.copy()
-    ny, nx = a.shape
-    idx = -np.ones(a.shape, dtype=np.int64)
-    fi, fj = np.nonzero(fill)
-    n = len(fi)
-    idx[fi, fj] = np.arange(n)
-    rows, cols, vals = [], [], []
-    diag = np.zeros(n)
-    rhs = np.zeros(n)
-    known = ~gap
-    for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        ni, nj = fi + di, fj + dj
-        inside = (ni >= 0) & (ni < ny) & (nj >= 0) & (nj < nx)
-        ni_c, nj_c = np.clip(ni, 0, ny - 1), np.clip(nj, 0, nx - 1)
-        is_known = inside & known[ni_c, nj_c]
-        is_unknown = inside & fill[ni_c, nj_c]
-        diag += is_known | is_unknown
-        rhs += np.where(is_known, np.nan_to_num(a[ni_c, nj_c].astype("f8")), 0.0)
-        sel = np.nonzero(is_unknown)[0]
-        rows.append(sel)
-        cols.append(idx[ni_c[sel], nj_c[sel]])
-        vals.append(-np.ones(len(sel)))
-    rows = np.concatenate([np.arange(n), *rows])
-    cols = np.concatenate([np.arange(n), *cols])
-    vals = np.concatenate([diag, *vals])
-    A = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
-    sol = spla.spsolve(A, rhs)
-    out = a.astype("f8", copy=True)
-    out[fi, fj] = sol
-    return out.astype(a.dtype)
-
-
-def _fill_stack(a: np.ndarray, radius: float) -> np.ndarray:
-    flat = a.reshape(-1, *a.shape[-2:])
-    out = np.stack([fill_gaps_2d(layer, radius) for layer in flat]) if len(flat) else flat
-    return out.reshape(a.shape)
+__all__ = ["fill_gaps", "fill_gaps_2d"]
 
 
 def fill_gaps(da: xr.DataArray, radius: float) -> xr.DataArray:
@@ -72,7 +20,7 @@ def fill_gaps(da: xr.DataArray, radius: float) -> xr.DataArray:
     if "y" in da.dims and da.chunks is not None:
         da = da.chunk({"y": -1, "x": -1})
     res = xr.apply_ufunc(
-        _fill_stack,
+        fill_stack,
         da,
         input_core_dims=[["y", "x"]],
         output_core_dims=[["y", "x"]],

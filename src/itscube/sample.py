@@ -10,12 +10,12 @@
 * ``catalog_v02.json``: a catalog in the layout of the official one, whose ``zarr_url`` and
   ``composite_zarr_url`` are relative to the catalog (so the sample works wherever it is served);
 * ``Example_Qdiv/Thickness.tif`` and ``Example_Qdiv/Boundaries.csv``: the flux-divergence
-  templates (thickness from :func:`itscube.synthetic.glacier_thickness`, boundary polygon around
+  templates (thickness from :func:`itscube._datasets.glacier_thickness`, boundary polygon around
   the lower trunk);
 * ``SAMPLE.json``: how it was made.
 
 The data are synthetic, never real ITS_LIVE measurements: velocities are the analytic field
-:data:`SAMPLE_FIELD` (:class:`itscube.synthetic.OutletGlacier`) sampled at each layer's centre
+:data:`SAMPLE_FIELD` (:class:`itscube._datasets.OutletGlacier`) sampled at each layer's centre
 date, so every product can be checked against known values. :func:`build_sample` regenerates
 everything deterministically and ``python -m itscube.sample BUNDLE.zip`` rewrites the bundle;
 the tests check that the bundle equals a fresh build.
@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import synthetic
-from .catalog import cache_dir
+from itscube._datasets import itslive as synthetic
+from itscube.io.catalog import cache_dir
 
 SAMPLE_VERSION = 2
 SAMPLE_EPSG = 3413
@@ -59,7 +59,7 @@ SAMPLE_FIELD = synthetic.OutletGlacier(
     head_ramp=3000.0,
 )
 """Analytic velocity field of the sample glacier (m/yr); see
-:class:`itscube.synthetic.OutletGlacier`. Downstream of ``x_head + head_ramp`` the centre-line
+:class:`itscube._datasets.OutletGlacier`. Downstream of ``x_head + head_ramp`` the centre-line
 speed is ``factor(t) * (u_head + grad * (x - x_head))``."""
 
 CATALOG_NAME = "catalog_v02.json"
@@ -149,7 +149,7 @@ def build_sample(root: str | Path) -> Sample:
         "description": "Synthetic outlet glacier in the ITS_LIVE v2 datacube schema, made by "
         "itscube.sample.build_sample; NOT real ITS_LIVE data.",
         "version": SAMPLE_VERSION,
-        "field": {"class": "itscube.synthetic.OutletGlacier", **dataclasses.asdict(SAMPLE_FIELD)},
+        "field": {"class": "itscube._datasets.OutletGlacier", **dataclasses.asdict(SAMPLE_FIELD)},
         "epsg": SAMPLE_EPSG,
         "centre": SAMPLE_CENTRE,
         "shape": SAMPLE_SHAPE,
@@ -225,7 +225,7 @@ class SampleServer:
     """
 
     def __init__(self, sample: Sample | None = None):
-        from .serve import StoreServer
+        from itscube.testing.server import StoreServer
 
         self.sample = sample or ensure_sample()
         # a fixed port when free keeps cube URLs (and so download identities) stable across runs
@@ -273,7 +273,7 @@ def serve_sample(sample: Sample | None = None) -> Iterator[SampleServer]:
 
 def write_qdiv_templates(folder: str | Path) -> tuple[Path, Path]:
     """The ``Example_Qdiv`` templates for the sample cube: ``Thickness.tif`` (240 m grid,
-    EPSG:3413, from :func:`itscube.synthetic.glacier_thickness`) and ``Boundaries.csv``
+    EPSG:3413, from :func:`itscube._datasets.glacier_thickness`) and ``Boundaries.csv``
     (a polygon around the lower trunk, x/y in EPSG:3413 metres)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ strain rates in 1/yr)
   (s_v(x±)^2)/L^2)``, ``dilatation_error = sqrt(exx_error^2 + eyy_error^2)``: independent
   errors at the stencil ends (after Poinar & Andrews, 2021). ITS_LIVE errors are largely
   correlated within a layer, which cancels in the difference, so these are upper bounds.
-* NaN: a derivative whose stencil touches NaN is NaN, unless ``fill_gaps=R`` first fills
+* NaN: a derivative whose stencil touches NaN is NaN, unless ``gap_radius=R`` first fills
   gaps lying within ``R`` pixels of valid data by harmonic inpainting
   (:func:`itscube.gaps.fill_gaps_2d`).
 
@@ -56,11 +56,11 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from . import _kernels
-from ._typing import STRAIN_METHODS, StrainMethod, check_choice
-from .cube import time_dim, with_crs
-from .errors import CubeFormatError, InputError
-from .gaps import fill_gaps as _fill_gaps
+from itscube._kernels import strain as _kernels
+from itscube._typing import STRAIN_METHODS, StrainMethod, check_choice
+from itscube.errors import CubeFormatError, InputError
+from itscube.gaps import fill_gaps
+from itscube.grid import block_error, block_mean, check_upscale, spacing, time_dim, with_crs
 
 COMPONENTS = _kernels.COMPONENTS
 ERROR_COMPONENTS = _kernels.ERROR_COMPONENTS
@@ -90,24 +90,9 @@ def _units(name: str) -> str:
 
 
 def _check_upscale(k, ny: int, nx: int, method: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise InputError(f"--upscale must be a whole number of pixels; got {k!r}")
-    k = int(k)
-    if k < 1:
-        raise InputError(f"--upscale must be >= 1 pixel; got {k}")
     if method == "coarsen":
-        if min(ny, nx) // k < 3:
-            raise InputError(
-                f"--upscale {k} is too large for the {nx} x {ny}-pixel grid with method "
-                f"coarsen (needs at least 3 blocks of {k} pixels each way); use at most "
-                f"{max(1, min(ny, nx) // 3)}"
-            )
-    elif 2 * k + 1 > min(ny, nx):
-        raise InputError(
-            f"--upscale {k} is too large for the {nx} x {ny}-pixel grid (a ±{k}-pixel "
-            f"stencil needs {2 * k + 1} pixels each way); use at most {(min(ny, nx) - 1) // 2}"
-        )
-    return k
+        return check_upscale(k, ny, nx, "method coarsen (3 blocks of k pixels)", lambda k: 3 * k)
+    return check_upscale(k, ny, nx, f"method {method} (a ±k-pixel stencil)", lambda k: 2 * k + 1)
 
 
 def _run_kernel(u, v, su, sv, *, x, y, k, method, with_errors):
@@ -133,21 +118,6 @@ def _run_kernel(u, v, su, sv, *, x, y, k, method, with_errors):
     return out.reshape(*lead, out.shape[1], ny, nx)
 
 
-def _block_mean(da: xr.DataArray, k: int) -> xr.DataArray:
-    return da.coarsen(y=k, x=k, boundary="trim").reduce(np.mean)
-
-
-def _block_error(da: xr.DataArray, k: int) -> xr.DataArray:
-    return np.sqrt((da**2).coarsen(y=k, x=k, boundary="trim").reduce(np.sum)) / (k * k)
-
-
-def _regular(coord: np.ndarray, name: str) -> float:
-    d = np.diff(coord)
-    if len(d) == 0 or np.any(np.abs(d - d[0]) > 1e-6 * abs(d[0])):
-        raise CubeFormatError(f"the {name} coordinate is not regularly spaced")
-    return float(d[0])
-
-
 MIN_SPEED = 5.0
 """Speed (m/yr) below which flow-aligned components are masked: the flow direction
 ``atan2(vy, vx)`` is noise where the speed is within the velocity errors (a few m/yr for
@@ -161,7 +131,7 @@ def strain_rates(
     method: StrainMethod = "gradient",
     *,
     errors: bool = True,
-    fill_gaps: float | None = None,
+    gap_radius: float | None = None,
     strided: bool = False,
     min_speed: float = MIN_SPEED,
 ) -> xr.Dataset:
@@ -178,7 +148,8 @@ def strain_rates(
         (gradient and log only: they share one grid and stack along a new ``upscale`` dim).
     method : ``gradient`` (default), ``coarsen`` or ``log`` (see the module docstring).
     errors : propagate velocity errors when the cube has them.
-    fill_gaps : fill NaN gaps within this many pixels of valid data before differencing.
+    gap_radius : fill NaN gaps within this many pixels of valid data before differencing
+        (harmonic inpainting, :func:`itscube.gaps.fill_gaps`).
     strided : keep every ``k``-th pixel (gradient only; the original notebooks' grid).
     min_speed : speed (m/yr) below which the flow direction is undefined: the flow-aligned
         components (``longitudinal``, ``transverse``, ``shear`` and their errors) are NaN
@@ -198,7 +169,7 @@ def strain_rates(
     InputError
         Bad ``method``/``upscale`` (below 1, or too large for the grid).
     """
-    check_choice(method, STRAIN_METHODS, "--method")
+    check_choice(method, STRAIN_METHODS, "method")
     for name in ("vx", "vy"):
         if name not in ds.variables:
             raise CubeFormatError(
@@ -206,20 +177,23 @@ def strain_rates(
                 f"(it has {', '.join(sorted(map(str, ds.data_vars)))})"
             )
     if strided and method != "gradient":
-        raise InputError("--strided applies to method gradient only")
+        raise InputError("strided applies to method gradient only", params="strided")
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     if not isinstance(upscale, int | np.integer):
         ks = [_check_upscale(k, ny, nx, method) for k in upscale]
         if not ks:
-            raise InputError("give at least one --upscale")
+            raise InputError("give at least one upscale", params="upscale")
         if len(ks) > 1:
             if method == "coarsen" or strided:
                 raise InputError(
                     "several upscales share one grid only with methods gradient/log "
-                    "(not coarsen or --strided); call once per upscale"
+                    "(not coarsen or strided); call once per upscale",
+                    params="strided",
                 )
             parts = [
-                strain_rates(ds, k, method, errors=errors, fill_gaps=fill_gaps, min_speed=min_speed)
+                strain_rates(
+                    ds, k, method, errors=errors, gap_radius=gap_radius, min_speed=min_speed
+                )
                 for k in ks
             ]
             stacked = [p[[n for n in p.data_vars if n in LONG_NAMES]] for p in parts]
@@ -232,8 +206,8 @@ def strain_rates(
             return res
         upscale = ks[0]
     k = _check_upscale(upscale, ny, nx, method)
-    dx = _regular(ds.x.values, "x")
-    dy = _regular(ds.y.values, "y")
+    dx = spacing(ds.x.values, "x")
+    dy = spacing(ds.y.values, "y")
     if method == "log" and abs(abs(dx) - abs(dy)) > 1e-6 * abs(dx):
         raise CubeFormatError("method log needs square pixels")
 
@@ -241,16 +215,18 @@ def strain_rates(
     with_errors = errors and "vx_error" in ds.variables and "vy_error" in ds.variables
     su = ds["vx_error"].astype("float32", copy=False) if with_errors else None
     sv = ds["vy_error"].astype("float32", copy=False) if with_errors else None
-    if fill_gaps is not None:
-        if fill_gaps <= 0:
-            raise InputError(f"--fill-gaps must be a radius > 0 pixels; got {fill_gaps}")
-        u, v = _fill_gaps(u, fill_gaps), _fill_gaps(v, fill_gaps)
+    if gap_radius is not None:
+        if gap_radius <= 0:
+            raise InputError(
+                f"gap_radius must be a radius > 0 pixels; got {gap_radius}", params="gap_radius"
+            )
+        u, v = fill_gaps(u, gap_radius), fill_gaps(v, gap_radius)
     kk = k
     if method == "coarsen":
-        u, v = _block_mean(u, k), _block_mean(v, k)
+        u, v = block_mean(u, k), block_mean(v, k)
         if with_errors:
-            su = _block_error(su.broadcast_like(ds["vx"]), k)
-            sv = _block_error(sv.broadcast_like(ds["vy"]), k)
+            su = block_error(su.broadcast_like(ds["vx"]), k)
+            sv = block_error(sv.broadcast_like(ds["vy"]), k)
         kk = 1
     if with_errors:
         su, sv = su.broadcast_like(u), sv.broadcast_like(v)
@@ -284,7 +260,7 @@ def strain_rates(
         out[name] = src.transpose(*lead, "y", "x")
         out[name].attrs = {"units": "m yr-1", "long_name": f"{name[1]} velocity used"}
     if min_speed is None or min_speed < 0:
-        raise InputError(f"--min-speed must be >= 0 m/yr; got {min_speed}")
+        raise InputError(f"min_speed must be >= 0 m/yr; got {min_speed}", params="min_speed")
     if min_speed > 0:  # no flow direction where the ice barely moves
         moving = np.hypot(out["vx"], out["vy"]) >= min_speed
         for name in FLOW_ALIGNED + tuple(f"{n}_error" for n in FLOW_ALIGNED):
@@ -308,7 +284,7 @@ def strain_rates(
         upscale=k,
         length_scale_m=2 * k * abs(dx),
         strided=int(strided),
-        fill_gaps_radius_px=-1 if fill_gaps is None else float(fill_gaps),
+        gap_radius_px=-1 if gap_radius is None else float(gap_radius),
         min_speed_m_yr=float(min_speed),
         conventions_note="see itscube.strain module docstring",
     )

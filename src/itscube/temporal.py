@@ -18,163 +18,20 @@ Conventions
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import re
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .cube import time_dim
-from .errors import EmptySelectionError, InputError
+from itscube.errors import EmptySelectionError, InputError
+from itscube.grid import time_dim
+from itscube.window import Filters, date_window, layer_mask
 
 ERROR_FLOOR = 0.1
 """Smallest velocity error (m/yr) used as a weight; ITS_LIVE reports 0 for some pixels."""
 
 PERIOD_ALIASES = {"year": "YS", "season": "QS-DEC", "month": "MS"}
 """Named periods, shared by strain and flux (``--period``) and tracking composites."""
-
-
-ISO_DATE = re.compile(
-    r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?)?)?)?$"
-)
-"""Dates accepted from users: ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` (optionally with a time)."""
-
-
-def parse_date(value: str | np.datetime64 | _dt.date | None, what: str) -> pd.Timestamp | None:
-    """A timestamp from user input, or a one-line :class:`InputError`.
-
-    Text must be ISO 8601 (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``, optionally with a
-    time): ``01/02/2018`` is ambiguous (US or European order) and is refused. Date and
-    datetime objects are taken as they are.
-    """
-    if value is None:
-        return None
-    if isinstance(value, str) and not ISO_DATE.match(value.strip()):
-        raise InputError(f"{what} {value!r} is not an ISO date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
-    try:
-        ts = pd.Timestamp(value.strip() if isinstance(value, str) else value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            f"{what} {value!r} is not a valid date; use YYYY-MM-DD (or YYYY-MM, YYYY)"
-        ) from exc
-    if ts is pd.NaT:
-        raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)")
-    return ts.tz_localize(None) if ts.tzinfo else ts
-
-
-def _end_of(value, ts: pd.Timestamp) -> pd.Timestamp:
-    """The exclusive end of an inclusive ``--end``: the whole year, month or day given."""
-    m = ISO_DATE.match(value.strip()) if isinstance(value, str) else None
-    if m and m["m"] is None:
-        return ts + pd.DateOffset(years=1)
-    if m and m["d"] is None:
-        return ts + pd.DateOffset(months=1)
-    if ts == ts.normalize():
-        return ts + pd.Timedelta(days=1)
-    return ts
-
-
-def date_window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Inclusive ``[start, end)`` bounds: ``end`` includes the whole day, month or year it
-    names (``--end 2020`` runs to the end of 2020)."""
-    t0 = parse_date(start, "--start") or pd.Timestamp("1900-01-01")
-    t1 = parse_date(end, "--end")
-    if t1 is not None and t0 > t1:
-        raise InputError(f"--start {t0.date()} is after --end {t1.date()}")
-    t1 = pd.Timestamp("2200-01-01") if t1 is None else _end_of(end, t1)
-    return t0, t1
-
-
-SENSOR_LABEL = re.compile(r"^(L[4-9]?|S[12]?[A-D]?)$")
-"""Mission letter + satellite, as ITS_LIVE labels image pairs (``L8``, ``S2A``...)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Filters:
-    """Layer filters for sub-yearly cubes.
-
-    Attributes
-    ----------
-    min_dt_days, max_dt_days : bounds on the image-pair separation ``date_dt`` (days).
-    sensors : keep pairs whose first image is from one of these platforms, given as
-        mission letter + satellite (``L8``, ``L9``, ``S1``, ``S2``, ``S2A``...; prefixes match).
-    min_valid_percent : minimum ``roi_valid_percentage`` (the notebooks used 40).
-    max_error : maximum velocity error (m/yr): layers whose scalar ``vx_error`` or
-        ``vy_error`` exceeds it are dropped; per-pixel errors mask those pixels instead.
-        Applied to opened cubes only (not at download).
-    """
-
-    min_dt_days: float | None = None
-    max_dt_days: float | None = None
-    sensors: tuple[str, ...] = ()
-    min_valid_percent: float | None = None
-    max_error: float | None = None
-
-    def __post_init__(self) -> None:
-        """Check values up front: a typo must not become "no layers" after a download."""
-        for name in ("min_dt_days", "max_dt_days"):
-            v = getattr(self, name)
-            if v is not None and not (0 <= v <= 3653):
-                flag = "--" + name.replace("_", "-")
-                raise InputError(f"{flag} {v:g} is out of range; give days from 0 to 3653")
-        if (
-            self.min_dt_days is not None
-            and self.max_dt_days is not None
-            and self.min_dt_days > self.max_dt_days
-        ):
-            raise InputError(
-                f"--min-dt-days {self.min_dt_days:g} is above --max-dt-days {self.max_dt_days:g}"
-            )
-        if self.min_valid_percent is not None and not (0 <= self.min_valid_percent <= 100):
-            raise InputError(
-                f"--min-valid {self.min_valid_percent:g} is not a percentage; give 0 to 100"
-            )
-        if self.max_error is not None and not self.max_error > 0:
-            raise InputError(f"--max-error {self.max_error:g} must be > 0 m/yr")
-        bad = [s for s in self.sensors if not SENSOR_LABEL.match(str(s).upper().replace("-", ""))]
-        if bad:
-            raise InputError(
-                f"--sensor {', '.join(map(str, bad))} is not a platform; use L (L4..L9), "
-                "S1, S2 or a satellite such as S1A, S2B"
-            )
-
-    def active(self) -> bool:
-        return any(v not in (None, ()) for v in dataclasses.astuple(self))
-
-    def needed_variables(self) -> list[str]:
-        need = []
-        if self.min_dt_days is not None or self.max_dt_days is not None:
-            need.append("date_dt")
-        if self.sensors:
-            need += ["mission_img1", "satellite_img1"]
-        if self.min_valid_percent is not None:
-            need.append("roi_valid_percentage")
-        return need
-
-
-def _as_text(values: np.ndarray) -> np.ndarray:
-    return np.char.upper(np.asarray(values).astype(str))
-
-
-def layer_mask(small: dict[str, np.ndarray], filters: Filters, n: int) -> np.ndarray:
-    """Boolean mask of the ``n`` layers passing ``filters`` (per-layer arrays in ``small``)."""
-    mask = np.ones(n, bool)
-    if filters.min_dt_days is not None or filters.max_dt_days is not None:
-        dt = np.asarray(small["date_dt"], dtype="f8")
-        if filters.min_dt_days is not None:
-            mask &= dt >= filters.min_dt_days
-        if filters.max_dt_days is not None:
-            mask &= dt <= filters.max_dt_days
-    if filters.sensors:
-        label = np.char.add(_as_text(small["mission_img1"]), _as_text(small["satellite_img1"]))
-        keep = np.zeros(len(label), bool)
-        for s in filters.sensors:
-            keep |= np.char.startswith(label, s.upper().replace("-", ""))
-        mask &= keep
-    if filters.min_valid_percent is not None:
-        mask &= np.asarray(small["roi_valid_percentage"]) >= filters.min_valid_percent
-    return mask
 
 
 def select_layers(
@@ -264,7 +121,8 @@ def period_bins(times: np.ndarray, period: str, start=None, end=None) -> list[Pe
         offset = pd.tseries.frequencies.to_offset(freq)
     except ValueError as exc:
         raise InputError(
-            f"--period {period!r} is not all, year, season or a pandas frequency such as 6MS"
+            f"period {period!r} is not all, year, season or a pandas frequency such as 6MS",
+            params="period",
         ) from exc
     series = pd.Series(np.arange(len(times)), index=pd.DatetimeIndex(times))
     w0, w1 = date_window(start, end)

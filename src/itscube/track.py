@@ -22,23 +22,38 @@ Gaps
 ----
 Where a composite has no data at a pixel, it is filled first from the nearest composite in
 time that has data there (flag bit 1), then, if still empty, by harmonic inpainting from
-data within ``fill_radius`` pixels (flag bit 2). A point whose interpolation needs a pixel
+data within ``gap_radius`` pixels (flag bit 2). A point whose interpolation needs a pixel
 that is still empty stops with status ``no_data``; a point leaving the grid stops with
 status ``out_of_domain``. Points never move with a silent zero velocity.
 """
 
 from __future__ import annotations
 
+import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 import pyproj
 import xarray as xr
-from numba import njit, prange
 
-from .cube import time_dim
-from .errors import InputError
-from .gaps import fill_gaps_2d
-from .temporal import PERIOD_ALIASES, date_window, period_mean
+from itscube._kernels.advect import ORDERS, advect, output_steps
+from itscube._kernels.gaps import fill_time_space
+from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, check_choice
+from itscube.errors import InputError
+from itscube.grid import grid_bounds, spacing, time_dim
+from itscube.temporal import PERIOD_ALIASES, period_mean
+from itscube.window import DateLike, date_window
+
+__all__ = [
+    "EXTRAPOLATED",
+    "STATUS",
+    "data_coverage",
+    "displacement_field",
+    "ensemble_spread",
+    "step_schedule",
+    "track",
+    "velocity_series",
+]
 
 DAYS_PER_YEAR = 365.25
 STATUS = ("ok", "out_of_domain", "no_data", "extrapolated")
@@ -47,122 +62,6 @@ on the nearest velocity field in time, outside the dates the cube covers."""
 EXTRAPOLATED = 4
 """Fill-flag bit of a step taken outside the cube's dates (``extrapolate=True``)."""
 COMPOSITES = PERIOD_ALIASES
-
-
-# ------------------------------------------------------------------ kernel
-
-
-@njit(inline="always", cache=True)
-def _sample(U, V, F, k, x, y, gx0, gdx, gy0, gdy):
-    """Bilinear (u, v, flag, code) at (x, y) from field ``k``; code 1 outside, 2 NaN."""
-    ny, nx = U.shape[1], U.shape[2]
-    fj = (x - gx0) / gdx
-    fi = (y - gy0) / gdy
-    if not (fi >= 0.0 and fj >= 0.0 and fi <= ny - 1 and fj <= nx - 1):
-        return np.nan, np.nan, np.uint8(0), 1
-    i0 = min(int(fi), ny - 2)
-    j0 = min(int(fj), nx - 2)
-    wi = fi - i0
-    wj = fj - j0
-    u = (U[k, i0, j0] * (1 - wj) + U[k, i0, j0 + 1] * wj) * (1 - wi) + (
-        U[k, i0 + 1, j0] * (1 - wj) + U[k, i0 + 1, j0 + 1] * wj
-    ) * wi
-    v = (V[k, i0, j0] * (1 - wj) + V[k, i0, j0 + 1] * wj) * (1 - wi) + (
-        V[k, i0 + 1, j0] * (1 - wj) + V[k, i0 + 1, j0 + 1] * wj
-    ) * wi
-    f = np.uint8(F[k, i0, j0] | F[k, i0, j0 + 1] | F[k, i0 + 1, j0] | F[k, i0 + 1, j0 + 1])
-    if np.isnan(u) or np.isnan(v):
-        return np.nan, np.nan, f, 2
-    return u, v, f, 0
-
-
-@njit(parallel=True, cache=True)
-def advect(x0, y0, U, V, F, gx0, gdx, gy0, gdy, dt_yr, field_of_step, order, sign):
-    """Move points through piecewise-constant-in-time fields.
-
-    Parameters
-    ----------
-    x0, y0 : (N,) start positions (m).
-    U, V : (K, ny, nx) velocity fields (m/yr); F : (K, ny, nx) uint8 fill flags.
-    gx0, gdx, gy0, gdy : coordinate of pixel (0, 0) and signed spacings (m).
-    dt_yr : (S,) step lengths (yr, > 0); field_of_step : (S,) field index of each step.
-    order : 1 (Euler), 2 (midpoint RK2) or 4 (RK4); sign : +1 forward, -1 backward.
-
-    Returns
-    -------
-    X, Y : (N, S+1) positions (NaN after a point stops); VX, VY : (N, S+1) velocity at
-    each position; flags : (N, S+1) fill flags used by the step ending there;
-    status : (N,) 0 ok, 1 out_of_domain, 2 no_data.
-    """
-    n = x0.shape[0]
-    s_count = dt_yr.shape[0]
-    X = np.full((n, s_count + 1), np.nan)
-    Y = np.full((n, s_count + 1), np.nan)
-    VX = np.full((n, s_count + 1), np.nan)
-    VY = np.full((n, s_count + 1), np.nan)
-    flags = np.zeros((n, s_count + 1), np.uint8)
-    status = np.zeros(n, np.uint8)
-    for p in prange(n):
-        x = x0[p]
-        y = y0[p]
-        k = field_of_step[0] if s_count > 0 else 0
-        u, v, f, code = _sample(U, V, F, k, x, y, gx0, gdx, gy0, gdy)
-        X[p, 0] = x
-        Y[p, 0] = y
-        VX[p, 0] = u
-        VY[p, 0] = v
-        flags[p, 0] = f
-        if code != 0:
-            status[p] = code
-            continue
-        for s in range(s_count):
-            k = field_of_step[s]
-            h = sign * dt_yr[s]
-            u1, v1, f1, c1 = _sample(U, V, F, k, x, y, gx0, gdx, gy0, gdy)
-            fl = np.uint8(f1)
-            code = c1
-            if order == 1:
-                nx_ = x + h * u1
-                ny_ = y + h * v1
-            elif order == 2:
-                u2, v2, f2, c2 = _sample(
-                    U, V, F, k, x + 0.5 * h * u1, y + 0.5 * h * v1, gx0, gdx, gy0, gdy
-                )
-                fl = np.uint8(fl | f2)
-                code = max(code, c2)
-                nx_ = x + h * u2
-                ny_ = y + h * v2
-            else:
-                u2, v2, f2, c2 = _sample(
-                    U, V, F, k, x + 0.5 * h * u1, y + 0.5 * h * v1, gx0, gdx, gy0, gdy
-                )
-                u3, v3, f3, c3 = _sample(
-                    U, V, F, k, x + 0.5 * h * u2, y + 0.5 * h * v2, gx0, gdx, gy0, gdy
-                )
-                u4, v4, f4, c4 = _sample(U, V, F, k, x + h * u3, y + h * v3, gx0, gdx, gy0, gdy)
-                fl = np.uint8(fl | f2 | f3 | f4)
-                code = max(max(code, c2), max(c3, c4))
-                nx_ = x + h * (u1 + 2 * u2 + 2 * u3 + u4) / 6.0
-                ny_ = y + h * (v1 + 2 * v2 + 2 * v3 + v4) / 6.0
-            ue = np.nan
-            ve = np.nan
-            if code == 0:
-                ue, ve, _, ce = _sample(
-                    U, V, F, field_of_step[min(s + 1, s_count - 1)], nx_, ny_, gx0, gdx, gy0, gdy
-                )
-                if ce != 0:
-                    code = ce
-            if code != 0:
-                status[p] = code
-                break
-            x = nx_
-            y = ny_
-            X[p, s + 1] = x
-            Y[p, s + 1] = y
-            VX[p, s + 1] = ue
-            VY[p, s + 1] = ve
-            flags[p, s + 1] = fl
-    return X, Y, VX, VY, flags, status
 
 
 # ------------------------------------------------------------------ fields
@@ -192,7 +91,8 @@ def velocity_series(
         return period_mean(sub, freq, within_span=True)
     except InputError as exc:
         raise InputError(
-            f"--composite {composite!r} is not month, season, year or a pandas frequency"
+            f"composite {composite!r} is not month, season, year or a pandas frequency",
+            params="composite",
         ) from exc
 
 
@@ -213,36 +113,6 @@ def data_coverage(ds: xr.Dataset, bnds: np.ndarray, steady: bool) -> tuple:
     return pd.Timestamp(t.min()), pd.Timestamp(t.max())
 
 
-def fill_series(U: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fill gaps: nearest composite in time first (flag 1), then space within ``radius``
-    pixels (flag 2). Returns (filled fields, uint8 flags)."""
-    U = np.array(U, dtype="f8")
-    flags = np.zeros(U.shape, np.uint8)
-    valid = np.isfinite(U)
-    K = U.shape[0]
-    if K > 1:
-        idx = np.arange(K)[:, None, None]
-        # index of the nearest valid composite in time at every pixel
-        big = K * 10
-        prev = np.where(valid, idx, -big)
-        prev = np.maximum.accumulate(prev, axis=0)
-        nxt = np.where(valid, idx, 2 * big)
-        nxt = np.minimum.accumulate(nxt[::-1], axis=0)[::-1]
-        choose = np.where(idx - prev <= nxt - idx, prev, nxt)
-        ok = (choose >= 0) & (choose < K) & ~valid
-        src = np.clip(choose, 0, K - 1)
-        filled = np.take_along_axis(U, src, axis=0)
-        U = np.where(ok, filled, U)
-        flags[ok] = 1
-    if radius and radius > 0:
-        for k in range(K):
-            gap = ~np.isfinite(U[k])
-            if gap.any():
-                U[k] = fill_gaps_2d(U[k], radius)
-                flags[k][gap & np.isfinite(U[k])] = 2
-    return U, flags
-
-
 # ------------------------------------------------------------------ API
 
 
@@ -251,9 +121,9 @@ def _seeds_xy(seeds, crs: pyproj.CRS, seeds_crs=None) -> tuple[np.ndarray, np.nd
 
     ids: list = []
     if isinstance(seeds, str | Path):
-        from .area import _read_csv_points
+        from itscube.io.area import read_csv_points
 
-        pts, lonlat = _read_csv_points(Path(seeds))
+        pts, lonlat = read_csv_points(Path(seeds))
         if lonlat and seeds_crs is None:
             seeds_crs = "EPSG:4326"
     elif isinstance(seeds, pd.DataFrame):
@@ -294,23 +164,116 @@ def step_schedule(
     return np.array(allt, dtype="datetime64[ns]")
 
 
+def _check_options(method, dt_days, output_every, start, end):
+    order = ORDERS[check_choice(method, ADVECTION_METHODS, "method")]
+    if not dt_days > 0:
+        raise InputError(f"dt_days must be > 0; got {dt_days}", params="dt_days")
+    if isinstance(output_every, bool) or int(output_every) != output_every or output_every < 1:
+        raise InputError(
+            f"output_every must be a whole number of steps >= 1; got {output_every}",
+            params="output_every",
+        )
+    t0, t1 = date_window(start, end)
+    t1 = t1 - pd.Timedelta(days=1) if t1 == t1.normalize() else t1
+    if t1 <= t0:
+        raise InputError(
+            f"end {t1.date()} must be after start {t0.date()}", params=("end", "start")
+        )
+    return order, t0, t1
+
+
+def _check_inside(x0, y0, series: xr.Dataset, crs) -> None:
+    gx, gy = series.x.values, series.y.values
+    xmin, ymin, xmax, ymax = grid_bounds(gx, gy)
+    inside = (x0 >= xmin) & (x0 <= xmax) & (y0 >= ymin) & (y0 <= ymax)
+    if not inside.any():
+        raise InputError(
+            f"no seed point lies inside the cube (x {gx.min():.0f}..{gx.max():.0f}, "
+            f"y {gy.min():.0f}..{gy.max():.0f} in {crs}); are the seeds in its projection?",
+            params="seeds",
+        )
+
+
+def _fields(vx, vy, sx, sy, radius, zu, zv):
+    """Filled composite fields (K, ny, nx) and their fill flags; with ``zu``/``zv`` (one
+    standard-normal draw per composite) perturbed by the errors ``sx``/``sy``."""
+    U, FU = fill_time_space(vx, radius)
+    V, FV = fill_time_space(vy, radius)
+    if zu is not None:
+        U = U + zu[:, None, None] * np.nan_to_num(sx)
+        V = V + zv[:, None, None] * np.nan_to_num(sy)
+    return U, V, FU | FV
+
+
+def _advect_points(fields, x0, y0, grid, dt_yr, field_of_step, order, sign, keep):
+    U, V, F = fields
+    return advect(x0, y0, U, V, F, *grid, dt_yr, field_of_step, order, sign, keep)
+
+
+def _run_advection(series, x0, y0, schedule, gap_radius, perturb, chunk_points):
+    """The advection outputs (see :func:`itscube._kernels.advect.advect`): numpy arrays,
+    or dask arrays (one task per ``chunk_points`` points) when ``series`` is dask-backed."""
+    dt_yr, field_of_step, order, sign, keep = schedule
+    K = series.sizes["time"]
+    zu = zv = None
+    if perturb is not None:  # one ensemble member (see ensemble_spread)
+        zu, zv = perturb.standard_normal(K), perturb.standard_normal(K)
+    arrays = [
+        series[n].transpose("time", "y", "x").data
+        if n in series
+        else np.zeros((K, series.sizes["y"], series.sizes["x"]))
+        for n in ("vx", "vy", "vx_error", "vy_error")
+    ]
+    gx, gy = series.x.values, series.y.values
+    grid = (float(gx[0]), spacing(gx, "x"), float(gy[0]), spacing(gy, "y"))
+    args = (dt_yr, field_of_step, order, sign, keep)
+    if not any(isinstance(a, da.Array) for a in arrays):
+        fields = _fields(*(np.asarray(a) for a in arrays), gap_radius, zu, zv)
+        return _advect_points(fields, x0, y0, grid, *args)
+    fields = dask.delayed(_fields)(*arrays, gap_radius, zu, zv)
+    parts = []
+    for i in range(0, len(x0), chunk_points):
+        xs, ys = x0[i : i + chunk_points], y0[i : i + chunk_points]
+        out = dask.delayed(_advect_points, nout=9)(fields, xs, ys, grid, *args)
+        n, m = len(xs), len(keep)
+        shapes = [(n, m)] * 4 + [(n, m), (n,), (n,), (n,), (n,)]
+        dtypes = ["f8"] * 4 + ["u1", "u1", "f8", "f8", "i8"]
+        parts.append(
+            [da.from_delayed(o, s, dtype=t) for o, s, t in zip(out, shapes, dtypes, strict=True)]
+        )
+    return [da.concatenate(list(col)) for col in zip(*parts, strict=True)]
+
+
+def _lonlat(X, Y, crs):
+    tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    lon, lat = tr.transform(X, Y)
+    ok = np.isfinite(X)
+    return np.where(ok, lon, np.nan), np.where(ok, lat, np.nan)
+
+
 def track(
     ds: xr.Dataset,
     seeds,
-    start,
-    end,
+    start: DateLike,
+    end: DateLike,
     *,
     dt_days: float = 5.0,
-    method: str = "rk4",
+    method: AdvectionMethod = "rk4",
     backward: bool = False,
     composite: str | None = "year",
     steady: bool = False,
-    fill_radius: float = 3.0,
-    seeds_crs=None,
+    gap_radius: float = 3.0,
+    seeds_crs: CRSLike | None = None,
     extrapolate: bool = False,
+    output_every: int = 1,
+    chunk_points: int = 100_000,
     _perturb: np.random.Generator | None = None,
 ) -> xr.Dataset:
     """Track points through the cube's velocity between two dates.
+
+    Lazy on dask-backed cubes: the composite fields are one task, and each block of
+    ``chunk_points`` points is advected by its own task, so that millions of points
+    stream (keep memory bounded with ``output_every``).
 
     Parameters
     ----------
@@ -324,142 +287,144 @@ def track(
     composite : ``year``, ``season``, ``month`` or a pandas frequency (sub-yearly cubes).
     steady : use one mean field over the window (flowlines); the field is held over the
         whole window by definition, which may extend past the cube's dates.
-    fill_radius : pixels for the spatial gap fallback (0 disables it).
+    gap_radius : pixels from data within which gaps are filled by harmonic inpainting
+        (the spatial gap fallback; 0 disables it).
     seeds_crs : CRS of array seeds when not in the cube's CRS (e.g. ``EPSG:4326``).
     extrapolate : allow a window that runs past the dates the cube covers: steps outside
         them use the nearest composite in time, are flagged (fill-flag bit 4) and their
         points get status ``extrapolated``. Without it such a window is an error.
+    output_every : keep the positions of every n-th step (and the last): the output is
+        ``N x S / n`` instead of ``N x S``; displacements use the last valid position.
+    chunk_points : points per dask task on dask-backed cubes.
 
     Returns
     -------
     xarray.Dataset
         dims ``(point, time)``: ``x``, ``y`` (m), ``lon``, ``lat``, ``vx``, ``vy``, ``v``
         (m/yr), ``filled`` (fill flags, see the module docstring); per point ``status``
-        (``ok``/``out_of_domain``/``no_data``), ``displacement_x``, ``displacement_y``,
-        ``displacement`` (m, start to last valid position), ``id``.
+        (:data:`STATUS`), ``displacement_x``, ``displacement_y``, ``displacement`` (m, start
+        to last valid position), ``id``.
+
+    Raises
+    ------
+    InputError
+        Bad dates or options, no seed in the cube, or a window past the cube's dates
+        without ``extrapolate``.
+
+    Examples
+    --------
+    Uniform flow of 100 m/yr toward +x for one year moves a point 100 m:
+
+    >>> import numpy as np, xarray as xr
+    >>> x = np.arange(0.0, 1200.0, 120.0)
+    >>> t = np.array(["2018-07-02", "2019-07-02"], dtype="datetime64[ns]")
+    >>> ds = xr.Dataset({"vx": (("time", "y", "x"), np.full((2, 10, 10), 100.0)),
+    ...                  "vy": (("time", "y", "x"), np.zeros((2, 10, 10)))},
+    ...                 coords={"time": t, "y": x[::-1], "x": x}).rio.write_crs(3413)
+    >>> res = track(ds, [[300.0, 500.0]], "2018-01-01", "2019-01-01")
+    >>> round(float(res.displacement[0]), 6)
+    100.0
     """
-    orders = {"euler": 1, "rk2": 2, "rk4": 4}
-    if method not in orders:
-        raise InputError(f"--method must be one of {', '.join(orders)}; got {method!r}")
-    if not dt_days > 0:
-        raise InputError(f"--dt-days must be > 0; got {dt_days}")
-    t0, t1 = date_window(start, end)
-    t1 = t1 - pd.Timedelta(days=1) if t1 == t1.normalize() else t1
-    if t1 <= t0:
-        raise InputError(f"--end {t1.date()} must be after --start {t0.date()}")
+    order, t0, t1 = _check_options(method, dt_days, output_every, start, end)
     tdim = time_dim(ds)
     if ds.sizes[tdim] == 0:
         raise InputError("the cube has no layers (after the layer filters)")
     crs = ds.rio.crs
     x0, y0, ids = _seeds_xy(seeds, crs, seeds_crs)
     if len(x0) == 0:
-        raise InputError("no seed points given")
+        raise InputError("no seed points given", params="seeds")
     series = velocity_series(ds, t0, t1, composite, steady)
-    U, FU = fill_series(series["vx"].transpose("time", "y", "x").values, fill_radius)
-    V, FV = fill_series(series["vy"].transpose("time", "y", "x").values, fill_radius)
-    F = FU | FV
-    if _perturb is not None:  # one ensemble member (see ensemble_spread)
-        K = U.shape[0]
-        su = np.nan_to_num(series["vx_error"].transpose("time", "y", "x").values)
-        sv = np.nan_to_num(series["vy_error"].transpose("time", "y", "x").values)
-        U = U + _perturb.standard_normal(K)[:, None, None] * su
-        V = V + _perturb.standard_normal(K)[:, None, None] * sv
-    gx = series.x.values
-    gy = series.y.values
-    half = abs(gx[1] - gx[0]) / 2
-    inside = (
-        (x0 >= gx.min() - half)
-        & (x0 <= gx.max() + half)
-        & (y0 >= gy.min() - half)
-        & (y0 <= gy.max() + half)
-    )
-    if not inside.any():
-        raise InputError(
-            f"no seed point lies inside the cube (x {gx.min():.0f}..{gx.max():.0f}, "
-            f"y {gy.min():.0f}..{gy.max():.0f} in {crs}); are the seeds in its projection?"
-        )
+    _check_inside(x0, y0, series, crs)
     bnds = series["time_bnds"].values
     cov0, cov1 = data_coverage(ds, bnds, steady)
     if (t0 < cov0 or t1 > cov1) and not (extrapolate or steady):
         raise InputError(
-            f"--start/--end {t0.date()}..{t1.date()} runs past the dates the cube's velocities "
+            f"start/end {t0.date()}..{t1.date()} runs past the dates the cube's velocities "
             f"cover ({cov0.date()}..{(cov1 - pd.Timedelta(seconds=1)).date()}); narrow the "
-            "dates, or pass --extrapolate to hold the nearest field there (flagged)"
+            "dates, or pass extrapolate to hold the nearest field there (flagged)",
+            params=("start", "end", "extrapolate"),
         )
-    edges = np.unique(bnds.ravel())
     t_from, t_to = (t1, t0) if backward else (t0, t1)
-    times = step_schedule(t_from, t_to, dt_days, edges)
+    times = step_schedule(t_from, t_to, dt_days, np.unique(bnds.ravel()))
     mids = times[:-1] + (times[1:] - times[:-1]) / 2
     starts = bnds[:, 0]
     field_of_step = np.clip(np.searchsorted(starts, mids, side="right") - 1, 0, len(starts) - 1)
     dt_yr = np.abs(np.diff(times).astype("timedelta64[ns]").astype("f8")) / 86400e9 / DAYS_PER_YEAR
-    X, Y, VX, VY, flags, status = advect(
-        x0,
-        y0,
-        U,
-        V,
-        F,
-        float(gx[0]),
-        float(gx[1] - gx[0]),
-        float(gy[0]),
-        float(gy[1] - gy[0]),
-        dt_yr,
-        field_of_step.astype(np.int64),
-        orders[method],
-        -1.0 if backward else 1.0,
+    keep = output_steps(len(dt_yr), int(output_every))
+    schedule = (dt_yr, field_of_step.astype(np.int64), order, -1.0 if backward else 1.0, keep)
+    X, Y, VX, VY, flags, status, XE, YE, NS = _run_advection(
+        series, x0, y0, schedule, gap_radius, _perturb, chunk_points
     )
     outside = (mids < np.datetime64(cov0)) | (mids > np.datetime64(cov1))
     if outside.any() and not steady:
-        moved = np.isfinite(X[:, 1:]) & outside[None, :]
-        flags[:, 1:][moved] |= EXTRAPOLATED
-        status = np.where((status == 0) & moved.any(axis=1), 3, status)
-    last = np.where(np.isfinite(X), np.arange(X.shape[1]), 0).max(axis=1)
-    pidx = np.arange(len(x0))
-    dxs = X[pidx, last] - X[:, 0]
-    dys = Y[pidx, last] - Y[:, 0]
-    tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    lon, lat = tr.transform(X, Y)
+        flags, status = _flag_extrapolated(X, flags, status, NS, outside, keep)
+    dxs, dys = XE - x0, YE - y0
+    lon, lat = _lonlat(X, Y, crs) if isinstance(X, np.ndarray) else _lazy_lonlat(X, Y, crs)
+    names = np.array(STATUS)
+    pt = ("point", "time")
     out = xr.Dataset(
         {
-            "x": (("point", "time"), X, {"units": "m", "long_name": "x position"}),
-            "y": (("point", "time"), Y, {"units": "m", "long_name": "y position"}),
-            "lon": (
-                ("point", "time"),
-                np.where(np.isfinite(X), lon, np.nan),
-                {"units": "degrees_east"},
-            ),
-            "lat": (
-                ("point", "time"),
-                np.where(np.isfinite(X), lat, np.nan),
-                {"units": "degrees_north"},
-            ),
-            "vx": (("point", "time"), VX, {"units": "m yr-1"}),
-            "vy": (("point", "time"), VY, {"units": "m yr-1"}),
-            "v": (("point", "time"), np.hypot(VX, VY), {"units": "m yr-1"}),
-            "filled": (
-                ("point", "time"),
-                flags,
-                {
-                    "long_name": "fallbacks used (bits, summed): 1 nearest composite in time, "
-                    "2 spatial fill, 4 extrapolated past the cube's dates"
-                },
-            ),
-            "status": ("point", np.array(STATUS, dtype=object)[status].astype(str)),
+            "x": (pt, X, {"units": "m", "long_name": "x position"}),
+            "y": (pt, Y, {"units": "m", "long_name": "y position"}),
+            "lon": (pt, lon, {"units": "degrees_east"}),
+            "lat": (pt, lat, {"units": "degrees_north"}),
+            "vx": (pt, VX, {"units": "m yr-1"}),
+            "vy": (pt, VY, {"units": "m yr-1"}),
+            "v": (pt, np.hypot(VX, VY), {"units": "m yr-1"}),
+            "filled": (pt, flags, {"long_name": FLAG_MEANING}),
+            "status": ("point", _names(status, names)),
             "displacement_x": ("point", dxs, {"units": "m"}),
             "displacement_y": ("point", dys, {"units": "m"}),
             "displacement": ("point", np.hypot(dxs, dys), {"units": "m"}),
             "id": ("point", np.asarray(ids)),
         },
-        coords={"time": times, "point": np.arange(len(x0))},
+        coords={"time": times[keep], "point": np.arange(len(x0))},
         attrs={
             "itscube_product": "tracks",
             "method": method,
             "dt_days": float(dt_days),
+            "output_every": int(output_every),
             "direction": "backward" if backward else "forward",
             "composite": "steady" if steady else str(composite),
         },
     )
     return out.rio.write_crs(crs, grid_mapping_name="mapping")
+
+
+FLAG_MEANING = (
+    "fallbacks used (bits, summed): 1 nearest composite in time, 2 spatial fill, "
+    "4 extrapolated past the cube's dates"
+)
+
+
+def _names(status, names: np.ndarray):
+    if isinstance(status, np.ndarray):
+        return names[status].astype(str)
+    return status.map_blocks(lambda s: names[s].astype(str), dtype=names.dtype)
+
+
+def _lazy_lonlat(X, Y, crs):
+    both = da.map_blocks(
+        lambda x, y: np.stack(_lonlat(x, y, crs)),
+        X,
+        Y,
+        new_axis=0,
+        chunks=((2,), *X.chunks),
+        dtype="f8",
+    )
+    return both[0], both[1]
+
+
+def _flag_extrapolated(X, flags, status, NS, outside: np.ndarray, keep: np.ndarray):
+    """Flag bit 4 on kept positions reached through a step outside the cube's dates, and
+    status ``extrapolated`` for ``ok`` points that took such a step."""
+    before = np.concatenate([[0], np.cumsum(outside)])  # outside steps before step index
+    kept_outside = np.zeros(len(keep), bool)
+    kept_outside[1:] = before[keep[1:]] > before[keep[:-1]]
+    flags = np.where(np.isfinite(X) & kept_outside[None, :], flags | EXTRAPOLATED, flags)
+    moved = before[NS] > 0 if isinstance(NS, np.ndarray) else NS.map_blocks(lambda n: before[n] > 0)
+    status = np.where((status == 0) & moved, np.uint8(3), status)
+    return flags.astype("u1"), status.astype("u1")
 
 
 def ensemble_spread(
@@ -481,14 +446,14 @@ def ensemble_spread(
     deviations of the end positions) and ``spread`` = sqrt(spread_x^2 + spread_y^2).
     """
     if n < 2:
-        raise InputError(f"--ensemble needs at least 2 members; got {n}")
+        raise InputError(f"ensemble needs at least 2 members; got {n}", params="ensemble")
     for name in ("vx_error", "vy_error"):
         if name not in ds.variables:
-            raise InputError(f"--ensemble needs {name} in the cube")
+            raise InputError(f"ensemble needs {name} in the cube", params="ensemble")
     rng = np.random.default_rng(seed)
     ends = []
     for _ in range(n):
-        ends.append(track(ds, seeds, start, end, _perturb=rng, **kw))
+        ends.append(track(ds, seeds, start, end, _perturb=rng, **kw)[["x", "y"]].compute())
     ex = np.stack([e.x.values[:, -1] for e in ends])
     ey = np.stack([e.y.values[:, -1] for e in ends])
     sx, sy = np.nanstd(ex, axis=0, ddof=1), np.nanstd(ey, axis=0, ddof=1)
@@ -514,10 +479,10 @@ def displacement_field(ds: xr.Dataset, start, end, *, step: int = 1, **kw) -> xr
     ``status_code`` (:data:`STATUS` index) on the seed grid (y, x), with the cube's CRS.
     """
     if step < 1:
-        raise InputError(f"--grid step must be >= 1 pixel; got {step}")
+        raise InputError(f"grid_step step must be >= 1 pixel; got {step}", params="grid_step")
     xs, ys = ds.x.values[::step], ds.y.values[::step]
     X, Y = np.meshgrid(xs, ys)
-    res = track(ds, np.column_stack([X.ravel(), Y.ravel()]), start, end, **kw)
+    res = track(ds, np.column_stack([X.ravel(), Y.ravel()]), start, end, **kw).compute()
     shape = X.shape
     status = res.status.values.reshape(shape)
     # a point that left the grid or met a gap stopped early: its displacement is truncated,

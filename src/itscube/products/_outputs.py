@@ -3,80 +3,18 @@ renamed so that a folder that exists is complete; CF NetCDF, Zarr, COG GeoTIFF, 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import xarray as xr
 
-from ._version import __version__
-from .errors import InputError, OutputExistsError
+from itscube._version import __version__
 
 NETCDF_MAX_BYTES = 2 * 1024**3
 """Per-step stacks larger than this (uncompressed) are written as Zarr instead of NetCDF."""
-
-
-def date_label(value, fallback: np.datetime64 | None = None) -> str:
-    """``YYYYMMDD`` of a user date, or of ``fallback`` (e.g. the first layer) if none given."""
-    ts = pd.Timestamp(value if value is not None else fallback)
-    return f"{ts:%Y%m%d}"
-
-
-def check_out_dir(out: str | os.PathLike) -> Path:
-    """``out`` as a folder that can be created and written, else a one-line :class:`InputError`
-    naming the path and the problem (checked before any work)."""
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise InputError(f"--out {p} is a file; give a folder (it is created if missing)")
-    existing = next((q for q in (p, *p.parents) if q.exists()), Path("."))
-    if not existing.is_dir():
-        raise InputError(f"--out {p}: {existing} is a file, so no folder can be made there")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"--out {p}: {existing} is not writable; choose another folder")
-    return p
-
-
-def product_folder(
-    out: str | os.PathLike, product: str, upscale: int | None, sdate: str, edate: str
-) -> Path:
-    """``OUT/<product>/<upscale>_<sdate>_<edate>`` (no upscale part when ``None``)."""
-    name = f"{sdate}_{edate}" if upscale is None else f"{upscale}_{sdate}_{edate}"
-    return Path(out) / product / name
-
-
-@contextlib.contextmanager
-def staged_folder(folder: Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling folder; rename it to ``folder`` only on success.
-
-    Raises
-    ------
-    OutputExistsError
-        ``folder`` exists and ``overwrite`` is false.
-    """
-    folder = Path(folder)
-    if folder.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{folder} already exists; pass --overwrite to replace it or choose another --out"
-        )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
 
 
 def _clean_attrs(attrs: dict) -> dict:
@@ -199,23 +137,6 @@ def write_cog(
     return path
 
 
-def write_json(obj, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-    tmp.replace(path)
-    return path
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
 def map_stats(da: xr.DataArray) -> dict:
     """Median, 5th/95th percentiles and valid fraction of a map (NaN ignored)."""
     vals = np.asarray(da.values, dtype="f8").ravel()
@@ -230,71 +151,3 @@ def map_stats(da: xr.DataArray) -> dict:
         "mean": float(ok.mean()),
         "valid_fraction": round(ok.size / vals.size, 4),
     }
-
-
-@contextlib.contextmanager
-def dask_progress(console, description: str, enabled: bool = True):
-    """A rich progress bar over dask tasks run by a local scheduler (no-op otherwise)."""
-    if not enabled or console is None:
-        yield
-        return
-    from dask.callbacks import Callback
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} tasks"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-
-    class _CB(Callback):
-        def _start_state(self, dsk, state):
-            self.task = progress.add_task(description, total=len(dsk))
-
-        def _posttask(self, key, result, dsk, state, worker_id):
-            progress.advance(self.task)
-
-    with progress, _CB():
-        yield
-
-
-def step_progress(
-    console,
-    description: str,
-    total: int,
-    enabled: bool = True,
-    *,
-    detail: str = "",
-    transient: bool = True,
-    **fields,
-):
-    """A rich progress bar with ETA over ``total`` steps; returns (bar, advance).
-
-    ``detail`` is a column template over ``fields`` (``"{task.fields[mb]:.1f} MB"``);
-    ``advance(n, **fields)`` moves the bar and updates them. A disabled bar (no console,
-    or ``enabled`` false) still counts, silently.
-    """
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
-    if detail:
-        columns.append(TextColumn(detail))
-    columns += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-    progress = Progress(
-        *columns,
-        console=console,
-        transient=transient,
-        disable=not enabled or console is None,
-    )
-    task = progress.add_task(description, total=total, **fields)
-    return progress, lambda n=1, **f: progress.update(task, advance=n, **f)

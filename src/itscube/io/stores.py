@@ -46,8 +46,9 @@ from zarr.core.buffer import Buffer, BufferPrototype
 from zarr.core.sync import sync
 from zarr.storage import FsspecStore, LocalStore, StorePath, WrapperStore
 
-from . import remote
-from .errors import CubeFormatError, CubeNotFoundError, DownloadError
+from itscube.errors import CubeFormatError, CubeNotFoundError, DownloadError
+from itscube.grid import epsg_of
+from itscube.io import remote
 
 FORMATS = ("zarr-v2", "zarr-v3", "icechunk")
 """Store generations :func:`open_source` reads."""
@@ -552,13 +553,10 @@ class SourceCube:
     @property
     def epsg(self) -> int:
         """EPSG code from ``mapping.spatial_epsg`` or the global ``projection`` attribute."""
-        if "mapping" in self.arrays:
-            code = self.arrays["mapping"].attrs.get("spatial_epsg")
-            if code not in (None, ""):
-                return int(code)
-        proj = str(self.attrs.get("projection", ""))
-        if proj.upper().replace("EPSG:", "").isdigit():
-            return int(proj.upper().replace("EPSG:", ""))
+        gm = self.arrays["mapping"].attrs if "mapping" in self.arrays else {}
+        epsg = epsg_of(gm.get("spatial_epsg"), gm.get("crs_wkt"), self.attrs.get("projection"))
+        if epsg is not None:
+            return epsg
         raise CubeFormatError(
             f"{self.url}: no projection (mapping.spatial_epsg or 'projection' attribute)"
         )

@@ -3,7 +3,7 @@
 A download runs in three steps that can be used (and tested) on their own:
 
 1. :func:`plan_download` opens every source cube (Zarr v2, Zarr v3 or Icechunk, through
-   :mod:`itscube.stores`), selects pixels and layers, and lays out one output store per
+   :mod:`itscube.io.stores`), selects pixels and layers, and lays out one output store per
    projection: the mosaic grid on the shared 120 m lattice, the sorted time axis, the
    encodings and the *blocks* the output is assembled in.
 2. :func:`fetch_block` reads one block from every source cube that covers it (only the
@@ -41,21 +41,23 @@ import xarray as xr
 import zarr
 from zarr.core.sync import _get_loop
 
-from . import remote
-from ._typing import KINDS, Kind, check_choice
-from ._version import __version__
-from .area import Area, footprint_rings, polygon_wkt
-from .catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
-from .errors import (
+from itscube._typing import KINDS, Kind, check_choice
+from itscube._version import __version__
+from itscube.errors import (
     CubeFormatError,
     EmptySelectionError,
     InputError,
     InsufficientSpaceError,
     OutputExistsError,
 )
-from .outputs import check_out_dir, step_progress
-from .stores import SourceArray, SourceCube, open_source
-from .temporal import Filters, date_window, layer_mask, parse_date
+from itscube.grid import PIXEL_M, half_cell, spacing
+from itscube.io import remote
+from itscube.io.area import Area, footprint_rings, polygon_wkt
+from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
+from itscube.io.files import check_out_dir
+from itscube.io.stores import SourceArray, SourceCube, open_source
+from itscube.progress import ProgressLike, as_progress
+from itscube.window import Filters, date_window, layer_mask, parse_date
 
 DEFAULT_WORKERS = 64
 """Requests in flight per source cube (S3 and CloudFront serve far more)."""
@@ -325,7 +327,7 @@ class StorePlan:
 
 def _cell_overlap(coord: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Indices of pixels whose cell intersects [lo, hi] (a zero-width window picks one)."""
-    h = abs(float(coord[1] - coord[0])) / 2 if len(coord) > 1 else 60.0
+    h = half_cell(coord)
     return np.nonzero((coord + h > lo) & (coord - h <= hi))[0]
 
 
@@ -334,7 +336,8 @@ def _lattice_index(coord: np.ndarray, ref: float, step: float, url: str) -> np.n
     if np.any(np.abs(k - np.round(k)) > 1e-3):
         raise CubeFormatError(
             f"{url}: its pixel grid is not aligned with the other cubes' grid; "
-            "download the cubes separately (one --bbox each)"
+            "download the cubes separately (one bbox each)",
+            params="bbox",
         )
     return np.round(k).astype(np.int64)
 
@@ -516,7 +519,7 @@ def plan_download(
         if cube.kind != kind:
             other = "annual" if kind == "subyearly" else "subyearly"
             raise CubeFormatError(
-                f"{url} has no {tdim!r} dimension: is it an {other} cube? (--kind)"
+                f"{url} has no {tdim!r} dimension: is it an {other} cube? (kind)", params="kind"
             )
         src_tdim = cube.time_dim
         missing = [v for v in wanted if v not in cube]
@@ -773,8 +776,7 @@ class StagedStore:
         if "mapping" in first:
             src = first["mapping"]
             mattrs = dict(src.attrs)
-            dx = (x[1] - x[0]) if len(x) > 1 else 120.0
-            dy = (y[1] - y[0]) if len(y) > 1 else -120.0
+            dx, dy = spacing(x, "x"), (spacing(y, "y") if len(y) > 1 else -PIXEL_M)
             mattrs["GeoTransform"] = " ".join(
                 f"{g:.12g}" for g in (x[0] - dx / 2, dx, 0.0, y[0] - dy / 2, 0.0, dy)
             )
@@ -901,7 +903,8 @@ def check_disk_space(plans: Sequence[StorePlan], folder: Path) -> int:
         raise InsufficientSpaceError(
             f"not enough disk space in {folder}: this download needs about {need / 1e9:.1f} GB "
             f"({decoded / 1e9:.1f} GB decoded) and {free / 1e9:.1f} GB are free; choose "
-            "another --out, or a smaller area, date range or fewer --variables"
+            "another out, or a smaller area, date range or fewer variables",
+            params=("out", "variables"),
         )
     return need
 
@@ -938,11 +941,10 @@ def download(
     stac: str | None = None,
     filters: Filters | None = None,
     workers: int = DEFAULT_WORKERS,
-    progress: bool = False,
+    progress: ProgressLike = None,
     overwrite: bool = False,
     keep_cache: bool = False,
     storage_options: dict | None = None,
-    console=None,
     announce: Callable[[str], None] | None = None,
 ) -> DownloadResult:
     """Download the part of ITS_LIVE cubes covering ``area`` and [start, end].
@@ -966,7 +968,8 @@ def download(
         ``itslive-cubes``; ``"itslive"`` = the ITS_LIVE endpoint).
     filters : sub-yearly layer filters.
     workers : parallel requests per source cube.
-    progress : show a progress bar with ETA (rich).
+    progress : a :class:`itscube.progress.Progress` to report blocks to, or ``True`` for a
+        rich progress bar with ETA.
     overwrite : replace a different download already in the output folder.
     keep_cache : keep the raw chunk cache (``.partial``) after success.
     storage_options : extra fsspec options for remote Zarr stores.
@@ -982,14 +985,15 @@ def download(
     InputError, CatalogError, CubeNotFoundError, CubeFormatError, EmptySelectionError,
     DownloadError, InsufficientSpaceError, OutputExistsError
     """
-    check_choice(kind, KINDS, "--kind")
+    check_choice(kind, KINDS, "kind")
     filters = filters or Filters()
     if kind == "annual" and filters.active():
         raise InputError(
-            "--min-dt-days/--max-dt-days/--sensor/--min-valid apply to sub-yearly cubes only"
+            "min_dt_days/max_dt_days/sensors/min_valid_percent apply to sub-yearly cubes only",
+            params=("min_dt_days", "max_dt_days", "sensors", "min_valid_percent"),
         )
     if workers < 1:
-        raise InputError("--workers must be >= 1")
+        raise InputError("workers must be >= 1", params="workers")
     t0, t1 = date_window(start, end)
     check_out_dir(out)
     variables = list(variables) if variables else None
@@ -1022,7 +1026,8 @@ def download(
                 )
         if not overwrite:
             raise OutputExistsError(
-                f"{folder} already holds a different download; use --overwrite or another --out"
+                f"{folder} already holds a different download; use overwrite or another out",
+                params=("overwrite", "out"),
             )
         prov_path.unlink()
 
@@ -1062,18 +1067,9 @@ def download(
     staged = [StagedStore(plan, folder, partial) for plan in plans]
     total = sum(p.n_blocks for p in plans)
     all_parts = [p for plan in plans for p in plan.parts]
-    from rich.console import Console
-
-    bar, step = step_progress(
-        console if console is not None else Console(stderr=True),
-        "download",
-        total,
-        progress,
-        detail="blocks · {task.fields[mb]:.1f} MB fetched",
-        transient=False,
-        mb=0.0,
-    )
-    with bar:
+    with as_progress(progress).task(
+        "download", total, detail="blocks · {mb:.1f} MB fetched", keep=True, mb=0.0
+    ) as step:
 
         def advance(_block: Block, _plan: StorePlan) -> None:
             step(1, mb=sum(p.cube.store.stats.bytes for p in all_parts) / 1e6)

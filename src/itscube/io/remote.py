@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import fsspec
 
-from .errors import CubeNotFoundError, DownloadError
+from itscube.errors import CubeNotFoundError, DownloadError
 
 T = TypeVar("T")
 

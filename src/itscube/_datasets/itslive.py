@@ -28,7 +28,7 @@ import pandas as pd
 import pyproj
 import xarray as xr
 
-from .area import footprint_rings, polygon_wkt
+from itscube.io.area import footprint_rings, polygon_wkt
 
 SPACING = 120.0
 """ITS_LIVE v2 grid spacing (m)."""

@@ -14,7 +14,8 @@ import pyproj
 import shapely
 import shapely.geometry as sg
 
-from .errors import InputError
+from itscube.errors import InputError
+from itscube.grid import grid_bounds
 
 LONLAT = pyproj.CRS.from_epsg(4326)
 
@@ -31,7 +32,9 @@ def parse_crs(crs: str | int | pyproj.CRS | None) -> pyproj.CRS:
     try:
         return pyproj.CRS.from_user_input(int(crs) if str(crs).isdigit() else crs)
     except pyproj.exceptions.CRSError as exc:
-        raise InputError(f"--crs {crs!r} is not a known CRS; use e.g. EPSG:3413") from exc
+        raise InputError(
+            f"crs {crs!r} is not a known CRS; use e.g. EPSG:3413", params="crs"
+        ) from exc
 
 
 def transform_geometry(geom, src: pyproj.CRS, dst: pyproj.CRS, *, densify: float | None = None):
@@ -86,7 +89,8 @@ def _check_lonlat(lon: float, lat: float, what: str) -> None:
     if not (-180 <= lon <= 360 and -90 <= lat <= 90):
         raise InputError(
             f"{what}: ({lon}, {lat}) is not a lon/lat position; give LON LAT in degrees "
-            "or add --crs EPSG:XXXX for projected metres"
+            "or add crs EPSG:XXXX for projected metres",
+            params=(what.split()[0], "crs"),
         )
 
 
@@ -98,11 +102,11 @@ def point_area(x: float, y: float, crs=None, buffer: float = 0.0) -> Area:
     """Area from one point (lon, lat by default) with an optional buffer (m)."""
     c = parse_crs(crs)
     if not (math.isfinite(x) and math.isfinite(y)):
-        raise InputError("--point: coordinates must be finite numbers")
+        raise InputError("point: coordinates must be finite numbers", params="point")
     if c.is_geographic:
-        _check_lonlat(x, y, "--point")
+        _check_lonlat(x, y, "point")
     if buffer < 0:
-        raise InputError("--buffer must be >= 0 metres")
+        raise InputError("buffer must be >= 0 metres", params="buffer")
     return Area(sg.Point(x, y), c, f"point_{_fmt(x)}_{_fmt(y)}", float(buffer))
 
 
@@ -111,32 +115,36 @@ def bbox_area(west: float, south: float, east: float, north: float, crs=None) ->
     c = parse_crs(crs)
     vals = [west, south, east, north]
     if not all(math.isfinite(v) for v in vals):
-        raise InputError("--bbox: W S E N must be finite numbers")
+        raise InputError("bbox: W S E N must be finite numbers", params="bbox")
     if west >= east or south >= north:
         raise InputError(
-            f"--bbox {west} {south} {east} {north}: need W < E and S < N (order is W S E N)"
+            f"bbox {west} {south} {east} {north}: need W < E and S < N (order is W S E N)",
+            params="bbox",
         )
     if c.is_geographic:
-        _check_lonlat(west, south, "--bbox")
-        _check_lonlat(east, north, "--bbox")
+        _check_lonlat(west, south, "bbox")
+        _check_lonlat(east, north, "bbox")
     label = "bbox_" + "_".join(_fmt(v) for v in vals)
     return Area(sg.box(west, south, east, north), c, label)
 
 
-def _polygon_from_coords(coords: list, where: str):
+def polygon_from_coords(coords: list, where: str, param: str):
+    """A valid polygon from x, y vertices (``where`` and ``param`` name the input in errors)."""
     pts = np.asarray(coords, dtype="f8")
     if pts.ndim != 2 or pts.shape[1] < 2:
-        raise InputError(f"{where}: expected a list of x, y coordinates")
+        raise InputError(f"{where}: expected a list of x, y coordinates", params=param)
     pts = pts[:, :2]
     if len({tuple(p) for p in pts}) < 3:
-        raise InputError(f"{where}: a polygon needs at least 3 distinct points")
+        raise InputError(f"{where}: a polygon needs at least 3 distinct points", params=param)
     poly = sg.Polygon(pts)
     if not poly.is_valid:
-        raise InputError(f"{where}: polygon is not valid ({shapely.is_valid_reason(poly)})")
+        raise InputError(
+            f"{where}: polygon is not valid ({shapely.is_valid_reason(poly)})", params=param
+        )
     return poly
 
 
-def _read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
+def read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
     """Points from a CSV with x/y or lon/lat columns; returns (points, looks_lonlat)."""
     text = path.read_text().splitlines()
     rows = [r for r in csv.reader(text) if r and any(c.strip() for c in r)]
@@ -180,14 +188,14 @@ def polygon_area(path: str | Path, crs=None) -> Area:
     """Area from a GeoJSON (Polygon/Feature/FeatureCollection) or a CSV of vertices."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"--polygon {path}: file not found")
+        raise InputError(f"polygon {path}: file not found", params="polygon")
     c = parse_crs(crs)
     if p.suffix.lower() in (".geojson", ".json"):
         try:
             doc = json.loads(p.read_text())
         except json.JSONDecodeError as exc:
             raise InputError(
-                f"--polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})"
+                f"polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})", params="polygon"
             ) from exc
         geoms = []
         if doc.get("type") == "FeatureCollection":
@@ -199,28 +207,32 @@ def polygon_area(path: str | Path, crs=None) -> Area:
         try:
             shapes = [sg.shape(g) for g in geoms if g]
         except Exception as exc:
-            raise InputError(f"--polygon {path}: not a GeoJSON geometry ({exc})") from exc
+            raise InputError(
+                f"polygon {path}: not a GeoJSON geometry ({exc})", params="polygon"
+            ) from exc
         shapes = [s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon")]
         if not shapes:
-            raise InputError(f"--polygon {path}: no Polygon geometry found")
+            raise InputError(f"polygon {path}: no Polygon geometry found", params="polygon")
         geom = shapely.union_all(shapes)
         if not geom.is_valid:
             raise InputError(
-                f"--polygon {path}: polygon is not valid ({shapely.is_valid_reason(geom)})"
+                f"polygon {path}: polygon is not valid ({shapely.is_valid_reason(geom)})",
+                params="polygon",
             )
     elif p.suffix.lower() in (".csv", ".txt"):
-        pts, lonlat = _read_csv_points(p)
+        pts, lonlat = read_csv_points(p)
         if crs is None and not lonlat and np.nanmax(np.abs(pts)) > 360:
             raise InputError(
-                f"--polygon {path}: coordinates look projected (metres); add --crs EPSG:XXXX"
+                f"polygon {path}: coordinates look projected (metres); add crs EPSG:XXXX",
+                params=("polygon", "crs"),
             )
-        geom = _polygon_from_coords(pts.tolist(), f"--polygon {path}")
+        geom = polygon_from_coords(pts.tolist(), f"polygon {path}", "polygon")
     else:
-        raise InputError(f"--polygon {path}: use a .geojson or .csv file")
+        raise InputError(f"polygon {path}: use a .geojson or .csv file", params="polygon")
     if c.is_geographic:
         minx, miny, maxx, maxy = geom.bounds
-        _check_lonlat(minx, miny, f"--polygon {path}")
-        _check_lonlat(maxx, maxy, f"--polygon {path}")
+        _check_lonlat(minx, miny, f"polygon {path}")
+        _check_lonlat(maxx, maxy, f"polygon {path}")
     return Area(geom, c, f"polygon_{p.stem}")
 
 
@@ -231,8 +243,12 @@ def footprint_rings(
 
     Edges are densified with ``n`` points per side before projecting to lon/lat.
     """
-    h = abs(spacing if spacing is not None else (x[1] - x[0] if len(x) > 1 else 120.0)) / 2
-    x0, x1, y0, y1 = float(x.min() - h), float(x.max() + h), float(y.min() - h), float(y.max() + h)
+    if spacing is None:
+        x0, y0, x1, y1 = grid_bounds(x, y)
+    else:
+        h = abs(spacing) / 2
+        x0, x1 = float(x.min() - h), float(x.max() + h)
+        y0, y1 = float(y.min() - h), float(y.max() + h)
     proj = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
     t = np.linspace(0, 1, n, endpoint=False)
     edges = [

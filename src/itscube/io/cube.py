@@ -8,38 +8,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pyproj
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from . import remote
-from ._typing import Kind
-from .errors import CubeFormatError, CubeNotFoundError, InputError, MissingCRSError
+from itscube._typing import Kind
+from itscube.errors import CubeFormatError, CubeNotFoundError, InputError
+from itscube.grid import TIME_DIMS, cube_epsg, time_dim, with_crs
+from itscube.io import remote
+from itscube.window import date_window
 
-TIME_DIMS = {"mid_date": "subyearly", "time": "annual"}
 VELOCITY_VARS = ("vx", "vy", "v", "v_error", "vx_error", "vy_error", "va", "vr")
 VELOCITY_UNITS = "m yr-1"
-
-
-def time_dim(ds: xr.Dataset) -> str:
-    """Name of the time dimension: ``mid_date`` (sub-yearly) or ``time`` (annual)."""
-    for name in TIME_DIMS:
-        if name in ds.dims:
-            return name
-    raise CubeFormatError(f"no time dimension (mid_date or time) among dims {list(ds.dims)}")
-
-
-def with_crs(ds: xr.Dataset, crs) -> xr.Dataset:
-    """``ds`` with ``crs`` as its CF grid mapping variable ``mapping``, named in the
-    ``grid_mapping`` attribute of every (y, x) variable (unchanged if ``crs`` is None)."""
-    if crs is None:
-        return ds
-    ds = ds.rio.write_crs(crs, grid_mapping_name="mapping")
-    for name in ds.data_vars:
-        if {"x", "y"} <= set(ds[name].dims):
-            ds[name].attrs["grid_mapping"] = "mapping"
-            ds[name].encoding.pop("grid_mapping", None)
-    return ds
 
 
 def cube_kind(ds: xr.Dataset) -> Kind:
@@ -47,35 +26,8 @@ def cube_kind(ds: xr.Dataset) -> Kind:
     return TIME_DIMS[time_dim(ds)]  # type: ignore[return-value]
 
 
-def cube_epsg(ds: xr.Dataset) -> int:
-    """EPSG code of a cube from its ``mapping`` variable or global ``projection`` attribute."""
-    gm = None
-    for name in ("mapping", "spatial_ref", "Polar_Stereographic", "UTM_Projection"):
-        if name in ds.variables:
-            gm = ds[name].attrs
-            break
-    candidates = []
-    if gm:
-        candidates += [gm.get("spatial_epsg"), gm.get("crs_wkt"), gm.get("spatial_ref")]
-    candidates.append(ds.attrs.get("projection"))
-    for c in candidates:
-        if c in (None, ""):
-            continue
-        try:
-            epsg = pyproj.CRS.from_user_input(int(c) if str(c).isdigit() else c).to_epsg()
-        except (pyproj.exceptions.CRSError, ValueError, TypeError):
-            continue
-        if epsg:
-            return int(epsg)
-    if ds.rio.crs is not None and ds.rio.crs.to_epsg():
-        return int(ds.rio.crs.to_epsg())
-    raise MissingCRSError(
-        "the cube has no CRS (no mapping.spatial_epsg, crs_wkt or projection attribute)"
-    )
-
-
 def _open_raw(path_or_url: str, chunks, storage_options: dict | None) -> xr.Dataset:
-    from .stores import is_icechunk, open_icechunk_session, open_source
+    from itscube.io.stores import is_icechunk, open_icechunk_session, open_source
 
     url = remote.normalise_url(str(path_or_url))
     proto = remote.protocol_of(url)
@@ -138,20 +90,9 @@ def normalise_cube(
         ds = ds.assign_coords({tdim: ds[tdim].dt.round("us")})
     ds = ds.sortby(tdim)
     if start is not None or end is not None:
-        s = (
-            None
-            if start is None
-            else str(np.datetime64(start, "D") if not isinstance(start, str) else start)
-        )
-        e = (
-            None
-            if end is None
-            else str(np.datetime64(end, "D") if not isinstance(end, str) else end)
-        )
-        try:
-            ds = ds.sel({tdim: slice(s, e)})
-        except (ValueError, KeyError) as exc:
-            raise InputError(f"bad --start/--end ({start}, {end}): {exc}") from exc
+        t0, t1 = date_window(start, end)
+        times = ds[tdim].values
+        ds = ds.isel({tdim: (times >= np.datetime64(t0)) & (times < np.datetime64(t1))})
     for name in VELOCITY_VARS:
         if name in ds.variables and ds[name].dtype != np.float32:
             attrs = dict(ds[name].attrs)

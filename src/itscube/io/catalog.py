@@ -37,10 +37,11 @@ from urllib.parse import urljoin
 import shapely
 import shapely.geometry as sg
 
-from . import remote
-from ._typing import KINDS, Kind, check_choice
-from .area import Area
-from .errors import CatalogError, CubeNotFoundError, ItscubeError
+from itscube._typing import KINDS, Kind, check_choice
+from itscube.errors import CatalogError, CubeNotFoundError, ItscubeError
+from itscube.grid import epsg_of
+from itscube.io import remote
+from itscube.io.area import Area
 
 DEFAULT_CATALOG_URL = "https://its-live-data.s3.amazonaws.com/datacubes/catalog_v02.json"
 """Official ITS_LIVE catalog of sub-yearly cubes (same object as s3://its-live-data/datacubes/catalog_v02.json)."""
@@ -123,11 +124,10 @@ class CubeEntry:
 
 
 def _epsg_of(props: dict) -> int:
-    for key in ("epsg", "data_epsg", "proj:code", "proj:epsg"):
-        if key in props and props[key] not in (None, ""):
-            value = str(props[key]).upper().replace("EPSG:", "")
-            return int(value)
-    raise ValueError("no epsg/data_epsg property")
+    epsg = epsg_of(*(props.get(k) for k in ("epsg", "data_epsg", "proj:code", "proj:epsg")))
+    if epsg is None:
+        raise ValueError("no epsg/data_epsg property")
+    return epsg
 
 
 def resolve_url(url: str, source: str) -> str:
@@ -152,7 +152,8 @@ def catalog_format(doc: object) -> str:
         kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
         raise CatalogError(
             f"not an ITS_LIVE cube catalog (a GeoJSON FeatureCollection was expected, got "
-            f"{kind!r}); give catalog_v02.json or the chunk-aligned catalog, or use --stac"
+            f"{kind!r}); give catalog_v02.json or the chunk-aligned catalog, or use stac",
+            params="stac",
         )
     feats = doc.get("features") or []
     props = [f.get("properties") or {} for f in feats[:50] if isinstance(f, dict)]
@@ -241,7 +242,8 @@ def find_cubes_stac(
             raise
         raise CatalogError(
             f"STAC API {root} cannot be searched ({type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); check --stac"
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); check stac",
+            params="stac",
         ) from exc
     entries = []
     for item in items:
@@ -350,7 +352,8 @@ def load_catalog(
             else:
                 raise CatalogError(
                     f"catalog {src} is unreachable ({type(exc).__name__}: {exc}); check the URL "
-                    "or network, or pass --catalog PATH"
+                    "or network, or pass catalog PATH",
+                    params="catalog",
                 ) from exc
         else:
             if cached:
@@ -377,6 +380,7 @@ def find_cubes(area: Area, catalog: Catalog | str | os.PathLike | None = None) -
         raise CubeNotFoundError(
             f"no ITS_LIVE cube covers {area.label} "
             f"(catalog {catalog.source}, {len(catalog)} cubes); "
-            "check the coordinates (lon lat order) or --crs"
+            "check the coordinates (lon lat order) or crs",
+            params="crs",
         )
     return hits

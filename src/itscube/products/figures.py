@@ -10,15 +10,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from itscube.grid import grid_bounds
+
 DPI = 120
 
 
 def extent_km(da: xr.DataArray) -> list[float]:
     """``imshow`` extent (km) of a map with pixel-centre coordinates."""
     x, y = da.x.values, da.y.values
-    hx = abs(x[1] - x[0]) / 2 if len(x) > 1 else 60.0
-    hy = abs(y[1] - y[0]) / 2 if len(y) > 1 else 60.0
-    return [(x.min() - hx) / 1e3, (x.max() + hx) / 1e3, (y.min() - hy) / 1e3, (y.max() + hy) / 1e3]
+    x0, y0, x1, y1 = grid_bounds(x, y)
+    return [x0 / 1e3, x1 / 1e3, y0 / 1e3, y1 / 1e3]
 
 
 def symmetric_limit(*arrays: np.ndarray, q: float = 98.0) -> float:

@@ -1,0 +1,1 @@
+"""Pure numeric kernels on arrays (numba/numpy): no xarray, no I/O, nothing from itscube."""

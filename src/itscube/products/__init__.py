@@ -1,0 +1,8 @@
+"""Products: a window of a cube in, a folder of files and figures out.
+
+Each module opens a date window with layer filters, calls the domain API
+(:mod:`itscube.strain`, :mod:`itscube.flux`, :mod:`itscube.track`) and writes a
+staged folder (files appear under their final name only when complete).
+"""
+
+__all__: list[str] = []

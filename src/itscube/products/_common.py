@@ -1,0 +1,128 @@
+"""What every product shares: the streamed date window, period means, summaries, folders."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import xarray as xr
+
+from itscube._version import __version__
+from itscube.errors import InputError
+from itscube.grid import time_dim
+from itscube.io.cube import open_cube
+from itscube.io.files import date_label, write_json
+from itscube.products._outputs import source_of
+from itscube.progress import Progress, dask_tasks
+from itscube.temporal import period_mean, select_layers
+from itscube.window import DateLike, Filters
+
+__all__ = [
+    "MEMORY_BUDGET",
+    "Product",
+    "Window",
+    "close_product",
+    "dask_client",
+    "open_window",
+    "period_means",
+    "summary_head",
+    "time_chunk",
+]
+
+MEMORY_BUDGET = 256 * 1024**2
+"""Target bytes of one dask chunk's inputs and outputs in streamed per-step products."""
+
+
+@dataclasses.dataclass
+class Product:
+    """One output folder and what is in it."""
+
+    folder: Path
+    files: list[Path]
+    summary: dict
+
+
+@contextlib.contextmanager
+def dask_client(address: str | None) -> Iterator[object | None]:
+    """Connect to a dask.distributed scheduler (``address`` or ``DASK_SCHEDULER_ADDRESS``)."""
+    address = address or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if not address:
+        yield None
+        return
+    try:
+        from distributed import Client
+    except ImportError as exc:  # pragma: no cover - distributed is a dependency
+        raise InputError("scheduler needs the 'distributed' package", params="scheduler") from exc
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(
+            f"scheduler {address}: cannot connect ({exc})", params="scheduler"
+        ) from exc
+    with client:
+        yield client
+
+
+def time_chunk(ny: int, nx: int, n_arrays: int, budget: int = MEMORY_BUDGET) -> int:
+    """Layers per dask chunk so that ``n_arrays`` float32 maps of a chunk fit ``budget``."""
+    return max(1, budget // max(1, ny * nx * 4 * n_arrays))
+
+
+def open_window(
+    cube, start, end, filters: Filters | None, n_arrays: int, budget: int = MEMORY_BUDGET
+) -> xr.Dataset:
+    """Open a cube lazily, chunked for streaming, restricted to the dates and filters."""
+    ds = open_cube(cube)
+    ds = select_layers(ds, start, end, filters)
+    tdim = time_dim(ds)
+    n = time_chunk(ds.sizes["y"], ds.sizes["x"], n_arrays, budget)
+    return ds.chunk({tdim: n, "y": -1, "x": -1})
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """The part of a cube a product works on: inclusive dates and layer filters."""
+
+    start: DateLike | None = None
+    end: DateLike | None = None
+    filters: Filters | None = None
+
+    def open(self, cube, n_arrays: int, budget: int = MEMORY_BUDGET):
+        """The streamed window of ``cube``, its time dim and its ``YYYYMMDD`` date labels
+        (as asked, else as found in the cube)."""
+        ds = open_window(cube, self.start, self.end, self.filters, n_arrays, budget)
+        tdim = time_dim(ds)
+        times = ds[tdim].values
+        return ds, tdim, date_label(self.start, times.min()), date_label(self.end, times.max())
+
+
+def period_means(ds, period: str, window: Window, progress: Progress) -> xr.Dataset:
+    """Period-mean velocity fields of the window, computed (with progress)."""
+    with dask_tasks(progress, "period means"):
+        return period_mean(ds, period, start=window.start, end=window.end).compute()
+
+
+def summary_head(product: str, cube, ds: xr.Dataset, sdate: str, edate: str) -> dict:
+    """The keys every product's ``summary.json`` starts with."""
+    return {
+        "product": product,
+        "itscube_version": __version__,
+        "cube": str(cube),
+        "source_data": source_of(ds),
+        "crs": str(ds.rio.crs),
+        "window": {"start": sdate, "end": edate},
+    }
+
+
+def close_product(
+    folder: Path, tmp: Path, files: list[Path], summary: dict, t_start: float
+) -> Product:
+    """Write ``summary.json`` (with the ``seconds`` since ``t_start``) into the staged folder
+    ``tmp``; the product as it will be once ``tmp`` is renamed to ``folder``."""
+    summary["seconds"] = round(time.perf_counter() - t_start, 2)
+    files.append(write_json(summary, tmp / "summary.json"))
+    return Product(folder, [folder / f.relative_to(tmp) for f in files], summary)

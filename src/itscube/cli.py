@@ -17,6 +17,11 @@ from rich.table import Table
 from itscube._version import __version__
 from itscube.errors import InputError, ItscubeError
 
+__all__ = [
+    "app",
+    "main",
+]
+
 if TYPE_CHECKING:  # pragma: no cover
     from itscube.io.area import Area
 

@@ -42,6 +42,28 @@ import numpy as np
 from itscube._datasets import itslive as synthetic
 from itscube.io.catalog import cache_dir
 
+__all__ = [
+    "BUNDLE_DATE",
+    "CATALOG_NAME",
+    "SAMPLE_CENTRE",
+    "SAMPLE_EPSG",
+    "SAMPLE_FIELD",
+    "SAMPLE_LAYERS",
+    "SAMPLE_PORT",
+    "SAMPLE_SEED",
+    "SAMPLE_SHAPE",
+    "SAMPLE_VERSION",
+    "SAMPLE_YEARS",
+    "Sample",
+    "SampleServer",
+    "build_sample",
+    "bundle_path",
+    "ensure_sample",
+    "serve_sample",
+    "write_bundle",
+    "write_qdiv_templates",
+]
+
 SAMPLE_VERSION = 2
 SAMPLE_EPSG = 3413
 SAMPLE_CENTRE = (-150000.0, -2250000.0)

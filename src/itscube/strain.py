@@ -62,6 +62,16 @@ from itscube.errors import CubeFormatError, InputError
 from itscube.gaps import fill_gaps
 from itscube.grid import block_error, block_mean, check_upscale, spacing, time_dim, with_crs
 
+__all__ = [
+    "COMPONENTS",
+    "ERROR_COMPONENTS",
+    "FLOW_ALIGNED",
+    "LONG_NAMES",
+    "MIN_SPEED",
+    "strain_rates",
+    "strain_time_dim",
+]
+
 COMPONENTS = _kernels.COMPONENTS
 ERROR_COMPONENTS = _kernels.ERROR_COMPONENTS
 
@@ -178,6 +188,8 @@ def strain_rates(
             )
     if strided and method != "gradient":
         raise InputError("strided applies to method gradient only", params="strided")
+    if min_speed is None or min_speed < 0:
+        raise InputError(f"min_speed must be >= 0 m/yr; got {min_speed}", params="min_speed")
     ny, nx = ds.sizes["y"], ds.sizes["x"]
     if not isinstance(upscale, int | np.integer):
         ks = [_check_upscale(k, ny, nx, method) for k in upscale]
@@ -190,94 +202,38 @@ def strain_rates(
                     "(not coarsen or strided); call once per upscale",
                     params="strided",
                 )
-            parts = [
-                strain_rates(
-                    ds, k, method, errors=errors, gap_radius=gap_radius, min_speed=min_speed
-                )
-                for k in ks
-            ]
-            stacked = [p[[n for n in p.data_vars if n in LONG_NAMES]] for p in parts]
-            res = xr.concat(stacked, dim="upscale", combine_attrs="drop_conflicts")
-            res = res.merge(parts[0].drop_vars(list(res.data_vars)), combine_attrs="override")
-            res["upscale"] = ("upscale", np.asarray(ks, dtype="int32"))
-            res["upscale"].attrs.update(long_name="half-baseline", units="pixel")
-            res.attrs.pop("upscale", None)
-            res.attrs.pop("length_scale_m", None)
-            return res
+            options = dict(errors=errors, gap_radius=gap_radius, min_speed=min_speed)
+            return _stack_upscales([strain_rates(ds, k, method, **options) for k in ks], ks)
         upscale = ks[0]
     k = _check_upscale(upscale, ny, nx, method)
-    dx = spacing(ds.x.values, "x")
-    dy = spacing(ds.y.values, "y")
+    dx, dy = spacing(ds.x.values, "x"), spacing(ds.y.values, "y")
     if method == "log" and abs(abs(dx) - abs(dy)) > 1e-6 * abs(dx):
         raise CubeFormatError("method log needs square pixels")
-
-    u, v = ds["vx"].astype("float32", copy=False), ds["vy"].astype("float32", copy=False)
-    with_errors = errors and "vx_error" in ds.variables and "vy_error" in ds.variables
-    su = ds["vx_error"].astype("float32", copy=False) if with_errors else None
-    sv = ds["vy_error"].astype("float32", copy=False) if with_errors else None
-    if gap_radius is not None:
-        if gap_radius <= 0:
-            raise InputError(
-                f"gap_radius must be a radius > 0 pixels; got {gap_radius}", params="gap_radius"
-            )
-        u, v = fill_gaps(u, gap_radius), fill_gaps(v, gap_radius)
-    kk = k
-    if method == "coarsen":
-        u, v = block_mean(u, k), block_mean(v, k)
-        if with_errors:
-            su = block_error(su.broadcast_like(ds["vx"]), k)
-            sv = block_error(sv.broadcast_like(ds["vy"]), k)
-        kk = 1
-    if with_errors:
-        su, sv = su.broadcast_like(u), sv.broadcast_like(v)
-    if u.chunks is not None:
-        u, v = u.chunk({"y": -1, "x": -1}), v.chunk({"y": -1, "x": -1})
-        if with_errors:
-            su, sv = su.chunk(u.chunksizes), sv.chunk(v.chunksizes)
-    x = np.ascontiguousarray(u.x.values, dtype="f8")
-    y = np.ascontiguousarray(u.y.values, dtype="f8")
+    u, v, su, sv = _inputs(ds, k, method, errors, gap_radius)
+    with_errors = su is not None
     names = COMPONENTS + (ERROR_COMPONENTS if with_errors else ())
     args = [u, v] + ([su, sv] if with_errors else [])
+    kwargs = {
+        "x": np.ascontiguousarray(u.x.values, dtype="f8"),
+        "y": np.ascontiguousarray(u.y.values, dtype="f8"),
+        "k": 1 if method == "coarsen" else k,
+        "method": method,
+    }
     stacked = xr.apply_ufunc(
         _run_kernel if with_errors else _run_kernel_noerr,
         *args,
         input_core_dims=[["y", "x"]] * len(args),
         output_core_dims=[["component", "y", "x"]],
-        kwargs={"x": x, "y": y, "k": kk, "method": method, "with_errors": with_errors}
-        if with_errors
-        else {"x": x, "y": y, "k": kk, "method": method},
+        kwargs={**kwargs, "with_errors": True} if with_errors else kwargs,
         dask="parallelized",
         output_dtypes=[np.float32],
         dask_gufunc_kwargs={"output_sizes": {"component": len(names)}},
     )
-    lead = [d for d in u.dims if d not in ("y", "x")]
-    out = xr.Dataset(coords={c: u.coords[c] for c in u.coords if c != "component"})
-    for i, name in enumerate(names):
-        da = stacked.isel(component=i, drop=True).transpose(*lead, "y", "x")
-        da.attrs = {"units": _units(name), "long_name": LONG_NAMES[name]}
-        out[name] = da
-    for name, src in (("vx", u), ("vy", v)):
-        out[name] = src.transpose(*lead, "y", "x")
-        out[name].attrs = {"units": "m yr-1", "long_name": f"{name[1]} velocity used"}
-    if min_speed is None or min_speed < 0:
-        raise InputError(f"min_speed must be >= 0 m/yr; got {min_speed}", params="min_speed")
-    if min_speed > 0:  # no flow direction where the ice barely moves
-        moving = np.hypot(out["vx"], out["vy"]) >= min_speed
-        for name in FLOW_ALIGNED + tuple(f"{n}_error" for n in FLOW_ALIGNED):
-            if name in out:
-                attrs = out[name].attrs
-                out[name] = out[name].where(moving)
-                out[name].attrs = {**attrs, "masked_below_speed_m_yr": float(min_speed)}
+    out = _assemble(stacked, names, u, v, ds, method)
+    if min_speed > 0:
+        out = _mask_slow(out, min_speed)
     if strided:
         out = out.isel(y=slice(None, None, k), x=slice(None, None, k))
-    tdim = next((d for d in lead if d in ("mid_date", "time")), None)
-    if tdim is not None:
-        for name, var in ds.data_vars.items():
-            if var.dims == (tdim,) and name not in out:
-                out[name] = var
-    for name in ("time_bnds", "period", "n_layers"):
-        if name in ds.variables and name not in out and method != "coarsen":
-            out[name] = ds[name]
     out.attrs.update(
         itscube_product="strain_rates",
         method=method,
@@ -289,6 +245,79 @@ def strain_rates(
         conventions_note="see itscube.strain module docstring",
     )
     return with_crs(out, ds.rio.crs)
+
+
+def _stack_upscales(parts: list[xr.Dataset], ks: list[int]) -> xr.Dataset:
+    """Results at several upscales on one grid, stacked along ``upscale``."""
+    stacked = [p[[n for n in p.data_vars if n in LONG_NAMES]] for p in parts]
+    res = xr.concat(stacked, dim="upscale", combine_attrs="drop_conflicts")
+    res = res.merge(parts[0].drop_vars(list(res.data_vars)), combine_attrs="override")
+    res["upscale"] = ("upscale", np.asarray(ks, dtype="int32"))
+    res["upscale"].attrs.update(long_name="half-baseline", units="pixel")
+    res.attrs.pop("upscale", None)
+    res.attrs.pop("length_scale_m", None)
+    return res
+
+
+def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float | None):
+    """Velocities and their errors (None without errors) as the kernels take them: gaps
+    filled, ``k x k`` block means for ``coarsen``, whole maps per dask chunk."""
+    u, v = ds["vx"].astype("float32", copy=False), ds["vy"].astype("float32", copy=False)
+    with_errors = errors and "vx_error" in ds.variables and "vy_error" in ds.variables
+    su = ds["vx_error"].astype("float32", copy=False) if with_errors else None
+    sv = ds["vy_error"].astype("float32", copy=False) if with_errors else None
+    if gap_radius is not None:
+        if gap_radius <= 0:
+            raise InputError(
+                f"gap_radius must be a radius > 0 pixels; got {gap_radius}", params="gap_radius"
+            )
+        u, v = fill_gaps(u, gap_radius), fill_gaps(v, gap_radius)
+    if method == "coarsen":
+        u, v = block_mean(u, k), block_mean(v, k)
+        if with_errors:
+            su = block_error(su.broadcast_like(ds["vx"]), k)
+            sv = block_error(sv.broadcast_like(ds["vy"]), k)
+    if with_errors:
+        su, sv = su.broadcast_like(u), sv.broadcast_like(v)
+    if u.chunks is not None:
+        u, v = u.chunk({"y": -1, "x": -1}), v.chunk({"y": -1, "x": -1})
+        if with_errors:
+            su, sv = su.chunk(u.chunksizes), sv.chunk(v.chunksizes)
+    return u, v, su, sv
+
+
+def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str) -> xr.Dataset:
+    """One variable per component, the velocities used, and the per-layer metadata."""
+    lead = [d for d in u.dims if d not in ("y", "x")]
+    out = xr.Dataset(coords={c: u.coords[c] for c in u.coords if c != "component"})
+    for i, name in enumerate(names):
+        comp = stacked.isel(component=i, drop=True).transpose(*lead, "y", "x")
+        comp.attrs = {"units": _units(name), "long_name": LONG_NAMES[name]}
+        out[name] = comp
+    for name, src in (("vx", u), ("vy", v)):
+        out[name] = src.transpose(*lead, "y", "x")
+        out[name].attrs = {"units": "m yr-1", "long_name": f"{name[1]} velocity used"}
+    tdim = next((d for d in lead if d in ("mid_date", "time")), None)
+    if tdim is not None:
+        for name, var in ds.data_vars.items():
+            if var.dims == (tdim,) and name not in out:
+                out[name] = var
+    for name in ("time_bnds", "period", "n_layers"):
+        if name in ds.variables and name not in out and method != "coarsen":
+            out[name] = ds[name]
+    return out
+
+
+def _mask_slow(out: xr.Dataset, min_speed: float) -> xr.Dataset:
+    """Flow-aligned components are NaN where the ice moves slower than ``min_speed``: there
+    is no flow direction there."""
+    moving = np.hypot(out["vx"], out["vy"]) >= min_speed
+    for name in FLOW_ALIGNED + tuple(f"{n}_error" for n in FLOW_ALIGNED):
+        if name in out:
+            attrs = out[name].attrs
+            out[name] = out[name].where(moving)
+            out[name].attrs = {**attrs, "masked_below_speed_m_yr": float(min_speed)}
+    return out
 
 
 def _run_kernel_noerr(u, v, *, x, y, k, method):

@@ -27,6 +27,15 @@ from itscube.errors import EmptySelectionError, InputError
 from itscube.grid import time_dim
 from itscube.window import Filters, date_window, layer_mask
 
+__all__ = [
+    "ERROR_FLOOR",
+    "PERIOD_ALIASES",
+    "PeriodBin",
+    "period_bins",
+    "period_mean",
+    "select_layers",
+]
+
 ERROR_FLOOR = 0.1
 """Smallest velocity error (m/yr) used as a weight; ITS_LIVE reports 0 for some pixels."""
 

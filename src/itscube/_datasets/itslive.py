@@ -30,6 +30,39 @@ import xarray as xr
 
 from itscube.io.area import footprint_rings, polygon_wkt
 
+__all__ = [
+    "ANNUAL_SENSORS",
+    "COMPRESSOR",
+    "FILL_INT16",
+    "FILL_UINT16",
+    "LATTICE_OFFSET",
+    "LATTICE_OFFSET_Y",
+    "LAYOUTS",
+    "SPACING",
+    "V22_COMPRESSOR",
+    "V22_TIME_UNITS",
+    "Layers",
+    "LinearField",
+    "OutletGlacier",
+    "VelocityField",
+    "annual_name",
+    "as_v22",
+    "catalog_feature",
+    "decimal_year",
+    "glacier_thickness",
+    "make_annual_cube",
+    "make_layers",
+    "make_subyearly_cube",
+    "mapping_attrs",
+    "mean_velocity",
+    "subyearly_name",
+    "tile_coords",
+    "write_catalog",
+    "write_geotiff",
+    "write_icechunk_subyearly",
+    "write_subyearly",
+]
+
 SPACING = 120.0
 """ITS_LIVE v2 grid spacing (m)."""
 LATTICE_OFFSET = 52.5

@@ -11,6 +11,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+__all__ = [
+    "COMPONENTS",
+    "ERROR_COMPONENTS",
+    "FASTMATH",
+    "LOG_STEPS",
+    "NC",
+    "NE",
+    "gradient_strain",
+    "log_strain",
+]
+
 COMPONENTS: tuple[str, ...] = (
     "exx",
     "eyy",

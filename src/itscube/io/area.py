@@ -17,6 +17,20 @@ import shapely.geometry as sg
 from itscube.errors import InputError
 from itscube.grid import grid_bounds
 
+__all__ = [
+    "LONLAT",
+    "Area",
+    "bbox_area",
+    "footprint_rings",
+    "parse_crs",
+    "point_area",
+    "polygon_area",
+    "polygon_from_coords",
+    "polygon_wkt",
+    "read_csv_points",
+    "transform_geometry",
+]
+
 LONLAT = pyproj.CRS.from_epsg(4326)
 
 _X_NAMES = ("x", "easting", "east", "xcoord", "x_m", "lon", "longitude", "long", "lng")

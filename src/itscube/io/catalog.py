@@ -43,6 +43,23 @@ from itscube.grid import epsg_of
 from itscube.io import remote
 from itscube.io.area import Area
 
+__all__ = [
+    "CACHE_MAX_AGE_DAYS",
+    "DEFAULT_ANNUAL_ROOT",
+    "DEFAULT_CATALOG_URL",
+    "DEFAULT_STAC_URL",
+    "STAC_COLLECTION",
+    "Catalog",
+    "CubeEntry",
+    "cache_dir",
+    "catalog_format",
+    "find_cubes",
+    "find_cubes_stac",
+    "load_catalog",
+    "parse_catalog",
+    "resolve_url",
+]
+
 DEFAULT_CATALOG_URL = "https://its-live-data.s3.amazonaws.com/datacubes/catalog_v02.json"
 """Official ITS_LIVE catalog of sub-yearly cubes (same object as s3://its-live-data/datacubes/catalog_v02.json)."""
 DEFAULT_STAC_URL = "https://stac.itslive.cloud"

@@ -17,6 +17,14 @@ from itscube.grid import TIME_DIMS, cube_epsg, time_dim, with_crs
 from itscube.io import remote
 from itscube.window import date_window
 
+__all__ = [
+    "VELOCITY_UNITS",
+    "VELOCITY_VARS",
+    "cube_kind",
+    "normalise_cube",
+    "open_cube",
+]
+
 VELOCITY_VARS = ("vx", "vy", "v", "v_error", "vx_error", "vy_error", "va", "vr")
 VELOCITY_UNITS = "m yr-1"
 

@@ -56,8 +56,35 @@ from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from itscube.io.files import check_out_dir
 from itscube.io.stores import SourceArray, SourceCube, open_source
-from itscube.progress import ProgressLike, as_progress
+from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.window import Filters, date_window, layer_mask, parse_date
+
+__all__ = [
+    "BLOCK_BYTES",
+    "DEFAULT_VARIABLES",
+    "DEFAULT_WORKERS",
+    "IN_FLIGHT_BYTES",
+    "LONG_TIME_CHUNK",
+    "MID_DATE_ENCODING",
+    "OUTPUT_CHUNK_BYTES",
+    "OUTPUT_COMPRESSOR",
+    "SPACE_FACTOR",
+    "TIME_DIM",
+    "Block",
+    "DownloadResult",
+    "Part",
+    "StagedStore",
+    "StorePlan",
+    "VarSpec",
+    "check_disk_space",
+    "decode_times",
+    "download",
+    "fetch_block",
+    "missing_mask",
+    "output_folder",
+    "plan_download",
+    "to_output",
+]
 
 DEFAULT_WORKERS = 64
 """Requests in flight per source cube (S3 and CloudFront serve far more)."""
@@ -998,39 +1025,12 @@ def download(
     check_out_dir(out)
     variables = list(variables) if variables else None
     sources = _source_urls(area, kind, catalog, urls, stac)
-
     folder = output_folder(out, kind, area, t0, t1, start, end)
-    query = {
-        "kind": kind,
-        "area": {
-            "wkt": area.geometry.wkt,
-            "crs": area.crs.to_string(),
-            "buffer_m": area.buffer,
-            "label": area.label,
-        },
-        "start": None if start is None else str(start),
-        "end": None if end is None else str(end),
-        "variables": variables or list(DEFAULT_VARIABLES[kind]),
-        "filters": dataclasses.asdict(filters),
-        "sources": [u for u, _ in sources],
-    }
+    query = _query(kind, area, start, end, variables, filters, sources)
     query_id = hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
-    prov_path = folder / "provenance.json"
-    if prov_path.exists():
-        prev = json.loads(prov_path.read_text())
-        if prev.get("query_id") == query_id:
-            stores = [folder / s for s in prev.get("stores", [])]
-            if all(s.exists() for s in stores):
-                return DownloadResult(
-                    folder, stores, prov_path, already_complete=True, layers=prev.get("layers", [])
-                )
-        if not overwrite:
-            raise OutputExistsError(
-                f"{folder} already holds a different download; use overwrite or another out",
-                params=("overwrite", "out"),
-            )
-        prov_path.unlink()
-
+    done = _completed(folder, query_id, overwrite)
+    if done is not None:
+        return done
     partial = folder / ".partial"
     fresh = not folder.exists()
     try:
@@ -1049,25 +1049,96 @@ def download(
         )
         need = check_disk_space(plans, folder)
         if announce is not None:
-            announce(
-                "; ".join(
-                    f"{p.name}: {len(p.times)} layers x {len(p.y)} x {len(p.x)} px x "
-                    f"{len(p.tiled)} variables from {len(p.parts)} cube(s), "
-                    f"{p.decoded_bytes / 1e9:.2f} GB decoded"
-                    for p in plans
-                )
-                + f" (disk needed about {need / 1e9:.2f} GB)"
-            )
+            announce(_plan_line(plans, need))
     except BaseException:
         if fresh:  # nothing worth resuming: leave no debris
             shutil.rmtree(folder, ignore_errors=True)
         raise
     (partial / "query.json").write_text(json.dumps(query, indent=1, default=str))
+    stores, transfer = _fetch_and_write(plans, folder, partial, workers, as_progress(progress))
+    layers = [len(p.times) for p in plans]
+    prov = _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, notes, transfer)
+    prov_path = folder / "provenance.json"
+    tmp = prov_path.with_name(".provenance.json.tmp")
+    tmp.write_text(json.dumps(prov, indent=1, default=str))
+    tmp.replace(prov_path)
+    if not keep_cache:
+        shutil.rmtree(partial, ignore_errors=True)
+    return DownloadResult(
+        folder,
+        stores,
+        prov_path,
+        chunks=transfer["chunks_needed"],
+        chunks_fetched=transfer["chunks_fetched_this_run"],
+        bytes_fetched=transfer["bytes_fetched_this_run"],
+        layers=layers,
+        blocks=transfer["blocks_assembled_this_run"],
+        blocks_total=transfer["blocks"],
+        notes=notes,
+    )
 
+
+def _query(kind, area: Area, start, end, variables, filters: Filters, sources) -> dict:
+    """What was asked, as recorded in ``provenance.json`` (its hash identifies a download)."""
+    return {
+        "kind": kind,
+        "area": {
+            "wkt": area.geometry.wkt,
+            "crs": area.crs.to_string(),
+            "buffer_m": area.buffer,
+            "label": area.label,
+        },
+        "start": None if start is None else str(start),
+        "end": None if end is None else str(end),
+        "variables": variables or list(DEFAULT_VARIABLES[kind]),
+        "filters": dataclasses.asdict(filters),
+        "sources": [u for u, _ in sources],
+    }
+
+
+def _completed(folder: Path, query_id: str, overwrite: bool) -> DownloadResult | None:
+    """The finished download of the same query in ``folder``, if there is one; a different
+    download there is an error unless ``overwrite`` (then its provenance is dropped)."""
+    prov_path = folder / "provenance.json"
+    if not prov_path.exists():
+        return None
+    prev = json.loads(prov_path.read_text())
+    if prev.get("query_id") == query_id:
+        stores = [folder / s for s in prev.get("stores", [])]
+        if all(s.exists() for s in stores):
+            return DownloadResult(
+                folder, stores, prov_path, already_complete=True, layers=prev.get("layers", [])
+            )
+    if not overwrite:
+        raise OutputExistsError(
+            f"{folder} already holds a different download; use overwrite or another out",
+            params=("overwrite", "out"),
+        )
+    prov_path.unlink()
+    return None
+
+
+def _plan_line(plans: Sequence[StorePlan], need: int) -> str:
+    return (
+        "; ".join(
+            f"{p.name}: {len(p.times)} layers x {len(p.y)} x {len(p.x)} px x "
+            f"{len(p.tiled)} variables from {len(p.parts)} cube(s), "
+            f"{p.decoded_bytes / 1e9:.2f} GB decoded"
+            for p in plans
+        )
+        + f" (disk needed about {need / 1e9:.2f} GB)"
+    )
+
+
+def _fetch_and_write(
+    plans: Sequence[StorePlan], folder: Path, partial: Path, workers: int, progress: Progress
+) -> tuple[list[Path], dict]:
+    """Fetch every block into staged stores, then finish them; the stores and the transfer
+    figures for the provenance."""
     staged = [StagedStore(plan, folder, partial) for plan in plans]
     total = sum(p.n_blocks for p in plans)
     all_parts = [p for plan in plans for p in plan.parts]
-    with as_progress(progress).task(
+    with progress.task(
         "download", total, detail="blocks · {mb:.1f} MB fetched", keep=True, mb=0.0
     ) as step:
 
@@ -1084,45 +1155,16 @@ def download(
             if s.role in ("static", "other")
         }
         stores.append(store.finish(statics))
-    layers = [len(p.times) for p in plans]
-    n_chunks = sum(p.chunks_needed() for p in plans)
-    fetched_chunks = sum(p.cube.store.stats.requests for p in all_parts)
-    fetched_bytes = sum(p.cube.store.stats.bytes + p.cube.metadata_bytes for p in all_parts)
-    prov = _provenance(
-        plans,
-        query,
-        query_id,
-        catalog,
-        urls,
-        stac,
-        stores,
-        layers,
-        notes,
-        {
-            "chunks_needed": n_chunks,
-            "chunks_fetched_this_run": fetched_chunks,
-            "bytes_fetched_this_run": fetched_bytes,
-            "blocks": total,
-            "blocks_assembled_this_run": assembled,
-        },
-    )
-    tmp = prov_path.with_name(".provenance.json.tmp")
-    tmp.write_text(json.dumps(prov, indent=1, default=str))
-    tmp.replace(prov_path)
-    if not keep_cache:
-        shutil.rmtree(partial, ignore_errors=True)
-    return DownloadResult(
-        folder,
-        stores,
-        prov_path,
-        chunks=n_chunks,
-        chunks_fetched=fetched_chunks,
-        bytes_fetched=fetched_bytes,
-        layers=layers,
-        blocks=assembled,
-        blocks_total=total,
-        notes=notes,
-    )
+    transfer = {
+        "chunks_needed": sum(p.chunks_needed() for p in plans),
+        "chunks_fetched_this_run": sum(p.cube.store.stats.requests for p in all_parts),
+        "bytes_fetched_this_run": sum(
+            p.cube.store.stats.bytes + p.cube.metadata_bytes for p in all_parts
+        ),
+        "blocks": total,
+        "blocks_assembled_this_run": assembled,
+    }
+    return stores, transfer
 
 
 def _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, notes, transfer):

@@ -24,6 +24,24 @@ import fsspec
 
 from itscube.errors import CubeNotFoundError, DownloadError
 
+__all__ = [
+    "BACKOFF",
+    "PERMANENT_TEXT",
+    "RETRIES",
+    "T",
+    "filesystem",
+    "is_transient",
+    "join",
+    "next_delay",
+    "normalise_url",
+    "protocol_of",
+    "read_bytes",
+    "read_text_url",
+    "retry",
+    "s3_endpoint",
+    "storage_options_for",
+]
+
 T = TypeVar("T")
 
 RETRIES = 6

@@ -50,6 +50,20 @@ from itscube.errors import CubeFormatError, CubeNotFoundError, DownloadError
 from itscube.grid import epsg_of
 from itscube.io import remote
 
+__all__ = [
+    "FORMATS",
+    "IMAGE_PAIR_VARIABLES",
+    "METADATA_KEYS",
+    "CachingStore",
+    "SourceArray",
+    "SourceCube",
+    "TransferStats",
+    "icechunk_storage",
+    "is_icechunk",
+    "open_icechunk_session",
+    "open_source",
+]
+
 FORMATS = ("zarr-v2", "zarr-v3", "icechunk")
 """Store generations :func:`open_source` reads."""
 

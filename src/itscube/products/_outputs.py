@@ -13,6 +13,19 @@ import xarray as xr
 
 from itscube._version import __version__
 
+__all__ = [
+    "NETCDF_MAX_BYTES",
+    "REAL_SOURCE",
+    "SYNTHETIC_SOURCE",
+    "cf_dataset",
+    "map_stats",
+    "source_of",
+    "write_cog",
+    "write_netcdf",
+    "write_stack",
+    "write_zarr",
+]
+
 NETCDF_MAX_BYTES = 2 * 1024**3
 """Per-step stacks larger than this (uncompressed) are written as Zarr instead of NetCDF."""
 

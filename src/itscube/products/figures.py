@@ -12,6 +12,24 @@ import xarray as xr
 
 from itscube.grid import grid_bounds
 
+__all__ = [
+    "DPI",
+    "arrows",
+    "boundary_line",
+    "dhdt_limit",
+    "dhdt_panel",
+    "displacement_figure",
+    "extent_km",
+    "map_panel",
+    "overview_figure",
+    "principal_crosses",
+    "qdiv_figure",
+    "save",
+    "strain_figures",
+    "symmetric_limit",
+    "tracks_figure",
+]
+
 DPI = 120
 
 

@@ -21,6 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+__all__ = [
+    "Faults",
+    "Stats",
+    "StoreServer",
+]
+
 
 @dataclasses.dataclass
 class Faults:

@@ -165,3 +165,20 @@ def test_mean_velocity_over_a_pair():
     glacier = synthetic.OutletGlacier(x_head=0.0, y_c=0.0, trend=0.0)
     vx, _ = synthetic.mean_velocity(glacier, np.array([0.0]), np.array([0.0]), 2018.0, 2019.0)
     assert vx[0] == pytest.approx(glacier.u_head, rel=1e-3)  # a full year: no seasonal bias
+
+
+def test_synthetic_cubes_never_point_at_the_real_bucket(sample):
+    """The sample is labelled synthetic: no attribute or granule URL names its-live-data."""
+    for path in (sample.subyearly, sample.annual):
+        ds = xr.open_zarr(path, decode_times=False)
+        texts = [str(v) for v in ds.attrs.values()]
+        for var in ds.variables.values():
+            texts += [str(v) for v in var.attrs.values()]
+        if "granule_url" in ds:
+            texts += [str(u) for u in ds["granule_url"].values]
+        assert not [t for t in texts if "its-live-data" in t or "amazonaws" in t], path
+        assert "synthetic" in ds.attrs.get("author", "") + ds.attrs.get("institution", "")
+    sub = xr.open_zarr(sample.subyearly)
+    assert sub.attrs["url"].startswith("synthetic://") and sub.attrs["s3"].startswith(
+        "synthetic://"
+    )

@@ -237,7 +237,7 @@ def test_period_mean_weights_and_bins():
     unweighted = period_mean(ds.drop_vars(["vx_error", "vy_error"]), "all")
     assert float(unweighted.vx[0, 0, 0]) == pytest.approx(182.5)
     assert "vx_error" not in unweighted
-    with pytest.raises(InputError, match="^period .fortnightly-ish. is not"):
+    with pytest.raises(InputError, match=r"^period .fortnightly-ish. is not"):
         period_bins(np.array(times, dtype="datetime64[ns]"), "fortnightly-ish")
 
 
@@ -305,13 +305,13 @@ def test_layer_filters(cubes):
 
 def test_bad_inputs():
     ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=11, nx=21)
-    with pytest.raises(InputError, match="^upscale must be >= 1 pixel; got 0"):
+    with pytest.raises(InputError, match=r"^upscale must be >= 1 pixel; got 0"):
         strain_rates(ds, 0)
     with pytest.raises(InputError, match="too large"):
         strain_rates(ds, 6)
     with pytest.raises(InputError, match="too large"):
         strain_rates(ds, 4, "coarsen")
-    with pytest.raises(InputError, match="^method must be one of gradient"):
+    with pytest.raises(InputError, match=r"^method must be one of gradient"):
         strain_rates(ds, 1, "spline")
     with pytest.raises(CubeFormatError, match="no vy"):
         strain_rates(ds.drop_vars("vy"), 1)
@@ -355,7 +355,7 @@ def test_flow_aligned_components_masked_where_the_ice_barely_moves():
     assert np.isfinite(res["exx"].isel(mid_date=0).values[r == 0]).all()
     kept = strain_rates(ds, 1, min_speed=0)["longitudinal"].isel(mid_date=0).values
     assert np.isfinite(kept[r * omega < 5.0]).sum() > 0
-    with pytest.raises(InputError, match="^min_speed must be >= 0"):
+    with pytest.raises(InputError, match=r"^min_speed must be >= 0"):
         strain_rates(ds, 1, min_speed=-1)
 
 

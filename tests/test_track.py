@@ -125,7 +125,7 @@ def test_bad_inputs():
         track(ds, [[XC, YC]], "1990-01-01", "1991-01-01")
     with pytest.raises(InputError, match="inside the cube"):
         track(ds, [[0.0, 0.0]], "2018-01-01", "2019-01-01")
-    with pytest.raises(InputError, match="^method must be one of rk4"):
+    with pytest.raises(InputError, match=r"^method must be one of rk4"):
         track(ds, [[XC, YC]], "2018-01-01", "2019-01-01", method="rk45")
 
 

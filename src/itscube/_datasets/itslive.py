@@ -20,7 +20,6 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numcodecs
 import numpy as np
@@ -28,6 +27,14 @@ import pandas as pd
 import pyproj
 import xarray as xr
 
+from itscube._datasets.fields import (
+    LinearField,
+    OutletGlacier,
+    VelocityField,
+    decimal_year,
+    glacier_thickness,
+    mean_velocity,
+)
 from itscube.io.area import footprint_rings, polygon_wkt
 
 __all__ = [
@@ -63,6 +70,10 @@ __all__ = [
     "write_subyearly",
 ]
 
+SYNTHETIC_URL = "synthetic://itscube"
+"""Where synthetic cubes say they live (their ``s3``/``url``/granule attributes): nowhere real,
+so that no attribute of a synthetic cube points into the ITS_LIVE bucket."""
+
 SPACING = 120.0
 """ITS_LIVE v2 grid spacing (m)."""
 LATTICE_OFFSET = 52.5
@@ -72,95 +83,6 @@ LATTICE_OFFSET_Y = 67.5
 FILL_INT16 = -32767
 FILL_UINT16 = 32767
 COMPRESSOR = numcodecs.Blosc(cname="zlib", clevel=2, shuffle=numcodecs.Blosc.SHUFFLE)
-
-
-class VelocityField(Protocol):
-    """A velocity field ``(x, y, t) -> (vx, vy)`` in m/yr (x, y in m, t in decimal years)."""
-
-    def __call__(self, x: np.ndarray, y: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class LinearField:
-    """``vx = u0 + a (x-x0) + b (y-y0)``, ``vy = v0 + c (x-x0) + d (y-y0)`` (m/yr).
-
-    Strain rates are exact: ``exx = a``, ``eyy = d``, ``exy = (b+c)/2`` (1/yr).
-    ``accel`` (m/yr per yr) adds a uniform, time-linear speed-up along x from
-    ``t0`` (decimal year).
-    """
-
-    u0: float = 100.0
-    v0: float = 0.0
-    a: float = 0.0
-    b: float = 0.0
-    c: float = 0.0
-    d: float = 0.0
-    x0: float = 0.0
-    y0: float = 0.0
-    accel: float = 0.0
-    t0: float = 2015.0
-
-    def __call__(self, x, y, t):
-        dx = np.asarray(x, dtype="f8") - self.x0
-        dy = np.asarray(y, dtype="f8") - self.y0
-        vx = self.u0 + self.accel * (t - self.t0) + self.a * dx + self.b * dy
-        vy = self.v0 + self.c * dx + self.d * dy
-        return np.broadcast_to(vx, np.broadcast(dx, dy).shape), np.broadcast_to(
-            vy, np.broadcast(dx, dy).shape
-        )
-
-
-@dataclasses.dataclass(frozen=True)
-class OutletGlacier:
-    """A plausible outlet glacier flowing toward +x, faster toward its calving front.
-
-    On the centre line ``vx = u_head + grad (x - x_head)`` (m/yr), so the
-    longitudinal strain rate there is ``grad`` (1/yr) before the transverse
-    profile and seasonal factor are applied. Across the channel
-    (half-width ``half_width``) speed falls as ``1 - eta**4``; the ice converges
-    gently (``vy = -converge * (y - y_c) * profile``). Speed varies seasonally
-    by ``season_amp`` (fraction) peaking at ``season_peak`` (fraction of year)
-    and accelerates by ``trend`` (fraction per year) from ``t0``. Outside the
-    channel the ground is stable (0 m/yr). With ``head_ramp > 0`` (m) the ice
-    starts smoothly at its head: speed rises from 0 at ``x_head`` to the
-    centre-line law at ``x_head + head_ramp`` (C1 smoothstep), and the analytic
-    laws above hold exactly downstream of that point.
-    """
-
-    x_head: float
-    y_c: float
-    half_width: float = 4000.0
-    u_head: float = 200.0
-    grad: float = 0.05
-    converge: float = 0.01
-    season_amp: float = 0.15
-    season_peak: float = 0.55
-    trend: float = 0.02
-    t0: float = 2015.0
-    head_ramp: float = 0.0
-
-    def onset(self, x: np.ndarray) -> np.ndarray:
-        """Head onset factor (0 above the head, 1 from ``x_head + head_ramp``), dimensionless."""
-        x = np.asarray(x, dtype="f8")
-        if self.head_ramp <= 0:
-            return (x >= self.x_head).astype("f8")
-        s = np.clip((x - self.x_head) / self.head_ramp, 0.0, 1.0)
-        return s * s * (3.0 - 2.0 * s)
-
-    def factor(self, t: float) -> float:
-        """Seasonal and secular multiplier at decimal year ``t`` (dimensionless)."""
-        season = 1.0 + self.season_amp * np.cos(2 * np.pi * ((t % 1.0) - self.season_peak))
-        return float(season * (1.0 + self.trend * (t - self.t0)))
-
-    def __call__(self, x, y, t):
-        x = np.asarray(x, dtype="f8")
-        y = np.asarray(y, dtype="f8")
-        eta = (y - self.y_c) / self.half_width
-        profile = np.clip(1.0 - eta**4, 0.0, None) * self.onset(x)
-        f = self.factor(t)
-        vx = f * profile * (self.u_head + self.grad * (x - self.x_head))
-        vy = -f * profile * self.converge * (y - self.y_c)
-        return vx, vy
 
 
 # --------------------------------------------------------------------------- grid / CRS
@@ -286,32 +208,7 @@ def make_layers(n: int, start: str, end: str, seed: int = 0) -> Layers:
     )
 
 
-def decimal_year(t: np.ndarray) -> np.ndarray:
-    """Decimal year of datetime64 values."""
-    idx = pd.DatetimeIndex(np.atleast_1d(t))
-    start = pd.to_datetime(idx.year.astype(str) + "-01-01")
-    length = np.where(idx.is_leap_year, 366.0, 365.0)
-    return np.asarray(idx.year + (idx - start) / pd.Timedelta(days=1) / length)
-
-
 # --------------------------------------------------------------------------- cubes
-
-
-def mean_velocity(
-    field: VelocityField, x: np.ndarray, y: np.ndarray, t1: float, t2: float, step: float = 0.02
-) -> tuple[np.ndarray, np.ndarray]:
-    """Time-mean of ``field`` over ``[t1, t2]`` (decimal years) at fixed x, y (m/yr): the
-    midpoint rule with nodes at most ``step`` years (~1 week) apart, exact for fields
-    linear in time."""
-    m = max(1, int(np.ceil((t2 - t1) / step)))
-    ts = t1 + (np.arange(m) + 0.5) / m * (t2 - t1)
-    vx = np.zeros(np.broadcast(x, y).shape)
-    vy = np.zeros_like(vx)
-    for t in ts:
-        u, v = field(x, y, float(t))
-        vx += u
-        vy += v
-    return vx / m, vy / m
 
 
 def _encode(values: np.ndarray, dtype: str, fill: int) -> np.ndarray:
@@ -362,7 +259,7 @@ def make_subyearly_cube(
     gap_size: float = 0.5,
     spatial_chunk: int = 10,
     time_chunk: int = 20000,
-    url_root: str = "https://its-live-data.s3.amazonaws.com/velocity_image_pair",
+    url_root: str = f"{SYNTHETIC_URL}/velocity_image_pair",
     layout: str = "v2",
     shard: int | None = None,
     y_offset: float | None = None,
@@ -399,9 +296,30 @@ def make_subyearly_cube(
     """
     rng = np.random.default_rng(seed + 1)
     layers = layers if layers is not None else make_layers(n_layers, start, end, seed)
-    n = len(layers.img1)
     x, y = tile_coords(centre, shape, y_offset=y_offset)
-    ny, nx = shape
+    fields = _pair_velocities(field, layers, x, y, rng, noise, gap_share, gap_size)
+    data_vars = {
+        **_pixel_variables(fields, layers.dt_days, layers.mission, layers.satellite),
+        "mapping": xr.Variable((), np.array("", dtype="<U1"), mapping_attrs(epsg, x, y)),
+        **_layer_variables(
+            layers, fields["roi"], fields["vx_err"], fields["vy_err"], rng, url_root
+        ),
+    }
+    coords = _image_pair_coords(layers.mid_date, x, y)
+    ds = xr.Dataset(data_vars, coords=coords, attrs=_cube_attrs(epsg, x, y, path))
+    if layout == "none":
+        return ds
+    write_subyearly(
+        ds, path, layout=layout, time_chunk=time_chunk, spatial_chunk=spatial_chunk, shard=shard
+    )
+    return ds
+
+
+def _pair_velocities(field, layers, x, y, rng, noise: bool, gap_share: float, gap_size: float):
+    """Per-pair velocities (int16-encoded), errors and validity of a tile: the field
+    averaged over each pair's span, with noise of the pair's error and cloud gaps."""
+    n = len(layers.img1)
+    ny, nx = len(y), len(x)
     X, Y = np.meshgrid(x, y)
     dt = layers.dt_days
     t1 = decimal_year(layers.img1)
@@ -423,62 +341,67 @@ def make_subyearly_cube(
     vx_i = _encode(vx, "int16", FILL_INT16)
     vy_i = _encode(vy, "int16", FILL_INT16)
     valid = vx_i != FILL_INT16
+    roi = (100.0 * valid.mean(axis=(1, 2))).astype("f4")
+    return {
+        "vx_i": vx_i,
+        "vy_i": vy_i,
+        "valid": valid,
+        "vx_err": vx_err,
+        "vy_err": vy_err,
+        "roi": roi,
+    }
+
+
+def _v3(data, desc, std, dtype="int16", fill=FILL_INT16, units="meter/year", **extra):
+    """A (mid_date, y, x) variable encoded as ITS_LIVE stores it."""
+    arr = _encode(data, dtype, fill) if np.issubdtype(np.asarray(data).dtype, np.floating) else data
+    attrs = {
+        "units": units,
+        "grid_mapping": "mapping",
+        "description": desc,
+        "standard_name": std,
+        **extra,
+    }
+    return xr.Variable(("mid_date", "y", "x"), arr.astype(dtype), attrs)
+
+
+def _pixel_variables(fields: dict, dt, mission, satellite) -> dict:
+    """The (mid_date, y, x) variables of an image-pair cube."""
+    vx_i, vy_i, valid = fields["vx_i"], fields["vy_i"], fields["valid"]
+    vx_err, vy_err = fields["vx_err"], fields["vy_err"]
+    dims3 = ("mid_date", "y", "x")
     v = np.where(valid, np.hypot(vx_i, vy_i), np.nan)
     v_err = np.where(
         valid,
         np.hypot(vx_i * vx_err[:, None, None], vy_i * vy_err[:, None, None]) / np.maximum(v, 1),
         np.nan,
     )
-    radar = layers.mission == "S"
-    radar &= np.char.startswith(layers.satellite.astype(str), "1")
-    radar3 = np.broadcast_to(radar[:, None, None], vx.shape)
+    radar = (mission == "S") & np.char.startswith(satellite.astype(str), "1")
+    radar3 = np.broadcast_to(radar[:, None, None], vx_i.shape)
     va = np.where(radar3 & valid, vy_i * 0.9, np.nan)
     vr = np.where(radar3 & valid, vx_i * 0.9, np.nan)
     chip = np.where(valid, 240 * (1 + (dt[:, None, None] > 60)), 0).astype("u2")
-    roi = (100.0 * valid.mean(axis=(1, 2))).astype("f4")
-    dims3 = ("mid_date", "y", "x")
-    vel_attrs = {"units": "meter/year", "grid_mapping": "mapping"}
-
-    def v3(data, desc, std, dtype="int16", fill=FILL_INT16, units="meter/year", **extra):
-        arr = (
-            _encode(data, dtype, fill)
-            if np.issubdtype(np.asarray(data).dtype, np.floating)
-            else data
-        )
-        attrs = {**vel_attrs, "units": units, "description": desc, "standard_name": std, **extra}
-        return xr.Variable(dims3, arr.astype(dtype), attrs)
-
-    granule = np.array(
-        [
-            f"{url_root}/v02/N60W040/{m}{s}_{pd.Timestamp(a):%Y%m%d}_{pd.Timestamp(b):%Y%m%d}"
-            f"_X_G0120V02_P0{int(r):02d}.nc"
-            for m, s, a, b, r in zip(
-                layers.mission, layers.satellite, layers.img1, layers.img2, roi, strict=True
-            )
-        ]
-    )
-    f4 = "f4"
-    data_vars = {
-        "vx": v3(
+    return {
+        "vx": _v3(
             vx_i.astype("f8"),
             "velocity component in x direction",
             "land_ice_surface_x_velocity",
             stable_shift_flag_description="flag for applying velocity bias correction",
         ),
-        "vy": v3(
+        "vy": _v3(
             vy_i.astype("f8"), "velocity component in y direction", "land_ice_surface_y_velocity"
         ),
-        "v": v3(v, "velocity magnitude", "land_ice_surface_velocity"),
-        "v_error": v3(v_err, "velocity magnitude error", "velocity_error"),
-        "va": v3(va, "velocity in radar azimuth direction", "azimuth_velocity"),
-        "vr": v3(vr, "velocity in radar range direction", "range_velocity"),
-        "M11": v3(
+        "v": _v3(v, "velocity magnitude", "land_ice_surface_velocity"),
+        "v_error": _v3(v_err, "velocity magnitude error", "velocity_error"),
+        "va": _v3(va, "velocity in radar azimuth direction", "azimuth_velocity"),
+        "vr": _v3(vr, "velocity in radar range direction", "range_velocity"),
+        "M11": _v3(
             np.where(radar3 & valid, 1.0, np.nan),
             "conversion matrix element (1st row, 1st column)",
             "conversion_matrix_element_11",
             units="pixel/(meter/year)",
         ),
-        "M12": v3(
+        "M12": _v3(
             np.where(radar3 & valid, 0.0, np.nan),
             "conversion matrix element (1st row, 2nd column)",
             "conversion_matrix_element_12",
@@ -513,7 +436,23 @@ def make_subyearly_cube(
                 "grid_mapping": "mapping",
             },
         ),
-        "mapping": xr.Variable((), np.array("", dtype="<U1"), mapping_attrs(epsg, x, y)),
+    }
+
+
+def _layer_variables(layers, roi, vx_err, vy_err, rng, url_root: str) -> dict:
+    """The per-pair (mid_date) variables of an image-pair cube."""
+    n = len(layers.img1)
+    dt = layers.dt_days
+    granule = np.array(
+        [
+            f"{url_root}/v02/N60W040/{m}{s}_{pd.Timestamp(a):%Y%m%d}_{pd.Timestamp(b):%Y%m%d}"
+            f"_X_G0120V02_P0{int(r):02d}.nc"
+            for m, s, a, b, r in zip(
+                layers.mission, layers.satellite, layers.img1, layers.img2, roi, strict=True
+            )
+        ]
+    )
+    data_vars = {
         "acquisition_date_img1": xr.Variable(
             ("mid_date",),
             layers.img1,
@@ -566,6 +505,14 @@ def make_subyearly_cube(
             _str_attrs("flag for applying velocity bias correction"),
         ),
     }
+    data_vars.update(_platform_variables(layers))
+    data_vars.update(_error_variables(vx_err, vy_err, rng))
+    return data_vars
+
+
+def _platform_variables(layers) -> dict:
+    """Mission, satellite and sensor of each image of each pair."""
+    data_vars = {}
     for img in ("1", "2"):
         data_vars[f"mission_img{img}"] = xr.Variable(
             ("mid_date",),
@@ -589,6 +536,14 @@ def make_subyearly_cube(
                 f"id of the sensor that acquired image {img}", standard_name=f"image{img}_sensor"
             ),
         )
+    return data_vars
+
+
+def _error_variables(vx_err, vy_err, rng) -> dict:
+    """Per-pair error estimates and stable-surface shifts, as ITS_LIVE stores them."""
+    n = len(vx_err)
+    f4 = "f4"
+    data_vars = {}
     for comp, err in (("vx", vx_err), ("vy", vy_err)):
         desc = f"best estimate of {comp} error"
         data_vars[f"{comp}_error"] = xr.Variable(
@@ -608,10 +563,14 @@ def make_subyearly_cube(
         data_vars[f"{comp}_stable_shift"] = xr.Variable(
             ("mid_date",), shift, _str_attrs(f"applied {comp} shift", units="meter/year")
         )
+    return data_vars
+
+
+def _image_pair_coords(mid_date, x, y) -> dict:
     coords = {
         "mid_date": xr.Variable(
             ("mid_date",),
-            layers.mid_date,
+            mid_date,
             {
                 "description": "midpoint of image 1 and image 2 acquisition date and time "
                 "with granule's centroid longitude and latitude as microseconds",
@@ -637,8 +596,14 @@ def make_subyearly_cube(
             },
         ),
     }
+    return coords
+
+
+def _cube_attrs(epsg: int, x, y, path) -> dict:
+    """Global attributes of a synthetic image-pair cube: the real keys, with values that say
+    the data are synthetic (``s3``/``url`` do not point into the ITS_LIVE bucket)."""
     proj_ring, geo_ring = footprint_rings(epsg, x, y)
-    attrs = {
+    return {
         "Conventions": "CF-1.8",
         "GDAL_AREA_OR_POINT": "Area",
         "author": "itscube synthetic generator (not real ITS_LIVE data)",
@@ -653,16 +618,9 @@ def make_subyearly_cube(
         "skipped_granules": "{}",
         "latitude": round(float(np.mean([p[1] for p in geo_ring])), 2),
         "longitude": round(float(np.mean([p[0] for p in geo_ring])), 2),
-        "s3": f"s3://its-live-data/datacubes/v2/{Path(str(path)).name}",
-        "url": f"https://its-live-data.s3.amazonaws.com/datacubes/v2/{Path(str(path)).name}",
+        "s3": f"{SYNTHETIC_URL}/datacubes/v2/{Path(str(path)).name}",
+        "url": f"{SYNTHETIC_URL}/datacubes/v2/{Path(str(path)).name}",
     }
-    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
-    if layout == "none":
-        return ds
-    write_subyearly(
-        ds, path, layout=layout, time_chunk=time_chunk, spatial_chunk=spatial_chunk, shard=shard
-    )
-    return ds
 
 
 LAYOUTS = ("v2", "v2.2", "v2.2-sharded")
@@ -887,90 +845,23 @@ def make_annual_cube(
     vy[gaps] = np.nan
     v = np.hypot(vx, vy)
     dims3 = ("time", "y", "x")
-    dims2 = ("y", "x")
-
-    def f32(data):
-        return np.where(np.isfinite(data), data, FILL_INT16).astype("f4")
-
-    def var(dims, data, desc, units="meter/year", **extra):
-        return xr.Variable(
-            dims, data, {"description": desc, "units": units, "grid_mapping": "mapping", **extra}
-        )
 
     uerr = _encode(np.where(np.isfinite(vx), err, np.nan), "uint16", FILL_UINT16)
     count = np.where(np.isfinite(vx), rng.integers(5, 200, vx.shape), 0).astype("u4")
-    vx0 = np.nanmean(vx, axis=0)
-    vy0 = np.nanmean(vy, axis=0)
-    tyears = np.array(years, "f8") + 0.5
-    slope_x = np.polyfit(tyears, np.nan_to_num(vx.reshape(nt, -1)), 1)[0].reshape(ny, nx)
-    slope_y = np.polyfit(tyears, np.nan_to_num(vy.reshape(nt, -1)), 1)[0].reshape(ny, nx)
     data_vars = {
-        "v": var(dims3, f32(v), "velocity magnitude"),
-        "vx": var(dims3, f32(vx), "velocity component in x direction"),
-        "vy": var(dims3, f32(vy), "velocity component in y direction"),
-        "v_error": var(dims3, uerr, "velocity magnitude error"),
-        "vx_error": var(dims3, uerr, "velocity component in x direction error"),
-        "vy_error": var(dims3, uerr, "velocity component in y direction error"),
-        "count": var(
+        "v": _annual_var(dims3, _f32(v), "velocity magnitude"),
+        "vx": _annual_var(dims3, _f32(vx), "velocity component in x direction"),
+        "vy": _annual_var(dims3, _f32(vy), "velocity component in y direction"),
+        "v_error": _annual_var(dims3, uerr, "velocity magnitude error"),
+        "vx_error": _annual_var(dims3, uerr, "velocity component in x direction error"),
+        "vy_error": _annual_var(dims3, uerr, "velocity component in y direction error"),
+        "count": _annual_var(
             dims3,
             count,
             "number of image pairs used in error weighted least squares fit",
             units="count",
         ),
-        "v0": var(dims2, f32(np.hypot(vx0, vy0)), "climatological mean velocity magnitude"),
-        "vx0": var(dims2, f32(vx0), "climatological mean x velocity"),
-        "vy0": var(dims2, f32(vy0), "climatological mean y velocity"),
-        "v0_error": var(
-            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of v0"
-        ),
-        "vx0_error": var(
-            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vx0"
-        ),
-        "vy0_error": var(
-            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vy0"
-        ),
-        "dv_dt": var(
-            dims2,
-            f32(np.hypot(slope_x, slope_y)),
-            "trend in velocity magnitude",
-            units="meter/year^2",
-        ),
-        "dvx_dt": var(dims2, f32(slope_x), "trend in x velocity", units="meter/year^2"),
-        "dvy_dt": var(dims2, f32(slope_y), "trend in y velocity", units="meter/year^2"),
-        "v_amp": var(dims2, f32(np.zeros((ny, nx))), "seasonal amplitude of velocity magnitude"),
-        "v_phase": var(
-            dims2, f32(np.zeros((ny, nx))), "day of maximum velocity", units="day of year"
-        ),
-        "count0": var(
-            dims2, count.sum(axis=0).astype("u4"), "number of image pairs", units="count"
-        ),
-        "outlier_percent": var(
-            dims2, f32(np.zeros((ny, nx))), "percentage of outliers", units="percent"
-        ),
-        "landice": var(
-            dims2,
-            np.ones((ny, nx), "u1"),
-            "land ice mask, 0 = non-land-ice, 1 = land-ice",
-            units="binary",
-        ),
-        "floatingice": var(
-            dims2,
-            np.zeros((ny, nx), "u1"),
-            "floating ice mask, 0 = non-floating-ice, 1 = floating-ice",
-            units="binary",
-        ),
-        "dt_max": var(
-            ("sensor", "y", "x"),
-            np.full((len(ANNUAL_SENSORS), ny, nx), 365.0, "f4"),
-            "maximum image pair time separation",
-            units="days",
-        ),
-        "sensor_flag": var(
-            ("sensor", "y", "x"),
-            np.ones((len(ANNUAL_SENSORS), ny, nx), "u1"),
-            "sensor included flag",
-            units="binary",
-        ),
+        **_annual_static_variables(vx, vy, count, years),
         "mapping": xr.Variable((), np.array("", dtype="<U1"), mapping_attrs(epsg, x, y)),
     }
     coords = {
@@ -994,6 +885,96 @@ def make_annual_cube(
         "sensors_labels": ", ".join(ANNUAL_SENSORS),
     }
     ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    _write_annual(ds, path)
+    return ds
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _f32(data):
+    return np.where(np.isfinite(data), data, FILL_INT16).astype("f4")
+
+
+def _annual_var(dims, data, desc, units="meter/year", **extra):
+    attrs = {"description": desc, "units": units, "grid_mapping": "mapping", **extra}
+    return xr.Variable(dims, data, attrs)
+
+
+def _annual_static_variables(vx, vy, count, years) -> dict:
+    """The (y, x) and (sensor, y, x) climatology variables of an annual-composite cube."""
+    nt, ny, nx = vx.shape
+    dims2 = ("y", "x")
+    vx0 = np.nanmean(vx, axis=0)
+    vy0 = np.nanmean(vy, axis=0)
+    tyears = np.array(years, "f8") + 0.5
+    slope_x = np.polyfit(tyears, np.nan_to_num(vx.reshape(nt, -1)), 1)[0].reshape(ny, nx)
+    slope_y = np.polyfit(tyears, np.nan_to_num(vy.reshape(nt, -1)), 1)[0].reshape(ny, nx)
+    return {
+        "v0": _annual_var(
+            dims2, _f32(np.hypot(vx0, vy0)), "climatological mean velocity magnitude"
+        ),
+        "vx0": _annual_var(dims2, _f32(vx0), "climatological mean x velocity"),
+        "vy0": _annual_var(dims2, _f32(vy0), "climatological mean y velocity"),
+        "v0_error": _annual_var(
+            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of v0"
+        ),
+        "vx0_error": _annual_var(
+            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vx0"
+        ),
+        "vy0_error": _annual_var(
+            dims2, _encode(np.full((ny, nx), 1.0), "uint16", FILL_UINT16), "error of vy0"
+        ),
+        "dv_dt": _annual_var(
+            dims2,
+            _f32(np.hypot(slope_x, slope_y)),
+            "trend in velocity magnitude",
+            units="meter/year^2",
+        ),
+        "dvx_dt": _annual_var(dims2, _f32(slope_x), "trend in x velocity", units="meter/year^2"),
+        "dvy_dt": _annual_var(dims2, _f32(slope_y), "trend in y velocity", units="meter/year^2"),
+        "v_amp": _annual_var(
+            dims2, _f32(np.zeros((ny, nx))), "seasonal amplitude of velocity magnitude"
+        ),
+        "v_phase": _annual_var(
+            dims2, _f32(np.zeros((ny, nx))), "day of maximum velocity", units="day of year"
+        ),
+        "count0": _annual_var(
+            dims2, count.sum(axis=0).astype("u4"), "number of image pairs", units="count"
+        ),
+        "outlier_percent": _annual_var(
+            dims2, _f32(np.zeros((ny, nx))), "percentage of outliers", units="percent"
+        ),
+        "landice": _annual_var(
+            dims2,
+            np.ones((ny, nx), "u1"),
+            "land ice mask, 0 = non-land-ice, 1 = land-ice",
+            units="binary",
+        ),
+        "floatingice": _annual_var(
+            dims2,
+            np.zeros((ny, nx), "u1"),
+            "floating ice mask, 0 = non-floating-ice, 1 = floating-ice",
+            units="binary",
+        ),
+        "dt_max": _annual_var(
+            ("sensor", "y", "x"),
+            np.full((len(ANNUAL_SENSORS), ny, nx), 365.0, "f4"),
+            "maximum image pair time separation",
+            units="days",
+        ),
+        "sensor_flag": _annual_var(
+            ("sensor", "y", "x"),
+            np.ones((len(ANNUAL_SENSORS), ny, nx), "u1"),
+            "sensor included flag",
+            units="binary",
+        ),
+    }
+
+
+def _write_annual(ds: xr.Dataset, path) -> None:
+    """Write an annual cube as ITS_LIVE does: one chunk per year over the tile."""
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
     enc: dict[str, dict] = {}
     for name, v_ in ds.variables.items():
         e: dict = {"compressors": (COMPRESSOR,)}
@@ -1007,10 +988,6 @@ def make_annual_cube(
             e.update(units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="float64")
         enc[name] = e
     ds.to_zarr(str(path), mode="w", zarr_format=2, consolidated=True, encoding=enc)
-    return ds
-
-
-# --------------------------------------------------------------------------- catalog
 
 
 def catalog_feature(
@@ -1080,16 +1057,3 @@ def write_geotiff(
         da = da.rio.write_nodata(nodata)
     da.rio.to_raster(path, compress="DEFLATE")
     return Path(path)
-
-
-def glacier_thickness(field: OutletGlacier, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """A plausible thickness (m) for :class:`OutletGlacier`: a parabolic cross-section,
-    600 m on the centre line at the head thinning to 300 m 12 km down-glacier; 0 outside
-    (thickening smoothly over the head ramp when the field has one)."""
-    eta = np.abs(Y - field.y_c) / field.half_width
-    along = np.clip((X - field.x_head) / 12000.0, 0, 1)
-    centre = 600.0 - 300.0 * along
-    h = centre * np.clip(1 - eta**2, 0, None)
-    if field.head_ramp > 0:
-        return h * np.sqrt(field.onset(X))
-    return np.where(field.x_head <= X, h, 0.0)

@@ -192,6 +192,72 @@ LOG_STEPS = 8
 """Heun (RK2) steps used to move the virtual stakes of the logarithmic method."""
 
 
+@njit(inline="always", cache=True, fastmath=FASTMATH)
+def _mean_speed(u, v, t, i, j, k):
+    """Speed of the mean velocity of the ``(2k+1)^2`` square (NaN if it has no data)."""
+    su_ = 0.0
+    sv_ = 0.0
+    n = 0
+    for ii in range(i - k, i + k + 1):
+        for jj in range(j - k, j + k + 1):
+            a = u[t, ii, jj]
+            b = v[t, ii, jj]
+            if not (np.isnan(a) or np.isnan(b)):
+                su_ += a
+                sv_ += b
+                n += 1
+    if n == 0:
+        return np.nan
+    return np.sqrt((su_ / n) ** 2 + (sv_ / n) ** 2)
+
+
+@njit(inline="always", cache=True, fastmath=FASTMATH)
+def _move_stakes(u, v, t, px, py, qx, qy, ku, kv, x0, y0, dx, dy, total):
+    """Advect the five stakes for ``total`` years with :data:`LOG_STEPS` Heun steps, in
+    place; False if one meets NaN or leaves the grid."""
+    dt = total / LOG_STEPS
+    for _ in range(LOG_STEPS):
+        for s in range(5):
+            ku[s] = _bilinear(u, t, (py[s] - y0) / dy, (px[s] - x0) / dx)
+            kv[s] = _bilinear(v, t, (py[s] - y0) / dy, (px[s] - x0) / dx)
+            qx[s] = px[s] + dt * ku[s]
+            qy[s] = py[s] + dt * kv[s]
+        for s in range(5):
+            u2 = _bilinear(u, t, (qy[s] - y0) / dy, (qx[s] - x0) / dx)
+            v2 = _bilinear(v, t, (qy[s] - y0) / dy, (qx[s] - x0) / dx)
+            px[s] = px[s] + 0.5 * dt * (ku[s] + u2)
+            py[s] = py[s] + 0.5 * dt * (kv[s] + v2)
+            if np.isnan(px[s]) or np.isnan(py[s]):
+                return False
+    return True
+
+
+@njit(inline="always", cache=True, fastmath=FASTMATH)
+def _stake_strain(px, py, L, total):
+    """``exx, eyy, exy`` from the logarithmic strain rates of the eight stake segments."""
+    la = np.log(np.hypot(px[0] - px[1], py[0] - py[1]) / L) + np.log(
+        np.hypot(px[0] - px[3], py[0] - py[3]) / L
+    )
+    lc = np.log(np.hypot(px[0] - px[4], py[0] - py[4]) / L) + np.log(
+        np.hypot(px[0] - px[2], py[0] - py[2]) / L
+    )
+    d0 = L * np.sqrt(2.0)
+    # 45-degree segments: W->N and S->E; 135-degree: E->N and S->W
+    lb = np.log(np.hypot(px[1] - px[4], py[1] - py[4]) / d0) + np.log(
+        np.hypot(px[2] - px[3], py[2] - py[3]) / d0
+    )
+    ld = np.log(np.hypot(px[1] - px[2], py[1] - py[2]) / d0) + np.log(
+        np.hypot(px[3] - px[4], py[3] - py[4]) / d0
+    )
+    ea = 0.5 * la / total
+    eb = 0.5 * lb / total
+    ec = 0.5 * lc / total
+    ed = 0.5 * ld / total
+    exx = 0.25 * (eb + ed - ea) + 0.75 * ec
+    eyy = 0.75 * ea + 0.25 * (eb + ed - ec)
+    return exx, eyy, 0.5 * (eb - ed)
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def log_strain(u, v, su, sv, x, y, k, with_errors, out):
     """Logarithmic ("virtual stake") strain rates of Alley et al. (2018).
@@ -232,73 +298,18 @@ def log_strain(u, v, su, sv, x, y, k, with_errors, out):
         kv = np.empty(5)
         for j in range(k, nx - k):
             # mean velocity of the square sets the integration time
-            su_ = 0.0
-            sv_ = 0.0
-            n = 0
-            for ii in range(i - k, i + k + 1):
-                for jj in range(j - k, j + k + 1):
-                    a = u[t, ii, jj]
-                    b = v[t, ii, jj]
-                    if not (np.isnan(a) or np.isnan(b)):
-                        su_ += a
-                        sv_ += b
-                        n += 1
-            if n == 0:
-                out[t, :, i, j] = np.nan
-                continue
-            speed = np.sqrt((su_ / n) ** 2 + (sv_ / n) ** 2)
-            if speed == 0.0:
+            speed = _mean_speed(u, v, t, i, j, k)
+            if not speed > 0.0:
                 out[t, :, i, j] = np.nan
                 continue
             total = 0.1 * L / speed
-            dt = total / LOG_STEPS
             for s in range(5):
                 px[s] = x[j] + ox[s]
                 py[s] = y[i] + oy[s]
-            ok = True
-            for _ in range(LOG_STEPS):
-                for s in range(5):
-                    fi = (py[s] - y[0]) / dy
-                    fj = (px[s] - x[0]) / dx
-                    ku[s] = _bilinear(u, t, fi, fj)
-                    kv[s] = _bilinear(v, t, fi, fj)
-                    qx[s] = px[s] + dt * ku[s]
-                    qy[s] = py[s] + dt * kv[s]
-                for s in range(5):
-                    fi = (qy[s] - y[0]) / dy
-                    fj = (qx[s] - x[0]) / dx
-                    u2 = _bilinear(u, t, fi, fj)
-                    v2 = _bilinear(v, t, fi, fj)
-                    px[s] = px[s] + 0.5 * dt * (ku[s] + u2)
-                    py[s] = py[s] + 0.5 * dt * (kv[s] + v2)
-                    if np.isnan(px[s]) or np.isnan(py[s]):
-                        ok = False
-                if not ok:
-                    break
-            if not ok:
+            if not _move_stakes(u, v, t, px, py, qx, qy, ku, kv, x[0], y[0], dx, dy, total):
                 out[t, :, i, j] = np.nan
                 continue
-            la = np.log(np.hypot(px[0] - px[1], py[0] - py[1]) / L) + np.log(
-                np.hypot(px[0] - px[3], py[0] - py[3]) / L
-            )
-            lc = np.log(np.hypot(px[0] - px[4], py[0] - py[4]) / L) + np.log(
-                np.hypot(px[0] - px[2], py[0] - py[2]) / L
-            )
-            d0 = L * np.sqrt(2.0)
-            # 45-degree segments: W->N and S->E; 135-degree: E->N and S->W
-            lb = np.log(np.hypot(px[1] - px[4], py[1] - py[4]) / d0) + np.log(
-                np.hypot(px[2] - px[3], py[2] - py[3]) / d0
-            )
-            ld = np.log(np.hypot(px[1] - px[2], py[1] - py[2]) / d0) + np.log(
-                np.hypot(px[3] - px[4], py[3] - py[4]) / d0
-            )
-            ea = 0.5 * la / total
-            eb = 0.5 * lb / total
-            ec = 0.5 * lc / total
-            ed = 0.5 * ld / total
-            exx = 0.25 * (eb + ed - ea) + 0.75 * ec
-            eyy = 0.75 * ea + 0.25 * (eb + ed - ec)
-            exy = 0.5 * (eb - ed)
+            exx, eyy, exy = _stake_strain(px, py, L, total)
             lx = x[j + k] - x[j - k]
             ly = y[i + k] - y[i - k]
             dvdx = (np.float64(v[t, i, j + k]) - v[t, i, j - k]) / lx

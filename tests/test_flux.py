@@ -12,6 +12,10 @@ import shapely.geometry as sg
 import xarray as xr
 
 from itscube._datasets import itslive as synthetic
+from itscube._datasets.fields import FIELD_DX as DX
+from itscube._datasets.fields import FIELD_XC as XC
+from itscube._datasets.fields import FIELD_YC as YC
+from itscube._datasets.fields import field_dataset, finite
 from itscube.errors import InputError, MissingCRSError
 from itscube.flux import (
     boundary_flux,
@@ -21,7 +25,6 @@ from itscube.flux import (
     to_gt,
 )
 from tests.conftest import CENTRE_A, one_line_error, run_cli
-from tests.test_strain import DX, XC, YC, field_ds, interior
 
 
 def thickness_like(ds, fh) -> xr.DataArray:
@@ -33,15 +36,15 @@ def thickness_like(ds, fh) -> xr.DataArray:
 @pytest.mark.parametrize("descending", [True, False])
 def test_constant_thickness_linear_velocity(scheme, descending):
     a, b, c, d = 0.003, 0.001, -0.002, -0.001
-    ds = field_ds(
+    ds = field_dataset(
         lambda X, Y: 150 + a * (X - XC) + b * (Y - YC),
         lambda X, Y: 20 + c * (X - XC) + d * (Y - YC),
         descending=descending,
     )
     H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
     res = flux_divergence(ds, H, scheme=scheme)
-    np.testing.assert_allclose(interior(res["flux_divergence"]), 500 * (a + d), rtol=1e-4)
-    np.testing.assert_allclose(interior(res["dynamic_dhdt"]), -500 * (a + d), rtol=1e-4)
+    np.testing.assert_allclose(finite(res["flux_divergence"]), 500 * (a + d), rtol=1e-4)
+    np.testing.assert_allclose(finite(res["dynamic_dhdt"]), -500 * (a + d), rtol=1e-4)
     assert np.isnan(res["flux_divergence"].values[0, 0, :]).all()  # outer ring
 
 
@@ -49,15 +52,15 @@ def test_constant_thickness_linear_velocity(scheme, descending):
 @pytest.mark.parametrize("descending", [True, False])
 def test_linear_thickness_uniform_flow(scheme, descending):
     u0, v0, gx, gy = 120.0, -60.0, 0.01, -0.02
-    ds = field_ds(lambda X, Y: 0 * X + u0, lambda X, Y: 0 * X + v0, descending=descending)
+    ds = field_dataset(lambda X, Y: 0 * X + u0, lambda X, Y: 0 * X + v0, descending=descending)
     H = thickness_like(ds, lambda X, Y: 400 + gx * (X - XC) + gy * (Y - YC))
     res = flux_divergence(ds, H, scheme=scheme, column_factor=0.9)
     want = 0.9 * (u0 * gx + v0 * gy)
-    np.testing.assert_allclose(interior(res["flux_divergence"]), want, rtol=1e-6)
+    np.testing.assert_allclose(finite(res["flux_divergence"]), want, rtol=1e-6)
 
 
 def smooth_case(descending=True):
-    ds = field_ds(
+    ds = field_dataset(
         lambda X, Y: 200 + 80 * np.sin((X - XC) / 900.0) + 0.002 * (Y - YC),
         lambda X, Y: -30 + 40 * np.cos((Y - YC) / 700.0) * np.sin((X - XC) / 1500.0),
         descending=descending,
@@ -90,7 +93,7 @@ def test_discrete_gauss_theorem_to_round_off(descending):
 def test_line_integral_matches_integrated_divergence():
     # a linear flux field: the boundary line integral and the area integral are both exact
     a, d = 0.003, -0.001
-    ds = field_ds(lambda X, Y: 150 + a * (X - XC), lambda X, Y: 20 + d * (Y - YC))
+    ds = field_dataset(lambda X, Y: 150 + a * (X - XC), lambda X, Y: 20 + d * (Y - YC))
     H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
     h = DX / 2  # a rectangle along cell faces: the mask is exactly the polygon
     poly = sg.box(XC - 8 * DX - h, YC - 5 * DX - h, XC + 6 * DX + h, YC + 7 * DX + h)
@@ -155,17 +158,17 @@ def test_nan_and_upscale():
 
 
 def test_errors():
-    ds = field_ds(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, sigma=4.0)
+    ds = field_dataset(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, sigma=4.0)
     H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
     sH = thickness_like(ds, lambda X, Y: 0 * X + 20.0)
     res = flux_divergence(ds, H, thickness_error=sH)
     # s_qx^2 = (500*4)^2 + (100*20)^2 = 8e6, s_qy^2 = (500*4)^2 = 4e6
     want = np.sqrt(2 * 8e6 / (2 * DX) ** 2 + 2 * 4e6 / (2 * DX) ** 2)
-    np.testing.assert_allclose(interior(res["flux_divergence_error"]), want, rtol=1e-5)
+    np.testing.assert_allclose(finite(res["flux_divergence_error"]), want, rtol=1e-5)
 
 
 def test_thickness_reprojected_from_another_crs(tmp_path):
-    ds = field_ds(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
+    ds = field_dataset(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X)
     # thickness on a lon/lat grid, defined as a linear function of the cube's x, y
     to_ll = pyproj.Transformer.from_crs(3413, 4326, always_xy=True)
     to_xy = pyproj.Transformer.from_crs(4326, 3413, always_xy=True)
@@ -193,7 +196,7 @@ def test_thickness_reprojected_from_another_crs(tmp_path):
 
 
 def test_boundary_csv_validation(tmp_path):
-    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X)
+    ds = field_dataset(lambda X, Y: 0 * X, lambda X, Y: 0 * X)
 
     def csv(name, text):
         p = tmp_path / name
@@ -307,7 +310,7 @@ def test_qdiv_cli_errors(cubes, qdiv_inputs, tmp_path):
 
 
 def test_boundary_in_lonlat_is_projected(tmp_path):
-    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X)
+    ds = field_dataset(lambda X, Y: 0 * X, lambda X, Y: 0 * X)
     to_ll = pyproj.Transformer.from_crs(3413, 4326, always_xy=True)
     square = [
         (XC - 600, YC - 600),
@@ -417,3 +420,55 @@ def test_flux_headline_carries_its_uncertainty(cubes, qdiv_inputs, tmp_path):
     )
     assert f"± {err:.4f}" in r.output.replace("\n", " ")
     assert str(tmp_path / "qdiv" / "1_20190101_20191231") in r.output.splitlines()
+
+
+def _stretching_stack(n=6):
+    times = [f"2019-{m:02d}-01" for m in range(1, n + 1)]
+    ds = field_dataset(lambda X, Y: 150 + 0.003 * (X - XC), lambda X, Y: 0 * X - 10.0, times=times)
+    ds["vx"] = ds["vx"] * xr.DataArray(np.linspace(1.0, 1.5, n), dims="mid_date")
+    return ds
+
+
+def test_flux_divergence_is_lazy_on_dask_and_equals_the_eager_result():
+    ds = _stretching_stack()
+    H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
+    poly = sg.box(XC - 1260, YC - 900, XC + 1260, YC + 900)  # on cell edges
+    eager = flux_divergence(ds, H, poly)
+    lazy = flux_divergence(ds.chunk({"mid_date": 2}), H, poly)
+    for name in ("flux_divergence", "integrated_divergence", "face_flux", "coverage"):
+        assert lazy[name].chunks is not None, name  # nothing computed yet
+        np.testing.assert_allclose(lazy[name].values, eager[name].values, rtol=1e-6)
+    # d(H u)/dx = 500 * 0.003 * scale, over the whole box
+    want = 500 * 0.003 * np.linspace(1.0, 1.5, 6) * float(eager["area"][0])
+    np.testing.assert_allclose(eager["integrated_divergence"].values, want, rtol=1e-4)
+
+
+def test_partial_coverage_error_is_raised_when_a_lazy_result_is_computed():
+    ds = _stretching_stack()
+    ds["vx"][3, 14:17, 19:22] = np.nan  # a gap inside the boundary in one layer
+    H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
+    poly = sg.box(XC - 1260, YC - 900, XC + 1260, YC + 900)  # on cell edges
+    lazy = flux_divergence(ds.chunk({"mid_date": 2}), H, poly)  # no error yet: nothing read
+    with pytest.raises(InputError, match="boundary polygon's area has no velocity"):
+        lazy["integrated_divergence"].compute()
+    ok = flux_divergence(ds.chunk({"mid_date": 2}), H, poly, allow_partial=True).compute()
+    assert float(ok["coverage"][3]) < 1.0 and (ok["coverage"].values[[0, 1, 2, 4, 5]] == 1).all()
+
+
+def test_per_layer_flux_series_streams_and_matches_each_layer():
+    from itscube.products.flux import flux_series
+
+    ds = _stretching_stack()
+    H = thickness_like(ds, lambda X, Y: 0 * X + 500.0)
+    poly = sg.box(XC - 1260, YC - 900, XC + 1260, YC + 900)  # on cell edges
+    series = flux_series(ds.chunk({"mid_date": 1}), H, poly)
+    assert series["integrated_divergence"].chunks == ((1,) * 6,)  # one task per layer
+    series = series.compute()
+    for i in range(6):
+        one = flux_divergence(ds.isel(mid_date=[i]), H, poly)
+        assert float(series["integrated_divergence"][i]) == pytest.approx(
+            float(one["integrated_divergence"][0]), rel=1e-9
+        )
+    np.testing.assert_allclose(
+        series["line_integral_flux"], series["integrated_divergence"], rtol=0.02
+    )

@@ -7,53 +7,27 @@ import pytest
 import xarray as xr
 
 from itscube import open_cube, strain_rates
-from itscube.errors import CubeFormatError, EmptySelectionError, InputError
-from itscube.gaps import fill_gaps_2d
-from itscube.temporal import Filters, period_bins, period_mean, select_layers
+from itscube._datasets.fields import FIELD_DX as DX
+from itscube._datasets.fields import FIELD_XC as XC
+from itscube._datasets.fields import FIELD_YC as YC
+from itscube._datasets.fields import field_dataset, finite
+from itscube.errors import CubeFormatError, InputError
+from itscube.temporal import period_mean
 from tests.conftest import FIELD
 
-DX = 120.0
 METHODS = ("gradient", "coarsen", "log")
-
-
-def field_ds(fu, fv, ny=31, nx=41, times=None, sigma=None, descending=True) -> xr.Dataset:
-    """A cube-like dataset from velocity functions of (X, Y) in metres (m/yr)."""
-    x = -150000.0 + DX * np.arange(nx)
-    y = -2250000.0 + DX * np.arange(ny)
-    if descending:
-        y = y[::-1]
-    X, Y = np.meshgrid(x, y)
-    times = np.array(times or ["2019-06-01"], dtype="datetime64[ns]")
-    u = np.stack([np.broadcast_to(fu(X, Y), X.shape) for _ in times]).astype("f4")
-    v = np.stack([np.broadcast_to(fv(X, Y), X.shape) for _ in times]).astype("f4")
-    ds = xr.Dataset(
-        {"vx": (("mid_date", "y", "x"), u), "vy": (("mid_date", "y", "x"), v)},
-        coords={"x": x, "y": y, "mid_date": times},
-    )
-    if sigma is not None:
-        ds["vx_error"] = ("mid_date", np.full(len(times), sigma, "f4"))
-        ds["vy_error"] = ("mid_date", np.full(len(times), sigma, "f4"))
-    return ds.rio.write_crs("EPSG:3413", grid_mapping_name="mapping")
-
-
-XC, YC = -150000.0 + 20 * DX, -2250000.0 + 15 * DX  # centre pixel of the default grid
 
 
 def centre(da: xr.DataArray) -> float:
     return float(da.sel(x=XC, y=YC, method="nearest").squeeze())
 
 
-def interior(da: xr.DataArray) -> np.ndarray:
-    vals = da.values
-    return vals[np.isfinite(vals)]
-
-
 @pytest.mark.parametrize("method", METHODS)
 def test_uniform_flow_has_no_strain(method):
-    ds = field_ds(lambda X, Y: 0 * X + 250.0, lambda X, Y: 0 * X - 80.0)
+    ds = field_dataset(lambda X, Y: 0 * X + 250.0, lambda X, Y: 0 * X - 80.0)
     res = strain_rates(ds, 2, method)
     for name in ("exx", "eyy", "exy", "rotation", "effective", "e1", "e2", "longitudinal", "shear"):
-        vals = interior(res[name])
+        vals = finite(res[name])
         assert vals.size > 100
         np.testing.assert_allclose(vals, 0.0, atol=1e-7)
 
@@ -62,7 +36,7 @@ def test_uniform_flow_has_no_strain(method):
 @pytest.mark.parametrize("descending", [True, False])
 def test_linear_field_is_exact(method, descending):
     a, b, c, d = 0.004, 0.0015, -0.0025, -0.003
-    ds = field_ds(
+    ds = field_dataset(
         lambda X, Y: 120 + a * (X - XC) + b * (Y - YC),
         lambda X, Y: 35 + c * (X - XC) + d * (Y - YC),
         descending=descending,
@@ -87,10 +61,10 @@ def test_linear_field_is_exact(method, descending):
         "e2": e2,
     }
     for name, want in expected.items():
-        vals = interior(res[name])
+        vals = finite(res[name])
         assert vals.size > 50, name
         np.testing.assert_allclose(vals, want, err_msg=f"{name} ({method})", **tol)
-    np.testing.assert_allclose(interior(res["e1_angle"]), angle, atol=0.05)
+    np.testing.assert_allclose(finite(res["e1_angle"]), angle, atol=0.05)
     assert res["exx"].attrs["units"] == "yr-1"
     assert res.rio.crs.to_epsg() == 3413
 
@@ -103,7 +77,7 @@ def test_rotated_pure_shear_flow_components(theta_deg):
     eps_l, eps_t, gamma = 0.006, -0.002, 0.004  # du'/dx', dv'/dy', du'/dy'
     G = R @ np.array([[eps_l, gamma], [0.0, eps_t]]) @ R.T  # velocity gradient in x/y
     U = 200.0 * np.array([np.cos(th), np.sin(th)])
-    ds = field_ds(
+    ds = field_dataset(
         lambda X, Y: U[0] + G[0, 0] * (X - XC) + G[0, 1] * (Y - YC),
         lambda X, Y: U[1] + G[1, 0] * (X - XC) + G[1, 1] * (Y - YC),
     )
@@ -117,18 +91,18 @@ def test_rotated_pure_shear_flow_components(theta_deg):
 
 def test_solid_body_rotation():
     omega = 0.01  # rad/yr
-    ds = field_ds(lambda X, Y: -omega * (Y - YC), lambda X, Y: omega * (X - XC))
+    ds = field_dataset(lambda X, Y: -omega * (Y - YC), lambda X, Y: omega * (X - XC))
     res = strain_rates(ds, 3)
     for name in ("exx", "eyy", "exy", "effective", "e1", "e2"):
-        np.testing.assert_allclose(interior(res[name]), 0.0, atol=1e-7)
-    np.testing.assert_allclose(interior(res["rotation"]), omega, rtol=1e-5)
+        np.testing.assert_allclose(finite(res[name]), 0.0, atol=1e-7)
+    np.testing.assert_allclose(finite(res["rotation"]), omega, rtol=1e-5)
 
 
 def test_upscale_is_a_plus_minus_k_pixel_baseline():
     """Centred differences over ±k pixels damp a sinusoid by sin(kh)/(kh), exactly."""
     lam, A = 4000.0, 50.0
     wn = 2 * np.pi / lam
-    ds = field_ds(lambda X, Y: 100 + A * np.sin(wn * (X - XC)), lambda X, Y: 0 * X)
+    ds = field_dataset(lambda X, Y: 100 + A * np.sin(wn * (X - XC)), lambda X, Y: 0 * X)
     res = strain_rates(ds, [1, 2, 4])
     assert list(res.upscale.values) == [1, 2, 4]
     X = res.x.values
@@ -142,7 +116,7 @@ def test_upscale_is_a_plus_minus_k_pixel_baseline():
 
 
 def test_coarsen_and_strided_grids():
-    ds = field_ds(lambda X, Y: 0.003 * X**2 / 1e4, lambda X, Y: 0 * X)
+    ds = field_dataset(lambda X, Y: 0.003 * X**2 / 1e4, lambda X, Y: 0 * X)
     coarse = strain_rates(ds, 3, "coarsen")
     assert coarse.sizes == {"mid_date": 1, "y": 31 // 3, "x": 41 // 3}
     np.testing.assert_allclose(coarse.x.values, ds.x.values[: 13 * 3].reshape(13, 3).mean(1))
@@ -161,7 +135,7 @@ def test_coarsen_and_strided_grids():
 
 
 def test_nan_propagates_and_is_never_zero():
-    ds = field_ds(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 5 + 0.001 * Y)
+    ds = field_dataset(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 5 + 0.001 * Y)
     ds["vx"][0, 15, 20] = np.nan
     ds["vy"][0, 15, 20] = np.nan
     res = strain_rates(ds, 2).isel(mid_date=0)
@@ -174,77 +148,23 @@ def test_nan_propagates_and_is_never_zero():
     assert not np.any(res["exx"].values == 0)
 
 
-def test_fill_gaps_is_bounded_and_exact_for_linear_fields():
-    y, x = np.mgrid[0:30, 0:30].astype("f8")
-    field = 3.0 + 0.5 * x - 0.25 * y
-    holey = field.copy()
-    holey[(x - 15) ** 2 + (y - 15) ** 2 <= 9] = np.nan  # radius-3 hole
-    filled = fill_gaps_2d(holey, radius=5)
-    np.testing.assert_allclose(filled, field, atol=1e-9)
-    part = fill_gaps_2d(holey, radius=1.5)
-    assert np.isnan(part[15, 15])  # 3 pixels from data: beyond the radius
-    # partly filled gaps are harmonic: bounded by the surrounding data, no overshoot
-    assert np.isfinite(part[15, 12])
-    assert field[12:19, 10:13].min() <= part[15, 12] <= field[12:19, 10:13].max()
-    ds = field_ds(lambda X, Y: 100 + 0.002 * (X - XC), lambda X, Y: 0 * X + 1.0)
-    ds["vx"][0, 14:17, 19:22] = np.nan
-    assert np.isnan(centre(strain_rates(ds, 1)["exx"]))
-    assert centre(strain_rates(ds, 1, gap_radius=2)["exx"]) == pytest.approx(0.002, rel=1e-4)
-
-
 def test_errors_propagate():
     sigma = 6.0
-    ds = field_ds(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0 * X, sigma=sigma)
+    ds = field_dataset(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0 * X, sigma=sigma)
     res = strain_rates(ds, 2)
     L = 4 * DX
-    np.testing.assert_allclose(interior(res["exx_error"]), np.sqrt(2) * sigma / L, rtol=1e-5)
-    np.testing.assert_allclose(interior(res["exy_error"]), sigma / L, rtol=1e-5)
-    np.testing.assert_allclose(interior(res["dilatation_error"]), 2 * sigma / L, rtol=1e-5)
+    np.testing.assert_allclose(finite(res["exx_error"]), np.sqrt(2) * sigma / L, rtol=1e-5)
+    np.testing.assert_allclose(finite(res["exy_error"]), sigma / L, rtol=1e-5)
+    np.testing.assert_allclose(finite(res["dilatation_error"]), 2 * sigma / L, rtol=1e-5)
     coarse = strain_rates(ds, 2, "coarsen")  # block means of 4 pixels halve the error
-    np.testing.assert_allclose(
-        interior(coarse["exx_error"]), np.sqrt(2) * (sigma / 2) / L, rtol=1e-5
-    )
+    np.testing.assert_allclose(finite(coarse["exx_error"]), np.sqrt(2) * (sigma / 2) / L, rtol=1e-5)
     assert "exx_error" not in strain_rates(ds, 2, errors=False)
-
-
-def test_period_mean_weights_and_bins():
-    times = ["2018-12-15", "2019-01-20", "2019-07-01", "2020-03-01"]
-    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=5, nx=5, times=times)
-    ds["vx"][:] = np.array([100.0, 130.0, 200.0, 300.0], "f4")[:, None, None]
-    ds["vx_error"] = ("mid_date", np.array([1.0, 2.0, 3.0, 4.0], "f4"))
-    ds["vy_error"] = ("mid_date", np.array([1.0, 2.0, 3.0, 4.0], "f4"))
-    allp = period_mean(ds, "all")
-    w = 1 / np.array([1.0, 2, 3, 4]) ** 2
-    want = (w * [100, 130, 200, 300]).sum() / w.sum()
-    assert float(allp.vx[0, 2, 2]) == pytest.approx(want, rel=1e-6)
-    assert float(allp.vx_error[0, 2, 2]) == pytest.approx(1 / np.sqrt(w.sum()), rel=1e-6)
-    assert int(allp.n_layers[0, 2, 2]) == 4
-    years = period_mean(ds, "year")
-    assert list(years.period.values) == [
-        "20180101-20181231",
-        "20190101-20191231",
-        "20200101-20201231",
-    ]
-    w2 = 1 / np.array([2.0, 3.0]) ** 2
-    assert float(years.vx[1, 0, 0]) == pytest.approx((w2 * [130, 200]).sum() / w2.sum())
-    seasons = period_bins(np.array(times, dtype="datetime64[ns]"), "season")
-    assert [b.label for b in seasons] == [
-        "20181201-20190228",
-        "20190601-20190831",
-        "20200301-20200531",
-    ]
-    assert list(seasons[0].index) == [0, 1]  # DJF 2018/19 holds December and January
-    unweighted = period_mean(ds.drop_vars(["vx_error", "vy_error"]), "all")
-    assert float(unweighted.vx[0, 0, 0]) == pytest.approx(182.5)
-    assert "vx_error" not in unweighted
-    with pytest.raises(InputError, match=r"^period .fortnightly-ish. is not"):
-        period_bins(np.array(times, dtype="datetime64[ns]"), "fortnightly-ish")
 
 
 def test_per_step_and_period_agree():
     """Strain is linear in velocity: the strain of the mean is the mean of the strains."""
     times = ["2019-01-01", "2019-05-01", "2019-09-01"]
-    ds = field_ds(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0.001 * Y, times=times, sigma=5.0)
+    ds = field_dataset(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0.001 * Y, times=times, sigma=5.0)
     ds["vx"] = ds["vx"] * xr.DataArray([1.0, 1.5, 0.5], dims="mid_date").astype("f4")
     steps = strain_rates(ds, 1)
     period = strain_rates(period_mean(ds, "all"), 1)
@@ -255,7 +175,7 @@ def test_per_step_and_period_agree():
 
 
 def test_dask_is_lazy_and_matches_numpy():
-    ds = field_ds(
+    ds = field_dataset(
         lambda X, Y: 100 + 0.002 * X + 0.001 * Y,
         lambda X, Y: 0.003 * X,
         times=["2019-01-01", "2019-02-01", "2019-03-01", "2019-04-01"],
@@ -268,7 +188,7 @@ def test_dask_is_lazy_and_matches_numpy():
 
 def test_distributed_localcluster():
     distributed = pytest.importorskip("distributed")
-    ds = field_ds(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0 * X, times=["2019-01-01"] * 1)
+    ds = field_dataset(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0 * X, times=["2019-01-01"] * 1)
     with (
         distributed.LocalCluster(
             n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
@@ -276,7 +196,7 @@ def test_distributed_localcluster():
         distributed.Client(cluster),
     ):
         res = strain_rates(ds.chunk({"mid_date": 1}), 2)["exx"].compute()
-    np.testing.assert_allclose(interior(res), 0.002, rtol=1e-5)
+    np.testing.assert_allclose(finite(res), 0.002, rtol=1e-5)
 
 
 def test_real_cube_path(cubes):
@@ -293,18 +213,8 @@ def test_real_cube_path(cubes):
     assert float(per["exy"].mean()) == pytest.approx(0.5 * (FIELD.b + FIELD.c), abs=2e-4)
 
 
-def test_layer_filters(cubes):
-    ds = open_cube(cubes.a_path)
-    sel = select_layers(ds, "2017-01-01", "2018-12-31", Filters(min_dt_days=30, max_error=50))
-    assert (sel.date_dt >= 30).all()
-    assert (sel.mid_date >= np.datetime64("2017-01-01")).all()
-    assert (sel.vx_error <= 50).all()
-    with pytest.raises(EmptySelectionError, match="no layers"):
-        select_layers(ds, "1990-01-01", "1990-12-31")
-
-
 def test_bad_inputs():
-    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=11, nx=21)
+    ds = field_dataset(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=11, nx=21)
     with pytest.raises(InputError, match=r"^upscale must be >= 1 pixel; got 0"):
         strain_rates(ds, 0)
     with pytest.raises(InputError, match="too large"):
@@ -319,30 +229,11 @@ def test_bad_inputs():
         strain_rates(ds, [1, 2], "coarsen")
 
 
-def test_period_mean_within_span_drops_pairs_crossing_the_bin():
-    times = ["2019-06-01", "2019-07-01"]
-    ds = field_ds(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=5, nx=5, times=times)
-    ds["vx"][:] = np.array([100.0, 300.0], "f4")[:, None, None]
-    ds["acquisition_date_img1"] = (
-        "mid_date",
-        np.array(["2019-05-20", "2018-12-01"], dtype="datetime64[ns]"),
-    )
-    ds["acquisition_date_img2"] = (
-        "mid_date",
-        np.array(["2019-06-12", "2020-01-10"], dtype="datetime64[ns]"),
-    )
-    both = period_mean(ds, "YS")
-    inside = period_mean(ds, "YS", within_span=True)
-    assert float(both.vx[0, 0, 0]) == pytest.approx(200.0)
-    assert float(inside.vx[0, 0, 0]) == pytest.approx(100.0)  # the 13-month pair is out
-    assert int(inside.n_layers[0, 0, 0]) == 1
-
-
 def test_flow_aligned_components_masked_where_the_ice_barely_moves():
     """Solid-body rotation: speed = omega r, zero at the centre, where the flow direction
     is undefined; flow-aligned components are NaN below min_speed, exact elsewhere."""
     omega = 0.02  # rad/yr: 2.4 m/yr one pixel from the centre, 24 m/yr at ten
-    ds = field_ds(lambda X, Y: -omega * (Y - YC), lambda X, Y: omega * (X - XC))
+    ds = field_dataset(lambda X, Y: -omega * (Y - YC), lambda X, Y: omega * (X - XC))
     res = strain_rates(ds, 1)  # default min_speed 5 m/yr
     X, Y = np.meshgrid(res.x.values, res.y.values)
     r = np.hypot(X - XC, Y - YC)
@@ -357,20 +248,3 @@ def test_flow_aligned_components_masked_where_the_ice_barely_moves():
     assert np.isfinite(kept[r * omega < 5.0]).sum() > 0
     with pytest.raises(InputError, match=r"^min_speed must be >= 0"):
         strain_rates(ds, 1, min_speed=-1)
-
-
-def test_seasons_are_clipped_to_the_window():
-    """A window ending 2020-12-31: the last season is 20201201-20201231 (bounds clipped),
-    and every period reports how many layers it averages."""
-    from itscube.temporal import period_mean
-
-    times = ["2020-01-15", "2020-04-15", "2020-07-15", "2020-10-15", "2020-12-15"]
-    ds = field_ds(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, times=times)
-    pm = period_mean(ds, "season", start="2020-01-01", end="2020-12-31")
-    assert next(iter(pm.period.values)) == "20200101-20200229"
-    assert list(pm.period.values)[-1] == "20201201-20201231"
-    assert pm.time_bnds.values[-1, 1] == np.datetime64("2021-01-01")
-    assert pm.time_bnds.values[0, 0] == np.datetime64("2020-01-01")
-    assert list(pm.layers.values) == [1, 1, 1, 1, 1]
-    unclipped = period_mean(ds, "season")
-    assert list(unclipped.period.values)[-1] == "20201201-20210228"

@@ -7,15 +7,18 @@ import pandas as pd
 import pyproj
 import pytest
 
+from itscube._datasets.fields import FIELD_DX as DX
+from itscube._datasets.fields import FIELD_XC as XC
+from itscube._datasets.fields import FIELD_YC as YC
+from itscube._datasets.fields import field_dataset
 from itscube.errors import InputError
 from itscube.track import track
-from tests.test_strain import DX, XC, YC, field_ds
 
 YEARS = ["2017-07-01", "2018-07-01", "2019-07-01", "2020-07-01", "2021-07-01"]
 
 
 def yearly(fu, fv, **kw):
-    return field_ds(fu, fv, times=YEARS, ny=61, nx=61, **kw)
+    return field_dataset(fu, fv, times=YEARS, ny=61, nx=61, **kw)
 
 
 def test_uniform_flow_exact_displacement():
@@ -186,3 +189,28 @@ def test_displacement_map_masks_truncated_tracks():
     assert np.all(np.isnan(f.displacement.values[left]))
     np.testing.assert_allclose(f.displacement.values[~left], 2000.0 * 365 / 365.25, rtol=1e-9)
     assert np.all(f.status_code.values[left] == STATUS.index("out_of_domain"))
+
+
+def test_tracking_is_lazy_on_dask_and_equals_the_eager_result():
+    ds = yearly(lambda X, Y: 100 + 0.001 * (X - XC), lambda X, Y: 0 * X - 50.0)
+    seeds = [[XC - 600, YC + 300], [XC, YC], [XC + 300, YC - 300]]
+    eager = track(ds, seeds, "2018-03-01", "2020-03-01", dt_days=7)
+    lazy = track(ds.chunk({"mid_date": 1}), seeds, "2018-03-01", "2020-03-01", dt_days=7,
+                 chunk_points=2)  # fmt: skip
+    assert lazy["x"].chunks == ((2, 1), (lazy.sizes["time"],))  # blocks of points, not run
+    got = lazy.compute()
+    np.testing.assert_allclose(got["x"].values, eager["x"].values)
+    np.testing.assert_allclose(got["displacement"].values, eager["displacement"].values)
+    assert list(got["status"].values) == list(eager["status"].values)
+
+
+def test_output_every_keeps_fewer_positions_and_the_same_displacement():
+    ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X - 50.0)
+    full = track(ds, [[XC, YC]], "2018-03-01", "2020-03-01", dt_days=7)
+    sparse = track(ds, [[XC, YC]], "2018-03-01", "2020-03-01", dt_days=7, output_every=10)
+    assert sparse.sizes["time"] < full.sizes["time"] / 5
+    assert sparse.time.values[-1] == full.time.values[-1]
+    np.testing.assert_allclose(sparse.displacement, full.displacement, rtol=1e-12)
+    np.testing.assert_allclose(sparse.x.values[0], full.sel(time=sparse.time).x.values[0])
+    with pytest.raises(InputError, match=r"^output_every"):
+        track(ds, [[XC, YC]], "2018-03-01", "2020-03-01", output_every=0)

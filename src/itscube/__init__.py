@@ -3,12 +3,18 @@
 The public API is imported lazily (PEP 562): ``import itscube`` is cheap, and each name
 loads its module on first use.
 
-Quick start
------------
+Quick start, on the bundled synthetic sample (with real data, ``itscube.download(area,
+start=..., end=...)`` gives the stores to open):
+
 >>> import itscube
->>> area = itscube.bbox_area(-49.9, 69.1, -49.5, 69.2)            # doctest: +SKIP
->>> result = itscube.download(area, start="2018-01-01", end="2020-12-31")  # doctest: +SKIP
->>> ds = itscube.open_cube(result.stores[0])                     # doctest: +SKIP
+>>> from itscube.sample import SAMPLE_CENTRE, ensure_sample
+>>> ds = itscube.open_cube(ensure_sample().subyearly, start="2018-01-01", end="2018-12-31")
+>>> ds.attrs["itscube_kind"], ds.rio.crs.to_epsg(), ds.sizes["mid_date"]
+('subyearly', 3413, 28)
+>>> strain = itscube.strain_rates(itscube.period_mean(ds, "year"), upscale=2)
+>>> glacier = strain.sel(x=SAMPLE_CENTRE[0] + 3000, y=SAMPLE_CENTRE[1], method="nearest")
+>>> round(float(glacier["longitudinal"].squeeze()), 2)  # the sample's field: 0.04 /yr
+0.04
 """
 
 from __future__ import annotations

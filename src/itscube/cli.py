@@ -967,11 +967,22 @@ def demo(
         print_path(f"{i} {row.product}", row.path)
 
 
+def _quiet_unraisable(unraisable, _default=sys.unraisablehook) -> None:
+    """Drop one harmless message: when a remote read fails, zarr's sibling requests are
+    collected in another context ("Token ... was created in a different Context"); an error
+    is reported as one line, not followed by that noise."""
+    exc = unraisable.exc_value
+    if isinstance(exc, ValueError) and "was created in a different Context" in str(exc):
+        return
+    _default(unraisable)
+
+
 def main() -> None:
     """Console-script entry point."""
     import matplotlib
 
     matplotlib.use("Agg")  # figures are written to files, never shown
+    sys.unraisablehook = _quiet_unraisable
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover - outside a command

@@ -103,6 +103,8 @@ def cube_epsg(ds: xr.Dataset) -> int:
     MissingCRSError
         No CRS anywhere.
     """
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+
     gm = next((ds[n].attrs for n in GRID_MAPPING_NAMES if n in ds.variables), {})
     epsg = epsg_of(
         gm.get("spatial_epsg"), gm.get("crs_wkt"), gm.get("spatial_ref"), ds.attrs.get("projection")

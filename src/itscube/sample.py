@@ -283,8 +283,12 @@ def serve_sample(sample: Sample | None = None) -> Iterator[SampleServer]:
 
     Examples
     --------
-    >>> with serve_sample() as srv:                         # doctest: +SKIP
-    ...     res = itscube.download(area, "2018-01-01", "2019-12-31", catalog=srv.catalog_url)
+    >>> import itscube
+    >>> with serve_sample() as srv:
+    ...     area = itscube.point_area(*SAMPLE_CENTRE, crs="EPSG:3413")
+    ...     cubes = itscube.find_cubes(area, srv.catalog_url)
+    >>> [c.epsg for c in cubes]
+    [3413]
     """
     server = SampleServer(sample)
     try:

@@ -14,12 +14,18 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 __all__ = [
+    "FIELD_DX",
+    "FIELD_XC",
+    "FIELD_YC",
     "LinearField",
     "OutletGlacier",
     "VelocityField",
     "decimal_year",
+    "field_dataset",
+    "finite",
     "glacier_thickness",
     "mean_velocity",
 ]
@@ -150,3 +156,41 @@ def glacier_thickness(field: OutletGlacier, X: np.ndarray, Y: np.ndarray) -> np.
     if field.head_ramp > 0:
         return h * np.sqrt(field.onset(X))
     return np.where(field.x_head <= X, h, 0.0)
+
+
+FIELD_DX = 120.0
+"""Pixel size (m) of :func:`field_dataset` grids."""
+FIELD_XC, FIELD_YC = -150000.0 + 20 * FIELD_DX, -2250000.0 + 15 * FIELD_DX
+"""Centre pixel (m) of the default :func:`field_dataset` grid."""
+
+
+def field_dataset(fu, fv, ny=31, nx=41, times=None, sigma=None, descending=True) -> xr.Dataset:
+    """A cube-like dataset (``vx``, ``vy`` in m/yr on ``mid_date, y, x``, EPSG:3413) from
+    velocity functions of projected ``(X, Y)`` in metres; ``sigma`` adds per-layer errors.
+
+    >>> ds = field_dataset(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, ny=3, nx=4)
+    >>> dict(ds.sizes), float(ds.vx.mean())
+    ({'mid_date': 1, 'y': 3, 'x': 4}, 100.0)
+    """
+    x = -150000.0 + FIELD_DX * np.arange(nx)
+    y = -2250000.0 + FIELD_DX * np.arange(ny)
+    if descending:
+        y = y[::-1]
+    X, Y = np.meshgrid(x, y)
+    times = np.array(times or ["2019-06-01"], dtype="datetime64[ns]")
+    u = np.stack([np.broadcast_to(fu(X, Y), X.shape) for _ in times]).astype("f4")
+    v = np.stack([np.broadcast_to(fv(X, Y), X.shape) for _ in times]).astype("f4")
+    ds = xr.Dataset(
+        {"vx": (("mid_date", "y", "x"), u), "vy": (("mid_date", "y", "x"), v)},
+        coords={"x": x, "y": y, "mid_date": times},
+    )
+    if sigma is not None:
+        ds["vx_error"] = ("mid_date", np.full(len(times), sigma, "f4"))
+        ds["vy_error"] = ("mid_date", np.full(len(times), sigma, "f4"))
+    return ds.rio.write_crs("EPSG:3413", grid_mapping_name="mapping")
+
+
+def finite(da: xr.DataArray) -> np.ndarray:
+    """The finite values of ``da`` (the interior of a result with a NaN rim), flattened."""
+    vals = da.values
+    return vals[np.isfinite(vals)]

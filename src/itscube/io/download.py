@@ -45,6 +45,7 @@ from itscube._typing import KINDS, Kind, check_choice
 from itscube._version import __version__
 from itscube.errors import (
     CubeFormatError,
+    DownloadError,
     EmptySelectionError,
     InputError,
     InsufficientSpaceError,
@@ -1055,7 +1056,10 @@ def download(
             shutil.rmtree(folder, ignore_errors=True)
         raise
     (partial / "query.json").write_text(json.dumps(query, indent=1, default=str))
-    stores, transfer = _fetch_and_write(plans, folder, partial, workers, as_progress(progress))
+    try:
+        stores, transfer = _fetch_and_write(plans, folder, partial, workers, as_progress(progress))
+    except DownloadError as exc:  # what was fetched is kept under .partial
+        raise DownloadError(f"{exc}; the chunks fetched are kept: a re-run resumes") from exc
     layers = [len(p.times) for p in plans]
     prov = _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, notes, transfer)
     prov_path = folder / "provenance.json"

@@ -31,6 +31,7 @@ __all__ = [
     "T",
     "filesystem",
     "is_transient",
+    "is_unreachable",
     "join",
     "next_delay",
     "normalise_url",
@@ -121,6 +122,34 @@ PERMANENT_TEXT = (
 """Errors that no retry mends: unknown host names (DNS), missing buckets, refused access."""
 
 
+def _chain(exc: BaseException, depth: int = 10) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from (``__cause__``, ``__context__``)."""
+    out: list[BaseException] = []
+    while exc is not None and len(out) < depth and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when the host cannot be reached at all: unknown name (DNS) or no connection.
+
+    >>> is_unreachable(OSError("[Errno -2] Name or service not known"))
+    True
+    >>> is_unreachable(FileNotFoundError("x.zarr/zarr.json"))
+    False
+    """
+    for e in _chain(exc):
+        name = type(e).__name__
+        if "DNS" in name or "gaierror" in name or any(t in str(e) for t in PERMANENT_TEXT[:6]):
+            return True
+        if "EndpointConnectionError" in name or "ClientConnector" in name:
+            return True
+        if isinstance(e, ConnectionRefusedError):
+            return True
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying: timeouts, 5xx/429, dropped or refused connections.
 
@@ -128,10 +157,8 @@ def is_transient(exc: BaseException) -> bool:
     """
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
         return False
-    chain = [exc, exc.__cause__, exc.__context__]
     if any(
-        e is not None and ("DNS" in type(e).__name__ or any(t in str(e) for t in PERMANENT_TEXT))
-        for e in chain
+        "DNS" in type(e).__name__ or any(t in str(e) for t in PERMANENT_TEXT) for e in _chain(exc)
     ):
         return False
     status = getattr(exc, "status", None) or getattr(exc, "code", None)
@@ -190,7 +217,7 @@ def next_delay(
         detail = lines[0].strip(" x|") if lines else ""
         raise DownloadError(
             f"giving up on {what} after {retries} attempts: {type(exc).__name__}: {detail}"
-            " (check the network or try again later; a re-run resumes)"
+            " (check the network or try again later)"
         ) from exc
     return min(8.0, backoff * 2 ** (attempt - 1)) * (0.5 + random.random())
 

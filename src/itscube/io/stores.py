@@ -650,7 +650,7 @@ def _open_zarr(url: str, storage_options: dict | None, workers: int) -> SourceCu
             "Icechunk repository); check the URL"
         ) from exc
     except Exception as exc:
-        if remote.is_transient(exc) or "Client" in type(exc).__name__:
+        if remote.is_transient(exc) or remote.is_unreachable(exc):
             raise DownloadError(
                 f"{url}: cannot be reached ({type(exc).__name__}: {_first_line(exc)})"
             ) from exc

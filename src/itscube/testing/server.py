@@ -184,8 +184,15 @@ class StoreServer:
 
     Examples
     --------
-    >>> with StoreServer(folder, Faults(latency=0.05)) as srv:   # doctest: +SKIP
-    ...     ds = open_cube(f"{srv.url}/cube.zarr")
+    >>> import urllib.request
+    >>> from itscube.sample import ensure_sample
+    >>> sample = ensure_sample()
+    >>> with StoreServer(sample.root, Faults(latency=0.01)) as srv:
+    ...     request = urllib.request.Request(
+    ...         f"{srv.url}/catalog_v02.json", headers={"Range": "bytes=0-9"})
+    ...     with urllib.request.urlopen(request) as response:
+    ...         print(response.status, len(response.read()))
+    206 10
     """
 
     def __init__(

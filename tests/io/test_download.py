@@ -417,25 +417,6 @@ def test_progress_output(cubes, server, catalog_file, tmp_path):
     assert "blocks" in text and "MB fetched" in text and "ETA" in text
 
 
-@pytest.mark.parametrize("bad", ["01/02/2018", "2018/01/02", "2/1/2018", "Jan 2018", "20180102"])
-def test_dates_must_be_iso(bad):
-    from itscube.window import date_window
-
-    with pytest.raises(InputError, match=r"not an ISO date; use YYYY-MM-DD"):
-        date_window(bad, None)
-
-
-def test_partial_iso_dates_cover_the_whole_period():
-    from itscube.window import date_window
-
-    t0, t1 = date_window("2018", "2019")
-    assert (t0, t1) == (pd.Timestamp("2018-01-01"), pd.Timestamp("2020-01-01"))
-    assert date_window("2018-03", "2018-03")[1] == pd.Timestamp("2018-04-01")
-    assert date_window(None, "2018-03-05")[1] == pd.Timestamp("2018-03-06")
-    assert date_window(None, "2018-03-05T12:00")[1] == pd.Timestamp("2018-03-05T12:00")
-    assert date_window(np.datetime64("2018-01-02"), None)[0] == pd.Timestamp("2018-01-02")
-
-
 @pytest.mark.parametrize(
     ("kw", "python", "match"),
     [
@@ -475,15 +456,3 @@ def test_filter_mistakes_caught_up_front(kw, python, match, catalog_file, server
         )
         one_line_error(r, match=match)
         assert not any(tmp_path.iterdir()), "no debris"
-
-
-def test_dns_failures_are_not_retried():
-    from itscube.io.remote import is_transient
-
-    class ClientConnectorDNSError(OSError):
-        pass
-
-    assert not is_transient(ClientConnectorDNSError("Cannot connect to host x:443"))
-    assert not is_transient(OSError("[Errno -2] Name or service not known"))
-    assert is_transient(ConnectionResetError("reset by peer"))
-    assert is_transient(TimeoutError())

@@ -25,7 +25,7 @@ from itscube.sample import (
     serve_sample,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "Example_Qdiv"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "Example_Qdiv"
 
 
 @pytest.fixture(scope="module")

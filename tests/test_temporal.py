@@ -1,0 +1,111 @@
+"""Period means, period bins, layer selection and the date window
+(:mod:`itscube.temporal`, :mod:`itscube.window`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from itscube import open_cube
+from itscube._datasets.fields import field_dataset
+from itscube.errors import EmptySelectionError, InputError
+from itscube.temporal import Filters, period_bins, period_mean, select_layers
+from itscube.window import date_window
+
+
+def test_period_mean_weights_and_bins():
+    times = ["2018-12-15", "2019-01-20", "2019-07-01", "2020-03-01"]
+    ds = field_dataset(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=5, nx=5, times=times)
+    ds["vx"][:] = np.array([100.0, 130.0, 200.0, 300.0], "f4")[:, None, None]
+    ds["vx_error"] = ("mid_date", np.array([1.0, 2.0, 3.0, 4.0], "f4"))
+    ds["vy_error"] = ("mid_date", np.array([1.0, 2.0, 3.0, 4.0], "f4"))
+    allp = period_mean(ds, "all")
+    w = 1 / np.array([1.0, 2, 3, 4]) ** 2
+    want = (w * [100, 130, 200, 300]).sum() / w.sum()
+    assert float(allp.vx[0, 2, 2]) == pytest.approx(want, rel=1e-6)
+    assert float(allp.vx_error[0, 2, 2]) == pytest.approx(1 / np.sqrt(w.sum()), rel=1e-6)
+    assert int(allp.n_layers[0, 2, 2]) == 4
+    years = period_mean(ds, "year")
+    assert list(years.period.values) == [
+        "20180101-20181231",
+        "20190101-20191231",
+        "20200101-20201231",
+    ]
+    w2 = 1 / np.array([2.0, 3.0]) ** 2
+    assert float(years.vx[1, 0, 0]) == pytest.approx((w2 * [130, 200]).sum() / w2.sum())
+    seasons = period_bins(np.array(times, dtype="datetime64[ns]"), "season")
+    assert [b.label for b in seasons] == [
+        "20181201-20190228",
+        "20190601-20190831",
+        "20200301-20200531",
+    ]
+    assert list(seasons[0].index) == [0, 1]  # DJF 2018/19 holds December and January
+    unweighted = period_mean(ds.drop_vars(["vx_error", "vy_error"]), "all")
+    assert float(unweighted.vx[0, 0, 0]) == pytest.approx(182.5)
+    assert "vx_error" not in unweighted
+    with pytest.raises(InputError, match=r"^period .fortnightly-ish. is not"):
+        period_bins(np.array(times, dtype="datetime64[ns]"), "fortnightly-ish")
+
+
+def test_layer_filters(cubes):
+    ds = open_cube(cubes.a_path)
+    sel = select_layers(ds, "2017-01-01", "2018-12-31", Filters(min_dt_days=30, max_error=50))
+    assert (sel.date_dt >= 30).all()
+    assert (sel.mid_date >= np.datetime64("2017-01-01")).all()
+    assert (sel.vx_error <= 50).all()
+    with pytest.raises(EmptySelectionError, match="no layers"):
+        select_layers(ds, "1990-01-01", "1990-12-31")
+
+
+def test_period_mean_within_span_drops_pairs_crossing_the_bin():
+    times = ["2019-06-01", "2019-07-01"]
+    ds = field_dataset(lambda X, Y: 0 * X, lambda X, Y: 0 * X, ny=5, nx=5, times=times)
+    ds["vx"][:] = np.array([100.0, 300.0], "f4")[:, None, None]
+    ds["acquisition_date_img1"] = (
+        "mid_date",
+        np.array(["2019-05-20", "2018-12-01"], dtype="datetime64[ns]"),
+    )
+    ds["acquisition_date_img2"] = (
+        "mid_date",
+        np.array(["2019-06-12", "2020-01-10"], dtype="datetime64[ns]"),
+    )
+    both = period_mean(ds, "YS")
+    inside = period_mean(ds, "YS", within_span=True)
+    assert float(both.vx[0, 0, 0]) == pytest.approx(200.0)
+    assert float(inside.vx[0, 0, 0]) == pytest.approx(100.0)  # the 13-month pair is out
+    assert int(inside.n_layers[0, 0, 0]) == 1
+
+
+def test_seasons_are_clipped_to_the_window():
+    """A window ending 2020-12-31: the last season is 20201201-20201231 (bounds clipped),
+    and every period reports how many layers it averages."""
+    from itscube.temporal import period_mean
+
+    times = ["2020-01-15", "2020-04-15", "2020-07-15", "2020-10-15", "2020-12-15"]
+    ds = field_dataset(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X, times=times)
+    pm = period_mean(ds, "season", start="2020-01-01", end="2020-12-31")
+    assert next(iter(pm.period.values)) == "20200101-20200229"
+    assert list(pm.period.values)[-1] == "20201201-20201231"
+    assert pm.time_bnds.values[-1, 1] == np.datetime64("2021-01-01")
+    assert pm.time_bnds.values[0, 0] == np.datetime64("2020-01-01")
+    assert list(pm.layers.values) == [1, 1, 1, 1, 1]
+    unclipped = period_mean(ds, "season")
+    assert list(unclipped.period.values)[-1] == "20201201-20210228"
+
+
+@pytest.mark.parametrize("bad", ["01/02/2018", "2018/01/02", "2/1/2018", "Jan 2018", "20180102"])
+def test_dates_must_be_iso(bad):
+
+    with pytest.raises(InputError, match=r"not an ISO date; use YYYY-MM-DD"):
+        date_window(bad, None)
+
+
+def test_partial_iso_dates_cover_the_whole_period():
+
+    t0, t1 = date_window("2018", "2019")
+    assert (t0, t1) == (pd.Timestamp("2018-01-01"), pd.Timestamp("2020-01-01"))
+    assert date_window("2018-03", "2018-03")[1] == pd.Timestamp("2018-04-01")
+    assert date_window(None, "2018-03-05")[1] == pd.Timestamp("2018-03-06")
+    assert date_window(None, "2018-03-05T12:00")[1] == pd.Timestamp("2018-03-05T12:00")
+    assert date_window(np.datetime64("2018-01-02"), None)[0] == pd.Timestamp("2018-01-02")

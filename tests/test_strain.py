@@ -248,3 +248,14 @@ def test_flow_aligned_components_masked_where_the_ice_barely_moves():
     assert np.isfinite(kept[r * omega < 5.0]).sum() > 0
     with pytest.raises(InputError, match=r"^min_speed must be >= 0"):
         strain_rates(ds, 1, min_speed=-1)
+
+
+def test_results_of_an_opened_cube_write_with_any_zarr_format(cubes, tmp_path):
+    """The source store's codecs do not travel into results (a Zarr v2 Blosc codec made
+    ``to_zarr`` in Zarr v3 fail)."""
+    ds = open_cube(cubes.a_path).isel(mid_date=slice(0, 3))
+    res = strain_rates(ds, 1)
+    res[["effective", "vx"]].to_zarr(tmp_path / "v3.zarr")
+    res[["effective"]].to_zarr(tmp_path / "v2.zarr", zarr_format=2)
+    back = xr.open_zarr(tmp_path / "v3.zarr")
+    np.testing.assert_allclose(back["effective"].values, res["effective"].values)

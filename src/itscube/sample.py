@@ -38,11 +38,15 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import shapely.geometry
 
 from itscube._datasets import itslive as synthetic
 from itscube.io.catalog import cache_dir
 
 __all__ = [
+    "BUCKET_ANNUAL",
+    "BUCKET_CUBES",
+    "BUCKET_URL",
     "BUNDLE_DATE",
     "CATALOG_NAME",
     "SAMPLE_CENTRE",
@@ -54,12 +58,15 @@ __all__ = [
     "SAMPLE_SHAPE",
     "SAMPLE_VERSION",
     "SAMPLE_YEARS",
+    "BucketMirror",
     "Sample",
     "SampleServer",
     "build_sample",
     "bundle_path",
     "ensure_sample",
+    "serve_bucket",
     "serve_sample",
+    "write_bucket",
     "write_bundle",
     "write_qdiv_templates",
 ]
@@ -295,6 +302,107 @@ def serve_sample(sample: Sample | None = None) -> Iterator[SampleServer]:
         yield server
     finally:
         server.close()
+
+
+BUCKET_URL = "https://its-live-data.s3.amazonaws.com"
+"""The ITS_LIVE bucket over HTTPS (what :func:`serve_bucket` stands in for)."""
+BUCKET_CUBES = "datacubes/v2-updated-october2024/N60W040"
+"""Where the real cube of the sample's tile lives in the bucket."""
+BUCKET_ANNUAL = "composites/annual/v2/N60W040"
+
+
+def write_bucket(folder: str | Path, sample: Sample | None = None) -> Path:
+    """Lay the sample out as the ITS_LIVE bucket holds the real cubes of its tile: the
+    catalog at ``datacubes/catalog_v02.json`` (listing ``http://`` cube URLs, as the real
+    one does), the image-pair cube under :data:`BUCKET_CUBES`, the annual cube where the
+    annual composites live. Served as a mirror (:func:`serve_bucket`), it lets code written
+    for real data, official URLs included, run offline on the sample."""
+    sample = sample or ensure_sample()
+    folder = Path(folder)
+    cubes = folder / BUCKET_CUBES
+    annual = folder / BUCKET_ANNUAL
+    for src, dst in ((sample.subyearly, cubes), (sample.annual, annual)):
+        if not (dst / src.name).exists():
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(src, dst / src.name)
+    http = BUCKET_URL.replace("https://", "http://")
+    feature = synthetic.catalog_feature(
+        f"{http}/{BUCKET_CUBES}/{sample.subyearly.name}",
+        SAMPLE_EPSG,
+        SAMPLE_CENTRE,
+        SAMPLE_SHAPE,
+        granule_count=SAMPLE_LAYERS,
+        region="N60W040",
+    )
+    synthetic.write_catalog(folder / "datacubes" / CATALOG_NAME, [feature])
+    return folder
+
+
+@dataclasses.dataclass
+class BucketMirror:
+    """The sample served as the ITS_LIVE bucket and STAC API (see :func:`serve_bucket`)."""
+
+    bucket_url: str
+    stac_url: str
+
+    @property
+    def mirrors(self) -> str:
+        """The value of ``ITSCUBE_MIRRORS`` that sends the official URLs here."""
+        from itscube.io.catalog import DEFAULT_STAC_URL
+
+        return f"{BUCKET_URL}={self.bucket_url};{DEFAULT_STAC_URL}={self.stac_url}"
+
+
+@contextlib.contextmanager
+def serve_bucket(folder: str | Path | None = None) -> Iterator[BucketMirror]:
+    """Serve :func:`write_bucket` (and a STAC API listing its cube) on 127.0.0.1.
+
+    With ``ITSCUBE_MIRRORS`` set to :attr:`BucketMirror.mirrors`, the official catalog, cube
+    and STAC URLs are read from here: the README's real-data examples run offline.
+
+    Examples
+    --------
+    >>> import os, itscube
+    >>> with serve_bucket() as bucket:
+    ...     os.environ["ITSCUBE_MIRRORS"] = bucket.mirrors
+    ...     area = itscube.bbox_area(-48.9, 69.37, -48.72, 69.43)
+    ...     found = itscube.find_cubes(area, itscube.load_catalog(cache=False))
+    ...     del os.environ["ITSCUBE_MIRRORS"]
+    >>> [c.zarr_url.rsplit("/", 1)[-1] for c in found]
+    ['ITS_LIVE_vel_EPSG3413_G0120_X-150000_Y-2250000.zarr']
+    """
+    import tempfile
+
+    from itscube.io.catalog import STAC_COLLECTION
+    from itscube.testing import StacServer, StoreServer
+
+    with contextlib.ExitStack() as stack:
+        if folder is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="itscube-bucket-"))
+        root = write_bucket(folder)
+        store = stack.enter_context(StoreServer(root))
+        doc = json.loads((root / "datacubes" / CATALOG_NAME).read_text())
+        items = []
+        for i, f in enumerate(doc["features"]):
+            href = f["properties"]["zarr_url"].replace("http://", "https://")
+            items.append(
+                {
+                    "type": "Feature",
+                    "stac_version": "1.0.0",
+                    "id": f"cube-{i}",
+                    "collection": STAC_COLLECTION,
+                    "geometry": f["geometry"],
+                    "bbox": list(shapely.geometry.shape(f["geometry"]).bounds),
+                    "properties": {
+                        "datetime": "2024-10-01T00:00:00Z",
+                        "proj:code": f"EPSG:{f['properties']['epsg']}",
+                    },
+                    "links": [],
+                    "assets": {"zarr": {"href": href, "type": "application/vnd+zarr"}},
+                }
+            )
+        stac = stack.enter_context(StacServer(items))
+        yield BucketMirror(store.url, stac.url)
 
 
 def write_qdiv_templates(folder: str | Path) -> tuple[Path, Path]:

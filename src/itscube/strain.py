@@ -305,7 +305,9 @@ def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str) -> xr.Dataset:
     for name in ("time_bnds", "period", "n_layers"):
         if name in ds.variables and name not in out and method != "coarsen":
             out[name] = ds[name]
-    return out
+    # the source store's codecs (Zarr v2 Blosc, int16 packing) are not the result's: a
+    # result written with to_zarr/to_netcdf gets the writer's defaults
+    return out.drop_encoding()
 
 
 def _mask_slow(out: xr.Dataset, min_speed: float) -> xr.Dataset:

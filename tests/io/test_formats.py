@@ -21,7 +21,7 @@ from itscube import (
 )
 from itscube._datasets import itslive as synthetic
 from itscube.io.stores import open_source
-from itscube.testing.server import Faults, StoreServer
+from itscube.testing import Faults, StacServer, StoreServer
 from tests.conftest import FIELD, one_line_error, run_cli
 
 LAYERS = synthetic.make_layers(40, "2016-01-01", "2019-12-31", seed=21)
@@ -493,9 +493,6 @@ def test_unknown_catalog_format(tmp_path):
 @pytest.fixture(scope="module")
 def stac_api(stores):
     """A small STAC API (/, /collections/itslive-cubes, /search) on 127.0.0.1."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     _root, srv, _, _ = stores
     items = []
     for name, centre, shape in (("v2", C_V2, SHAPE_V2), ("east", C_V22, (30, 32))):
@@ -517,88 +514,8 @@ def stac_api(stores):
                 "collection": "itslive-cubes",
             }
         )
-    searches = []
-
-    class H(BaseHTTPRequestHandler):
-        def log_message(self, *a):
-            return
-
-        def _send(self, doc):
-            body = json.dumps(doc).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _base(self):
-            return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-        def do_GET(self):
-            path = self.path.split("?")[0]
-            if path in ("/", ""):
-                self._send(
-                    {
-                        "type": "Catalog",
-                        "id": "itslive",
-                        "stac_version": "1.0.0",
-                        "description": "test",
-                        "conformsTo": [
-                            "https://api.stacspec.org/v1.0.0/core",
-                            "https://api.stacspec.org/v1.0.0/item-search",
-                            "https://api.stacspec.org/v1.0.0/collections",
-                        ],
-                        "links": [
-                            {"rel": "self", "href": self._base() + "/"},
-                            {"rel": "root", "href": self._base() + "/"},
-                            {
-                                "rel": "search",
-                                "href": self._base() + "/search",
-                                "type": "application/geo+json",
-                                "method": "POST",
-                            },
-                            {
-                                "rel": "search",
-                                "href": self._base() + "/search",
-                                "type": "application/geo+json",
-                                "method": "GET",
-                            },
-                        ],
-                    }
-                )
-            elif path == "/collections/itslive-cubes":
-                self._send(
-                    {
-                        "type": "Collection",
-                        "id": "itslive-cubes",
-                        "stac_version": "1.0.0",
-                        "description": "cubes",
-                        "license": "CC0-1.0",
-                        "links": [],
-                        "extent": {
-                            "spatial": {"bbox": [[-180, -90, 180, 90]]},
-                            "temporal": {"interval": [[None, None]]},
-                        },
-                    }
-                )
-            else:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            searches.append(body)
-            import shapely.geometry as sg
-
-            g = sg.shape(body["intersects"]) if "intersects" in body else None
-            hits = [i for i in items if g is None or sg.shape(i["geometry"]).intersects(g)]
-            self._send({"type": "FeatureCollection", "features": hits, "links": []})
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", searches
-    server.shutdown()
+    with StacServer(items) as api:
+        yield api.url, api.searches
 
 
 def _bounds(geom):

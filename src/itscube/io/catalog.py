@@ -248,7 +248,7 @@ def find_cubes_stac(
     from pystac_client import Client
     from pystac_client.exceptions import APIError
 
-    root = DEFAULT_STAC_URL if url in (None, "", "itslive") else str(url)
+    root = remote.normalise_url(DEFAULT_STAC_URL if url in (None, "", "itslive") else str(url))
     try:
         client = Client.open(root)
         items = list(

@@ -9,6 +9,11 @@ Environment
 -----------
 ``ITSCUBE_S3_ENDPOINT`` (or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``)
     An S3-compatible endpoint to use instead of AWS (tests use a local server).
+``ITSCUBE_MIRRORS``
+    URL prefixes to read from a mirror instead, as ``PREFIX=REPLACEMENT`` pairs separated
+    by ``;`` (``https://its-live-data.s3.amazonaws.com=http://mirror.example/its-live-data``):
+    a local copy or caching proxy of the bucket, or of a STAC API. Every URL itscube reads
+    (catalogs, cubes, STAC searches) goes through :func:`normalise_url`, which applies them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import TypeVar
 
 import fsspec
 
-from itscube.errors import CubeNotFoundError, DownloadError
+from itscube.errors import CubeNotFoundError, DownloadError, InputError
 
 __all__ = [
     "BACKOFF",
@@ -33,6 +38,7 @@ __all__ = [
     "is_transient",
     "is_unreachable",
     "join",
+    "mirrors",
     "next_delay",
     "normalise_url",
     "protocol_of",
@@ -51,11 +57,40 @@ BACKOFF = 0.2
 """First back-off delay (s); doubles each attempt, with jitter, capped at 8 s."""
 
 
+def mirrors() -> list[tuple[str, str]]:
+    """The ``(prefix, replacement)`` pairs of ``ITSCUBE_MIRRORS`` (read now, not at import).
+
+    Raises
+    ------
+    InputError
+        A pair is not ``PREFIX=REPLACEMENT``.
+    """
+    pairs = []
+    for item in os.environ.get("ITSCUBE_MIRRORS", "").split(";"):
+        if not item.strip():
+            continue
+        prefix, sep, target = item.partition("=")
+        if not sep or not prefix.strip() or not target.strip():
+            raise InputError(
+                f"ITSCUBE_MIRRORS entry {item!r} is not PREFIX=REPLACEMENT (pairs separated by ;)"
+            )
+        pairs.append((prefix.strip().rstrip("/"), target.strip().rstrip("/")))
+    return pairs
+
+
 def normalise_url(url: str) -> str:
-    """Rewrite ITS_LIVE catalog URLs (``http://``) to ``https://``; keep others untouched."""
+    """Rewrite ITS_LIVE catalog URLs (``http://``) to ``https://``, then apply the mirrors
+    of ``ITSCUBE_MIRRORS``; other URLs and paths are kept.
+
+    >>> normalise_url("http://its-live-data.s3.amazonaws.com/datacubes/catalog_v02.json")
+    'https://its-live-data.s3.amazonaws.com/datacubes/catalog_v02.json'
+    """
     url = str(url)
     if url.startswith("http://its-live-data.s3"):
-        return "https://" + url[len("http://") :]
+        url = "https://" + url[len("http://") :]
+    for prefix, target in mirrors():
+        if url == prefix or url.startswith(prefix + "/"):
+            return target + url[len(prefix) :]
     return url
 
 

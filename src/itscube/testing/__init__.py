@@ -5,5 +5,6 @@ ITS_LIVE bucket); never by the library's data path.
 """
 
 from itscube.testing.server import Faults, Stats, StoreServer
+from itscube.testing.stac import StacServer
 
-__all__ = ["Faults", "Stats", "StoreServer"]
+__all__ = ["Faults", "StacServer", "Stats", "StoreServer"]

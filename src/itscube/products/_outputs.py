@@ -53,7 +53,10 @@ def cf_dataset(ds: xr.Dataset, title: str) -> xr.Dataset:
         if "grid_mapping" in ds[name].attrs:
             ds[name].encoding.pop("grid_mapping", None)
         if np.issubdtype(ds[name].dtype, np.datetime64):
-            ds[name].encoding.update(units="days since 1970-01-01", calendar="proleptic_gregorian")
+            # float days keep sub-day times (mid_date's microsecond token), chunked or not
+            ds[name].encoding.update(
+                units="days since 1970-01-01", calendar="proleptic_gregorian", dtype="float64"
+            )
         if ds[name].dtype == object:
             ds[name] = ds[name].astype(str)
     ds.attrs = _clean_attrs(ds.attrs)

@@ -472,3 +472,23 @@ def test_per_layer_flux_series_streams_and_matches_each_layer():
     np.testing.assert_allclose(
         series["line_integral_flux"], series["integrated_divergence"], rtol=0.02
     )
+
+
+def test_qdiv_common_layers_averages_fewer_pairs_and_changes_the_maps(cubes, qdiv_inputs, tmp_path):
+    tif, b = qdiv_inputs
+    out = {}
+    for name, extra in (("all", []), ("common", ["--common-layers"])):
+        r = run_cli(
+            "qdiv", cubes.a_path, "--thickness", tif, "--boundary", b, "--start", "2019-01-01",
+            "--end", "2019-12-31", "--out", tmp_path / name, "--no-progress", *extra,
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        folder = tmp_path / name / "qdiv" / "1_20190101_20191231"
+        out[name] = (
+            json.loads((folder / "summary.json").read_text()),
+            xr.open_dataset(folder / "qdiv_period.nc")["flux_divergence"].load(),
+        )
+    (s_all, d_all), (s_common, d_common) = out["all"], out["common"]
+    assert s_common["common_layers"] and not s_all["common_layers"]
+    assert 0 < s_common["periods"][0]["layers"] < s_all["periods"][0]["layers"]
+    assert not np.allclose(d_all.values, d_common.values, equal_nan=True)

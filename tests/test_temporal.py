@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from itscube import open_cube
-from itscube._datasets.fields import field_dataset
+from itscube._datasets.fields import field_dataset, finite
 from itscube.errors import EmptySelectionError, InputError
 from itscube.temporal import Filters, period_bins, period_mean, select_layers
 from itscube.window import date_window
@@ -109,3 +109,37 @@ def test_partial_iso_dates_cover_the_whole_period():
     assert date_window(None, "2018-03-05")[1] == pd.Timestamp("2018-03-06")
     assert date_window(None, "2018-03-05T12:00")[1] == pd.Timestamp("2018-03-05T12:00")
     assert date_window(np.datetime64("2018-01-02"), None)[0] == pd.Timestamp("2018-01-02")
+
+
+def test_covering_layers_give_every_cell_the_same_pairs_and_remove_gap_edge_stripes():
+    """Two pairs whose speeds differ (as seasons do), one with a cloud gap over the west
+    half: averaging all pairs steps at the gap edge and the flux divergence shows a stripe
+    there; averaging the pairs that cover the area does not."""
+    import shapely.geometry as sg
+    import xarray as xr
+
+    from itscube._datasets.fields import FIELD_XC, FIELD_YC
+    from itscube.flux import flux_divergence
+    from itscube.temporal import covering_layers
+
+    times = ["2019-03-01", "2019-08-01"]
+    ds = field_dataset(lambda X, Y: 100 + 0.002 * (X - FIELD_XC), lambda X, Y: 0 * X, times=times)
+    ds["vx"][1] = ds["vx"][1] * 1.2  # the summer pair is faster
+    west = ds.x < FIELD_XC
+    ds["vx"][1] = ds["vx"][1].where(~west)
+    ds["vy"][1] = ds["vy"][1].where(~west)
+    H = xr.DataArray(np.full((ds.sizes["y"], ds.sizes["x"]), 400.0), dims=("y", "x"))
+    H = H.assign_coords(y=ds.y, x=ds.x)
+    box = sg.box(FIELD_XC - 1500, FIELD_YC - 1000, FIELD_XC + 1500, FIELD_YC + 1000)
+    X, Y = np.meshgrid(ds.x.values, ds.y.values)
+    mask = (np.abs(X - FIELD_XC) < 1800) & (np.abs(Y - FIELD_YC) < 1300)
+    edge = int(np.argmax(ds.x.values >= FIELD_XC))
+
+    striped = flux_divergence(period_mean(ds, "all"), H, box)["flux_divergence"][0]
+    clean = flux_divergence(period_mean(covering_layers(ds, mask), "all"), H, box)
+    row = striped.sizes["y"] // 2
+    assert abs(float(striped[row, edge]) - 400 * 0.002) > 5.0  # the stripe: > 5 m/yr off
+    np.testing.assert_allclose(finite(clean["flux_divergence"]), 400 * 0.002, rtol=1e-4)
+    assert covering_layers(ds, mask).sizes["mid_date"] == 1
+    with pytest.raises(EmptySelectionError, match="whole area"):
+        covering_layers(ds.isel(mid_date=[1]), mask)

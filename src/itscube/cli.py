@@ -737,6 +737,14 @@ def qdiv(
             "cells only and report the coverage (default: an error).",
         ),
     ] = False,
+    common_layers: Annotated[
+        bool,
+        typer.Option(
+            "--common-layers",
+            help="Average only the image pairs with data over the whole boundary, so that "
+            "cloud-gap edges leave no stripes in the maps (fewer pairs per period).",
+        ),
+    ] = False,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ):
@@ -764,6 +772,7 @@ def qdiv(
         thickness_crs=thickness_crs,
         boundary_crs=boundary_crs,
         allow_partial=allow_partial,
+        common_layers=common_layers,
         figures=figures,
         overwrite=overwrite,
         progress=_progress(progress),

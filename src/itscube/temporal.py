@@ -31,6 +31,7 @@ __all__ = [
     "ERROR_FLOOR",
     "PERIOD_ALIASES",
     "PeriodBin",
+    "covering_layers",
     "period_bins",
     "period_mean",
     "select_layers",
@@ -93,6 +94,32 @@ def select_layers(
                 bad = out[err] > filters.max_error
                 out[f"v{comp}"] = out[f"v{comp}"].where(~bad)
     return out
+
+
+def covering_layers(ds: xr.Dataset, mask: np.ndarray) -> xr.Dataset:
+    """The layers of ``ds`` with ``vx`` and ``vy`` at every cell of ``mask`` (y, x).
+
+    Averaging only these gives every cell of ``mask`` a mean of the same image pairs. With
+    all layers, a cloud-gap edge inside the area splits it into cells averaging different
+    pairs; as pairs sample the seasonal cycle differently, the mean steps across the edge,
+    and derivatives (strain, flux divergence) turn that step into a stripe one cell wide.
+
+    Raises
+    ------
+    EmptySelectionError
+        No layer covers the whole mask.
+    """
+    tdim = time_dim(ds)
+    mask_da = xr.DataArray(np.asarray(mask, bool), dims=("y", "x"))
+    gaps = (ds["vx"].isnull() | ds["vy"].isnull()).where(mask_da, False).any(("y", "x"))
+    keep = np.nonzero(~np.asarray(gaps.values))[0]
+    if len(keep) == 0:
+        raise EmptySelectionError(
+            f"none of the {ds.sizes[tdim]} layers has velocities over the whole area; drop "
+            "common_layers (or use a smaller area)",
+            params="common_layers",
+        )
+    return ds.isel({tdim: keep})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from itscube.grid import grid_bounds
 
 __all__ = [
     "DPI",
+    "annual_steps",
     "arrows",
     "boundary_line",
     "dhdt_limit",
@@ -28,6 +29,7 @@ __all__ = [
     "strain_figures",
     "symmetric_limit",
     "tracks_figure",
+    "year_spans",
 ]
 
 DPI = 120
@@ -308,6 +310,26 @@ def displacement_figure(field: xr.Dataset, path: Path, dates: str = "") -> Path:
     return save(fig, path)
 
 
+def year_spans(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``[1 January, 1 January next year)`` of each annual-composite time stamp (ITS_LIVE
+    stamps composites mid-year): the span each composite value holds for.
+
+    >>> starts, ends = year_spans(np.array(["2018-07-02"], dtype="datetime64[ns]"))
+    >>> str(starts[0])[:10], str(ends[0])[:10]
+    ('2018-01-01', '2019-01-01')
+    """
+    years = np.asarray(times, dtype="datetime64[Y]")
+    return years.astype("datetime64[ns]"), (years + 1).astype("datetime64[ns]")
+
+
+def annual_steps(ax, times: np.ndarray, values: np.ndarray, **style):
+    """Annual composites as flat steps over their whole calendar years (not half a year
+    either side of the mid-year stamp, as ``step(where="mid")`` would draw the first and
+    last ones)."""
+    starts, ends = year_spans(times)
+    return ax.hlines(values, starts, ends, **style)
+
+
 def overview_figure(
     strain: xr.Dataset,
     qdiv: xr.Dataset,
@@ -369,7 +391,7 @@ def overview_figure(
     fig.colorbar(sc, ax=ax, label="image-pair separation (days)")
     if annual is not None:
         ap = annual.sel(x=point[0], y=point[1], method="nearest")
-        ax.step(ap["time"].values, ap["vx"].values, where="mid", color="k", lw=2, label="annual")
+        annual_steps(ax, ap["time"].values, ap["vx"].values, color="k", lw=2, label="annual")
         ax.legend(loc="upper left", fontsize=8)
     lo = np.nanpercentile(pt["vx"].values, 2)
     hi = np.nanpercentile(pt["vx"].values, 98)

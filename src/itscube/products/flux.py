@@ -8,6 +8,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import shapely
 import shapely.geometry as sg
 import xarray as xr
 
@@ -20,6 +22,7 @@ from itscube.flux import (
     read_boundary,
     read_thickness,
 )
+from itscube.grid import half_cell
 from itscube.io.files import check_out_dir, product_folder, staged_folder
 from itscube.products._common import (
     MEMORY_BUDGET,
@@ -31,6 +34,7 @@ from itscube.products._common import (
 )
 from itscube.products._outputs import source_of, write_cog, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress, dask_tasks
+from itscube.temporal import covering_layers
 from itscube.window import DateLike, Filters
 
 __all__ = ["MAPS", "flux_series", "run_qdiv"]
@@ -57,6 +61,7 @@ def run_qdiv(
     boundary_crs: str | None = None,
     filters: Filters | None = None,
     allow_partial: bool = False,
+    common_layers: bool = False,
     figures: bool = True,
     overwrite: bool = False,
     progress: ProgressLike = None,
@@ -68,7 +73,10 @@ def run_qdiv(
     budget of :func:`itscube.flux.flux_budget` per period, with its layer count),
     ``flux_timeseries.csv`` (with ``per_step``: one row per layer, streamed through dask
     in bounded memory), ``figures/*.png`` and ``summary.json``. The options are those of
-    :func:`itscube.flux_divergence`.
+    :func:`itscube.flux_divergence`. With ``common_layers`` the period means average only
+    the image pairs with velocities over the whole boundary and the cells around it
+    (:func:`itscube.temporal.covering_layers`), so every cell sees the same pairs and
+    cloud-gap edges leave no stripes in the maps.
 
     Raises
     ------
@@ -87,6 +95,8 @@ def run_qdiv(
     if thickness_error is not None:
         sH = read_thickness(thickness_error, ds, thickness_crs, what="thickness_error")
     poly = read_boundary(boundary, ds, boundary_crs)
+    if common_layers:
+        ds = _covering(ds, poly, max(upscales))
     means = period_means(ds, period, window, progress)
     options = dict(column_factor=column_factor, scheme=scheme)
     products = []
@@ -121,12 +131,21 @@ def run_qdiv(
                 "column_factor": column_factor,
                 "scheme": scheme,
                 "allow_partial": allow_partial,
+                "common_layers": common_layers,
                 "rho_ice_kg_m3": RHO_ICE,
                 "periods": rows,
                 "units": {"flux": "m2 yr-1", "divergence": "m yr-1", "volume": "m3 yr-1"},
             }
             products.append(close_product(folder, tmp, files, summary, t_start))
     return products
+
+
+def _covering(ds: xr.Dataset, poly: sg.Polygon, k: int) -> xr.Dataset:
+    """The layers with data over the boundary and the ``k + 1`` cells around it (the
+    stencil of the divergence at upscale ``k``)."""
+    margin = (k + 1) * 2 * half_cell(ds.x.values)
+    X, Y = np.meshgrid(ds.x.values, ds.y.values)
+    return covering_layers(ds, shapely.contains_xy(poly.buffer(margin), X, Y))
 
 
 def flux_series(

@@ -36,7 +36,7 @@ import shapely.geometry as sg
 import xarray as xr
 
 from itscube._kernels import flux as _k
-from itscube._typing import SCHEMES, Scheme, check_choice
+from itscube._typing import SCHEMES, CRSLike, Scheme, check_choice
 from itscube.errors import CubeFormatError, InputError, MissingCRSError
 from itscube.grid import (
     block_error,
@@ -71,12 +71,20 @@ PLAUSIBLE_THICKNESS_M = (10.0, 5000.0)
 
 
 def read_thickness(
-    path: str | Path, like: xr.Dataset, crs=None, what: str = "thickness"
+    path: str | Path, like: xr.Dataset, crs: CRSLike | None = None, what: str = "thickness"
 ) -> xr.DataArray:
     """Read a thickness GeoTIFF and resample it bilinearly onto the cube grid (m).
 
     ``crs`` overrides/sets the raster's CRS (required when the file has none). Nodata
-    becomes NaN; negative values are warned about and set to NaN.
+    becomes NaN; negative values are warned about and set to NaN; a thickest ice outside
+    :data:`PLAUSIBLE_THICKNESS_M` is warned about (km or feet instead of metres?).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or a raster that does not overlap the cube.
+    MissingCRSError
+        The raster has no CRS and ``crs`` is not given.
     """
     import rioxarray
     from rasterio.enums import Resampling
@@ -127,8 +135,21 @@ def read_thickness(
     return out.drop_vars("spatial_ref", errors="ignore")
 
 
-def read_boundary(path: str | Path, like: xr.Dataset, crs=None) -> sg.Polygon:
-    """The boundary polygon from a CSV of x, y points (closed automatically), cube CRS."""
+def read_boundary(path: str | Path, like: xr.Dataset, crs: CRSLike | None = None) -> sg.Polygon:
+    """The boundary polygon from a CSV of x, y points (closed automatically), in the cube's
+    CRS (m), counter-clockwise.
+
+    Parameters
+    ----------
+    path : CSV with x, y (or lon, lat) columns.
+    like : the cube (its CRS and grid).
+    crs : CRS of the points when not the cube's (lon/lat columns are taken as EPSG:4326).
+
+    Raises
+    ------
+    InputError
+        Missing file, fewer than 3 points, an invalid polygon, or a polygon off the cube.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"boundary {path}: file not found", params="boundary")
@@ -361,6 +382,11 @@ def boundary_flux(
     interpolated bilinearly from the cell-centred ``flux_x``/``flux_y`` of
     :func:`flux_divergence`. Segments where the flux is unknown make the result NaN.
     Lazy when ``res`` is.
+
+    Raises
+    ------
+    KeyError
+        ``res`` lacks ``flux_x``/``flux_y`` (it is not a :func:`flux_divergence` result).
     """
     dx = 2 * half_cell(res.x.values)
     ring = shapely.geometry.polygon.orient(boundary, 1.0).exterior

@@ -25,7 +25,7 @@ import xarray as xr
 
 from itscube.errors import EmptySelectionError, InputError
 from itscube.grid import time_dim
-from itscube.window import Filters, date_window, layer_mask
+from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
     "ERROR_FLOOR",
@@ -46,8 +46,8 @@ PERIOD_ALIASES = {"year": "YS", "season": "QS-DEC", "month": "MS"}
 
 def select_layers(
     ds: xr.Dataset,
-    start=None,
-    end=None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     filters: Filters | None = None,
 ) -> xr.Dataset:
     """Layers of an opened cube inside ``[start, end]`` (inclusive dates) passing ``filters``.
@@ -195,8 +195,8 @@ def period_mean(
     ds: xr.Dataset,
     period: str = "all",
     *,
-    start=None,
-    end=None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     weighted: bool = True,
     within_span: bool = False,
 ) -> xr.Dataset:
@@ -218,6 +218,13 @@ def period_mean(
         dims ``(time, y, x)`` with ``time`` the period start and ``time_bnds``;
         ``vx``, ``vy`` (m/yr), ``vx_error``, ``vy_error`` (m/yr, error of the weighted
         mean, when errors exist) and ``n_layers`` (layers contributing to ``vx``).
+
+    Raises
+    ------
+    InputError
+        ``period`` is not a known period or pandas frequency.
+    EmptySelectionError
+        ``ds`` has no layers.
     """
     tdim = time_dim(ds)
     bins = period_bins(ds[tdim].values, period, start, end)

@@ -29,6 +29,8 @@ status ``out_of_domain``. Points never move with a silent zero velocity.
 
 from __future__ import annotations
 
+import os
+
 import dask
 import dask.array as da
 import numpy as np
@@ -47,6 +49,7 @@ from itscube.window import DateLike, date_window
 __all__ = [
     "EXTRAPOLATED",
     "STATUS",
+    "SeedsLike",
     "data_coverage",
     "displacement_field",
     "ensemble_spread",
@@ -251,9 +254,14 @@ def _lonlat(X, Y, crs):
     return np.where(ok, lon, np.nan), np.where(ok, lat, np.nan)
 
 
+SeedsLike = np.ndarray | list | pd.DataFrame | str | os.PathLike
+"""Seed points: an (N, 2) array or list of x, y; a DataFrame with x, y (or lon, lat) and an
+optional id; or a CSV path."""
+
+
 def track(
     ds: xr.Dataset,
-    seeds,
+    seeds: SeedsLike,
     start: DateLike,
     end: DateLike,
     *,

@@ -14,6 +14,7 @@ import pyproj
 import shapely
 import shapely.geometry as sg
 
+from itscube._typing import CRSLike
 from itscube.errors import InputError
 from itscube.grid import grid_bounds
 
@@ -37,7 +38,7 @@ _X_NAMES = ("x", "easting", "east", "xcoord", "x_m", "lon", "longitude", "long",
 _Y_NAMES = ("y", "northing", "north", "ycoord", "y_m", "lat", "latitude")
 
 
-def parse_crs(crs: str | int | pyproj.CRS | None) -> pyproj.CRS:
+def parse_crs(crs: CRSLike | None) -> pyproj.CRS:
     """A :class:`pyproj.CRS` from ``EPSG:XXXX``, an integer or WKT (None = lon/lat)."""
     if crs is None:
         return LONLAT
@@ -112,8 +113,25 @@ def _fmt(v: float) -> str:
     return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:.0f}"
 
 
-def point_area(x: float, y: float, crs=None, buffer: float = 0.0) -> Area:
-    """Area from one point (lon, lat by default) with an optional buffer (m)."""
+def point_area(x: float, y: float, crs: CRSLike | None = None, buffer: float = 0.0) -> Area:
+    """Area from one point with an optional square buffer.
+
+    Parameters
+    ----------
+    x, y : longitude and latitude (degrees), or projected coordinates (m) with ``crs``.
+    crs : CRS of ``x, y`` (default lon/lat, EPSG:4326).
+    buffer : half-width (m) of the square around the point; 0 = the point itself.
+
+    Raises
+    ------
+    InputError
+        Non-finite coordinates, lon/lat out of range, a negative buffer or an unknown CRS.
+
+    Examples
+    --------
+    >>> point_area(-49.7, 69.17).label
+    'point_-49.7_69.17'
+    """
     c = parse_crs(crs)
     if not (math.isfinite(x) and math.isfinite(y)):
         raise InputError("point: coordinates must be finite numbers", params="point")
@@ -124,8 +142,22 @@ def point_area(x: float, y: float, crs=None, buffer: float = 0.0) -> Area:
     return Area(sg.Point(x, y), c, f"point_{_fmt(x)}_{_fmt(y)}", float(buffer))
 
 
-def bbox_area(west: float, south: float, east: float, north: float, crs=None) -> Area:
-    """Area from a bounding box ``W S E N`` (lon/lat by default)."""
+def bbox_area(
+    west: float, south: float, east: float, north: float, crs: CRSLike | None = None
+) -> Area:
+    """Area from a bounding box.
+
+    Parameters
+    ----------
+    west, south, east, north : bounds in degrees (lon/lat), or metres with ``crs``.
+    crs : CRS of the bounds (default lon/lat, EPSG:4326).
+
+    Raises
+    ------
+    InputError
+        Non-finite bounds, ``west >= east`` or ``south >= north``, lon/lat out of range, or
+        an unknown CRS.
+    """
     c = parse_crs(crs)
     vals = [west, south, east, north]
     if not all(math.isfinite(v) for v in vals):
@@ -198,8 +230,20 @@ def read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
     return np.array(pts), lonlat
 
 
-def polygon_area(path: str | Path, crs=None) -> Area:
-    """Area from a GeoJSON (Polygon/Feature/FeatureCollection) or a CSV of vertices."""
+def polygon_area(path: str | Path, crs: CRSLike | None = None) -> Area:
+    """Area from a GeoJSON (Polygon/Feature/FeatureCollection) or a CSV of vertices.
+
+    Parameters
+    ----------
+    path : ``.geojson``/``.json`` file, or ``.csv`` with x, y (or lon, lat) columns.
+    crs : CRS of the coordinates (default lon/lat; projected CSVs need it).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no polygon, an invalid polygon, or projected
+        coordinates without ``crs``.
+    """
     p = Path(path)
     if not p.is_file():
         raise InputError(f"polygon {path}: file not found", params="polygon")

@@ -386,9 +386,20 @@ def load_catalog(
 
 
 def find_cubes(area: Area, catalog: Catalog | str | os.PathLike | None = None) -> list[CubeEntry]:
-    """Cubes intersecting ``area``; raises :class:`CubeNotFoundError` if there are none.
+    """Cubes intersecting ``area``.
 
-    ``catalog``: a :class:`Catalog`, a catalog URL or path, or None for the official one.
+    Parameters
+    ----------
+    area : point, box or polygon (:mod:`itscube.io.area`).
+    catalog : a :class:`Catalog`, a catalog URL or path, or None for the official one
+        (``ITSCUBE_CATALOG`` overrides it).
+
+    Raises
+    ------
+    CubeNotFoundError
+        No cube covers ``area``.
+    CatalogError
+        The catalog cannot be read.
     """
     if not isinstance(catalog, Catalog):
         catalog = load_catalog(catalog)

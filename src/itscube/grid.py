@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyproj
+import rioxarray  # noqa: F401  (registers the .rio accessor every domain module uses)
 import xarray as xr
 
 from itscube.errors import CubeFormatError, InputError, MissingCRSError
@@ -58,8 +59,6 @@ def time_dim(ds: xr.Dataset) -> str:
 def with_crs(ds, crs):
     """``ds`` with ``crs`` as its CF grid mapping variable ``mapping``, named in the
     ``grid_mapping`` attribute of every (y, x) variable (unchanged if ``crs`` is None)."""
-    import rioxarray  # noqa: F401  (registers the .rio accessor)
-
     if crs is None:
         return ds
     ds = ds.rio.write_crs(crs, grid_mapping_name="mapping")
@@ -103,8 +102,6 @@ def cube_epsg(ds: xr.Dataset) -> int:
     MissingCRSError
         No CRS anywhere.
     """
-    import rioxarray  # noqa: F401  (registers the .rio accessor)
-
     gm = next((ds[n].attrs for n in GRID_MAPPING_NAMES if n in ds.variables), {})
     epsg = epsg_of(
         gm.get("spatial_epsg"), gm.get("crs_wkt"), gm.get("spatial_ref"), ds.attrs.get("projection")

@@ -92,6 +92,26 @@ def _readable_metavars(command) -> None:
         )
 
 
+REPEATABLE = {"series point"}
+"""Pair options that may be given several times. Typer cannot declare a list of pairs, so
+:func:`_fold_pairs` joins each ``--point X Y`` into one ``"X Y"`` value before parsing."""
+
+
+def _fold_pairs(args: list[str]) -> list[str]:
+    """``series ... --point X Y --point X Y`` as ``--point "X Y"`` values (see REPEATABLE)."""
+    if not args or f"{args[0]} point" not in REPEATABLE:
+        return args
+    out, i = [], 0
+    while i < len(args):
+        if args[i] == "--point" and i + 2 < len(args):
+            out += ["--point", f"{args[i + 1]} {args[i + 2]}"]
+            i += 3
+        else:
+            out.append(args[i])
+            i += 1
+    return out
+
+
 class _OneLineErrors(typer.core.TyperGroup):
     """Command-line mistakes (unknown option, bad value, extra argument) as one line
     ``error: ...`` with exit code 2, like every other itscube error, not a box; and
@@ -101,9 +121,13 @@ class _OneLineErrors(typer.core.TyperGroup):
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             _readable_metavars(command)
+            for param in getattr(command, "params", []):
+                if f"{cmd_name} {param.name}" in REPEATABLE:
+                    param.metavar = "LON LAT"
         return command
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        args = _fold_pairs(list(sys.argv[1:] if args is None else args))
         try:
             rv = super().main(
                 args=args,
@@ -156,6 +180,9 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 PARAM_FLAGS = {
     "upscales": "--upscale",
+    "regular": "--regularise",
+    "with_climatology": "--climatology",
+    "points": "--points",
     "sensors": "--sensor",
     "min_valid_percent": "--min-valid",
     "grid_step": "--grid",
@@ -941,6 +968,147 @@ def track(
         table.add_row("median 1-sigma spread", f"{s['median_spread_m']:.1f} m")
     table.add_row("files", str(len(product.files)))
     out_console.print(table)
+
+
+# ---------------------------------------------------------------- series
+
+
+def _targets(point, points, profile, profile_file, spacing, polygon, crs):
+    from itscube.series import (
+        line_from_file,
+        point_targets,
+        points_from_file,
+        polygon_target,
+        profile_targets,
+    )
+
+    given = [bool(point), points is not None, profile is not None, profile_file is not None]
+    given.append(polygon is not None)
+    if sum(given) != 1:
+        raise InputError(
+            "give exactly one of --point (repeatable), --points, --profile, --profile-file or "
+            "--polygon"
+        )
+    if point:
+        pairs = []
+        for text in point:
+            try:
+                x, y = (float(v) for v in text.split())
+            except ValueError:
+                raise InputError(f"--point {text!r}: give two numbers, LON LAT") from None
+            pairs.append((x, y))
+        return point_targets(pairs, crs)
+    if points is not None:
+        return points_from_file(points, crs)
+    if profile is not None:
+        return profile_targets(*profile, spacing_m=spacing, crs=crs)
+    if profile_file is not None:
+        return line_from_file(profile_file, spacing, crs)
+    return polygon_target(polygon, crs)
+
+
+@app.command()
+@friendly
+def series(
+    cube: Annotated[
+        str | None,
+        typer.Argument(help="A cube (path or URL); default: the archive, through the catalog."),
+    ] = None,
+    point: Annotated[
+        list[str] | None,
+        typer.Option("--point", help="A point: LON LAT (or X Y with --crs); repeatable."),
+    ] = None,
+    points: Annotated[
+        Path | None,
+        typer.Option("--points", help="CSV (x,y or lon,lat; optional id) or GeoJSON points."),
+    ] = None,
+    profile: Annotated[
+        tuple[float, float, float, float] | None,
+        typer.Option("--profile", help="A transect X0 Y0 X1 Y1 (lon/lat, or metres with --crs)."),
+    ] = None,
+    profile_file: Annotated[
+        Path | None,
+        typer.Option("--profile-file", help="A GeoJSON LineString (a flowline) to sample along."),
+    ] = None,
+    spacing: Annotated[
+        float | None,
+        typer.Option("--spacing", help="Metres between profile samples (default 120, a pixel)."),
+    ] = None,
+    polygon: PolygonOpt = None,
+    crs: CrsOpt = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="subyearly (image pairs), annual or both.")
+    ] = "subyearly",
+    interp: Annotated[
+        str, typer.Option("--interp", help="nearest (default) or bilinear.")
+    ] = "nearest",
+    buffer: Annotated[
+        float,
+        typer.Option(
+            "--buffer", help="Average the pixels within this radius (m), e.g. 300.", min=0
+        ),
+    ] = 0.0,
+    regularise: Annotated[
+        str | None,
+        typer.Option(
+            "--regularise", help="Regular series of weighted means per bin: 1MS, QS or YS."
+        ),
+    ] = None,
+    climatology: Annotated[
+        bool, typer.Option("--climatology", help="Also the mean annual cycle, by month.")
+    ] = False,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    min_dt_days: MinDtOpt = None,
+    max_dt_days: MaxDtOpt = None,
+    sensor: SensorOpt = None,
+    min_valid: Annotated[
+        float | None,
+        typer.Option("--min-valid", help="Minimum roi_valid_percentage (notebooks: 40)."),
+    ] = None,
+    max_error: MaxErrorOpt = None,
+    catalog: CatalogOpt = None,
+    stac: StacOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of series/.")] = Path("."),
+    figures: FiguresOpt = True,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+):
+    """Velocity time series at points, along a profile or over a polygon, from a cube or
+    straight from the archive (only the chunks holding the pixels are read).
+
+    Writes OUT/series/<name>_<sdate>_<edate>/ with series.csv, series.nc, series.parquet,
+    figures and summary.json. Example: itscube series --point -49.6 69.17 --start 2018
+    """
+    from itscube.products.series import run_series
+    from itscube.window import Filters
+
+    targets = _targets(point, points, profile, profile_file, spacing, polygon, crs)
+    filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), min_valid, max_error)
+    product = run_series(
+        targets,
+        cube,
+        out=out,
+        kind=kind,
+        start=start,
+        end=end,
+        filters=filters,
+        interp=interp,
+        buffer=buffer,
+        regular=regularise,
+        with_climatology=climatology,
+        catalog=catalog,
+        stac=stac,
+        figures=figures,
+        overwrite=overwrite,
+        progress=_progress(progress),
+    )
+    s = product.summary
+    out_console.print(
+        f"{s['points']} point(s), {s['layers']} layers ({s['kind']}, {s['interp']}) from "
+        f"{len(s['cubes'])} cube(s)"
+    )
+    print_path("folder", product.folder)
 
 
 # ---------------------------------------------------------------- demo

@@ -39,7 +39,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
-from zarr.core.sync import _get_loop
 
 from itscube._typing import KINDS, Kind, check_choice
 from itscube._version import __version__
@@ -56,7 +55,7 @@ from itscube.io import remote
 from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from itscube.io.files import check_out_dir
-from itscube.io.stores import SourceArray, SourceCube, open_source
+from itscube.io.stores import SourceArray, SourceCube, open_source, run_sync
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.window import Filters, date_window, layer_mask, parse_date
 
@@ -857,19 +856,6 @@ def _create_array(group, name: str, shape, spec: VarSpec, chunks) -> zarr.Array:
 # --------------------------------------------------------------------------- run
 
 
-def _run(coro):
-    """Run a coroutine on zarr's event loop thread; Ctrl-C cancels it cleanly."""
-    loop = _get_loop()
-    fut = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        return fut.result()
-    except BaseException:
-        fut.cancel()
-        with contextlib.suppress(BaseException):
-            fut.result(timeout=10)
-        raise
-
-
 async def _assemble(
     staged: list[StagedStore], on_block: Callable[[Block, StorePlan], None] | None
 ) -> int:
@@ -1150,11 +1136,11 @@ def _fetch_and_write(
             step(1, mb=sum(p.cube.store.stats.bytes for p in all_parts) / 1e6)
 
         with zarr.config.set({"async.concurrency": max(10, workers)}):
-            assembled = _run(_assemble(staged, advance))
+            assembled = run_sync(_assemble(staged, advance))
     stores: list[Path] = []
     for store in staged:
         statics = {
-            n: _run(_read_static(store.plan, s))
+            n: run_sync(_read_static(store.plan, s))
             for n, s in store.plan.specs.items()
             if s.role in ("static", "other")
         }

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -43,7 +44,7 @@ import zarr
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.array import AsyncArray
 from zarr.core.buffer import Buffer, BufferPrototype
-from zarr.core.sync import sync
+from zarr.core.sync import _get_loop, sync
 from zarr.storage import FsspecStore, LocalStore, StorePath, WrapperStore
 
 from itscube.errors import CubeFormatError, CubeNotFoundError, DownloadError
@@ -62,6 +63,7 @@ __all__ = [
     "is_icechunk",
     "open_icechunk_session",
     "open_source",
+    "run_sync",
 ]
 
 FORMATS = ("zarr-v2", "zarr-v3", "icechunk")
@@ -588,6 +590,19 @@ class SourceCube:
         if todo:
             self._small.update(zip(todo, sync(go()), strict=True))
         return {n: self._small[n] for n in names}
+
+
+def run_sync(coro):
+    """Run a coroutine on zarr's event loop thread and wait; Ctrl-C cancels it cleanly."""
+    loop = _get_loop()
+    fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return fut.result()
+    except BaseException:
+        fut.cancel()
+        with contextlib.suppress(BaseException):
+            fut.result(timeout=10)
+        raise
 
 
 def is_icechunk(url: str) -> bool:

@@ -1,0 +1,633 @@
+"""Velocity time series at points, along profiles and over areas, read straight from cubes.
+
+Where the series come from
+--------------------------
+A local cube, or the archive: cubes are found through the catalog (or a STAC API) as
+:func:`itscube.download` finds them, and each target is read from the first cube whose grid
+holds it, in that cube's projection. Only the chunk columns holding the sampled pixels are
+read (:mod:`itscube.io.pixels`), concurrently and with retries.
+
+Sampling
+--------
+* ``interp="nearest"`` (default): the pixel whose cell holds the point.
+* ``interp="bilinear"``: the four pixels around the point, bilinear weights; NaN when any of
+  them has no data (a gap is never filled silently).
+* ``buffer=R`` (m): every pixel whose centre lies within R of the point, averaged.
+* a polygon: every pixel whose centre lies inside, averaged, with the valid fraction.
+
+Averages over several pixels weight each valid pixel by ``1/error^2`` where errors are per
+pixel (annual composites) and equally where they are per layer (image pairs). Their error is
+``1/sqrt(sum w)`` for per-pixel errors (independent pixels: optimistic) and the layer error
+itself for per-layer errors (errors fully correlated within a layer: not reduced by
+averaging). ``v`` is ``hypot(vx, vy)`` of the sampled components, and its error follows from
+theirs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+import shapely.geometry as sg
+import shapely.ops
+import xarray as xr
+
+from itscube._typing import CRSLike, Kind, check_choice
+from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
+from itscube.grid import grid_bounds, spacing
+from itscube.io.area import LONLAT, parse_crs, polygon_area, read_csv_points
+from itscube.io.pixels import LAYER_VARIABLES, PIXEL_VARIABLES, read_layers, read_pixels
+from itscube.io.stores import SourceCube, open_source
+from itscube.temporal import period_mean
+from itscube.window import DateLike, Filters, date_window, layer_mask
+
+__all__ = [
+    "INTERPOLATIONS",
+    "Interp",
+    "Targets",
+    "climatology",
+    "line_from_file",
+    "line_targets",
+    "point_targets",
+    "points_from_file",
+    "polygon_target",
+    "profile_targets",
+    "regularise",
+    "time_series",
+]
+
+Interp = Literal["nearest", "bilinear"]
+INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear")
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """Where to sample.
+
+    Attributes
+    ----------
+    kind : ``"points"``, ``"profile"`` or ``"polygon"``.
+    x, y : coordinates of the points (of the polygon's centroid) in ``crs``.
+    crs : their CRS (EPSG:4326 for lon/lat).
+    ids : one identifier per point.
+    distance : metres along the profile (profiles only).
+    polygon : the area (polygons only), in ``crs``.
+    """
+
+    kind: str
+    x: np.ndarray
+    y: np.ndarray
+    crs: pyproj.CRS
+    ids: list[str]
+    distance: np.ndarray | None = None
+    polygon: shapely.Geometry | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        tr = pyproj.Transformer.from_crs(self.crs, LONLAT, always_xy=True)
+        return tr.transform(self.x, self.y)
+
+    def in_crs(self, epsg: int) -> tuple[np.ndarray, np.ndarray]:
+        tr = pyproj.Transformer.from_crs(self.crs, pyproj.CRS.from_epsg(epsg), always_xy=True)
+        x, y = tr.transform(self.x, self.y)
+        return np.asarray(x, "f8"), np.asarray(y, "f8")
+
+    def label(self) -> str:
+        if self.kind == "points" and len(self) == 1:
+            lon, lat = self.lonlat()
+            return f"point_{lon[0]:.4f}_{lat[0]:.4f}"
+        return self.kind
+
+
+def point_targets(
+    points: Sequence[Sequence[float]], crs: CRSLike | None = None, ids: Sequence | None = None
+) -> Targets:
+    """Points as ``[(x, y), ...]`` in ``crs`` (default lon/lat).
+
+    Raises
+    ------
+    InputError
+        No points, or non-finite coordinates.
+    """
+    xy = np.asarray(points, "f8").reshape(-1, 2)
+    if len(xy) == 0:
+        raise InputError("give at least one point", params="points")
+    if not np.isfinite(xy).all():
+        raise InputError("points must be finite numbers", params="points")
+    names = [str(i) for i in (ids if ids is not None else range(len(xy)))]
+    return Targets("points", xy[:, 0], xy[:, 1], parse_crs(crs), names)
+
+
+def points_from_file(path: str | Path, crs: CRSLike | None = None) -> Targets:
+    """Points from a CSV (x, y or lon, lat columns, optional ``id``) or GeoJSON points
+    (optional ``id`` property).
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, or no points in it.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"points {path}: file not found", params="points")
+    if p.suffix.lower() in (".geojson", ".json"):
+        doc = json.loads(p.read_text())
+        feats = doc.get("features", [doc])
+        geoms = [(f.get("geometry") or {}, f.get("properties") or {}) for f in feats]
+        pts = [
+            (g["coordinates"][0], g["coordinates"][1], pr.get("id"))
+            for g, pr in geoms
+            if g.get("type") == "Point"
+        ]
+        if not pts:
+            raise InputError(f"points {path}: no Point features", params="points")
+        ids = [str(i if i is not None else n) for n, (_, _, i) in enumerate(pts)]
+        return point_targets([(a, b) for a, b, _ in pts], crs, ids)
+    xy, lonlat = read_csv_points(p)
+    table = pd.read_csv(p)
+    ids = list(table["id"]) if "id" in table.columns else None
+    return point_targets(xy, crs if crs is not None else (None if lonlat else _needs_crs(p)), ids)
+
+
+def _needs_crs(path: Path) -> None:
+    raise InputError(
+        f"points {path}: columns are x, y; give crs (e.g. EPSG:3413) to say their projection",
+        params=("points", "crs"),
+    )
+
+
+def profile_targets(
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    spacing_m: float | None = None,
+    crs: CRSLike | None = None,
+) -> Targets:
+    """Points every ``spacing_m`` metres (default 120, one ITS_LIVE pixel) from (x0, y0) to
+    (x1, y1), along the geodesic for lon/lat ends, straight for projected ones.
+
+    Raises
+    ------
+    InputError
+        A profile of zero length, or a spacing that is not positive.
+    """
+    c = parse_crs(crs)
+    return line_targets([(x0, y0), (x1, y1)], spacing_m, c)
+
+
+def line_targets(
+    vertices: Sequence[Sequence[float]], spacing_m: float | None = None, crs: CRSLike | None = None
+) -> Targets:
+    """Points every ``spacing_m`` metres along a polyline (a flowline or a transect)."""
+    step = 120.0 if spacing_m is None else float(spacing_m)
+    if not step > 0:
+        raise InputError(f"spacing must be > 0 m; got {spacing_m}", params="spacing")
+    c = parse_crs(crs)
+    v = np.asarray(vertices, "f8").reshape(-1, 2)
+    xs, ys, dist = [v[0, 0]], [v[0, 1]], [0.0]
+    geod = pyproj.Geod(ellps="WGS84") if c.is_geographic else None
+    total = 0.0
+    for (ax, ay), (bx, by) in itertools.pairwise(v):
+        length = geod.inv(ax, ay, bx, by)[2] if geod else float(np.hypot(bx - ax, by - ay))
+        n = int(np.floor(length / step))
+        for k in range(1, n + 1):
+            f = k * step / length
+            if geod:
+                px, py = _geod_point(geod, ax, ay, bx, by, f)
+            else:
+                px, py = ax + f * (bx - ax), ay + f * (by - ay)
+            xs.append(px)
+            ys.append(py)
+            dist.append(total + k * step)
+        total += length
+    if total <= 0:
+        raise InputError("the profile has zero length; give two different ends", params="profile")
+    return Targets(
+        "profile", np.array(xs), np.array(ys), c, [str(i) for i in range(len(xs))], np.array(dist)
+    )
+
+
+def _geod_point(geod: pyproj.Geod, ax, ay, bx, by, f) -> tuple[float, float]:
+    az, _, length = geod.inv(ax, ay, bx, by)
+    lon, lat, _ = geod.fwd(ax, ay, az, f * length)
+    return float(lon), float(lat)
+
+
+def polygon_target(path: str | Path, crs: CRSLike | None = None) -> Targets:
+    """An area mean over a polygon (GeoJSON or CSV of vertices, see
+    :func:`itscube.polygon_area`)."""
+    area = polygon_area(path, crs)
+    c = area.geometry.centroid
+    return Targets(
+        "polygon",
+        np.array([c.x]),
+        np.array([c.y]),
+        area.crs,
+        [Path(path).stem],
+        polygon=area.geometry,
+    )
+
+
+def line_from_file(path: str | Path, spacing_m: float | None = None, crs: CRSLike | None = None):
+    """A profile along the (first) LineString of a GeoJSON file (lon/lat unless ``crs``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"profile {path}: file not found", params="profile")
+    doc = json.loads(p.read_text())
+    feats = doc.get("features", [doc])
+    for f in feats:
+        g = f.get("geometry", f) or {}
+        if g.get("type") == "LineString":
+            return line_targets(g["coordinates"], spacing_m, crs)
+    raise InputError(f"profile {path}: no LineString geometry", params="profile")
+
+
+# ------------------------------------------------------------------ sampling
+
+
+@dataclasses.dataclass
+class _Pixels:
+    """The pixels of one target and their weights (nearest/bilinear: the interpolation
+    weights; averages: equal, replaced by error weights when errors are per pixel)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    weights: np.ndarray
+    average: bool
+
+
+def _pixels(tx, ty, gx, gy, interp, buffer, polygon) -> _Pixels | None:
+    """The pixels of the grid (cell centres ``gx``, ``gy``) a target uses; None when the
+    target lies off the grid."""
+    xmin, ymin, xmax, ymax = grid_bounds(gx, gy)
+    if polygon is not None:
+        X, Y = np.meshgrid(gx, gy)
+        rows, cols = np.nonzero(shapely.contains_xy(polygon, X, Y))
+        if len(rows) == 0:
+            return None
+        return _Pixels(rows, cols, np.ones(len(rows)), True)
+    if not (xmin <= tx <= xmax and ymin <= ty <= ymax):
+        return None
+    dx, dy = spacing(gx, "x"), spacing(gy, "y")
+    fj, fi = (tx - gx[0]) / dx, (ty - gy[0]) / dy
+    if buffer > 0:
+        X, Y = np.meshgrid(gx, gy)
+        rows, cols = np.nonzero(np.hypot(X - tx, Y - ty) <= buffer)
+        if len(rows) == 0:
+            rows, cols = np.array([round(fi)]), np.array([round(fj)])
+        return _Pixels(rows, cols, np.ones(len(rows)), True)
+    if interp == "nearest":
+        i = int(np.clip(round(fi), 0, len(gy) - 1))
+        j = int(np.clip(round(fj), 0, len(gx) - 1))
+        return _Pixels(np.array([i]), np.array([j]), np.ones(1), False)
+    i0 = int(np.clip(np.floor(fi), 0, max(len(gy) - 2, 0)))
+    j0 = int(np.clip(np.floor(fj), 0, max(len(gx) - 2, 0)))
+    wi, wj = float(np.clip(fi - i0, 0, 1)), float(np.clip(fj - j0, 0, 1))
+    rows = np.array([i0, i0, i0 + 1, i0 + 1])
+    cols = np.array([j0, j0 + 1, j0, j0 + 1])
+    w = np.array([(1 - wi) * (1 - wj), (1 - wi) * wj, wi * (1 - wj), wi * wj])
+    return _Pixels(rows, cols, w, False)
+
+
+def _combine(values: np.ndarray, px: _Pixels, sigma: np.ndarray | None):
+    """``(value, error, n_pixels)`` series of one target from its pixels' ``(time, pixel)``
+    values (and per-pixel errors, if any)."""
+    valid = np.isfinite(values)
+    if not px.average:
+        use = px.weights > 0
+        bad = ~valid[:, use].all(axis=1)
+        out = np.where(bad, np.nan, np.nan_to_num(values[:, use]) @ px.weights[use])
+        err = None
+        if sigma is not None:
+            err = np.sqrt(np.nan_to_num(sigma[:, use]) ** 2 @ px.weights[use] ** 2)
+            err = np.where(bad, np.nan, err)
+        return out, err, np.where(bad, 0, use.sum())
+    w = np.ones(values.shape)
+    if sigma is not None:
+        w = 1.0 / np.maximum(np.nan_to_num(sigma, nan=np.inf), 0.1) ** 2
+    w = np.where(valid, w, 0.0)
+    sw = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(sw > 0, (np.nan_to_num(values) * w).sum(axis=1) / sw, np.nan)
+        err = np.where(sw > 0, 1.0 / np.sqrt(sw), np.nan) if sigma is not None else None
+    return mean, err, valid.sum(axis=1)
+
+
+def _layer_selection(layers: dict, tdim: str, start, end, filters: Filters) -> np.ndarray:
+    """Indices of the layers inside the window that pass the filters, in time order."""
+    times = layers[tdim]
+    t0, t1 = date_window(start, end)
+    mask = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
+    need = [v for v in filters.needed_variables() if v not in layers]
+    if need:
+        raise InputError(
+            f"the layer filters need {', '.join(need)}, which the cube lacks; drop those filters",
+            params="filters",
+        )
+    mask &= layer_mask(layers, filters, len(times))
+    if filters.max_error is not None:
+        for name in ("vx_error", "vy_error"):
+            if name in layers:
+                mask &= ~(layers[name] > filters.max_error)
+    idx = np.nonzero(mask)[0]
+    return idx[np.argsort(times[idx], kind="stable")]
+
+
+def _series_of(values, errors, layer_err, px: _Pixels, sel: np.ndarray, lookup: dict):
+    """vx (or vy) of one target and its error: from its pixels' values, weighted by
+    per-pixel errors where there are any, else with the per-layer error."""
+    cols = np.array([lookup[(r, c)] for r, c in zip(px.rows, px.cols, strict=True)])
+    sigma = errors[:, cols] if errors is not None else None
+    value, err, n = _combine(values[:, cols], px, sigma)
+    if err is None and layer_err is not None:
+        err = np.where(np.isfinite(value), layer_err[sel], np.nan)
+    return value, err, n
+
+
+def _sample_cube(cube: SourceCube, targets: Targets, which: list[int], pixels: dict, sel, layers):
+    """One cube's share of the targets: a (point, time) dataset."""
+    tdim = cube.time_dim
+    rows = np.concatenate([pixels[i].rows for i in which])
+    cols = np.concatenate([pixels[i].cols for i in which])
+    unique = sorted(set(zip(rows.tolist(), cols.tolist(), strict=True)))
+    lookup = {rc: k for k, rc in enumerate(unique)}
+    ur, uc = (np.array(a, np.int64) for a in zip(*unique, strict=True))
+    data = read_pixels(cube, PIXEL_VARIABLES, ur, uc, times=sel)
+    if "vx" not in data or "vy" not in data:
+        raise CubeNotFoundError(f"{cube.url}: the cube has no vx/vy to sample")
+    out: dict[str, list] = {k: [] for k in ("vx", "vy", "vx_error", "vy_error", "n_pixels")}
+    out["valid_fraction"] = []
+    for i in which:
+        px = pixels[i]
+        for comp in ("vx", "vy"):
+            value, err, n = _series_of(
+                data[comp], data.get(f"{comp}_error"), layers.get(f"{comp}_error"), px, sel, lookup
+            )
+            out[comp].append(value)
+            out[f"{comp}_error"].append(err if err is not None else np.full(len(sel), np.nan))
+        out["n_pixels"].append(n)
+        out["valid_fraction"].append(n / len(px.rows))
+    pt = ("point", tdim)
+    ds = xr.Dataset(
+        {k: (pt, np.asarray(v, "f8" if k != "n_pixels" else "i4")) for k, v in out.items()},
+        coords={"point": np.asarray(which), tdim: layers[tdim][sel]},
+    )
+    for name in LAYER_VARIABLES:
+        if name in layers and name not in ("vx_error", "vy_error", "v_error"):
+            ds[name] = (pt, np.broadcast_to(layers[name][sel], (len(which), len(sel))).copy())
+    ds["source"] = ("point", np.full(len(which), cube.url))
+    ds["epsg"] = ("point", np.full(len(which), cube.epsg))
+    return ds
+
+
+def _sources(targets: Targets, cube, kind: str, catalog, stac) -> list[str]:
+    if cube is not None:
+        return [_cube_url(cube)]
+    from itscube.io.area import Area
+    from itscube.io.catalog import find_cubes, find_cubes_stac, load_catalog
+
+    lon, lat = targets.lonlat()
+    geom = (
+        shapely.ops.transform(
+            pyproj.Transformer.from_crs(targets.crs, LONLAT, always_xy=True).transform,
+            targets.polygon,
+        )
+        if targets.polygon is not None
+        else sg.MultiPoint(np.column_stack([lon, lat])).envelope
+    )
+    area = Area(geom, LONLAT, targets.label())
+    entries = find_cubes_stac(area, stac) if stac else find_cubes(area, load_catalog(catalog))
+    return [e.url(kind) for e in entries]
+
+
+def _cube_url(cube) -> str:
+    """A local download folder names its single store; anything else is used as given."""
+    p = Path(str(cube))
+    if p.is_dir() and not any((p / m).exists() for m in (".zmetadata", "zarr.json", ".zgroup")):
+        stores = sorted(p.glob("*.zarr"))
+        if len(stores) == 1:
+            return str(stores[0])
+    return str(cube)
+
+
+# ------------------------------------------------------------------ the API
+
+
+def time_series(
+    targets: Targets,
+    cube: str | os.PathLike | None = None,
+    *,
+    kind: Kind = "subyearly",
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    filters: Filters | None = None,
+    interp: Interp = "nearest",
+    buffer: float = 0.0,
+    catalog=None,
+    stac: str | None = None,
+    workers: int = 32,
+) -> xr.Dataset:
+    """Velocity time series of ``targets`` (see the module docstring for the sampling).
+
+    Parameters
+    ----------
+    targets : from :func:`point_targets`, :func:`points_from_file`, :func:`profile_targets`,
+        :func:`line_from_file` or :func:`polygon_target`.
+    cube : a local or remote cube; default: the cubes of the catalog (or ``stac``) that
+        cover the targets, each target read from the first one whose grid holds it.
+    kind : ``subyearly`` (image pairs) or ``annual`` (composites).
+    start, end : inclusive dates (default: all layers).
+    filters : layer filters, as for :func:`itscube.download`.
+    interp : ``nearest`` or ``bilinear`` (points and profiles).
+    buffer : average the pixels within this radius (m) of each point instead.
+    catalog, stac : where to find cubes (as :func:`itscube.download`).
+    workers : concurrent requests per cube.
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``(point, mid_date)`` (``time`` for annual): ``vx``, ``vy``, ``v`` and their
+        errors (m/yr), ``n_pixels`` (pixels averaged), ``valid_fraction``; the pairs'
+        acquisition dates, ``date_dt`` (days) and platforms; per point ``id``, ``x``,
+        ``y`` (in ``targets.crs``), ``lon``, ``lat``, ``distance`` (profiles, m), the
+        ``source`` cube and its ``epsg``.
+
+    Raises
+    ------
+    InputError
+        Bad options.
+    CubeNotFoundError
+        A target lies outside every cube (the message lists them).
+    EmptySelectionError
+        No layer in the window, or a polygon without valid pixels.
+    """
+    check_choice(interp, INTERPOLATIONS, "interp")
+    check_choice(kind, ("subyearly", "annual"), "kind")
+    if not buffer >= 0:
+        raise InputError(f"buffer must be >= 0 m; got {buffer}", params="buffer")
+    filters = filters or Filters()
+    remaining = list(range(len(targets)))
+    parts = []
+    for url in _sources(targets, cube, kind, catalog, stac):
+        if not remaining:
+            break
+        src = open_source(url, workers=workers)
+        part, remaining = _from_cube(src, targets, remaining, interp, buffer, start, end, filters)
+        if part is not None:
+            parts.append(part)
+    if remaining:
+        lon, lat = targets.lonlat()
+        where = ", ".join(f"{targets.ids[i]} ({lon[i]:.4f}, {lat[i]:.4f})" for i in remaining[:5])
+        raise CubeNotFoundError(
+            f"{len(remaining)} of {len(targets)} target(s) lie outside every cube: {where}"
+            f"{' ...' if len(remaining) > 5 else ''}; check the coordinates and their crs"
+        )
+    return _assemble(parts, targets, kind, interp, buffer, start, end)
+
+
+def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, filters):
+    grid = src.read_many(["x", "y"])
+    gx, gy = np.asarray(grid["x"], "f8"), np.asarray(grid["y"], "f8")
+    tx, ty = targets.in_crs(src.epsg)
+    poly = None
+    if targets.polygon is not None:
+        tr = pyproj.Transformer.from_crs(
+            targets.crs, pyproj.CRS.from_epsg(src.epsg), always_xy=True
+        )
+        poly = shapely.ops.transform(tr.transform, targets.polygon)
+    pixels = {}
+    for i in remaining:
+        px = _pixels(tx[i], ty[i], gx, gy, interp, buffer, poly)
+        if px is not None:
+            pixels[i] = px
+    if not pixels:
+        return None, remaining
+    tdim = src.time_dim
+    names = LAYER_VARIABLES if tdim != "time" or "date_dt" in src else ()
+    layers = read_layers(src, names)
+    sel = _layer_selection(layers, tdim, start, end, filters)
+    if len(sel) == 0:
+        t = layers[tdim]
+        span = f"{str(t.min())[:10]} .. {str(t.max())[:10]}" if len(t) else "no layers"
+        raise EmptySelectionError(
+            f"no layer of {src.url} lies in the window and passes the filters; it holds "
+            f"{len(t)} layers ({span})",
+            params=("start", "end"),
+        )
+    which = sorted(pixels)
+    part = _sample_cube(src, targets, which, pixels, sel, layers)
+    return part, [i for i in remaining if i not in pixels]
+
+
+def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.Dataset:
+    tdim = "time" if kind == "annual" else "mid_date"
+    parts = [
+        p.rename({p.attrs.get("tdim", next(d for d in p.dims if d != "point")): tdim})
+        for p in parts
+    ]
+    ds = (
+        xr.concat(parts, dim="point", join="outer", fill_value={"n_pixels": 0})
+        if len(parts) > 1
+        else parts[0]
+    )
+    ds = ds.sortby("point").sortby(tdim)
+    ds["v"] = np.hypot(ds["vx"], ds["vy"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ds["v_error"] = (
+            np.sqrt((ds["vx"] * ds["vx_error"]) ** 2 + (ds["vy"] * ds["vy_error"]) ** 2) / ds["v"]
+        )
+    if targets.polygon is not None and not np.isfinite(ds["vx"].values).any():
+        raise EmptySelectionError(
+            "the polygon has no valid pixel in the window; choose a larger area or other dates",
+            params="polygon",
+        )
+    lon, lat = targets.lonlat()
+    idx = ds["point"].values
+    ds = ds.assign_coords(
+        id=("point", np.asarray(targets.ids, dtype=object)[idx].astype(str)),
+        x=("point", targets.x[idx]),
+        y=("point", targets.y[idx]),
+        lon=("point", np.asarray(lon)[idx]),
+        lat=("point", np.asarray(lat)[idx]),
+    )
+    if targets.distance is not None:
+        ds = ds.assign_coords(distance=("point", targets.distance[idx]))
+        ds["distance"].attrs.update(units="m", long_name="distance along the profile")
+    for name in ("vx", "vy", "v", "vx_error", "vy_error", "v_error"):
+        ds[name].attrs["units"] = "m yr-1"
+    ds["n_pixels"].attrs.update(long_name="valid pixels combined", units="1")
+    ds["valid_fraction"].attrs.update(long_name="valid share of the pixels sampled", units="1")
+    ds.attrs.update(
+        itscube_product="time_series",
+        targets=targets.kind,
+        kind=kind,
+        interp="buffer" if buffer > 0 else ("polygon" if targets.polygon is not None else interp),
+        buffer_m=float(buffer),
+        crs=targets.crs.to_string(),
+        start="" if start is None else str(start),
+        end="" if end is None else str(end),
+    )
+    return ds
+
+
+def regularise(series: xr.Dataset, freq: str) -> xr.Dataset:
+    """Regular series: per bin of ``freq`` (``1MS``, ``QS``, ``YS`` or another pandas
+    frequency), the ``1/error^2``-weighted mean of the image pairs whose whole acquisition
+    span lies inside the bin (:func:`itscube.period_mean` with ``within_span``), with its
+    error and the number of pairs.
+
+    Raises
+    ------
+    InputError
+        ``freq`` is not a pandas frequency.
+    """
+    tdim = "mid_date" if "mid_date" in series.dims else "time"
+    per_point = []
+    for p in series["point"].values:
+        one = series.sel(point=p)
+        one = one[[v for v in one.data_vars if one[v].dims == (tdim,)]]
+        mean = period_mean(one, freq, within_span=True)
+        per_point.append(mean.drop_vars(["period", "mapping"], errors="ignore"))
+    out = xr.concat(per_point, dim="point", join="outer", coords="minimal", compat="override")
+    out = out.assign_coords(point=series["point"].values)
+    for c in ("id", "x", "y", "lon", "lat", "distance"):
+        if c in series.coords:
+            out = out.assign_coords({c: series[c]})
+    out["v"] = np.hypot(out["vx"], out["vy"])
+    out["v"].attrs["units"] = "m yr-1"
+    out.attrs.update(series.attrs, regularised=freq)
+    return out
+
+
+def climatology(series: xr.Dataset) -> xr.Dataset:
+    """The mean annual cycle: monthly means (:func:`regularise` with ``1MS``) averaged by
+    calendar month over the years, with their spread (standard deviation between years)
+    and the number of years."""
+    monthly = regularise(series, "MS")
+    month = monthly["time"].dt.month
+    grouped = monthly["v"].groupby(month)
+    out = xr.Dataset(
+        {
+            "v": grouped.mean("time"),
+            "v_spread": grouped.std("time", ddof=1),
+            "years": monthly["v"].notnull().groupby(month).sum("time").astype("i4"),
+        }
+    ).rename({"month": "month"})
+    for c in ("id", "x", "y", "lon", "lat", "distance"):
+        if c in series.coords:
+            out = out.assign_coords({c: series[c]})
+    out["v"].attrs.update(units="m yr-1", long_name="mean speed of the calendar month")
+    out["v_spread"].attrs.update(units="m yr-1", long_name="standard deviation between years")
+    return out

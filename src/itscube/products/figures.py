@@ -447,15 +447,9 @@ def series_figure(
             label="annual composites",
         )
     if regular is not None:
-        ax.plot(
-            regular["time"].values,
-            regular["v"].values,
-            "o-",
-            color="tab:red",
-            ms=3,
-            lw=1,
-            label=f"regular ({regular.attrs.get('regularised', '')})",
-        )
+        bnds = regular["time_bnds"].values
+        label = f"regular ({regular.attrs.get('regularised', '')}), over each bin"
+        ax.hlines(regular["v"].values, bnds[:, 0], bnds[:, 1], color="tab:red", lw=2.2, label=label)
     ax.xaxis_date()
     ax.autoscale_view()
     ax.set_ylabel("speed (m yr-1)")

@@ -38,7 +38,6 @@ import pandas as pd
 import pyproj
 import shapely
 import shapely.geometry as sg
-import shapely.ops
 import xarray as xr
 
 from itscube._typing import CRSLike, Kind, check_choice
@@ -400,16 +399,18 @@ def _sources(targets: Targets, cube, kind: str, catalog, stac) -> list[str]:
 
     lon, lat = targets.lonlat()
     geom = (
-        shapely.ops.transform(
-            pyproj.Transformer.from_crs(targets.crs, LONLAT, always_xy=True).transform,
-            targets.polygon,
-        )
+        _transform(targets.polygon, targets.crs, LONLAT)
         if targets.polygon is not None
         else sg.MultiPoint(np.column_stack([lon, lat])).envelope
     )
     area = Area(geom, LONLAT, targets.label())
     entries = find_cubes_stac(area, stac) if stac else find_cubes(area, load_catalog(catalog))
     return [e.url(kind) for e in entries]
+
+
+def _transform(geom, src, dst):
+    tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
+    return shapely.transform(geom, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
 
 
 def _cube_url(cube) -> str:
@@ -503,10 +504,7 @@ def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, 
     tx, ty = targets.in_crs(src.epsg)
     poly = None
     if targets.polygon is not None:
-        tr = pyproj.Transformer.from_crs(
-            targets.crs, pyproj.CRS.from_epsg(src.epsg), always_xy=True
-        )
-        poly = shapely.ops.transform(tr.transform, targets.polygon)
+        poly = _transform(targets.polygon, targets.crs, f"EPSG:{src.epsg}")
     pixels = {}
     for i in remaining:
         px = _pixels(tx[i], ty[i], gx, gy, interp, buffer, poly)
@@ -600,7 +598,10 @@ def regularise(series: xr.Dataset, freq: str) -> xr.Dataset:
         one = one[[v for v in one.data_vars if one[v].dims == (tdim,)]]
         mean = period_mean(one, freq, within_span=True)
         per_point.append(mean.drop_vars(["period", "mapping"], errors="ignore"))
+    bounds = per_point[0]["time_bnds"]
+    per_point = [m.drop_vars(["time_bnds", "layers"]) for m in per_point]
     out = xr.concat(per_point, dim="point", join="outer", coords="minimal", compat="override")
+    out["time_bnds"] = bounds
     out = out.assign_coords(point=series["point"].values)
     for c in ("id", "x", "y", "lon", "lat", "distance"):
         if c in series.coords:

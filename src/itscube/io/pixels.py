@@ -19,8 +19,9 @@ from itscube.io.stores import SourceArray, SourceCube, run_sync
 
 __all__ = ["LAYER_VARIABLES", "PIXEL_VARIABLES", "decode", "read_layers", "read_pixels"]
 
-PIXEL_VARIABLES = ("vx", "vy", "v", "vx_error", "vy_error", "v_error")
-"""Velocity variables sampled at pixels (those a cube lacks are skipped)."""
+PIXEL_VARIABLES = ("vx", "vy", "vx_error", "vy_error")
+"""Velocity variables sampled at pixels (those a cube lacks, or holds per layer, are
+skipped); speed and its error follow from the components."""
 LAYER_VARIABLES = (
     "acquisition_date_img1",
     "acquisition_date_img2",

@@ -60,8 +60,22 @@ _LAZY = {
     "period_mean": "temporal",
     "select_layers": "temporal",
     "track": "track",
+    "time_series": "series",
 }
-_SUBMODULES = {"io", "products", "sample", "testing", "temporal", "strain", "flux", "track", "grid"}
+_SUBMODULES = {
+    "io",
+    "products",
+    "sample",
+    "testing",
+    "temporal",
+    "strain",
+    "flux",
+    "track",
+    "grid",
+    "series",
+    "window",
+    "progress",
+}
 
 __all__ = [
     "CatalogError",
@@ -90,6 +104,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from itscube.io.cube import open_cube  # noqa: F401
     from itscube.io.download import DownloadResult, download  # noqa: F401
+    from itscube.series import time_series  # noqa: F401
     from itscube.strain import strain_rates  # noqa: F401
     from itscube.temporal import Filters, period_mean, select_layers  # noqa: F401
     from itscube.track import track  # noqa: F401

@@ -427,9 +427,10 @@ def _cube_url(cube) -> str:
 
 
 def time_series(
-    targets: Targets,
+    targets: Targets | Sequence[Sequence[float]],
     cube: str | os.PathLike | None = None,
     *,
+    crs: CRSLike | None = None,
     kind: Kind = "subyearly",
     start: DateLike | None = None,
     end: DateLike | None = None,
@@ -445,7 +446,8 @@ def time_series(
     Parameters
     ----------
     targets : from :func:`point_targets`, :func:`points_from_file`, :func:`profile_targets`,
-        :func:`line_from_file` or :func:`polygon_target`.
+        :func:`line_from_file` or :func:`polygon_target`; or simply ``[(x, y), ...]``
+        points in ``crs`` (default lon/lat).
     cube : a local or remote cube; default: the cubes of the catalog (or ``stac``) that
         cover the targets, each target read from the first one whose grid holds it.
     kind : ``subyearly`` (image pairs) or ``annual`` (composites).
@@ -474,6 +476,8 @@ def time_series(
     EmptySelectionError
         No layer in the window, or a polygon without valid pixels.
     """
+    if not isinstance(targets, Targets):
+        targets = point_targets(targets, crs)
     check_choice(interp, INTERPOLATIONS, "interp")
     check_choice(kind, ("subyearly", "annual"), "kind")
     if not buffer >= 0:

@@ -355,6 +355,26 @@ TrackGapRadiusOpt = Annotated[
 ]
 
 
+BackgroundOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--background",
+        help="Draw the figures over an image: auto (the clearest Sentinel-2 scene nearest the "
+        "start date, from --background-stac) or an RGB GeoTIFF.",
+        metavar="auto|FILE",
+    ),
+]
+BackgroundStacOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--background-stac",
+        help="STAC API for --background auto (default Earth Search; 'planetary' for "
+        "Microsoft Planetary Computer).",
+        metavar="URL",
+    ),
+]
+
+
 def _progress(enabled: bool):
     """Rich progress bars on stderr for the library, or none."""
     from itscube.progress import RichProgress
@@ -662,6 +682,8 @@ def strain(
     sensor: SensorOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of strain/.")] = Path("."),
     figures: FiguresOpt = True,
+    background: BackgroundOpt = None,
+    background_stac: BackgroundStacOpt = None,
     min_speed: Annotated[
         float,
         typer.Option(
@@ -701,6 +723,8 @@ def strain(
             strided=strided,
             min_speed=min_speed,
             figures=figures,
+            background=background,
+            background_stac=background_stac,
             overwrite=overwrite,
             progress=_progress(progress),
         )
@@ -756,6 +780,8 @@ def qdiv(
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of qdiv/.")] = Path("."),
     figures: FiguresOpt = True,
+    background: BackgroundOpt = None,
+    background_stac: BackgroundStacOpt = None,
     allow_partial: Annotated[
         bool,
         typer.Option(
@@ -801,6 +827,8 @@ def qdiv(
         allow_partial=allow_partial,
         common_layers=common_layers,
         figures=figures,
+        background=background,
+        background_stac=background_stac,
         overwrite=overwrite,
         progress=_progress(progress),
     )
@@ -925,6 +953,8 @@ def track(
     sensor: SensorOpt = None,
     out: Annotated[Path, typer.Option("--out", help="Parent folder of track/.")] = Path("."),
     figures: FiguresOpt = True,
+    background: BackgroundOpt = None,
+    background_stac: BackgroundStacOpt = None,
     overwrite: OverwriteOpt = False,
 ):
     """Track points through the velocity field between two dates (RK4 by default).
@@ -957,6 +987,8 @@ def track(
         filters=filters,
         extrapolate=extrapolate,
         figures=figures,
+        background=background,
+        background_stac=background_stac,
         overwrite=overwrite,
     )
     s = product.summary
@@ -968,6 +1000,92 @@ def track(
         table.add_row("median 1-sigma spread", f"{s['median_spread_m']:.1f} m")
     table.add_row("files", str(len(product.files)))
     out_console.print(table)
+
+
+# ---------------------------------------------------------------- image
+
+
+@app.command()
+@friendly
+def image(
+    cube: Annotated[
+        str | None,
+        typer.Argument(help="A cube: its area, and its CRS (and grid with --like)."),
+    ] = None,
+    date: Annotated[str, typer.Option("--date", help="Wanted date (YYYY-MM-DD).")] = "",
+    point: PointOpt = None,
+    bbox: BboxOpt = None,
+    polygon: PolygonOpt = None,
+    crs: CrsOpt = None,
+    buffer: BufferOpt = 5000.0,
+    window_days: Annotated[
+        float, typer.Option("--window-days", help="Days either side of --date to search.", min=0)
+    ] = 30.0,
+    max_cloud: Annotated[
+        float,
+        typer.Option("--max-cloud", help="Most cloud over the area, per cent (e.g. 20).", min=0),
+    ] = 20.0,
+    collection: Annotated[
+        str,
+        typer.Option("--collection", help="sentinel-2-l2a (default) or landsat-c2-l2."),
+    ] = "sentinel-2-l2a",
+    stac: Annotated[
+        str | None,
+        typer.Option(
+            "--stac",
+            help="STAC API (default Earth Search; 'planetary' for Microsoft Planetary Computer).",
+            metavar="URL",
+        ),
+    ] = None,
+    like: Annotated[
+        bool, typer.Option("--like", help="Resample onto the cube's grid (needs CUBE).")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of image/.")] = Path("."),
+    overwrite: OverwriteOpt = False,
+):
+    """An optical image (Sentinel-2 or Landsat) of an area near a date, clearest first.
+
+    Writes OUT/image/<collection>_<date>/ with rgb.tif (in the cube's CRS), rgb.png and
+    summary.json. Example: itscube image --point -49.6 69.17 --date 2019-07-15
+    """
+    from itscube.io.area import Area
+    from itscube.products.image import run_image
+
+    if not date:
+        raise InputError("give --date (YYYY-MM-DD): the image nearest it is taken")
+    if cube is not None and any(o is not None for o in (point, bbox, polygon)):
+        raise InputError("give a CUBE or an area (--point, --bbox, --polygon), not both")
+    if like and cube is None:
+        raise InputError("--like needs a CUBE to take the grid from")
+    if cube is not None:
+        import shapely.geometry as sg
+
+        from itscube.grid import grid_bounds
+        from itscube.io.cube import open_cube
+
+        ds = open_cube(cube)
+        area = Area(sg.box(*grid_bounds(ds.x.values, ds.y.values)), ds.rio.crs, "cube")
+    else:
+        area = area_from_options(point, bbox, polygon, crs, buffer)
+    product = run_image(
+        area,
+        date,
+        out=out,
+        window_days=window_days,
+        max_cloud=max_cloud,
+        collection=collection,
+        stac=stac,
+        like=cube if like else None,
+        overwrite=overwrite,
+    )
+    s = product.summary
+    cloud = s["area_cloud_percent"]
+    out_console.print(
+        f"{s['scene']} ({s['datetime'][:10]}), "
+        + (f"{cloud:.0f}% cloud over the area" if cloud is not None else "")
+    )
+    out_console.print(s["licence"], highlight=False)
+    print_path("folder", product.folder)
 
 
 # ---------------------------------------------------------------- series

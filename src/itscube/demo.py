@@ -22,6 +22,7 @@ from itscube.io.area import bbox_area
 from itscube.io.catalog import load_catalog
 from itscube.io.cube import open_cube
 from itscube.io.download import download
+from itscube.products._common import load_background
 from itscube.products.flux import run_qdiv
 from itscube.products.strain import run_strain
 from itscube.products.track import run_track
@@ -104,12 +105,13 @@ def run_demo(out: str | Path, *, progress: ProgressLike = None) -> DemoResult:
             )
             if kind == "subyearly":
                 cube = res.stores[0]
-    with progress.task("demo: strain, tracks, flux, overview", 4, keep=True) as advance:
-        rows += _analyses(cube, sample, cubes, out, progress, advance)
+        # images come from the sample's STAC API, as they would from Earth Search
+        with progress.task("demo: strain, tracks, flux, overview", 4, keep=True) as advance:
+            rows += _analyses(cube, sample, cubes, out, progress, advance, server.stac_url)
     return DemoResult(rows, out / "overview.png", time.perf_counter() - t0)
 
 
-def _analyses(cube, sample, cubes, out: Path, progress, advance) -> list[DemoRow]:
+def _analyses(cube, sample, cubes, out: Path, progress, advance, stac: str) -> list[DemoRow]:
     """Strain, tracks, flux and the overview figure from the downloaded cubes."""
     rows: list[DemoRow] = []
     start, end = ANALYSIS_WINDOW
@@ -134,7 +136,9 @@ def _analyses(cube, sample, cubes, out: Path, progress, advance) -> list[DemoRow
         )
     line = np.column_stack([np.full(LINE_N, LINE_X), np.linspace(*LINE_Y, LINE_N)])
     progress.log("tracking a line of points and a displacement grid")
-    tracks = run_track(cube, seeds=line, grid_step=GRID_STEP, **common)
+    tracks = run_track(
+        cube, seeds=line, grid_step=GRID_STEP, background="auto", background_stac=stac, **common
+    )
     advance()
     rows.append(
         DemoRow(
@@ -168,8 +172,15 @@ def _analyses(cube, sample, cubes, out: Path, progress, advance) -> list[DemoRow
             f"({first['period']})",
         )
     )
+    image = load_background("auto", cubes["subyearly"], ANALYSIS_WINDOW[0], stac=stac)
     overview = write_overview(
-        out / "overview.png", cubes, strain[0].folder, tracks.folder, qdiv.folder, sample.boundary
+        out / "overview.png",
+        cubes,
+        strain[0].folder,
+        tracks.folder,
+        qdiv.folder,
+        sample.boundary,
+        image,
     )
     advance()
     rows.append(DemoRow("overview figure", overview))
@@ -183,8 +194,10 @@ def write_overview(
     track_folder: Path,
     qdiv_folder: Path,
     boundary: Path,
+    background: xr.DataArray | None = None,
 ) -> Path:
-    """The demo's one-page figure from the products on disk and the downloaded ``cubes``."""
+    """The demo's one-page figure from the products on disk and the downloaded ``cubes``
+    (the speed panel over the image ``background``, if any)."""
     from itscube.flux import read_boundary
     from itscube.products.figures import overview_figure
 
@@ -202,4 +215,5 @@ def write_overview(
             read_boundary(boundary, cubes["subyearly"]),
             point=(LINE_X + 4000.0, SAMPLE_CENTRE[1]),
             path=path,
+            background=background,
         )

@@ -54,6 +54,7 @@ __all__ = [
     "SAMPLE_FIELD",
     "SAMPLE_LAYERS",
     "SAMPLE_PORT",
+    "SAMPLE_SCENES",
     "SAMPLE_SEED",
     "SAMPLE_SHAPE",
     "SAMPLE_VERSION",
@@ -69,9 +70,10 @@ __all__ = [
     "write_bucket",
     "write_bundle",
     "write_qdiv_templates",
+    "write_scenes",
 ]
 
-SAMPLE_VERSION = 2
+SAMPLE_VERSION = 3
 SAMPLE_EPSG = 3413
 SAMPLE_CENTRE = (-150000.0, -2250000.0)
 SAMPLE_SHAPE = (80, 80)
@@ -134,6 +136,20 @@ class Sample:
         return self.root / "Example_Qdiv" / "Boundaries.csv"
 
     @property
+    def scenes(self) -> Path:
+        """Folder of the synthetic Sentinel-2-like scenes and their STAC items (``items.json``,
+        hrefs relative to the sample root)."""
+        return self.root / "scenes"
+
+    def scene_items(self, root_url: str) -> list[dict]:
+        """The scenes' STAC items with hrefs under ``root_url`` (where the sample is served)."""
+        items = json.loads((self.scenes / "items.json").read_text())
+        for item in items:
+            for asset in item["assets"].values():
+                asset["href"] = f"{root_url.rstrip('/')}/{asset['href']}"
+        return items
+
+    @property
     def info(self) -> dict:
         """Contents of ``SAMPLE.json``."""
         return json.loads((self.root / "SAMPLE.json").read_text())
@@ -173,6 +189,7 @@ def build_sample(root: str | Path) -> Sample:
     )
     synthetic.write_catalog(sample.catalog, [feature])
     write_qdiv_templates(root / "Example_Qdiv")
+    write_scenes(sample.scenes)
     info = {
         "synthetic": True,
         "description": "Synthetic outlet glacier in the ITS_LIVE v2 datacube schema, made by "
@@ -259,6 +276,7 @@ class SampleServer:
         self.sample = sample or ensure_sample()
         # a fixed port when free keeps cube URLs (and so download identities) stable across runs
         self._server = StoreServer(self.sample.root, port=SAMPLE_PORT).start()
+        self._stac = None
 
     @property
     def url(self) -> str:
@@ -267,6 +285,15 @@ class SampleServer:
     @property
     def catalog_url(self) -> str:
         return f"{self.url}/{CATALOG_NAME}"
+
+    @property
+    def stac_url(self) -> str:
+        """A STAC API (collection ``sentinel-2-l2a``) listing the sample's scenes."""
+        if self._stac is None:
+            from itscube.testing import StacServer
+
+            self._stac = StacServer(self.sample.scene_items(self.url)).start()
+        return self._stac.url
 
     @property
     def subyearly_url(self) -> str:
@@ -278,6 +305,8 @@ class SampleServer:
 
     def close(self) -> None:
         """Stop serving."""
+        if self._stac is not None:
+            self._stac.stop()
         self._server.stop()
 
     def __repr__(self) -> str:
@@ -321,7 +350,7 @@ def write_bucket(folder: str | Path, sample: Sample | None = None) -> Path:
     folder = Path(folder)
     cubes = folder / BUCKET_CUBES
     annual = folder / BUCKET_ANNUAL
-    for src, dst in ((sample.subyearly, cubes), (sample.annual, annual)):
+    for src, dst in ((sample.subyearly, cubes), (sample.annual, annual), (sample.scenes, folder)):
         if not (dst / src.name).exists():
             dst.mkdir(parents=True, exist_ok=True)
             shutil.copytree(src, dst / src.name)
@@ -347,10 +376,15 @@ class BucketMirror:
 
     @property
     def mirrors(self) -> str:
-        """The value of ``ITSCUBE_MIRRORS`` that sends the official URLs here."""
+        """The value of ``ITSCUBE_MIRRORS`` that sends the official URLs here (the bucket,
+        the ITS_LIVE STAC API, and Earth Search for the images)."""
         from itscube.io.catalog import DEFAULT_STAC_URL
+        from itscube.io.imagery import EARTH_SEARCH
 
-        return f"{BUCKET_URL}={self.bucket_url};{DEFAULT_STAC_URL}={self.stac_url}"
+        return (
+            f"{BUCKET_URL}={self.bucket_url};{DEFAULT_STAC_URL}={self.stac_url};"
+            f"{EARTH_SEARCH}={self.stac_url}"
+        )
 
 
 @contextlib.contextmanager
@@ -401,8 +435,34 @@ def serve_bucket(folder: str | Path | None = None) -> Iterator[BucketMirror]:
                     "assets": {"zarr": {"href": href, "type": "application/vnd+zarr"}},
                 }
             )
-        stac = stack.enter_context(StacServer(items))
+        scenes = Sample(root).scene_items(store.url)
+        stac = stack.enter_context(StacServer(items + scenes))
         yield BucketMirror(store.url, stac.url)
+
+
+SAMPLE_SCENES = (
+    ("S2A_SAMPLE_20180320", "2018-03-20T14:30:00", 0.6),
+    ("S2A_SAMPLE_20180415", "2018-04-15T14:30:00", 0.0),
+)
+"""The sample's optical scenes: (id, time, cloud share). The cloudy one is closer to the
+demo's start date (2018-01-01); the clear one is what a background should show."""
+
+
+def write_scenes(folder: str | Path) -> Path:
+    """Synthetic Sentinel-2-like scenes of the sample glacier (UTM 22N, 20 m) and
+    ``items.json``, their STAC items with hrefs relative to the sample root."""
+    from itscube._datasets.scenes import write_scene
+
+    folder = Path(folder)
+    cx, cy = SAMPLE_CENTRE
+    half = 120.0 * SAMPLE_SHAPE[1] / 2
+    bounds = (cx - half, cy - half, cx + half, cy + half)
+    items = [
+        write_scene(folder, sid, t, SAMPLE_FIELD, bounds, cloud=c, href_root="scenes", seed=k)
+        for k, (sid, t, c) in enumerate(SAMPLE_SCENES)
+    ]
+    (folder / "items.json").write_text(json.dumps(items, indent=1) + "\n")
+    return folder
 
 
 def write_qdiv_templates(folder: str | Path) -> tuple[Path, Path]:

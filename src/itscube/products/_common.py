@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import shapely.geometry as sg
 import xarray as xr
 
 from itscube._version import __version__
 from itscube.errors import InputError
-from itscube.grid import time_dim
+from itscube.grid import grid_bounds, time_dim
 from itscube.io.cube import open_cube
 from itscube.io.files import date_label, write_json
 from itscube.products._outputs import source_of
@@ -22,11 +24,14 @@ from itscube.temporal import period_mean, select_layers
 from itscube.window import DateLike, Filters
 
 __all__ = [
+    "BACKGROUND_WINDOW_DAYS",
     "MEMORY_BUDGET",
     "Product",
     "Window",
     "close_product",
     "dask_client",
+    "grid_template",
+    "load_background",
     "open_window",
     "period_means",
     "summary_head",
@@ -126,3 +131,60 @@ def close_product(
     summary["seconds"] = round(time.perf_counter() - t_start, 2)
     files.append(write_json(summary, tmp / "summary.json"))
     return Product(folder, [folder / f.relative_to(tmp) for f in files], summary)
+
+
+BACKGROUND_WINDOW_DAYS = 120
+"""How far from the date an ``auto`` background image may be (days): optical images need
+daylight, so a winter start date takes the nearest clear spring or autumn scene."""
+
+
+def grid_template(ds: xr.Dataset) -> xr.DataArray:
+    """An empty (y, x) map on the cube grid, with its CRS (a reprojection target)."""
+    empty = np.zeros((ds.sizes["y"], ds.sizes["x"]), "u1")
+    da = xr.DataArray(empty, dims=("y", "x"), coords={"y": ds.y.values, "x": ds.x.values})
+    return da.rio.write_crs(ds.rio.crs)
+
+
+def load_background(
+    spec: str | os.PathLike | None,
+    ds: xr.Dataset,
+    date,
+    *,
+    stac: str | None = None,
+    max_cloud: float = 20.0,
+) -> xr.DataArray | None:
+    """The image under a product's figures, on the cube grid: ``"auto"`` searches the STAC
+    API (default Earth Search) for the clearest scene nearest ``date``
+    (:mod:`itscube.io.imagery`), a path reads an RGB GeoTIFF; None draws no image.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not a 3-band image.
+    EmptySelectionError
+        No clear scene near the date.
+    """
+    if spec is None:
+        return None
+    template = grid_template(ds)
+    if str(spec) == "auto":
+        from itscube.io.area import Area
+        from itscube.io.imagery import pick_scene, read_rgb, search_scenes
+
+        area = Area(sg.box(*grid_bounds(ds.x.values, ds.y.values)), ds.rio.crs, "cube")
+        scenes = search_scenes(area, date, window_days=BACKGROUND_WINDOW_DAYS, stac=stac)
+        scene = pick_scene(scenes, date, area, max_cloud)
+        return read_rgb(scene, area, ds.rio.crs, like=template)
+    import rioxarray
+    from rasterio.enums import Resampling
+
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(f"background {path}: file not found (or give auto)", params="background")
+    img = rioxarray.open_rasterio(path)
+    if img.sizes.get("band") != 3:
+        raise InputError(
+            f"background {path} has {img.sizes.get('band')} band(s); give an RGB image",
+            params="background",
+        )
+    return img.rio.reproject_match(template, resampling=Resampling.bilinear)

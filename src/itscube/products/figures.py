@@ -21,6 +21,7 @@ __all__ = [
     "dhdt_limit",
     "dhdt_panel",
     "displacement_figure",
+    "draw_background",
     "extent_km",
     "hovmoller_figure",
     "locator_figure",
@@ -63,13 +64,18 @@ def map_panel(
     diverging: bool = False,
     vlim: float | None = None,
     units: str | None = None,
+    background: xr.DataArray | None = None,
 ):
     """Draw one map with a colorbar; axes in km of the projected CRS. On a diverging scale
-    values beyond ``vlim`` are clipped and the colorbar shows extend arrows."""
+    values beyond ``vlim`` are clipped and the colorbar shows extend arrows. Over a
+    ``background`` image (RGB on the same grid) the map is drawn translucent."""
     data = da.transpose("y", "x").values
     if da.y.values[0] < da.y.values[-1]:
         data = data[::-1]
     kw = {}
+    if background is not None:
+        draw_background(ax, background)
+        kw["alpha"] = 0.6
     if diverging:
         lim = vlim if vlim is not None else symmetric_limit(data)
         kw = {"vmin": -lim, "vmax": lim}
@@ -88,6 +94,24 @@ def map_panel(
     cb = ax.figure.colorbar(im, ax=ax, shrink=0.85, extend=extend)
     cb.set_label(units or da.attrs.get("units", ""))
     return im
+
+
+def draw_background(ax, rgb: xr.DataArray) -> None:
+    """An RGB image (bands, y, x; uint8) under a map, in km, with its date and licence."""
+    img = np.moveaxis(np.asarray(rgb.transpose("band", "y", "x").values), 0, -1)
+    if rgb.y.values[0] < rgb.y.values[-1]:
+        img = img[::-1]
+    ax.imshow(img, extent=extent_km(rgb.isel(band=0)), interpolation="bilinear")
+    note = f"image {rgb.attrs.get('datetime', '')[:10]} {rgb.attrs.get('scene', '')}".strip()
+    licence = rgb.attrs.get("licence", "")
+    ax.annotate(
+        f"{note}\n{licence}" if licence else note,
+        (0.01, 0.01),
+        xycoords="axes fraction",
+        fontsize=5,
+        color="w",
+        va="bottom",
+    )
 
 
 def save(fig, path: Path) -> Path:
@@ -123,7 +147,9 @@ def principal_crosses(ax, res: xr.Dataset, n_crosses: int = 18) -> None:
     ax.add_collection(LineCollection(segs, colors=colours, linewidths=1.2))
 
 
-def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
+def strain_figures(
+    res: xr.Dataset, folder: Path, label: str, background: xr.DataArray | None = None
+) -> list[Path]:
     """Maps of one period's strain rates: effective, principal (with crosses), flow-aligned.
 
     ``res`` is a (y, x) slice of :func:`itscube.strain_rates` output.
@@ -132,7 +158,13 @@ def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
     made = []
     scale = f"L = {res.attrs.get('length_scale_m', 0):.0f} m, {res.attrs.get('method', '')}"
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    map_panel(ax, res["effective"], f"effective strain rate {label}\n{scale}", cmap="magma")
+    map_panel(
+        ax,
+        res["effective"],
+        f"effective strain rate {label}\n{scale}",
+        cmap="magma",
+        background=background,
+    )
     made.append(save(fig, folder / f"effective_{label}.png"))
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
@@ -154,7 +186,15 @@ def strain_figures(res: xr.Dataset, folder: Path, label: str) -> list[Path]:
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
     lim = symmetric_limit(*(res[n].values for n in ("longitudinal", "transverse", "shear")))
     for ax, name in zip(axes, ("longitudinal", "transverse", "shear"), strict=True):
-        map_panel(ax, res[name], f"{name} {label}", cmap="RdBu_r", diverging=True, vlim=lim)
+        map_panel(
+            ax,
+            res[name],
+            f"{name} {label}",
+            cmap="RdBu_r",
+            diverging=True,
+            vlim=lim,
+            background=background,
+        )
     speed = np.hypot(res["vx"], res["vy"])
     for ax in axes:
         ax.contour(
@@ -230,7 +270,7 @@ def dhdt_limit(res: xr.Dataset) -> float:
     return symmetric_limit(inside.values)
 
 
-def dhdt_panel(ax, res: xr.Dataset, title: str, vlim: float | None = None):
+def dhdt_panel(ax, res: xr.Dataset, title: str, vlim: float | None = None, background=None):
     """Dynamic dH/dt on a diverging scale (``vlim``, default :func:`dhdt_limit`)."""
     return map_panel(
         ax,
@@ -239,17 +279,23 @@ def dhdt_panel(ax, res: xr.Dataset, title: str, vlim: float | None = None):
         cmap="RdBu",
         diverging=True,
         vlim=dhdt_limit(res) if vlim is None else vlim,
+        background=background,
     )
 
 
 def qdiv_figure(
-    res: xr.Dataset, boundary, folder: Path, label: str, vlim: float | None = None
+    res: xr.Dataset,
+    boundary,
+    folder: Path,
+    label: str,
+    vlim: float | None = None,
+    background: xr.DataArray | None = None,
 ) -> Path:
     """Dynamic thickness change on a diverging scale (``vlim``: shared by the periods of a
     run), the boundary, and flux vectors with a reference key."""
     folder.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    dhdt_panel(ax, res, f"dynamic dH/dt = -div(H u) {label}", vlim)
+    dhdt_panel(ax, res, f"dynamic dH/dt = -div(H u) {label}", vlim, background)
     boundary_line(ax, boundary, lw=1.5, label="boundary")
     arrows(ax, res, "flux_x", "flux_y", color="0.15", centred=True, key="m2/yr")
     ax.legend(loc="lower right", fontsize=8)
@@ -260,8 +306,11 @@ def qdiv_figure(
     return save(fig, folder / f"dynamic_dhdt_{label}.png")
 
 
-def tracks_figure(res: xr.Dataset, speed_field: xr.Dataset, path: Path) -> Path:
-    """Tracks over the mean speed map, coloured by time, with start/end markers."""
+def tracks_figure(
+    res: xr.Dataset, speed_field: xr.Dataset, path: Path, background: xr.DataArray | None = None
+) -> Path:
+    """Tracks over the mean speed map (or an image ``background``), coloured by time, with
+    start/end markers."""
     from matplotlib.collections import LineCollection
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -272,7 +321,12 @@ def tracks_figure(res: xr.Dataset, speed_field: xr.Dataset, path: Path) -> Path:
     if "time_bnds" in speed_field:
         b = speed_field["time_bnds"].values.ravel()
         period = f" {str(b[0])[:10]} to {str(b[-1] - np.timedelta64(1, 'D'))[:10]}"
-    map_panel(ax, speed, "", cmap="Greys")
+    if background is not None:
+        draw_background(ax, background)
+        ax.set_xlabel("x (km)")
+        ax.set_ylabel("y (km)")
+    else:
+        map_panel(ax, speed, "", cmap="Greys")
     t = (res.time.values - res.time.values[0]).astype("timedelta64[D]").astype(float) / 365.25
     norm = plt.Normalize(np.nanmin(np.abs(t)), np.nanmax(np.abs(t)))
     for p in range(res.sizes["point"]):
@@ -298,7 +352,8 @@ def tracks_figure(res: xr.Dataset, speed_field: xr.Dataset, path: Path) -> Path:
     ellipses = ", ellipses: 1-sigma ensemble spread" if "spread_x" in res else ""
     ax.set_title(
         f"tracks {str(res.time.values[0])[:10]} -> {str(res.time.values[-1])[:10]}"
-        f" (green start, red end{ellipses})\ngrey: mean speed{period}, m/yr",
+        f" (green start, red end{ellipses})\n"
+        + ("over the image" if background is not None else f"grey: mean speed{period}, m/yr"),
         fontsize=10,
     )
     return save(fig, path)
@@ -344,9 +399,11 @@ def overview_figure(
     boundary,
     point: tuple[float, float],
     path: Path,
+    background: xr.DataArray | None = None,
 ) -> Path:
-    """One page of the main job: speed with tracks, longitudinal strain rate, dynamic dH/dt,
-    and the velocity time series at ``point`` (sub-yearly pairs and annual composites).
+    """One page of the main job: speed with tracks (over an image ``background`` if given),
+    longitudinal strain rate, dynamic dH/dt, and the velocity time series at ``point``
+    (sub-yearly pairs and annual composites).
 
     ``strain`` and ``qdiv`` are (y, x) slices of the product NetCDFs, ``tracks`` the
     ``tracks.nc`` dataset, ``boundary`` a shapely polygon in the cube CRS.
@@ -355,7 +412,13 @@ def overview_figure(
     speed = np.hypot(strain["vx"], strain["vy"])
     speed.attrs["units"] = "m yr-1"
     ax = axes[0, 0]
-    map_panel(ax, speed, f"speed {strain['time'].dt.year.item()} with tracks", cmap="cividis")
+    map_panel(
+        ax,
+        speed,
+        f"speed {strain['time'].dt.year.item()} with tracks",
+        cmap="cividis",
+        background=background,
+    )
     for p in range(tracks.sizes["point"]):
         ax.plot(tracks.x.values[p] / 1e3, tracks.y.values[p] / 1e3, color="w", lw=1.2)
         ax.plot(tracks.x.values[p, 0] / 1e3, tracks.y.values[p, 0] / 1e3, "o", color="w", ms=3)

@@ -29,6 +29,7 @@ from itscube.products._common import (
     Product,
     Window,
     close_product,
+    load_background,
     period_means,
     summary_head,
 )
@@ -63,6 +64,8 @@ def run_qdiv(
     allow_partial: bool = False,
     common_layers: bool = False,
     figures: bool = True,
+    background: str | os.PathLike | None = None,
+    background_stac: str | None = None,
     overwrite: bool = False,
     progress: ProgressLike = None,
     budget: int = MEMORY_BUDGET,
@@ -98,6 +101,7 @@ def run_qdiv(
     if common_layers:
         ds = _covering(ds, poly, max(upscales))
     means = period_means(ds, period, window, progress)
+    image = load_background(background, ds, ds[tdim].values.min(), stac=background_stac)
     options = dict(column_factor=column_factor, scheme=scheme)
     products = []
     for k in upscales:
@@ -119,7 +123,7 @@ def run_qdiv(
                     series = flux_series(ds, H, poly, upscale=k, **options).compute()
                 files.append(_write_csv(tmp / "flux_timeseries.csv", _series_rows(series, tdim)))
             if figures:
-                files += _figures(res, poly, tmp, labels, progress)
+                files += _figures(res, poly, tmp, labels, progress, image)
             summary = {
                 **summary_head("flux_divergence", cube, ds, sdate, edate),
                 "thickness": str(thickness),
@@ -212,13 +216,13 @@ def _write_period_files(res, line, ds, tmp: Path, k, sdate, edate, labels) -> li
     return files
 
 
-def _figures(res, poly, tmp: Path, labels: list[str], progress: Progress) -> list[Path]:
+def _figures(res, poly, tmp: Path, labels: list[str], progress: Progress, image) -> list[Path]:
     from itscube.products.figures import dhdt_limit, qdiv_figure
 
     lim = dhdt_limit(res)  # one colour scale for every period of the run
     files = []
     with progress.task("figures", len(labels)) as advance:
         for i, lab in enumerate(labels):
-            files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab, lim))
+            files.append(qdiv_figure(res.isel(time=i), poly, tmp / "figures", lab, lim, image))
             advance()
     return files

@@ -18,6 +18,7 @@ from itscube.products._common import (
     Product,
     Window,
     close_product,
+    load_background,
     period_means,
     summary_head,
 )
@@ -55,6 +56,8 @@ def run_strain(
     strided: bool = False,
     min_speed: float = MIN_SPEED,
     figures: bool = True,
+    background: str | os.PathLike | None = None,
+    background_stac: str | None = None,
     overwrite: bool = False,
     progress: ProgressLike = None,
     budget: int = MEMORY_BUDGET,
@@ -66,7 +69,8 @@ def run_strain(
     ``figures/*.png`` (unless ``figures`` is false), ``strain_steps.nc`` (or ``.zarr``
     when large; with ``per_step``) and ``summary.json``. Per-step strain streams through
     dask in chunks of about ``budget`` bytes. The options are those of
-    :func:`itscube.strain_rates` and :func:`itscube.period_mean`.
+    :func:`itscube.strain_rates` and :func:`itscube.period_mean`; ``background`` (``"auto"``
+    or an RGB GeoTIFF) puts an image under the maps (:func:`load_background`).
 
     Raises
     ------
@@ -86,6 +90,7 @@ def run_strain(
     for k in upscales:  # validate every upscale before any work
         strain_rates(ds.isel({tdim: slice(0, 1)}), k, errors=False, **options)
     means = period_means(ds, period, window, progress)
+    image = load_background(background, ds, ds[tdim].values.min(), stac=background_stac)
     products = []
     for k in upscales:
         folder = product_folder(out, "strain", k, sdate, edate)
@@ -93,7 +98,7 @@ def run_strain(
             res = strain_rates(means, k, gap_radius=gap_radius, **options)
             files = _write_period_files(res, ds, tmp, k, sdate, edate)
             if figures:
-                files += _figures(res, tmp, k, progress)
+                files += _figures(res, tmp, k, progress, image)
             steps_file = None
             if per_step:
                 steps = strain_rates(ds, k, gap_radius=gap_radius, **options)
@@ -143,14 +148,14 @@ def _write_period_files(
     return files
 
 
-def _figures(res: xr.Dataset, tmp: Path, k: int, progress: Progress) -> list[Path]:
+def _figures(res: xr.Dataset, tmp: Path, k: int, progress: Progress, image=None) -> list[Path]:
     from itscube.products.figures import strain_figures
 
     files: list[Path] = []
     labels = _labels(res)
     with progress.task(f"figures, upscale {k}", len(labels)) as advance:
         for i, lab in enumerate(labels):
-            files += strain_figures(res.isel(time=i), tmp / "figures", lab)
+            files += strain_figures(res.isel(time=i), tmp / "figures", lab, image)
             advance()
     return files
 

@@ -16,7 +16,7 @@ from itscube.errors import InputError
 from itscube.grid import time_dim
 from itscube.io.cube import open_cube
 from itscube.io.files import check_out_dir, date_label, product_folder, staged_folder
-from itscube.products._common import Product, close_product, summary_head
+from itscube.products._common import Product, close_product, load_background, summary_head
 from itscube.products._outputs import source_of, write_cog, write_netcdf
 from itscube.temporal import period_mean, select_layers
 from itscube.track import STATUS, displacement_field, ensemble_spread, track
@@ -53,6 +53,8 @@ def run_track(
     extrapolate: bool = False,
     output_every: int = 1,
     figures: bool = True,
+    background: str | os.PathLike | None = None,
+    background_stac: str | None = None,
     overwrite: bool = False,
 ) -> Product:
     """Tracks into ``OUT/track/<sdate>_<edate>``: ``tracks.gpkg`` (layers ``tracks`` lines
@@ -107,7 +109,9 @@ def run_track(
             for name, stem in DISPLACEMENT_FILES.items():
                 files.append(write_cog(field[name], tmp / f"{stem}.tif"))
         if figures:
-            files += _figures(ds, res, field, tmp, start, end)
+            t0 = res.time.values.min()
+            image = load_background(background, ds, t0, stac=background_stac)
+            files += _figures(ds, res, field, tmp, start, end, image)
         counts = {s: int((res.status.values == s).sum()) for s in STATUS}
         summary = {
             **summary_head("tracks", cube, ds, sdate, edate),
@@ -165,7 +169,7 @@ def _write_tables(res: xr.Dataset, tmp: Path, crs) -> list[Path]:
     return [tmp / "tracks.csv", gpkg]
 
 
-def _figures(ds, res, field, tmp: Path, start, end) -> list[Path]:
+def _figures(ds, res, field, tmp: Path, start, end, image=None) -> list[Path]:
     from itscube.products.figures import displacement_figure, tracks_figure
 
     t0, t1 = date_window(start, end)
@@ -173,7 +177,7 @@ def _figures(ds, res, field, tmp: Path, start, end) -> list[Path]:
     inside = (times >= np.datetime64(t0)) & (times < np.datetime64(t1))
     window = ds.isel({time_dim(ds): inside}) if inside.any() else ds  # extrapolated: all
     speed = period_mean(window, "all").isel(time=0)
-    files = [tracks_figure(res, speed, tmp / "figures" / "tracks.png")]
+    files = [tracks_figure(res, speed, tmp / "figures" / "tracks.png", image)]
     if field is not None:
         files.append(
             displacement_figure(field, tmp / "figures" / "displacement.png", f"{start} to {end}")

@@ -1,0 +1,146 @@
+"""Image backgrounds: a real local STAC API and COGs served over HTTP with byte ranges."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rioxarray
+import xarray as xr
+
+from itscube._datasets.fields import OutletGlacier
+from itscube._datasets.scenes import write_scene
+from itscube.errors import DownloadError, EmptySelectionError, InputError
+from itscube.io.area import bbox_area
+from itscube.io.imagery import pick_scene, read_rgb, search_scenes
+from itscube.products._common import grid_template
+from itscube.testing import StacServer, StoreServer
+from tests.conftest import CENTRE_A, one_line_error, run_cli
+
+CX, CY = CENTRE_A
+GLACIER = OutletGlacier(x_head=CX - 20000, y_c=CY, half_width=3000)
+AREA = bbox_area(CX - 600, CY - 600, CX + 600, CY + 600, crs="EPSG:3413")
+
+
+@pytest.fixture(scope="module")
+def imagery(tmp_path_factory):
+    """Two scenes 15 km across: a cloudy one close to 2018-03-15, a clear one later; and an
+    item without RGB assets."""
+    root = tmp_path_factory.mktemp("scenes")
+    bounds = (CX - 7500, CY - 7500, CX + 7500, CY + 7500)
+    with StoreServer(root) as files:
+        items = [
+            write_scene(root, "CLOUDY", "2018-03-18T14:00:00", GLACIER, bounds, cloud=0.6,
+                        href_root=files.url, seed=1),
+            write_scene(root, "CLEAR", "2018-04-12T14:00:00", GLACIER, bounds, cloud=0.0,
+                        href_root=files.url, seed=2),
+        ]  # fmt: skip
+        grey = json.loads(json.dumps(items[1]))
+        grey["id"], grey["collection"] = "NORGB", "scl-only"
+        grey["assets"].pop("visual")
+        with StacServer([*items, grey]) as api:
+            yield files, api, root
+
+
+def test_the_clear_scene_is_picked_over_a_cloudier_closer_one(imagery):
+    _, api, _ = imagery
+    scenes = search_scenes(AREA, "2018-03-15", window_days=60, stac=api.url)
+    assert {s.id for s in scenes} == {"CLOUDY", "CLEAR"}
+    assert api.searches[-1]["collections"] == ["sentinel-2-l2a"]
+    scene = pick_scene(scenes, "2018-03-15", AREA, max_cloud=20)
+    assert scene.id == "CLEAR" and scene.area_cloud == 0.0
+    cloudy = next(s for s in scenes if s.id == "CLOUDY")
+    assert cloudy.area_cloud > 0.9  # the cloud sits over the scene centre, where the area is
+    assert "Copernicus Sentinel data 2018" in scene.licence
+
+
+def test_only_the_window_is_read_and_it_lands_on_the_cube_grid(imagery, cubes):
+    from itscube import open_cube
+
+    files, api, root = imagery
+    scene = pick_scene(search_scenes(AREA, "2018-04-10", stac=api.url), "2018-04-10", AREA, 20)
+    ds = open_cube(cubes.a_path)
+    template = grid_template(ds.isel(x=slice(14, 26), y=slice(14, 26)))  # 1.4 km around A
+    files.stats.reset()
+    rgb = read_rgb(scene, AREA, ds.rio.crs, like=template)
+    whole = (root / "CLEAR_visual.tif").stat().st_size
+    assert files.stats.bytes_sent < 0.35 * whole  # byte ranges of the window, not the file
+    assert rgb.rio.crs.to_epsg() == 3413 and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb.x.values, template.x.values)
+    np.testing.assert_array_equal(rgb.y.values, template.y.values)
+    # bright ice on the centre line (the glacier is 6 km wide)
+    assert float(rgb.sel(x=CX, y=CY, method="nearest").mean()) > 180
+
+
+def test_no_scene_in_the_window_lists_the_nearest_dates(imagery):
+    _, api, _ = imagery
+    scenes = search_scenes(AREA, "2018-03-15", window_days=10, stac=api.url)
+    with pytest.raises(
+        EmptySelectionError, match=r"nearest: 2018-03-18 \(\d+% cloud over the area\)"
+    ):
+        pick_scene(scenes, "2018-03-15", AREA, max_cloud=20)
+    with pytest.raises(EmptySelectionError, match="no scene at all"):
+        pick_scene([], "2018-03-15", AREA, max_cloud=20)
+
+
+def test_unreachable_api_and_collections_without_rgb(imagery):
+    _, api, _ = imagery
+    with pytest.raises(DownloadError, match="cannot be searched"):
+        search_scenes(AREA, "2018-03-15", stac="http://127.0.0.1:9")
+    (grey,) = search_scenes(AREA, "2018-04-12", collection="scl-only", stac=api.url)
+    with pytest.raises(InputError, match="no RGB assets"):
+        read_rgb(grey, AREA, "EPSG:3413")
+
+
+def test_image_cli_writes_the_rgb_product(imagery, tmp_path):
+    _, api, _ = imagery
+    r = run_cli(
+        "image", "--bbox", CX - 600, CY - 600, CX + 600, CY + 600, "--crs", "EPSG:3413",
+        "--date", "2018-03-15", "--window-days", "60", "--stac", api.url, "--out", tmp_path,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    folder = tmp_path / "image" / "sentinel-2-l2a_20180412"
+    tif = rioxarray.open_rasterio(folder / "rgb.tif")
+    assert tif.sizes["band"] == 3 and tif.rio.crs.to_epsg() == 3413
+    assert tif.attrs.get("long_name") == ("red", "green", "blue")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["scene"] == "CLEAR" and summary["assets"]["visual"].endswith("CLEAR_visual.tif")
+    assert (folder / "rgb.png").stat().st_size > 10_000
+    one_line_error(
+        run_cli("image", "--point", "0", "0", "--crs", "EPSG:3413", "--out", tmp_path),
+        match="--date",
+    )
+
+
+def test_track_background_changes_the_figure(imagery, cubes, tmp_path):
+    _, api, _ = imagery
+    figs = {}
+    for name, extra in (
+        ("plain", []),
+        ("auto", ["--background", "auto", "--background-stac", api.url]),
+    ):
+        r = run_cli(
+            "track", cubes.a_path, "--point", CX, CY, "--start", "2018-01-01", "--end",
+            "2018-12-31", "--out", tmp_path / name, *extra,
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        figs[name] = tmp_path / name / "track" / "20180101_20181231" / "figures" / "tracks.png"
+    assert figs["plain"].read_bytes() != figs["auto"].read_bytes()
+    one_line_error(
+        run_cli("track", cubes.a_path, "--point", CX, CY, "--start", "2018-01-01", "--end",
+                "2018-12-31", "--out", tmp_path / "bad", "--background", tmp_path / "no.tif"),
+        match="--background",
+    )  # fmt: skip
+
+
+def test_background_file_must_be_rgb(cubes, tmp_path):
+    from itscube import open_cube
+    from itscube.products._common import load_background
+
+    ds = open_cube(cubes.a_path)
+    coords = {"band": [1], "y": ds.y.values[:4], "x": ds.x.values[:4]}
+    grey = xr.DataArray(np.zeros((1, 4, 4), "u1"), dims=("band", "y", "x"), coords=coords)
+    grey.rio.write_crs(3413).rio.to_raster(tmp_path / "grey.tif")
+    with pytest.raises(InputError, match="1 band"):
+        load_background(tmp_path / "grey.tif", ds, "2018-01-01")

@@ -144,3 +144,41 @@ def test_background_file_must_be_rgb(cubes, tmp_path):
     grey.rio.write_crs(3413).rio.to_raster(tmp_path / "grey.tif")
     with pytest.raises(InputError, match="1 band"):
         load_background(tmp_path / "grey.tif", ds, "2018-01-01")
+
+
+def test_strain_and_qdiv_figures_take_a_background_file(cubes, tmp_path):
+    """An RGB GeoTIFF under the maps: the figures change and the summaries say so."""
+    from itscube import open_cube
+
+    ds = open_cube(cubes.a_path)
+    band = np.linspace(20, 240, ds.sizes["x"] * ds.sizes["y"]).reshape(ds.sizes["y"], -1)
+    rgb = xr.DataArray(
+        np.stack([band, band[::-1], band]).astype("u1"),
+        dims=("band", "y", "x"),
+        coords={"band": [1, 2, 3], "y": ds.y.values, "x": ds.x.values},
+    ).rio.write_crs(3413)
+    rgb.rio.to_raster(tmp_path / "rgb.tif")
+    pngs = {}
+    for name, extra in (("plain", []), ("image", ["--background", tmp_path / "rgb.tif"])):
+        r = run_cli(
+            "strain", cubes.a_path, "--upscale", "2", "--start", "2018-01-01", "--end",
+            "2018-12-31", "--out", tmp_path / name, "--no-progress", *extra,
+        )  # fmt: skip
+        assert r.exit_code == 0, r.output
+        folder = tmp_path / name / "strain" / "2_20180101_20181231"
+        pngs[name] = next((folder / "figures").glob("effective_*.png")).read_bytes()
+        label = json.loads((folder / "summary.json").read_text())["background"]
+        assert (label is None) == (name == "plain")
+    assert pngs["plain"] != pngs["image"]
+
+
+def test_requester_pays_landsat_needs_credentials(monkeypatch):
+    from itscube.io.imagery import _gdal_env
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(InputError, match="requester-pays"):
+        _gdal_env("s3://usgs-landsat/collection02/level-2/x_SR_B4.TIF")
+    monkeypatch.setenv("AWS_PROFILE", "mine")
+    with _gdal_env("s3://usgs-landsat/collection02/level-2/x_SR_B4.TIF") as env:
+        assert env.options["AWS_REQUEST_PAYER"] == "requester"

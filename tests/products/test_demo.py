@@ -228,3 +228,12 @@ def test_demo_flux_matches_the_generator(demo):
 def test_demo_out_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     one_line_error(run_cli("demo", "--out", tmp_path / "file"), match="is a file")
+
+
+def test_demo_draws_the_tracks_over_the_clear_sample_scene(demo):
+    """The sample's STAC API offers a cloudy scene near the start date and a clear one later:
+    the background is the clear one, through the same search as on Earth Search."""
+    out, _ = demo
+    summary = json.loads((out / f"track/{WINDOW}/summary.json").read_text())
+    assert summary["background"]["scene"] == "S2A_SAMPLE_20180415"
+    assert "Copernicus" in summary["background"]["licence"]

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import pyproj
-import shapely
 import shapely.geometry as sg
 import xarray as xr
 
@@ -197,14 +195,14 @@ def _open(href: str):
             raise DownloadError(f"{href}: cannot be read ({exc})") from exc
 
 
-def _window(href: str, area_geom, area_crs):
-    """The part of a COG covering ``area_geom`` (in ``area_crs``), read with range requests."""
+def _window(href: str, area: Area, pad_m: float):
+    """The part of a COG covering ``area`` (a bare point: a square of ``pad_m`` around it),
+    read with range requests."""
     da = _open(href)
     with _gdal_env(href):
-        tr = pyproj.Transformer.from_crs(area_crs, da.rio.crs, always_xy=True)
-        geom = shapely.transform(
-            area_geom, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1]))
-        )
+        geom = area.in_crs(da.rio.crs)
+        if geom.geom_type == "Point":
+            geom = geom.buffer(pad_m, cap_style="square")
         minx, miny, maxx, maxy = geom.bounds
         try:
             return da.rio.clip_box(minx, miny, maxx, maxy).load()
@@ -220,9 +218,7 @@ def area_cloud(scene: Scene, area: Area) -> float | None:
     href = scene.assets.get("scl")
     if href is None:
         return None
-    scl = _window(
-        href, area.geometry if area.geometry.area else area.geometry.buffer(500), area.crs
-    )
+    scl = _window(href, area, 500.0)
     values = np.asarray(scl.values).ravel()
     values = values[values > 0]
     if values.size == 0:
@@ -272,9 +268,8 @@ def read_rgb(
     resolution (or ``resolution`` m), or on the grid of ``like`` (a cube)."""
     from rasterio.enums import Resampling
 
-    geom = area.geometry if area.geometry.area else area.geometry.buffer(2000)
     names = scene.rgb_assets()
-    bands = [_window(scene.assets[n], geom, area.crs) for n in names]
+    bands = [_window(scene.assets[n], area, 2000.0) for n in names]
     if len(bands) == 1:
         rgb = bands[0]
     else:

@@ -28,6 +28,7 @@ __all__ = [
     "MEMORY_BUDGET",
     "Product",
     "Window",
+    "background_label",
     "close_product",
     "dask_client",
     "grid_template",
@@ -188,3 +189,15 @@ def load_background(
             params="background",
         )
     return img.rio.reproject_match(template, resampling=Resampling.bilinear)
+
+
+def background_label(image: xr.DataArray | None, spec) -> dict | None:
+    """What a product's figures were drawn over, for its summary (scene, date, licence)."""
+    if image is None:
+        return None
+    return {
+        "requested": str(spec),
+        "scene": image.attrs.get("scene"),
+        "datetime": image.attrs.get("datetime"),
+        "licence": image.attrs.get("licence"),
+    }

@@ -16,7 +16,13 @@ from itscube.errors import InputError
 from itscube.grid import time_dim
 from itscube.io.cube import open_cube
 from itscube.io.files import check_out_dir, date_label, product_folder, staged_folder
-from itscube.products._common import Product, close_product, load_background, summary_head
+from itscube.products._common import (
+    Product,
+    background_label,
+    close_product,
+    load_background,
+    summary_head,
+)
 from itscube.products._outputs import source_of, write_cog, write_netcdf
 from itscube.temporal import period_mean, select_layers
 from itscube.track import STATUS, displacement_field, ensemble_spread, track
@@ -108,6 +114,7 @@ def run_track(
         if field is not None:
             for name, stem in DISPLACEMENT_FILES.items():
                 files.append(write_cog(field[name], tmp / f"{stem}.tif"))
+        image = None
         if figures:
             t0 = res.time.values.min()
             image = load_background(background, ds, t0, stac=background_stac)
@@ -124,6 +131,7 @@ def run_track(
             "points_with_gap_fallback": int((res.filled.values > 0).any(axis=1).sum()),
             "median_displacement_m": float(np.nanmedian(res.displacement.values)),
             "ensemble_members": ensemble,
+            "background": background_label(image, background),
             "median_spread_m": float(np.nanmedian(res.spread.values)) if ensemble else None,
         }
         product = close_product(folder, tmp, files, summary, t_start)

@@ -102,7 +102,8 @@ def run_qdiv(
     if common_layers:
         ds = _covering(ds, poly, max(upscales))
     means = period_means(ds, period, window, progress)
-    image = load_background(background, ds, ds[tdim].values.min(), stac=background_stac)
+    first = ds[tdim].values.min()
+    image = load_background(background, ds, first, stac=background_stac) if figures else None
     options = dict(column_factor=column_factor, scheme=scheme)
     products = []
     for k in upscales:

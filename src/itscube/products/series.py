@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from itscube.io.files import check_out_dir, date_label, staged_folder
+from itscube.io.pixels import LAYER_VARIABLES
 from itscube.products._common import Product, close_product
 from itscube.products._outputs import write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress
@@ -24,21 +25,10 @@ FIGURE_POINTS = 20
 """Per-point figures are drawn for the first this many points (the table has them all)."""
 
 TABLE_COLUMNS = (
-    "vx",
-    "vy",
-    "v",
-    "vx_error",
-    "vy_error",
-    "v_error",
-    "n_pixels",
-    "valid_fraction",
-    "acquisition_date_img1",
-    "acquisition_date_img2",
-    "date_dt",
-    "mission_img1",
-    "satellite_img1",
-    "sensor_img1",
+    *("vx", "vy", "v", "vx_error", "vy_error", "v_error", "n_pixels", "valid_fraction"),
+    *(n for n in LAYER_VARIABLES if not n.endswith("_error") and n != "roi_valid_percentage"),
 )
+"""Columns of ``series.csv`` after the point's identity and the layer's date."""
 
 
 def series_table(series: xr.Dataset) -> pd.DataFrame:

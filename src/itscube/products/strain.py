@@ -91,7 +91,8 @@ def run_strain(
     for k in upscales:  # validate every upscale before any work
         strain_rates(ds.isel({tdim: slice(0, 1)}), k, errors=False, **options)
     means = period_means(ds, period, window, progress)
-    image = load_background(background, ds, ds[tdim].values.min(), stac=background_stac)
+    first = ds[tdim].values.min()
+    image = load_background(background, ds, first, stac=background_stac) if figures else None
     products = []
     for k in upscales:
         folder = product_folder(out, "strain", k, sdate, edate)

@@ -182,3 +182,13 @@ def test_requester_pays_landsat_needs_credentials(monkeypatch):
     monkeypatch.setenv("AWS_PROFILE", "mine")
     with _gdal_env("s3://usgs-landsat/collection02/level-2/x_SR_B4.TIF") as env:
         assert env.options["AWS_REQUEST_PAYER"] == "requester"
+
+
+def test_a_buffered_point_searches_at_the_point_not_a_buffer_in_degrees(imagery):
+    from itscube.io.area import point_area
+
+    _, api, _ = imagery
+    lon, lat = AREA.lonlat().centroid.coords[0]
+    search_scenes(point_area(lon, lat, buffer=3000), "2018-04-12", stac=api.url)
+    geom = api.searches[-1]["intersects"]
+    assert geom["type"] == "Point" and abs(geom["coordinates"][0] - lon) < 1e-9

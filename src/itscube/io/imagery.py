@@ -20,7 +20,7 @@ import xarray as xr
 
 from itscube.errors import DownloadError, EmptySelectionError, InputError
 from itscube.io import remote
-from itscube.io.area import LONLAT, Area
+from itscube.io.area import Area
 from itscube.window import DateLike, parse_date
 
 __all__ = [
@@ -129,7 +129,7 @@ def search_scenes(
     when = parse_date(date, "date")
     root = _stac_root(stac)
     span = pd.Timedelta(days=float(window_days))
-    geom = area.in_crs(LONLAT) if area.crs != LONLAT else area.geometry
+    geom = area.lonlat()  # unbuffered: a buffer is metres, not degrees
     modifier = None
     if stac == "planetary":
         try:
@@ -145,7 +145,7 @@ def search_scenes(
         client = Client.open(root, modifier=modifier)
         found = client.search(
             collections=[collection],
-            intersects=sg.mapping(geom.envelope if geom.geom_type == "Point" else geom),
+            intersects=sg.mapping(geom),
             datetime=f"{(when - span):%Y-%m-%dT%H:%M:%SZ}/{(when + span):%Y-%m-%dT%H:%M:%SZ}",
             max_items=limit,
         )

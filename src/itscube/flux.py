@@ -44,6 +44,7 @@ from itscube.grid import (
     check_upscale,
     dims_last,
     grid_bounds,
+    grid_template,
     half_cell,
     spacing,
     with_crs,
@@ -105,13 +106,8 @@ def read_thickness(
             f"{what} {path} has no CRS; give thickness_crs EPSG:XXXX to say what it is in",
             params=(what, "thickness_crs"),
         )
-    template = xr.DataArray(
-        np.zeros((like.sizes["y"], like.sizes["x"]), "f4"),
-        coords={"y": like.y.values, "x": like.x.values},
-        dims=("y", "x"),
-    ).rio.write_crs(like.rio.crs)
     out = da.astype("f8").rio.reproject_match(
-        template, resampling=Resampling.bilinear, nodata=np.nan
+        grid_template(like), resampling=Resampling.bilinear, nodata=np.nan
     )
     out = out.assign_coords(x=like.x.values, y=like.y.values)
     neg = int((out < 0).sum())

@@ -33,6 +33,7 @@ __all__ = [
     "dims_last",
     "epsg_of",
     "grid_bounds",
+    "grid_template",
     "half_cell",
     "spacing",
     "time_dim",
@@ -147,6 +148,13 @@ def grid_bounds(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, floa
         float(np.max(x)) + hx,
         float(np.max(y)) + hy,
     )
+
+
+def grid_template(ds: xr.Dataset) -> xr.DataArray:
+    """An empty (y, x) map on the cube grid, with its CRS (a reprojection target)."""
+    empty = np.zeros((ds.sizes["y"], ds.sizes["x"]), "u1")
+    da = xr.DataArray(empty, dims=("y", "x"), coords={"y": ds.y.values, "x": ds.x.values})
+    return da.rio.write_crs(ds.rio.crs)
 
 
 def check_upscale(k: object, ny: int, nx: int, what: str, pixels_needed=lambda k: k) -> int:

@@ -43,10 +43,16 @@ import xarray as xr
 from itscube._typing import CRSLike, Kind, check_choice
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.grid import grid_bounds, spacing
-from itscube.io.area import LONLAT, parse_crs, polygon_area, read_csv_points
+from itscube.io.area import (
+    LONLAT,
+    parse_crs,
+    polygon_area,
+    read_csv_points,
+    transform_geometry,
+)
 from itscube.io.pixels import LAYER_VARIABLES, PIXEL_VARIABLES, read_layers, read_pixels
 from itscube.io.stores import SourceCube, open_source
-from itscube.temporal import period_mean
+from itscube.temporal import ERROR_FLOOR, period_mean
 from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
@@ -315,7 +321,7 @@ def _combine(values: np.ndarray, px: _Pixels, sigma: np.ndarray | None):
         return out, err, np.where(bad, 0, use.sum())
     w = np.ones(values.shape)
     if sigma is not None:
-        w = 1.0 / np.maximum(np.nan_to_num(sigma, nan=np.inf), 0.1) ** 2
+        w = 1.0 / np.maximum(np.nan_to_num(sigma, nan=np.inf), ERROR_FLOOR) ** 2
     w = np.where(valid, w, 0.0)
     sw = w.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -399,18 +405,13 @@ def _sources(targets: Targets, cube, kind: str, catalog, stac) -> list[str]:
 
     lon, lat = targets.lonlat()
     geom = (
-        _transform(targets.polygon, targets.crs, LONLAT)
+        transform_geometry(targets.polygon, targets.crs, LONLAT)
         if targets.polygon is not None
         else sg.MultiPoint(np.column_stack([lon, lat])).envelope
     )
     area = Area(geom, LONLAT, targets.label())
     entries = find_cubes_stac(area, stac) if stac else find_cubes(area, load_catalog(catalog))
     return [e.url(kind) for e in entries]
-
-
-def _transform(geom, src, dst):
-    tr = pyproj.Transformer.from_crs(src, dst, always_xy=True)
-    return shapely.transform(geom, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))
 
 
 def _cube_url(cube) -> str:
@@ -508,7 +509,7 @@ def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, 
     tx, ty = targets.in_crs(src.epsg)
     poly = None
     if targets.polygon is not None:
-        poly = _transform(targets.polygon, targets.crs, f"EPSG:{src.epsg}")
+        poly = transform_geometry(targets.polygon, targets.crs, pyproj.CRS.from_epsg(src.epsg))
     pixels = {}
     for i in remaining:
         px = _pixels(tx[i], ty[i], gx, gy, interp, buffer, poly)

@@ -12,9 +12,9 @@ import xarray as xr
 from itscube._datasets.fields import OutletGlacier
 from itscube._datasets.scenes import write_scene
 from itscube.errors import DownloadError, EmptySelectionError, InputError
+from itscube.grid import grid_template
 from itscube.io.area import bbox_area
 from itscube.io.imagery import pick_scene, read_rgb, search_scenes
-from itscube.products._common import grid_template
 from itscube.testing import StacServer, StoreServer
 from tests.conftest import CENTRE_A, one_line_error, run_cli
 

@@ -55,7 +55,7 @@ from itscube.io import remote
 from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from itscube.io.files import check_out_dir
-from itscube.io.stores import SourceArray, SourceCube, open_source, run_sync
+from itscube.io.stores import SourceArray, SourceCube, decode_values, open_source, run_sync
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.window import Filters, date_window, layer_mask, parse_date
 
@@ -371,15 +371,11 @@ def _lattice_index(coord: np.ndarray, ref: float, step: float, url: str) -> np.n
 
 def decode_times(arr: SourceArray, raw: np.ndarray) -> np.ndarray:
     """CF-decode an encoded time variable to ``datetime64[ns]`` (NaT where missing)."""
-    attrs = dict(arr.attrs)
-    attrs.pop("missing_value", None)
-    if arr.missing is not None:
-        attrs["_FillValue"] = arr.missing
-    var = xr.conventions.decode_cf_variable(arr.name, xr.Variable(arr.dims, raw, attrs))
-    values = np.asarray(var.values)
+    values = decode_values(arr, raw)
     if not np.issubdtype(values.dtype, np.datetime64):
-        raise CubeFormatError(f"{arr.name}: cannot decode as dates (units {attrs.get('units')!r})")
-    return values.astype("datetime64[ns]")
+        units = arr.attrs.get("units")
+        raise CubeFormatError(f"{arr.name}: cannot decode as dates (units {units!r})")
+    return values
 
 
 _TIMEDELTA_UNITS = {"days": 86400.0, "day": 86400.0, "hours": 3600.0, "minutes": 60.0}

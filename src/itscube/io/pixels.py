@@ -12,12 +12,11 @@ import asyncio
 from collections.abc import Sequence
 
 import numpy as np
-import xarray as xr
 
 from itscube.errors import CubeFormatError
-from itscube.io.stores import SourceArray, SourceCube, run_sync
+from itscube.io.stores import SourceArray, SourceCube, decode_values, run_sync
 
-__all__ = ["LAYER_VARIABLES", "PIXEL_VARIABLES", "decode", "read_layers", "read_pixels"]
+__all__ = ["LAYER_VARIABLES", "PIXEL_VARIABLES", "read_layers", "read_pixels"]
 
 PIXEL_VARIABLES = ("vx", "vy", "vx_error", "vy_error")
 """Velocity variables sampled at pixels (those a cube lacks, or holds per layer, are
@@ -37,35 +36,12 @@ LAYER_VARIABLES = (
 """Per-layer metadata of image-pair cubes (those a cube lacks are skipped)."""
 
 
-def decode(arr: SourceArray, raw: np.ndarray) -> np.ndarray:
-    """CF-decode stored values: missing markers to NaN (NaT), scale and offset, times to
-    ``datetime64[ns]``, time spans to float days; text stays text."""
-    if arr.is_string:
-        return np.asarray(raw).astype(str)
-    attrs = dict(arr.attrs)
-    attrs.pop("missing_value", None)
-    if arr.missing is not None:
-        attrs["_FillValue"] = arr.missing
-    dims = arr.dims if np.ndim(raw) == len(arr.dims) else tuple(f"d{i}" for i in range(raw.ndim))
-    var = xr.conventions.decode_cf_variable(
-        arr.name, xr.Variable(dims, raw, attrs), decode_timedelta=True
-    )
-    values = np.asarray(var.values)
-    if np.issubdtype(values.dtype, np.timedelta64):
-        return values / np.timedelta64(1, "D")
-    if np.issubdtype(values.dtype, np.datetime64):
-        return values.astype("datetime64[ns]")
-    if arr.name == "date_dt" and str(attrs.get("units", "")).startswith("second"):
-        return values.astype("f8") / 86400.0
-    return values.astype("f8") if values.dtype.kind in "iuf" else values
-
-
 def read_layers(cube: SourceCube, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Decoded whole per-layer arrays (dims: the time dimension only) that the cube has."""
     tdim = cube.time_dim
     have = [n for n in names if n in cube and cube[n].dims == (tdim,)]
     raw = cube.read_many([tdim, *have])
-    return {n: decode(cube[n], raw[n]) for n in [tdim, *have]}
+    return {n: decode_values(cube[n], raw[n]) for n in [tdim, *have]}
 
 
 async def _read_group(arr: SourceArray, times, rows: np.ndarray, cols: np.ndarray):
@@ -117,4 +93,4 @@ def read_pixels(
         return await asyncio.gather(*(_read_array(cube[n], times, rows, cols) for n in wanted))
 
     raw = run_sync(go()) if len(rows) else [np.empty((0, 0))] * len(wanted)
-    return {n: decode(cube[n], r) for n, r in zip(wanted, raw, strict=True)}
+    return {n: decode_values(cube[n], r) for n, r in zip(wanted, raw, strict=True)}

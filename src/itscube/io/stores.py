@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 import zarr
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.array import AsyncArray
@@ -59,6 +60,7 @@ __all__ = [
     "SourceArray",
     "SourceCube",
     "TransferStats",
+    "decode_values",
     "icechunk_storage",
     "is_icechunk",
     "open_icechunk_session",
@@ -590,6 +592,29 @@ class SourceCube:
         if todo:
             self._small.update(zip(todo, sync(go()), strict=True))
         return {n: self._small[n] for n in names}
+
+
+def decode_values(arr: SourceArray, raw: np.ndarray) -> np.ndarray:
+    """CF-decode stored values: missing markers to NaN (NaT), scale and offset, times to
+    ``datetime64[ns]``, time spans to float days; text stays text."""
+    if arr.is_string:
+        return np.asarray(raw).astype(str)
+    attrs = dict(arr.attrs)
+    attrs.pop("missing_value", None)
+    if arr.missing is not None:
+        attrs["_FillValue"] = arr.missing
+    dims = arr.dims if np.ndim(raw) == len(arr.dims) else tuple(f"d{i}" for i in range(raw.ndim))
+    var = xr.conventions.decode_cf_variable(
+        arr.name, xr.Variable(dims, raw, attrs), decode_timedelta=True
+    )
+    values = np.asarray(var.values)
+    if np.issubdtype(values.dtype, np.timedelta64):
+        return values / np.timedelta64(1, "D")
+    if np.issubdtype(values.dtype, np.datetime64):
+        return values.astype("datetime64[ns]")
+    if arr.name == "date_dt" and str(attrs.get("units", "")).startswith("second"):
+        return values.astype("f8") / 86400.0
+    return values.astype("f8") if values.dtype.kind in "iuf" else values
 
 
 def run_sync(coro):

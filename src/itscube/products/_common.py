@@ -9,13 +9,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import shapely.geometry as sg
 import xarray as xr
 
 from itscube._version import __version__
 from itscube.errors import InputError
-from itscube.grid import grid_bounds, time_dim
+from itscube.grid import grid_bounds, grid_template, time_dim
 from itscube.io.cube import open_cube
 from itscube.io.files import date_label, write_json
 from itscube.products._outputs import source_of
@@ -31,7 +30,6 @@ __all__ = [
     "background_label",
     "close_product",
     "dask_client",
-    "grid_template",
     "load_background",
     "open_window",
     "period_means",
@@ -137,13 +135,6 @@ def close_product(
 BACKGROUND_WINDOW_DAYS = 120
 """How far from the date an ``auto`` background image may be (days): optical images need
 daylight, so a winter start date takes the nearest clear spring or autumn scene."""
-
-
-def grid_template(ds: xr.Dataset) -> xr.DataArray:
-    """An empty (y, x) map on the cube grid, with its CRS (a reprojection target)."""
-    empty = np.zeros((ds.sizes["y"], ds.sizes["x"]), "u1")
-    da = xr.DataArray(empty, dims=("y", "x"), coords={"y": ds.y.values, "x": ds.x.values})
-    return da.rio.write_crs(ds.rio.crs)
 
 
 def load_background(

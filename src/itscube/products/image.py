@@ -9,10 +9,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pyproj
 
+from itscube.grid import grid_template
 from itscube.io.area import Area
 from itscube.io.files import check_out_dir, staged_folder
 from itscube.io.imagery import pick_scene, read_rgb, search_scenes
-from itscube.products._common import Product, close_product, grid_template
+from itscube.products._common import Product, close_product
 from itscube.window import DateLike
 
 __all__ = ["default_crs", "run_image"]

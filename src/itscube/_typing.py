@@ -11,11 +11,13 @@ from itscube.errors import InputError
 
 __all__ = [
     "ADVECTION_METHODS",
+    "ESTIMATORS",
     "KINDS",
     "SCHEMES",
     "STRAIN_METHODS",
     "AdvectionMethod",
     "CRSLike",
+    "Estimator",
     "Kind",
     "Scheme",
     "StrainMethod",
@@ -37,6 +39,12 @@ SCHEMES: tuple[str, ...] = get_args(Scheme)
 AdvectionMethod = Literal["rk4", "rk2", "euler"]
 """Time stepping of :func:`itscube.track`."""
 ADVECTION_METHODS: tuple[str, ...] = get_args(AdvectionMethod)
+
+Estimator = Literal["auto", "fit", "pair-mean"]
+"""Period means of :func:`itscube.period_mean`: the span-aware seasonal fit, the plain
+inverse-variance mean of the layers in each period, or ``auto`` (the fit where the cube
+has image-pair spans, else the mean of the layers)."""
+ESTIMATORS: tuple[str, ...] = get_args(Estimator)
 
 CRSLike = str | int | pyproj.CRS
 """A CRS: ``"EPSG:3413"``, ``3413``, WKT/PROJ text or a :class:`pyproj.CRS`."""

@@ -1,18 +1,35 @@
 """Time handling shared by strain, flux and tracking: layer filters and period means.
 
-Conventions
------------
-* A sub-yearly layer belongs to the period that contains its ``mid_date``; an annual
-  layer to the period that contains its ``time`` stamp (mid-year for ITS_LIVE composites).
-* Period means are inverse-variance weighted: for ``vx`` the weight of a layer at a pixel
-  is ``1 / max(vx_error, ERROR_FLOOR)**2`` (``vy`` likewise); layers whose velocity or
-  error is missing there get weight 0. The error of the mean is ``1 / sqrt(sum(w))``,
-  which assumes independent layer errors (an optimistic bound when errors are
-  correlated in time). Without error variables the mean is unweighted and no error is
-  reported.
-* Periods: ``all`` (the whole window), ``year`` (calendar years), ``season``
-  (meteorological DJF/MAM/JJA/SON, labelled by their first day, so DJF 2018/19 is
-  ``2018-12-01``), or any pandas frequency alias (``6MS``, ``QS-DEC``, ``2YS``...).
+Estimators (``estimator=``)
+---------------------------
+* ``fit`` (the default wherever the cube has image-pair spans): each pair holds the mean
+  velocity over its own span ``[acquisition_date_img1, acquisition_date_img2]``. Per pixel
+  and component, a weighted least-squares fit of one mean per calendar year plus a common
+  annual sinusoid models each pair as the **integral of that model over its span** divided
+  by the span (ITS_LIVE's composite method; :mod:`itscube._kernels.lsqfit`). A period mean
+  is the model's exact mean over the period, and its error the fit's formal error. Every
+  pair counts for the time it covers, so long summer-centred pairs no longer pull a year
+  toward summer speeds. Per-pixel fallbacks are flagged in ``fit_flag``: ``1`` where the
+  valid pairs of at most 183 days sample fewer than ``min_months`` calendar months (annual
+  means are fitted without a seasonal term), ``2`` where there are fewer valid pairs than
+  parameters + :data:`FIT_MARGIN` (the ``pair-mean`` value below is used).
+* ``pair-mean``: the layers whose ``mid_date`` lies in the period (with ``within_span``,
+  whose whole span does) are averaged with inverse-variance weights. Annual cubes always
+  use it: their layers already are ITS_LIVE's fitted composites.
+
+Weights
+-------
+The weight of a layer at a pixel is ``1 / max(vx_error, ERROR_FLOOR)**2`` (``vy`` likewise);
+layers whose velocity or error is missing there get weight 0. Errors are formal: they assume
+independent pair errors of the stated size (the error model of the README's "Uncertainties"
+section). Without error variables all layers weigh the same and no error is reported.
+
+Periods
+-------
+``all`` (the whole window), ``year`` (calendar years), ``season`` (meteorological
+DJF/MAM/JJA/SON, labelled by their first day, so DJF 2018/19 is ``2018-12-01``), or any
+pandas frequency alias (``6MS``, ``QS-DEC``, ``2YS``...). The ``fit`` gives every period
+between the first and the last layer, also those no ``mid_date`` falls in.
 """
 
 from __future__ import annotations
@@ -23,17 +40,32 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from itscube._kernels.lsqfit import (
+    FIT_FEW_PAIRS,
+    FIT_FULL,
+    FIT_NO_SEASON,
+    fit_span_model,
+    model_means,
+    span_design,
+)
+from itscube._typing import ESTIMATORS, Estimator, check_choice
 from itscube.errors import EmptySelectionError, InputError
 from itscube.grid import time_dim
 from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
     "ERROR_FLOOR",
+    "FIT_FLAGS",
+    "MIN_MONTHS",
     "PERIOD_ALIASES",
     "PeriodBin",
+    "bin_means",
     "covering_layers",
+    "pair_spans",
     "period_bins",
     "period_mean",
+    "resolve_estimator",
+    "seasonal_cycle",
     "select_layers",
 ]
 
@@ -132,8 +164,13 @@ class PeriodBin:
     index: np.ndarray
 
 
-def period_bins(times: np.ndarray, period: str, start=None, end=None) -> list[PeriodBin]:
+def period_bins(
+    times: np.ndarray, period: str, start=None, end=None, keep_empty: bool = False
+) -> list[PeriodBin]:
     """Split layer times into averaging periods (see the module docstring for ``period``).
+
+    With ``keep_empty`` every period from the first to the last layer is kept, also those
+    no layer time falls in (their ``index`` is empty).
 
     ``start``/``end`` (inclusive dates) bound the ``all`` period; without them it spans
     the first to the last layer. Other periods are clipped to ``[start, end]`` when given:
@@ -164,7 +201,7 @@ def period_bins(times: np.ndarray, period: str, start=None, end=None) -> list[Pe
     w0, w1 = date_window(start, end)
     bins = []
     for label, part in series.resample(offset):
-        if len(part) == 0:
+        if len(part) == 0 and not keep_empty:
             continue
         t0 = pd.Timestamp(label)
         t1 = t0 + offset
@@ -172,23 +209,253 @@ def period_bins(times: np.ndarray, period: str, start=None, end=None) -> list[Pe
             t0 = max(t0, w0)
         if end is not None:
             t1 = min(t1, w1)
+        if t1 <= t0:  # a bin of layers outside [start, end]
+            continue
         name = f"{t0:%Y%m%d}-{t1 - pd.Timedelta(days=1):%Y%m%d}"
         bins.append(PeriodBin(name, t0, t1, np.asarray(part.values)))
     return bins
 
 
-def _weighted(v: xr.DataArray, sigma: xr.DataArray | None, dim: str):
-    valid = v.notnull()
+def _sigma(ds: xr.Dataset, comp: str, weighted: bool) -> xr.DataArray | None:
+    name = f"v{comp}_error"
+    return ds[name] if (weighted and name in ds.variables) else None
+
+
+def pair_spans(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """Start and end (datetime64) of every layer's image-pair span: the acquisition dates,
+    else ``mid_date -/+ date_dt / 2``; None for annual cubes or cubes without them."""
+    tdim = time_dim(ds)
+    if tdim != "mid_date":
+        return None
+    if {"acquisition_date_img1", "acquisition_date_img2"} <= set(ds.variables):
+        d1 = np.asarray(ds["acquisition_date_img1"].values).astype("datetime64[ns]")
+        d2 = np.asarray(ds["acquisition_date_img2"].values).astype("datetime64[ns]")
+        if not (np.isnat(d1).any() or np.isnat(d2).any()):
+            return np.minimum(d1, d2), np.maximum(d1, d2)
+    if "date_dt" in ds.variables:
+        dt = np.asarray(ds["date_dt"].values)
+        if not np.issubdtype(dt.dtype, np.timedelta64):
+            dt = (dt.astype("f8") * 86400e9).astype("timedelta64[ns]")
+        mid = ds[tdim].values.astype("datetime64[ns]")
+        half = dt.astype("timedelta64[ns]") / 2
+        if not np.isnat(half).any():
+            return mid - half, mid + half
+    return None
+
+
+def resolve_estimator(ds: xr.Dataset, estimator: Estimator) -> str:
+    """``fit`` or ``pair-mean`` for ``ds`` (see the module docstring); ``auto`` picks the
+    fit where the layers are image pairs with known spans.
+
+    Raises
+    ------
+    InputError
+        ``fit`` asked for a cube without image-pair spans, or an unknown estimator.
+    """
+    check_choice(estimator, ESTIMATORS, "estimator")
+    spans = pair_spans(ds) if estimator != "pair-mean" else None
+    if estimator == "fit" and spans is None:
+        raise InputError(
+            "the span-aware fit needs image pairs with acquisition dates (or date_dt); "
+            "annual composites already are fits: use estimator pair-mean or auto",
+            params="estimator",
+        )
+    return "fit" if spans is not None else "pair-mean"
+
+
+def _pair_means(ds: xr.Dataset, bins: list[PeriodBin], weighted: bool, within_span: bool):
+    """Inverse-variance means of each bin's layers, for all bins at once: sums over the
+    layers as products with the (bins x layers) membership matrix."""
+    tdim = time_dim(ds)
+    spans = pair_spans(ds) if within_span else None
+    member = np.zeros((len(bins), ds.sizes[tdim]))
+    for q, b in enumerate(bins):
+        index = b.index
+        if spans is not None:
+            lo = spans[0][index] >= np.datetime64(b.start)
+            hi = spans[1][index] < np.datetime64(b.end)
+            index = index[lo & hi]
+        member[q, index] = 1.0
+    m = xr.DataArray(member, dims=("_period", tdim))  # renamed: annual cubes' tdim is time
+    out = {}
+    for comp in ("x", "y"):
+        v = ds[f"v{comp}"]
+        sigma = _sigma(ds, comp, weighted)
+        valid = v.notnull()
+        if sigma is None:
+            w = valid.astype("f8")
+        else:
+            w = (1.0 / np.maximum(sigma.astype("f8"), ERROR_FLOOR) ** 2).where(
+                valid & sigma.notnull(), 0.0
+            )
+        sw = xr.dot(m, w, dim=tdim)
+        positive = sw.where(sw > 0)  # NaN where no layer has data: no 0/0 warnings
+        out[f"v{comp}"] = (xr.dot(m, v.fillna(0.0) * w, dim=tdim) / positive).astype("float32")
+        if sigma is not None:
+            out[f"v{comp}_error"] = (1.0 / np.sqrt(positive)).astype("float32")
+        if comp == "x":
+            out["n_layers"] = xr.dot(m, (w > 0).astype("f8"), dim=tdim).astype("int32")
+    res = xr.Dataset(out).rename(_period="time").transpose("time", ...)
+    return res, member.sum(axis=1).astype("int32")
+
+
+# ---------------------------------------------------------------- the span-aware fit
+
+FIT_EPOCH = np.datetime64("2000-01-01", "ns")
+"""Origin of the fit's time axis (years of 365.25 days); the seasonal phase counts from it."""
+MIN_MONTHS = 6
+"""Calendar months the short pairs must sample for the seasonal term to be fitted."""
+FIT_MARGIN = 3
+"""Valid pairs needed beyond the number of fitted parameters."""
+SEASON_PAIR_DAYS = 183
+"""Pairs up to this long (days) resolve the season (count toward ``min_months``)."""
+FIT_FLAGS = {
+    FIT_FULL: "annual means and seasonal cycle fitted",
+    FIT_NO_SEASON: "too few months sampled: annual means fitted without a seasonal term",
+    FIT_FEW_PAIRS: "too few valid pairs for the fit: inverse-variance mean of the pairs",
+}
+
+
+def _years(t: np.ndarray) -> np.ndarray:
+    t = np.asarray(t).astype("datetime64[ns]")
+    return (t - FIT_EPOCH).astype("timedelta64[ns]").astype("f8") / (86400e9 * 365.25)
+
+
+@dataclasses.dataclass(frozen=True)
+class _FitSetup:
+    design: np.ndarray  # (T, K)
+    month: np.ndarray  # (T,) int, -1 for pairs too long to resolve the season
+    edges: np.ndarray  # (K - 1,) year starts (fit years)
+    t1: np.ndarray
+    t2: np.ndarray
+
+    @classmethod
+    def of(cls, ds: xr.Dataset) -> _FitSetup:
+        t1, t2 = pair_spans(ds)
+        first = pd.Timestamp(t1.min()).year
+        last = pd.Timestamp(t2.max()).year
+        starts = np.array([f"{y}-01-01" for y in range(first, last + 2)], "datetime64[ns]")
+        edges = _years(starts)
+        design = span_design(_years(t1), _years(t2), edges)
+        mid = pd.DatetimeIndex(t1 + (t2 - t1) / 2)
+        short = (t2 - t1) <= np.timedelta64(SEASON_PAIR_DAYS, "D")
+        month = np.where(short, mid.month.to_numpy() - 1, -1).astype(np.int64)
+        return cls(design, month, edges, t1, t2)
+
+    def rows(self, bins: list[PeriodBin]) -> np.ndarray:
+        starts = np.array([b.start.to_datetime64() for b in bins], "datetime64[ns]")
+        ends = np.array([b.end.to_datetime64() for b in bins], "datetime64[ns]")
+        return span_design(_years(starts), _years(ends), self.edges)
+
+
+N_SEASONAL = 5  # b, c, var(b), var(c), cov(b, c)
+
+
+def _fit_block(v, sigma, *, design, month, rows, weighted, min_months):
+    """The fit of a block of pixels: ``v`` (..., T), ``sigma`` broadcast to it. Returns
+    (..., 2Q + N_SEASONAL + 3): Q period means, Q errors, the seasonal coefficients and
+    their covariance, then flag, valid pairs and reduced chi-square."""
+    shape, T = v.shape[:-1], v.shape[-1]
+    V = np.ascontiguousarray(v.reshape(-1, T).T, dtype="f8")
+    S = np.broadcast_to(sigma, v.shape).reshape(-1, T).T.astype("f8")
+    ok = np.isfinite(V) & np.isfinite(S)
+    W = np.where(ok, 1.0 / np.maximum(S, ERROR_FLOOR) ** 2, 0.0) if weighted else ok * 1.0
+    beta, cov, covered, flag, n, chi2 = fit_span_model(
+        V, np.ascontiguousarray(W), design, month, min_months, FIT_MARGIN
+    )
+    mean, err = model_means(beta, cov, covered, rows)
+    k = design.shape[1] - 2
+    seas = np.stack(
+        [beta[:, k], beta[:, k + 1], cov[:, k, k], cov[:, k + 1, k + 1], cov[:, k, k + 1]], 1
+    )
+    out = np.concatenate(
+        [mean.T, err.T, seas, flag[:, None].astype("f8"), n[:, None], chi2[:, None]], axis=1
+    )
+    return out.reshape(*shape, out.shape[1])
+
+
+def _fit_component(ds, comp: str, setup: _FitSetup, rows, weighted, min_months) -> xr.Dataset:
+    tdim = time_dim(ds)
+    v = ds[f"v{comp}"]
+    if v.chunks is not None:
+        v = v.chunk({tdim: -1})
+    sigma = _sigma(ds, comp, weighted)
+    have_sigma = sigma is not None
     if sigma is None:
-        n = valid.sum(dim)
-        return v.mean(dim, skipna=True), None, n
-    w = 1.0 / np.maximum(sigma, ERROR_FLOOR) ** 2
-    w = w.where(valid & sigma.notnull(), 0.0)
-    sw = w.sum(dim)
-    positive = sw.where(sw > 0)  # NaN where no layer has data: no 0/0 warnings
-    mean = (v.fillna(0.0) * w).sum(dim) / positive
-    err = 1.0 / np.sqrt(positive)
-    return mean, err, (w > 0).sum(dim)
+        sigma = xr.DataArray(np.ones(ds.sizes[tdim]), dims=(tdim,))
+    elif sigma.chunks is not None:
+        sigma = sigma.chunk({tdim: -1})
+    q = rows.shape[0]
+    size = 2 * q + N_SEASONAL + 3
+    out = xr.apply_ufunc(
+        _fit_block,
+        v,
+        sigma,
+        input_core_dims=[[tdim], [tdim]],
+        output_core_dims=[["fit_out"]],
+        dask="parallelized",
+        output_dtypes=["f8"],
+        dask_gufunc_kwargs={"output_sizes": {"fit_out": size}, "allow_rechunk": True},
+        kwargs={
+            "design": setup.design,
+            "month": setup.month,
+            "rows": rows,
+            "weighted": weighted and have_sigma,
+            "min_months": int(min_months),
+        },
+    )
+
+    def part(i0, i1, dim=None):
+        sel = out.isel(fit_out=slice(i0, i1))
+        return sel.rename(fit_out=dim) if dim else sel.isel(fit_out=0)
+
+    b = 2 * q
+    res = {
+        "mean": part(0, q, "time"),
+        "cos": part(b, b + 1),
+        "sin": part(b + 1, b + 2),
+        "var_cos": part(b + 2, b + 3),
+        "var_sin": part(b + 3, b + 4),
+        "cov_cs": part(b + 4, b + 5),
+        "flag": part(b + 5, b + 6),
+        "n": part(b + 6, b + 7),
+        "chi2": part(b + 7, b + 8),
+    }
+    if have_sigma:
+        res["err"] = part(q, 2 * q, "time")
+    return xr.Dataset(res).transpose("time", ..., "y", "x", missing_dims="ignore")
+
+
+def _fit_means(ds, bins, weighted: bool, min_months: int):
+    tdim = time_dim(ds)
+    setup = _FitSetup.of(ds)
+    rows = setup.rows(bins)
+    fallback, _ = _pair_means(ds, bins, weighted, within_span=False)
+    starts = np.array([b.start.to_datetime64() for b in bins], "datetime64[ns]")
+    ends = np.array([b.end.to_datetime64() for b in bins], "datetime64[ns]")
+    overlap = (setup.t1[None, :] < ends[:, None]) & (setup.t2[None, :] > starts[:, None])
+    overlap_da = xr.DataArray(overlap.astype("int32"), dims=("time", tdim))
+    out, flags = {}, []
+    for comp in ("x", "y"):
+        fit = _fit_component(ds, comp, setup, rows, weighted, min_months)
+        few = fit["flag"] == FIT_FEW_PAIRS
+        name = f"v{comp}"
+        out[name] = fit["mean"].where(~few, fallback[name]).astype("float32")
+        if "err" in fit:
+            ename = f"{name}_error"
+            out[ename] = fit["err"].where(~few, fallback[ename]).astype("float32")
+        flags.append(fit["flag"])
+        if comp == "x":
+            valid = ds[name].notnull().astype("int32")
+            out["n_layers"] = xr.dot(overlap_da, valid, dim=tdim).astype("int32")
+    out["fit_flag"] = np.maximum(flags[0], flags[1]).astype("uint8")
+    out["fit_flag"].attrs.update(
+        long_name="span-aware fit: fallback used",
+        flag_values=np.array(list(FIT_FLAGS), "uint8"),
+        flag_meanings=" ".join(m.split(":")[0].replace(" ", "_") for m in FIT_FLAGS.values()),
+        comment="; ".join(f"{k} {m}" for k, m in FIT_FLAGS.items()),
+    )
+    return xr.Dataset(out), overlap.sum(axis=1).astype("int32")
 
 
 def period_mean(
@@ -199,6 +466,8 @@ def period_mean(
     end: DateLike | None = None,
     weighted: bool = True,
     within_span: bool = False,
+    estimator: Estimator = "auto",
+    min_months: int = MIN_MONTHS,
 ) -> xr.Dataset:
     """Mean velocity field per period.
 
@@ -206,55 +475,76 @@ def period_mean(
     ----------
     ds : cube from :func:`itscube.open_cube` (already restricted to the wanted layers).
     period : ``all``, ``year``, ``season`` or a pandas frequency alias.
-    start, end : bounds used to label the ``all`` period (inclusive dates).
+    start, end : bounds of the periods (inclusive dates); without them the periods run
+        from the first to the last layer.
     weighted : inverse-variance weights from ``vx_error``/``vy_error`` when present.
-    within_span : keep only image pairs whose whole acquisition span
-        (``acquisition_date_img1`` .. ``acquisition_date_img2``) lies inside the period
-        (sub-yearly cubes that carry these dates; otherwise ``mid_date`` decides).
+    within_span : ``pair-mean`` only (``auto`` then means ``pair-mean``): keep only image
+        pairs whose whole acquisition span lies inside the period.
+    estimator : ``auto`` (default), ``fit`` or ``pair-mean`` (see the module docstring).
+    min_months : ``fit`` only: calendar months the pairs of at most 183 days must sample
+        at a pixel for its seasonal cycle to be fitted.
 
     Returns
     -------
     xarray.Dataset
         dims ``(time, y, x)`` with ``time`` the period start and ``time_bnds``;
-        ``vx``, ``vy`` (m/yr), ``vx_error``, ``vy_error`` (m/yr, error of the weighted
-        mean, when errors exist) and ``n_layers`` (layers contributing to ``vx``).
+        ``vx``, ``vy`` (m/yr), ``vx_error``, ``vy_error`` (m/yr, when errors exist),
+        ``n_layers`` (layers contributing at the pixel: with the fit, valid pairs whose
+        span overlaps the period), ``layers`` per period, and with the fit ``fit_flag``
+        (y, x). The attribute ``itscube_estimator`` says which estimator was used.
 
     Raises
     ------
     InputError
-        ``period`` is not a known period or pandas frequency.
+        ``period`` is not a known period or pandas frequency, ``within_span`` with the
+        fit, or the fit asked for a cube without pair spans.
     EmptySelectionError
         ``ds`` has no layers.
     """
     tdim = time_dim(ds)
-    bins = period_bins(ds[tdim].values, period, start, end)
-    parts = []
-    parts_layers: list[xr.Dataset] = []
-    spans = None
-    if within_span and {"acquisition_date_img1", "acquisition_date_img2"} <= set(ds.variables):
-        d1 = ds["acquisition_date_img1"].values.astype("datetime64[ns]")
-        d2 = ds["acquisition_date_img2"].values.astype("datetime64[ns]")
-        spans = (np.minimum(d1, d2), np.maximum(d1, d2))
-    for b in bins:
-        index = b.index
-        if spans is not None:
-            lo = spans[0][index] >= np.datetime64(b.start)
-            hi = spans[1][index] < np.datetime64(b.end)
-            index = index[lo & hi]
-        sub = ds.isel({tdim: index})
-        parts_layers.append(sub)
-        out = {}
-        for comp in ("x", "y"):
-            name, ename = f"v{comp}", f"v{comp}_error"
-            sigma = sub[ename] if (weighted and ename in sub.variables) else None
-            mean, err, n = _weighted(sub[name], sigma, tdim)
-            out[name] = mean.astype("float32")
-            if err is not None:
-                out[ename] = err.astype("float32")
-            if comp == "x":
-                out["n_layers"] = n.astype("int32")
-        parts.append(xr.Dataset(out))
-    res = xr.concat(parts, dim="time", coords="minimal", compat="override", join="override")
+    if within_span and estimator == "auto":  # a pair-mean option: auto means pair-mean
+        estimator = "pair-mean"
+    est = resolve_estimator(ds, estimator)
+    if est == "fit" and within_span:
+        raise InputError(
+            "within_span selects pairs for the pair-mean estimator; the fit already counts "
+            "every pair for its span: drop within_span or use estimator pair-mean",
+            params=("within_span", "estimator"),
+        )
+    bins = period_bins(ds[tdim].values, period, start, end, keep_empty=est == "fit")
+    return bin_means(
+        ds,
+        bins,
+        estimator=est,
+        weighted=weighted,
+        within_span=within_span,
+        min_months=min_months,
+        period=period,
+    )
+
+
+def bin_means(
+    ds: xr.Dataset,
+    bins: list[PeriodBin],
+    *,
+    estimator: Estimator = "auto",
+    weighted: bool = True,
+    within_span: bool = False,
+    min_months: int = MIN_MONTHS,
+    period: str = "custom",
+) -> xr.Dataset:
+    """:func:`period_mean` over given periods ``bins`` (``index``: the layers of each bin,
+    used by ``pair-mean``; the fit evaluates its model over ``[start, end)``)."""
+    est = resolve_estimator(ds, estimator)
+    if est == "fit":
+        res, counts = _fit_means(ds, bins, weighted, min_months)
+    else:
+        res, counts = _pair_means(ds, bins, weighted, within_span)
+    return _label_periods(res, ds, bins, counts, period, est, weighted)
+
+
+def _label_periods(res, ds, bins, counts, period: str, est: str, weighted: bool) -> xr.Dataset:
+    tdim = time_dim(ds)
     res = res.assign_coords(time=("time", [b.start.to_datetime64() for b in bins]))
     res["time_bnds"] = (
         ("time", "bnds"),
@@ -266,8 +556,13 @@ def period_mean(
     res["period"] = ("time", [b.label for b in bins])
     res["layers"] = (
         ("time",),
-        np.array([p.sizes.get(tdim, 0) for p in parts_layers], "int32"),
+        counts,
         {"long_name": "layers (image pairs or composites) averaged in the period", "units": "1"},
+    )
+    how = (
+        "span-aware fit of annual means and seasonal cycle"
+        if est == "fit"
+        else ("inverse-variance weighted mean" if weighted else "mean")
     )
     for name in ("vx", "vy", "vx_error", "vy_error"):
         if name in res:
@@ -275,12 +570,115 @@ def period_mean(
                 units="m yr-1",
                 long_name=(
                     f"{'error of ' if 'error' in name else ''}period-mean "
-                    f"{name[:2]} velocity{' (inverse-variance weighted)' if weighted else ''}"
+                    f"{name[:2]} velocity ({how})"
                 ),
                 grid_mapping="mapping",
             )
     res["n_layers"].attrs.update(long_name="layers contributing to the period mean", units="1")
-    res.attrs.update(itscube_period=period, itscube_source_time_dim=tdim)
+    res.attrs.update(itscube_period=period, itscube_source_time_dim=tdim, itscube_estimator=est)
+    res = res.assign_coords(mapping=ds["mapping"]) if "mapping" in ds.variables else res
+    if ds.rio.crs is not None:
+        res = res.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
+    return res
+
+
+def _amp_phase(b, c, vbb, vcc, vbc):
+    """Amplitude (same units as b, c), day of year of the peak and their 1-sigma errors
+    for ``b cos(2 pi t) + c sin(2 pi t)`` (t in years from :data:`FIT_EPOCH`)."""
+    amp = np.hypot(b, c)
+    safe = amp.where(amp > 0)
+    amp_err = np.sqrt(np.maximum(b**2 * vbb + c**2 * vcc + 2 * b * c * vbc, 0)) / safe
+    frac = (np.arctan2(c, b) / (2 * np.pi)) % 1.0
+    phase_err = np.sqrt(np.maximum(c**2 * vbb + b**2 * vcc - 2 * b * c * vbc, 0)) / safe**2
+    days = 365.25
+    return amp, amp_err, 1.0 + frac * days, phase_err / (2 * np.pi) * days
+
+
+def seasonal_cycle(
+    ds: xr.Dataset,
+    *,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    weighted: bool = True,
+    min_months: int = MIN_MONTHS,
+) -> xr.Dataset:
+    """Mean velocity and seasonal cycle per pixel from the span-aware fit.
+
+    Parameters
+    ----------
+    ds : sub-yearly cube (image pairs with acquisition dates or ``date_dt``), already
+        restricted to the wanted layers.
+    start, end : the window the mean is taken over (inclusive dates; default: the layers').
+    weighted, min_months : as in :func:`period_mean`.
+
+    Returns
+    -------
+    xarray.Dataset
+        On ``(y, x)``: ``vx0``, ``vy0``, ``v0`` (m/yr, mean over the window) and errors;
+        ``vx_amp``, ``vy_amp`` (m/yr, half the peak-to-trough range of each component),
+        ``vx_phase``, ``vy_phase`` (day of year of the component's maximum, 1 = 1 January);
+        ``v_amp``, ``v_phase``: the cycle of the component along the mean flow direction,
+        as ITS_LIVE defines them; every amplitude and phase with ``_error`` (1 sigma, errors
+        of x and y independent); ``fit_flag``; ``n_pairs``; ``chi2`` (reduced chi-square of
+        the x fit: about 1 when the stated errors describe the scatter). Amplitudes and
+        phases are NaN where ``fit_flag`` is not 0.
+
+    Raises
+    ------
+    InputError
+        The cube has no image-pair spans (annual composites carry ``v_amp`` already).
+    """
+    resolve_estimator(ds, "fit")
+    tdim = time_dim(ds)
+    bins = period_bins(ds[tdim].values, "all", start, end)
+    setup = _FitSetup.of(ds)
+    rows = setup.rows(bins)
+    fx = _fit_component(ds, "x", setup, rows, weighted, min_months).isel(time=0)
+    fy = _fit_component(ds, "y", setup, rows, weighted, min_months).isel(time=0)
+    flag = np.maximum(fx["flag"], fy["flag"])
+    seasonal = flag == FIT_FULL
+    out = {}
+    mps = {"units": "m yr-1", "grid_mapping": "mapping"}
+    doy = {"units": "day of year", "grid_mapping": "mapping"}
+    for comp, f in (("x", fx), ("y", fy)):
+        amp, amp_e, ph, ph_e = _amp_phase(
+            f["cos"], f["sin"], f["var_cos"], f["var_sin"], f["cov_cs"]
+        )
+        out[f"v{comp}0"] = (f["mean"], mps)
+        if "err" in f:
+            out[f"v{comp}0_error"] = (f["err"], mps)
+        for name, val, attrs in (("amp", amp, mps), ("phase", ph, doy)):
+            out[f"v{comp}_{name}"] = (val.where(seasonal), attrs)
+        out[f"v{comp}_amp_error"] = (amp_e.where(seasonal), mps)
+        out[f"v{comp}_phase_error"] = (ph_e.where(seasonal), {**doy, "units": "days"})
+    speed = np.hypot(fx["mean"], fy["mean"])
+    ux, uy = fx["mean"] / speed.where(speed > 0), fy["mean"] / speed.where(speed > 0)
+    b = ux * fx["cos"] + uy * fy["cos"]
+    c = ux * fx["sin"] + uy * fy["sin"]
+    vbb = ux**2 * fx["var_cos"] + uy**2 * fy["var_cos"]
+    vcc = ux**2 * fx["var_sin"] + uy**2 * fy["var_sin"]
+    vbc = ux**2 * fx["cov_cs"] + uy**2 * fy["cov_cs"]
+    amp, amp_e, ph, ph_e = _amp_phase(b, c, vbb, vcc, vbc)
+    out["v0"] = (speed, mps)
+    if "err" in fx:
+        out["v0_error"] = (np.hypot(ux * fx["err"], uy * fy["err"]), mps)
+    out["v_amp"] = (amp.where(seasonal), mps)
+    out["v_amp_error"] = (amp_e.where(seasonal), mps)
+    out["v_phase"] = (ph.where(seasonal), doy)
+    out["v_phase_error"] = (ph_e.where(seasonal), {**doy, "units": "days"})
+    out["fit_flag"] = (
+        flag.astype("uint8"),
+        {"comment": "; ".join(f"{k} {m}" for k, m in FIT_FLAGS.items())},
+    )
+    out["n_pairs"] = (fx["n"].astype("int32"), {"units": "1"})
+    out["chi2"] = (fx["chi2"].astype("float32"), {"units": "1"})
+    res = xr.Dataset({k: xr.DataArray(v[0], attrs=v[1]) for k, v in out.items()})
+    res = res.drop_vars("time", errors="ignore")
+    res.attrs.update(
+        itscube_estimator="fit",
+        window=bins[0].label,
+        phase_convention="day of year of the maximum (1 = 1 January; 365.25-day year)",
+    )
     res = res.assign_coords(mapping=ds["mapping"]) if "mapping" in ds.variables else res
     if ds.rio.crs is not None:
         res = res.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")

@@ -40,10 +40,10 @@ import xarray as xr
 
 from itscube._kernels.advect import ORDERS, advect, output_steps
 from itscube._kernels.gaps import fill_time_space
-from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, check_choice
+from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, Estimator, check_choice
 from itscube.errors import InputError
 from itscube.grid import grid_bounds, spacing, time_dim
-from itscube.temporal import PERIOD_ALIASES, period_mean
+from itscube.temporal import PERIOD_ALIASES, PeriodBin, bin_means, period_mean, resolve_estimator
 from itscube.window import DateLike, date_window
 
 __all__ = [
@@ -71,28 +71,52 @@ COMPOSITES = PERIOD_ALIASES
 
 
 def velocity_series(
-    ds: xr.Dataset, start, end, composite: str | None = "year", steady: bool = False
+    ds: xr.Dataset,
+    start,
+    end,
+    composite: str | None = None,
+    steady: bool = False,
+    estimator: Estimator = "auto",
 ) -> xr.Dataset:
     """Composite velocity fields with bin bounds ``time_bnds`` (see the module docstring).
 
-    Annual cubes use their own layers (one per year, bins = calendar years) unless
+    With the span-aware fit (``estimator`` ``auto`` or ``fit`` on image pairs) the layers
+    within 400 days of the window are fitted, and each composite is the fitted model's
+    exact mean over its bin (``composite``, default ``month``); ``steady`` gives the
+    model's mean over the window ``[start, end)``. With ``pair-mean`` each composite is
+    the inverse-variance mean of the pairs whose whole span lies in the bin (default
+    ``year``). Annual cubes use their own layers (bins = calendar years) unless
     ``steady``.
     """
     tdim = time_dim(ds)
-    t0, t1 = date_window(start, end)
-    lo, hi = sorted((t0, t1))
+    lo, hi = sorted((pd.Timestamp(start), pd.Timestamp(end)))
     sub = ds.sel({tdim: slice(lo - pd.Timedelta(days=400), hi + pd.Timedelta(days=400))})
     if sub.sizes[tdim] == 0:
         sub = ds
+    est = resolve_estimator(sub, estimator)
+    if steady and composite is not None:
+        raise InputError(
+            "steady holds one mean field over the whole window; drop composite (--period)",
+            params=("steady", "composite"),
+        )
     if steady:
-        window = sub.sel({tdim: slice(lo, hi)})
-        mean = period_mean(window if window.sizes[tdim] else sub, "all")
+        if est == "fit":
+            whole = PeriodBin(f"{lo:%Y%m%d}-{hi:%Y%m%d}", lo, hi, np.arange(sub.sizes[tdim]))
+            mean = bin_means(sub, [whole], estimator="fit", period="all")
+        else:
+            window = sub.sel({tdim: slice(lo, hi)})
+            mean = period_mean(window if window.sizes[tdim] else sub, "all", estimator=est)
         wide = np.array([["1678-01-01", "2261-01-01"]], dtype="datetime64[ns]")
         return mean.assign(time_bnds=(("time", "bnds"), wide))
-    freq = "YS" if tdim == "time" else COMPOSITES.get(composite or "year", composite)
+    default = "month" if est == "fit" else "year"
+    freq = "YS" if tdim == "time" else COMPOSITES.get(composite or default, composite)
     try:
-        return period_mean(sub, freq, within_span=True)
+        if est == "fit":
+            return period_mean(sub, freq, estimator="fit")
+        return period_mean(sub, freq, within_span=True, estimator=est)
     except InputError as exc:
+        if exc.params and "estimator" in exc.params:
+            raise
         raise InputError(
             f"composite {composite!r} is not month, season, year or a pandas frequency",
             params="composite",
@@ -221,6 +245,8 @@ def _run_advection(series, x0, y0, schedule, gap_radius, perturb, chunk_points):
     zu = zv = None
     if perturb is not None:  # one ensemble member (see ensemble_spread)
         zu, zv = perturb.standard_normal(K), perturb.standard_normal(K)
+        if series.attrs.get("itscube_estimator") == "fit":  # one fit: errors shared in time
+            zu, zv = np.full(K, zu[0]), np.full(K, zv[0])
     arrays = [
         series[n].transpose("time", "y", "x").data
         if n in series
@@ -268,8 +294,9 @@ def track(
     dt_days: float = 5.0,
     method: AdvectionMethod = "rk4",
     backward: bool = False,
-    composite: str | None = "year",
+    composite: str | None = None,
     steady: bool = False,
+    estimator: Estimator = "auto",
     gap_radius: float = 3.0,
     seeds_crs: CRSLike | None = None,
     extrapolate: bool = False,
@@ -292,9 +319,14 @@ def track(
         ``backward=True`` seeds are at ``end`` and move back to ``start``.
     dt_days : step (days); the schedule also stops at composite bin edges.
     method : ``rk4``, ``rk2`` or ``euler``.
-    composite : ``year``, ``season``, ``month`` or a pandas frequency (sub-yearly cubes).
+    composite : ``year``, ``season``, ``month`` or a pandas frequency (sub-yearly cubes);
+        default ``month`` with the fit (which then follows the seasonal cycle), ``year``
+        with ``pair-mean``.
     steady : use one mean field over the window (flowlines); the field is held over the
-        whole window by definition, which may extend past the cube's dates.
+        whole window by definition, which may extend past the cube's dates. Not with
+        ``composite``.
+    estimator : ``auto`` (the span-aware fit on image pairs), ``fit`` or ``pair-mean``
+        (see :mod:`itscube.temporal`).
     gap_radius : pixels from data within which gaps are filled by harmonic inpainting
         (the spatial gap fallback; 0 disables it).
     seeds_crs : CRS of array seeds when not in the cube's CRS (e.g. ``EPSG:4326``).
@@ -342,7 +374,7 @@ def track(
     x0, y0, ids = _seeds_xy(seeds, crs, seeds_crs)
     if len(x0) == 0:
         raise InputError("no seed points given", params="seeds")
-    series = velocity_series(ds, t0, t1, composite, steady)
+    series = velocity_series(ds, t0, t1, composite, steady, estimator)
     _check_inside(x0, y0, series, crs)
     bnds = series["time_bnds"].values
     cov0, cov1 = data_coverage(ds, bnds, steady)
@@ -394,10 +426,17 @@ def track(
             "dt_days": float(dt_days),
             "output_every": int(output_every),
             "direction": "backward" if backward else "forward",
-            "composite": "steady" if steady else str(composite),
+            "composite": "steady" if steady else _composite_name(composite, series),
+            "estimator": series.attrs.get("itscube_estimator", ""),
         },
     )
     return out.rio.write_crs(crs, grid_mapping_name="mapping")
+
+
+def _composite_name(composite: str | None, series: xr.Dataset) -> str:
+    if composite is not None:
+        return composite
+    return "month" if series.attrs.get("itscube_estimator") == "fit" else "year"
 
 
 FLAG_MEANING = (
@@ -449,10 +488,12 @@ def ensemble_spread(
     """Monte-Carlo end-position spread (m) from the velocity errors.
 
     Each member perturbs every composite field by ``z * vx_error`` and ``z' * vy_error``
-    with one standard-normal draw per member, composite and component (errors fully
-    correlated in space within a composite, independent between composites and members,
-    as ITS_LIVE layer errors largely are). Returns ``spread_x``, ``spread_y`` (standard
-    deviations of the end positions) and ``spread`` = sqrt(spread_x^2 + spread_y^2).
+    with standard-normal draws per member and component, errors fully correlated in space.
+    With ``pair-mean`` composites (independent sets of pairs) each composite gets its own
+    draw; fitted composites come from one fit, so their errors are one draw shared by
+    every composite of a member (fully correlated in time: a conservative bound).
+    Returns ``spread_x``, ``spread_y`` (standard deviations of the end positions) and
+    ``spread`` = sqrt(spread_x^2 + spread_y^2).
     """
     if n < 2:
         raise InputError(f"ensemble needs at least 2 members; got {n}", params="ensemble")

@@ -11,7 +11,7 @@ import numpy as np
 import shapely.geometry as sg
 import xarray as xr
 
-from itscube._typing import AdvectionMethod
+from itscube._typing import AdvectionMethod, Estimator
 from itscube.errors import InputError
 from itscube.grid import time_dim
 from itscube.io.cube import open_cube
@@ -50,8 +50,9 @@ def run_track(
     dt_days: float = 5.0,
     method: AdvectionMethod = "rk4",
     backward: bool = False,
-    composite: str = "year",
+    composite: str | None = None,
     steady: bool = False,
+    estimator: Estimator = "auto",
     ensemble: int = 0,
     seeds_crs: str | None = None,
     gap_radius: float = 3.0,
@@ -81,6 +82,7 @@ def run_track(
         backward=backward,
         composite=composite,
         steady=steady,
+        estimator=estimator,
         gap_radius=gap_radius,
         extrapolate=extrapolate,
     )
@@ -125,7 +127,8 @@ def run_track(
             "direction": "backward" if backward else "forward",
             "method": method,
             "dt_days": dt_days,
-            "composite": "steady" if steady else composite,
+            "composite": res.attrs["composite"],
+            "estimator": res.attrs["estimator"],
             "points": int(res.sizes["point"]),
             "status": counts,
             "points_with_gap_fallback": int((res.filled.values > 0).any(axis=1).sum()),

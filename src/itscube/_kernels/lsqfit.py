@@ -1,0 +1,171 @@
+"""Span-aware weighted least squares of image-pair velocities (numba).
+
+Each image pair measures the velocity averaged over its own span ``[t1, t2]``. The model
+is ITS_LIVE's "sinusoidal interannual" one (Gardner's error-weighted fit of discrete
+interval data, used for ITS_LIVE's annual composites): one mean per calendar year plus a
+common annual sinusoid,
+
+    m(t) = a_k (t in year k) + b cos(2 pi t) + c sin(2 pi t),   t in years,
+
+and a pair is modelled by the span average of ``m``: the row of the design matrix holds
+the fraction of the span in each year, then ``(sin 2 pi t2 - sin 2 pi t1) / (2 pi L)`` and
+``-(cos 2 pi t2 - cos 2 pi t1) / (2 pi L)`` with ``L = t2 - t1``. The fit is linear in the
+parameters, so each pixel is one weighted least squares (weights ``1 / sigma**2``). The
+mean of the model over any period is the same kind of row (:func:`span_design`) times
+the parameters, and its variance the row's quadratic form with the covariance.
+
+Times are in years of 365.25 days from an epoch chosen by the caller.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = [
+    "FIT_FEW_PAIRS",
+    "FIT_FULL",
+    "FIT_NO_SEASON",
+    "fit_span_model",
+    "model_means",
+    "span_design",
+]
+
+FIT_FULL = 0
+"""Flag: annual means and the seasonal cycle were fitted."""
+FIT_NO_SEASON = 1
+"""Flag: too little seasonal sampling; annual means fitted without a seasonal term."""
+FIT_FEW_PAIRS = 2
+"""Flag: fewer valid pairs than parameters (plus the required margin); no fit."""
+
+_TINY_SPAN = 1e-9
+
+
+def span_design(t1: np.ndarray, t2: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Design rows (n, K) of spans ``[t1, t2]`` (years) for year columns bounded by
+    ``edges`` (K - 2 + 1 increasing year starts, years) and the two seasonal columns.
+
+    >>> d = span_design(np.array([0.0]), np.array([1.0]), np.array([0.0, 1.0]))
+    >>> np.round(d, 12).tolist()  # a whole year: all in year 0, the cycle averages out
+    [[1.0, 0.0, 0.0]]
+    """
+    t1 = np.asarray(t1, dtype="f8")
+    t2 = np.asarray(t2, dtype="f8")
+    lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
+    length = hi - lo
+    short = length < _TINY_SPAN
+    safe = np.where(short, 1.0, length)
+    k = len(edges) - 1
+    out = np.zeros((len(lo), k + 2))
+    for j in range(k):
+        overlap = np.clip(np.minimum(hi, edges[j + 1]) - np.maximum(lo, edges[j]), 0.0, None)
+        inside = (lo >= edges[j]) & (lo < edges[j + 1])
+        out[:, j] = np.where(short, inside.astype("f8"), overlap / safe)
+    w = 2.0 * np.pi
+    out[:, k] = np.where(short, np.cos(w * lo), (np.sin(w * hi) - np.sin(w * lo)) / (w * safe))
+    out[:, k + 1] = np.where(short, np.sin(w * lo), -(np.cos(w * hi) - np.cos(w * lo)) / (w * safe))
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def fit_span_model(v, w, design, month, min_months, margin):  # pragma: no cover - numba
+    """Per-pixel weighted least squares of ``v`` (T, P) with weights ``w`` (T, P; 0 where
+    a pair is missing) on ``design`` (T, K; the last two columns seasonal).
+
+    ``month`` (T,) is the calendar month (0-11) of pairs short enough to resolve the
+    season, else -1: a pixel whose valid short pairs sample fewer than ``min_months``
+    months is fitted without the seasonal columns (flag 1). A pixel with fewer than
+    ``n_params + margin`` valid pairs is not fitted (flag 2). Year columns no valid pair
+    touches are left out (``covered`` False).
+
+    Returns ``beta`` (P, K), ``cov`` (P, K, K), ``covered`` (P, K), ``flag`` (P,),
+    ``n`` (P,) valid pairs and ``chi2`` (P,) the reduced chi-square of the fit.
+    """
+    T, P = v.shape
+    K = design.shape[1]
+    beta = np.full((P, K), np.nan)
+    cov = np.full((P, K, K), np.nan)
+    covered = np.zeros((P, K), np.bool_)
+    flag = np.full(P, 2, np.uint8)
+    nvalid = np.zeros(P, np.int32)
+    chi2 = np.full(P, np.nan)
+    for p in numba.prange(P):
+        N = np.zeros((K, K))
+        r = np.zeros(K)
+        colsum = np.zeros(K)
+        months = np.zeros(12, np.bool_)
+        n = 0
+        for t in range(T):
+            wt = w[t, p]
+            val = v[t, p]
+            if not (wt > 0.0) or not np.isfinite(val):
+                continue
+            n += 1
+            if month[t] >= 0:
+                months[month[t]] = True
+            for i in range(K):
+                di = design[t, i]
+                colsum[i] += abs(di)
+                r[i] += wt * di * val
+                for j in range(i, K):
+                    N[i, j] += wt * di * design[t, j]
+        nvalid[p] = n
+        seasonal = months.sum() >= min_months
+        active = np.zeros(K, np.bool_)
+        for i in range(K - 2):
+            active[i] = colsum[i] > 1e-9
+        active[K - 2] = seasonal
+        active[K - 1] = seasonal
+        n_active = active.sum()
+        if n_active == 0 or n < n_active + margin:
+            continue
+        for i in range(K):
+            for j in range(i):
+                N[i, j] = N[j, i]
+        for i in range(K):
+            if not active[i]:
+                for j in range(K):
+                    N[i, j] = 0.0
+                    N[j, i] = 0.0
+                N[i, i] = 1.0
+                r[i] = 0.0
+        Ninv = np.linalg.inv(N)
+        b = Ninv @ r
+        for i in range(K):
+            if not active[i]:
+                b[i] = 0.0
+                for j in range(K):
+                    Ninv[i, j] = 0.0
+                    Ninv[j, i] = 0.0
+        res = 0.0
+        for t in range(T):
+            wt = w[t, p]
+            val = v[t, p]
+            if not (wt > 0.0) or not np.isfinite(val):
+                continue
+            pred = 0.0
+            for i in range(K):
+                pred += design[t, i] * b[i]
+            res += wt * (val - pred) ** 2
+        dof = n - n_active
+        chi2[p] = res / dof if dof > 0 else np.nan
+        beta[p] = b
+        cov[p] = Ninv
+        for i in range(K):
+            covered[p, i] = active[i] or i >= K - 2
+        flag[p] = 0 if seasonal else 1
+    return beta, cov, covered, flag, nvalid, chi2
+
+
+def model_means(beta, cov, covered, rows):
+    """Means (Q, P) and their standard errors of the fitted model over the periods whose
+    design ``rows`` (Q, K) come from :func:`span_design`; NaN where a period touches a
+    year column the pixel's pairs do not cover, or where the pixel was not fitted."""
+    mean = rows @ beta.T
+    var = np.einsum("qk,pkl,ql->qp", rows, cov, rows, optimize=True)
+    k = rows.shape[1] - 2
+    touches = (np.abs(rows[:, :k]) > 1e-12).astype("f8") @ (~covered[:, :k]).astype("f8").T
+    bad = (touches > 0) | ~np.isfinite(mean)
+    mean = np.where(bad, np.nan, mean)
+    err = np.where(bad, np.nan, np.sqrt(np.clip(var, 0.0, None)))
+    return mean, err

@@ -90,9 +90,11 @@ def velocity_series(
     """
     tdim = time_dim(ds)
     lo, hi = sorted((pd.Timestamp(start), pd.Timestamp(end)))
-    sub = ds.sel({tdim: slice(lo - pd.Timedelta(days=400), hi + pd.Timedelta(days=400))})
-    if sub.sizes[tdim] == 0:
-        sub = ds
+    t = ds[tdim].values
+    near = (t >= np.datetime64(lo - pd.Timedelta(days=400))) & (
+        t <= np.datetime64(hi + pd.Timedelta(days=400))
+    )
+    sub = ds.isel({tdim: np.nonzero(near)[0]}) if near.any() else ds  # mid_date unsorted
     est = resolve_estimator(sub, estimator)
     if steady and composite is not None:
         raise InputError(
@@ -104,7 +106,10 @@ def velocity_series(
             whole = PeriodBin(f"{lo:%Y%m%d}-{hi:%Y%m%d}", lo, hi, np.arange(sub.sizes[tdim]))
             mean = bin_means(sub, [whole], estimator="fit", period="all")
         else:
-            window = sub.sel({tdim: slice(lo, hi)})
+            inside = (sub[tdim].values >= np.datetime64(lo)) & (
+                sub[tdim].values <= np.datetime64(hi)
+            )
+            window = sub.isel({tdim: np.nonzero(inside)[0]})
             mean = period_mean(window if window.sizes[tdim] else sub, "all", estimator=est)
         wide = np.array([["1678-01-01", "2261-01-01"]], dtype="datetime64[ns]")
         return mean.assign(time_bnds=(("time", "bnds"), wide))

@@ -85,7 +85,7 @@ def test_formal_errors_match_the_scatter_of_noisy_fits():
     )
     w = np.broadcast_to(1 / sigma[:, None] ** 2, v.shape).copy()
     design = span_design(t1, t2, EDGES)
-    beta, cov, covered, flag, *_ = fit_span_model(v, w, design, _month(t1, t2), 6, 3)
+    beta, cov, covered, _flag, *_ = fit_span_model(v, w, design, _month(t1, t2), 6, 3)
     rows = span_design(np.array([1.0]), np.array([2.0]), EDGES)
     mean, err = model_means(beta, cov, covered, rows)
     assert np.std(mean[0]) == pytest.approx(np.median(err[0]), rel=0.12)
@@ -102,7 +102,7 @@ def test_fallback_flags_and_uncovered_years():
     w = np.stack([np.ones(60), np.ones(60), few], 1)
     vv = np.stack([v, v, v], 1)
     months = _month(t1, t2)
-    beta, cov, covered, flag, n, _ = fit_span_model(vv, w, design, months, 6, 3)
+    beta, cov, covered, flag, _n, _ = fit_span_model(vv, w, design, months, 6, 3)
     assert flag[0] == FIT_FULL and flag[2] == FIT_FEW_PAIRS and np.isnan(beta[2]).all()
     assert covered[0].tolist() == [True, True, False, True, True]
     _, _, _, flag_s, _, _ = fit_span_model(vv, w, design, summer, 6, 3)

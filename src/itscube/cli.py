@@ -642,6 +642,15 @@ PeriodOpt = Annotated[
         "month, or a pandas frequency such as 6MS.",
     ),
 ]
+EstimatorOpt = Annotated[
+    str,
+    typer.Option(
+        "--estimator",
+        help="Period means from: auto (the span-aware fit of annual means and seasonal cycle "
+        "where the layers are image pairs), fit, or pair-mean (the inverse-variance mean of "
+        "the layers in each period; biased toward summer where speed peaks then).",
+    ),
+]
 FiguresOpt = Annotated[bool, typer.Option("--figures/--no-figures", help="Write PNG figures.")]
 SchedulerOpt = Annotated[
     str | None,
@@ -669,6 +678,7 @@ def strain(
         str, typer.Option("--method", help="gradient (±k pixels), coarsen (k x k blocks) or log.")
     ] = "gradient",
     period: PeriodOpt = "all",
+    estimator: EstimatorOpt = "auto",
     per_step: Annotated[
         bool, typer.Option("--per-step", help="Also write strain for every layer (streamed).")
     ] = False,
@@ -717,6 +727,7 @@ def strain(
             end=end,
             method=method,
             period=period,
+            estimator=estimator,
             per_step=per_step,
             filters=filters,
             gap_radius=gap_radius,
@@ -762,6 +773,7 @@ def qdiv(
     start: StartOpt = None,
     end: EndOpt = None,
     period: PeriodOpt = "all",
+    estimator: EstimatorOpt = "auto",
     per_step: Annotated[
         bool, typer.Option("--per-step", help="Also write a flux time series per layer.")
     ] = False,
@@ -818,6 +830,7 @@ def qdiv(
         start=start,
         end=end,
         period=period,
+        estimator=estimator,
         per_step=per_step,
         column_factor=column_factor,
         scheme=scheme,
@@ -917,15 +930,22 @@ def track(
     dt_days: Annotated[float, typer.Option("--dt-days", help="Time step (days).")] = 5.0,
     method: Annotated[str, typer.Option("--method", help="rk4, rk2 or euler.")] = "rk4",
     composite: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--period",
             "--composite",
             help="Composite fields held over: year, season, month or a pandas frequency such "
-            "as 6MS (the same periods as strain and qdiv --period).",
+            "as 6MS (the same periods as strain and qdiv --period). Default: month with the "
+            "fit (the fitted seasonal cycle), year with --estimator pair-mean.",
         ),
-    ] = "year",
-    steady: Annotated[bool, typer.Option("--steady", help="One mean field (flowlines).")] = False,
+    ] = None,
+    steady: Annotated[
+        bool,
+        typer.Option(
+            "--steady", help="One mean field over the window (flowlines); not with --period."
+        ),
+    ] = False,
+    estimator: EstimatorOpt = "auto",
     ensemble: Annotated[
         int, typer.Option("--ensemble", help="Monte-Carlo members for the spread.", min=0)
     ] = 0,
@@ -980,6 +1000,7 @@ def track(
         backward=backward,
         composite=composite,
         steady=steady,
+        estimator=estimator,
         ensemble=ensemble,
         seeds_crs=seeds_crs,
         gap_radius=gap_radius,
@@ -998,6 +1019,73 @@ def track(
     table.add_row("median displacement", f"{s['median_displacement_m']:.1f} m")
     if s["median_spread_m"] is not None:
         table.add_row("median 1-sigma spread", f"{s['median_spread_m']:.1f} m")
+    table.add_row("files", str(len(product.files)))
+    out_console.print(table)
+
+
+# ---------------------------------------------------------------- seasonal
+
+
+@app.command()
+@friendly
+def seasonal(
+    cube: Annotated[
+        str, typer.Argument(help="Sub-yearly cube path/URL (Zarr, NetCDF, download folder).")
+    ],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    min_months: Annotated[
+        int,
+        typer.Option(
+            "--min-months",
+            help="Calendar months the pairs of at most 183 days must sample at a pixel for its "
+            "seasonal cycle to be fitted (else annual means only, flagged).",
+            min=1,
+            max=13,
+        ),
+    ] = 6,
+    min_dt_days: MinDtOpt = None,
+    max_dt_days: MaxDtOpt = None,
+    max_error: MaxErrorOpt = None,
+    sensor: SensorOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="Parent folder of seasonal/.")] = Path("."),
+    figures: FiguresOpt = True,
+    overwrite: OverwriteOpt = False,
+    progress: ProgressOpt = True,
+):
+    """Maps of mean velocity and seasonal amplitude and phase from the image pairs.
+
+    A per-pixel least-squares fit of annual means plus an annual sinusoid, each pair
+    modelled as its span average (ITS_LIVE's composite model). Writes
+    OUT/seasonal/<sdate>_<edate>/ with seasonal.nc, COG GeoTIFFs (v0, v_amp, v_phase and
+    errors, fit_flag), figures and summary.json. Example: itscube seasonal cube.zarr
+    --start 2016 --end 2021
+    """
+    from itscube.products.seasonal import run_seasonal
+    from itscube.window import Filters
+
+    filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), None, max_error)
+    product = run_seasonal(
+        cube,
+        out=out,
+        start=start,
+        end=end,
+        filters=filters,
+        min_months=min_months,
+        figures=figures,
+        overwrite=overwrite,
+        progress=_progress(progress),
+    )
+    s = product.summary
+    table = Table(title=f"seasonal cycle in {product.folder}", show_header=False)
+    nan = float("nan")
+    table.add_row("median mean speed", f"{s['v0'].get('median', nan):.1f} m/yr")
+    table.add_row("median amplitude", f"{s['v_amp'].get('median', nan):.1f} m/yr")
+    table.add_row("median day of maximum", f"{s['v_phase'].get('median', nan):.0f}")
+    table.add_row(
+        "pixels fitted / no season / too few pairs",
+        " / ".join(str(v) for v in s["pixels"].values()),
+    )
     table.add_row("files", str(len(product.files)))
     out_console.print(table)
 

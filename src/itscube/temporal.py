@@ -307,6 +307,8 @@ MIN_MONTHS = 6
 """Calendar months the short pairs must sample for the seasonal term to be fitted."""
 FIT_MARGIN = 3
 """Valid pairs needed beyond the number of fitted parameters."""
+FIT_TILE_BYTES = 64 * 2**20
+"""Bytes of float64 velocities per dask task of the fit (all layers of a tile of pixels)."""
 SEASON_PAIR_DAYS = 183
 """Pairs up to this long (days) resolve the season (count toward ``min_months``)."""
 FIT_FLAGS = {
@@ -377,8 +379,9 @@ def _fit_block(v, sigma, *, design, month, rows, weighted, min_months):
 def _fit_component(ds, comp: str, setup: _FitSetup, rows, weighted, min_months) -> xr.Dataset:
     tdim = time_dim(ds)
     v = ds[f"v{comp}"]
-    if v.chunks is not None:
-        v = v.chunk({tdim: -1})
+    if v.chunks is not None:  # the fit needs every layer of a pixel: whole-time tiles
+        side = max(1, int(np.sqrt(FIT_TILE_BYTES / (8 * max(1, ds.sizes[tdim])))))
+        v = v.chunk({tdim: -1, "y": side, "x": side})
     sigma = _sigma(ds, comp, weighted)
     have_sigma = sigma is not None
     if sigma is None:

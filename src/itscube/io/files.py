@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from itscube.errors import InputError, OutputExistsError
+from itscube.window import date_window
 
 __all__ = [
     "check_out_dir",
@@ -24,10 +25,21 @@ __all__ = [
 ]
 
 
-def date_label(value, fallback: np.datetime64 | None = None) -> str:
-    """``YYYYMMDD`` of a user date, or of ``fallback`` (e.g. the first layer) if none given."""
-    ts = pd.Timestamp(value if value is not None else fallback)
-    return f"{ts:%Y%m%d}"
+def date_label(value, fallback: np.datetime64 | None = None, *, end: bool = False) -> str:
+    """``YYYYMMDD`` of a user date, or of ``fallback`` (e.g. the first layer) if none given.
+
+    With ``end`` the label is the last day the inclusive end covers: ``2018`` is
+    ``20181231`` and ``2018-08`` is ``20180831``.
+
+    >>> date_label("2018", end=True), date_label("2018-08", end=True), date_label("2018")
+    ('20181231', '20180831', '20180101')
+    """
+    if value is None:
+        return f"{pd.Timestamp(fallback):%Y%m%d}"
+    if end:
+        _, t1 = date_window(None, value)
+        return f"{t1 - pd.Timedelta(1, 'ns'):%Y%m%d}"
+    return f"{pd.Timestamp(value):%Y%m%d}"
 
 
 def check_out_dir(out: str | os.PathLike) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import shapely.geometry as sg
 import xarray as xr
 
+from itscube._typing import Estimator
 from itscube._version import __version__
 from itscube.errors import InputError
 from itscube.grid import grid_bounds, grid_template, time_dim
@@ -94,6 +95,7 @@ class Window:
     start: DateLike | None = None
     end: DateLike | None = None
     filters: Filters | None = None
+    estimator: Estimator = "auto"
 
     def open(self, cube, n_arrays: int, budget: int = MEMORY_BUDGET):
         """The streamed window of ``cube``, its time dim and its ``YYYYMMDD`` date labels
@@ -101,18 +103,28 @@ class Window:
         ds = open_window(cube, self.start, self.end, self.filters, n_arrays, budget)
         tdim = time_dim(ds)
         times = ds[tdim].values
-        return ds, tdim, date_label(self.start, times.min()), date_label(self.end, times.max())
+        return (
+            ds,
+            tdim,
+            date_label(self.start, times.min()),
+            date_label(self.end, times.max(), end=True),
+        )
 
 
 def period_means(ds, period: str, window: Window, progress: Progress) -> xr.Dataset:
     """Period-mean velocity fields of the window, computed (with progress)."""
     with dask_tasks(progress, "period means"):
-        return period_mean(ds, period, start=window.start, end=window.end).compute()
+        return period_mean(
+            ds, period, start=window.start, end=window.end, estimator=window.estimator
+        ).compute()
 
 
-def summary_head(product: str, cube, ds: xr.Dataset, sdate: str, edate: str) -> dict:
-    """The keys every product's ``summary.json`` starts with."""
-    return {
+def summary_head(
+    product: str, cube, ds: xr.Dataset, sdate: str, edate: str, means: xr.Dataset | None = None
+) -> dict:
+    """The keys every product's ``summary.json`` starts with; with the period ``means``,
+    the estimator that made them and the pixels where the fit fell back."""
+    head = {
         "product": product,
         "itscube_version": __version__,
         "cube": str(cube),
@@ -120,6 +132,15 @@ def summary_head(product: str, cube, ds: xr.Dataset, sdate: str, edate: str) -> 
         "crs": str(ds.rio.crs),
         "window": {"start": sdate, "end": edate},
     }
+    if means is not None:
+        head["estimator"] = means.attrs.get("itscube_estimator")
+        if "fit_flag" in means:
+            flags = means["fit_flag"].values
+            head["fit_fallback_pixels"] = {
+                "no_seasonal_term": int((flags == 1).sum()),
+                "pair_mean": int((flags == 2).sum()),
+            }
+    return head
 
 
 def close_product(

@@ -13,7 +13,7 @@ import shapely
 import shapely.geometry as sg
 import xarray as xr
 
-from itscube._typing import Scheme
+from itscube._typing import Estimator, Scheme
 from itscube.flux import (
     RHO_ICE,
     boundary_flux,
@@ -55,6 +55,7 @@ def run_qdiv(
     start: DateLike | None = None,
     end: DateLike | None = None,
     period: str = "all",
+    estimator: Estimator = "auto",
     per_step: bool = False,
     column_factor: float = 1.0,
     scheme: Scheme = "centred",
@@ -92,7 +93,7 @@ def run_qdiv(
     t_start = time.perf_counter()
     check_out_dir(out)
     progress = as_progress(progress)
-    window = Window(start, end, filters)
+    window = Window(start, end, filters, estimator)
     ds, tdim, sdate, edate = window.open(cube, 8, budget)
     H = read_thickness(thickness, ds, thickness_crs)
     sH = None
@@ -127,7 +128,7 @@ def run_qdiv(
             if figures:
                 files += _figures(res, poly, tmp, labels, progress, image)
             summary = {
-                **summary_head("flux_divergence", cube, ds, sdate, edate),
+                **summary_head("flux_divergence", cube, ds, sdate, edate, means),
                 "thickness": str(thickness),
                 "thickness_error": None if thickness_error is None else str(thickness_error),
                 "boundary": str(boundary),

@@ -101,7 +101,7 @@ def run_series(
     folder = (
         Path(out)
         / "series"
-        / f"{name}_{date_label(start, times.min())}_{date_label(end, times.max())}"
+        / f"{name}_{date_label(start, times.min())}_{date_label(end, times.max(), end=True)}"
     )
     with staged_folder(folder, overwrite) as tmp:
         table = series_table(main)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from itscube._typing import StrainMethod
+from itscube._typing import Estimator, StrainMethod
 from itscube.errors import InputError
 from itscube.io.files import check_out_dir, product_folder, staged_folder
 from itscube.products._common import (
@@ -51,6 +51,7 @@ def run_strain(
     end: DateLike | None = None,
     method: StrainMethod = "gradient",
     period: str = "all",
+    estimator: Estimator = "auto",
     per_step: bool = False,
     filters: Filters | None = None,
     gap_radius: float | None = None,
@@ -85,7 +86,7 @@ def run_strain(
     t_start = time.perf_counter()
     check_out_dir(out)
     progress = as_progress(progress)
-    window = Window(start, end, filters)
+    window = Window(start, end, filters, estimator)
     ds, tdim, sdate, edate = window.open(cube, 4 + len(COMPONENTS) + len(ERROR_COMPONENTS), budget)
     options = dict(method=method, strided=strided, min_speed=min_speed)
     for k in upscales:  # validate every upscale before any work
@@ -110,7 +111,7 @@ def run_strain(
                     )
                 files.append(steps_file)
             summary = {
-                **summary_head("strain_rates", cube, ds, sdate, edate),
+                **summary_head("strain_rates", cube, ds, sdate, edate, means),
                 "kind": ds.attrs.get("itscube_kind"),
                 "layers": int(ds.sizes[tdim]),
                 "filters": dataclasses.asdict(filters or Filters()),

@@ -101,7 +101,7 @@ def run_track(
     res = res.compute()  # one advection pass for every file below
     if ensemble:
         res = res.merge(ensemble_spread(ds, seeds, start, end, ensemble, seeds_crs=seeds_crs, **kw))
-    sdate, edate = date_label(start), date_label(end)
+    sdate, edate = date_label(start), date_label(end, end=True)
     folder = product_folder(out, "track", None, sdate, edate)
     crs = ds.rio.crs
     with staged_folder(folder, overwrite) as tmp:

@@ -810,6 +810,33 @@ def qdiv(
             "cloud-gap edges leave no stripes in the maps (fewer pairs per period).",
         ),
     ] = False,
+    error_offset: Annotated[
+        float,
+        typer.Option(
+            "--error-offset",
+            help="Error model: share of each pair's velocity error that is one offset over the "
+            "whole map (0..1; README, Uncertainties).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = 0.5,
+    error_correlation: Annotated[
+        float,
+        typer.Option(
+            "--error-correlation",
+            help="Error model: correlation length of the velocity pixel noise (m; about the "
+            "feature-tracking chip; 0 = independent pixels).",
+            min=0.0,
+        ),
+    ] = 360.0,
+    thickness_error_correlation: Annotated[
+        float,
+        typer.Option(
+            "--thickness-error-correlation",
+            help="Error model: correlation length of the thickness error (m; 0 = independent).",
+            min=0.0,
+        ),
+    ] = 0.0,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
 ):
@@ -820,6 +847,7 @@ def qdiv(
     summary.json. Example: itscube qdiv cube.zarr --thickness H.tif --boundary b.csv
     """
     from itscube.products.flux import run_qdiv
+    from itscube.temporal import ErrorModel
 
     products = run_qdiv(
         cube,
@@ -839,6 +867,11 @@ def qdiv(
         boundary_crs=boundary_crs,
         allow_partial=allow_partial,
         common_layers=common_layers,
+        error_model=ErrorModel(
+            offset=error_offset,
+            correlation_m=error_correlation,
+            thickness_correlation_m=thickness_error_correlation,
+        ),
         figures=figures,
         background=background,
         background_stac=background_stac,

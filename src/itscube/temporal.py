@@ -58,6 +58,7 @@ __all__ = [
     "FIT_FLAGS",
     "MIN_MONTHS",
     "PERIOD_ALIASES",
+    "ErrorModel",
     "PeriodBin",
     "bin_means",
     "covering_layers",
@@ -71,6 +72,42 @@ __all__ = [
 
 ERROR_FLOOR = 0.1
 """Smallest velocity error (m/yr) used as a weight; ITS_LIVE reports 0 for some pixels."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorModel:
+    """The error model of velocity maps, one for every product (README, "Uncertainties").
+
+    A map's error at a pixel with stated 1-sigma error ``s`` (m/yr) is
+    ``s * (offset * d + sqrt(1 - offset**2) * n(x, y))``: ``d`` one standard-normal draw per
+    image pair for the whole map (a residual per-pair offset, e.g. from co-registration),
+    ``n`` a unit-variance noise field with Gaussian correlation ``exp(-r**2 / (2 L**2))``,
+    ``L = correlation_m`` (feature tracking measures over chips of a few pixels). Pairs are
+    independent, ``vx`` and ``vy`` errors independent. A period mean (a weighted sum of pairs
+    with the same weights at every pixel) then has the same form with its own ``s``.
+    Thickness errors are a separate term of the same form with ``thickness_offset`` and
+    ``thickness_correlation_m``.
+
+    Attributes
+    ----------
+    offset : share of the error's standard deviation that is one offset per map (0..1).
+    correlation_m : correlation length (m) of the pixel noise; 0 for independent pixels.
+    thickness_offset, thickness_correlation_m : the same for the thickness error.
+    """
+
+    offset: float = 0.5
+    correlation_m: float = 360.0
+    thickness_offset: float = 0.0
+    thickness_correlation_m: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("offset", "thickness_offset"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name} must be in 0..1; got {getattr(self, name)}", params=name)
+        for name in ("correlation_m", "thickness_correlation_m"):
+            if not getattr(self, name) >= 0.0:
+                raise InputError(f"{name} must be >= 0 m; got {getattr(self, name)}", params=name)
+
 
 PERIOD_ALIASES = {"year": "YS", "season": "QS-DEC", "month": "MS"}
 """Named periods, shared by strain and flux (``--period``) and tracking composites."""

@@ -7,9 +7,12 @@ Arrays are ``(..., ny, nx)``; spacings ``dx``/``dy`` are signed (descending ``y`
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import convolve1d
 
 __all__ = [
     "boundary_face_flux",
+    "boundary_weights",
+    "correlated_variance",
     "divergence_error",
     "divergence_fv",
     "face_fluxes",
@@ -132,3 +135,81 @@ def flux_cells(h, u, v, sh, su, sv, *, mask, dx, dy, scheme, on_grid, with_error
         cells,
         coverage,
     )
+
+
+def boundary_weights(mask, h, u, v, dx, dy, scheme="centred"):
+    """Weights of the net boundary outflow (:func:`boundary_face_flux`) on the cell values
+    (ny, nx): ``face_flux = sum(gu * u) + sum(gv * v)`` exactly for the centred scheme
+    (for the upwind one, with the upwind cells held as they are), and a thickness change
+    ``dh`` changes it by ``sum(gh * dh)`` (exactly: the flux is linear in h).
+
+    >>> m = np.zeros((4, 4), bool); m[1:3, 1:3] = True
+    >>> one, zero = np.ones((4, 4)), np.zeros((4, 4))
+    >>> gu, gv, gh = boundary_weights(m, one, one, zero, 1.0, 1.0)
+    >>> float((gu * 1.0).sum()), float(gu[1, 0]), float(gu[1, 2])
+    (0.0, -0.5, 0.5)
+    """
+    m = mask.astype("f8")
+    ex = (m[:, :-1] - m[:, 1:]) * np.sign(dx)  # outward +x face weight (see boundary_face_flux)
+    ey = (m[:-1, :] - m[1:, :]) * np.sign(dy)
+    uf = 0.5 * (u[:, 1:] + u[:, :-1])
+    vf = 0.5 * (v[1:, :] + v[:-1, :])
+    gu, gv, gh = np.zeros(m.shape), np.zeros(m.shape), np.zeros(m.shape)
+    if scheme == "upwind":
+        from_left = uf * dx > 0
+        from_low = vf * dy > 0
+        hx = np.where(from_left, h[:, :-1], h[:, 1:])
+        hy = np.where(from_low, h[:-1, :], h[1:, :])
+    else:
+        hx = 0.5 * (h[:, 1:] + h[:, :-1])
+        hy = 0.5 * (h[1:, :] + h[:-1, :])
+    cx = np.where(ex != 0, ex * abs(dy), 0.0)
+    cy = np.where(ey != 0, ey * abs(dx), 0.0)
+    for g, c, hf in ((gu, cx, hx), (gv, cy, hy)):
+        w = np.nan_to_num(c * hf) * 0.5
+        if g is gu:
+            g[:, :-1] += w
+            g[:, 1:] += w
+        else:
+            g[:-1, :] += w
+            g[1:, :] += w
+    qx = np.nan_to_num(cx * uf)  # sensitivity of each face's flux to its thickness
+    qy = np.nan_to_num(cy * vf)
+    if scheme == "upwind":
+        gh[:, :-1] += np.where(from_left, qx, 0.0)
+        gh[:, 1:] += np.where(from_left, 0.0, qx)
+        gh[:-1, :] += np.where(from_low, qy, 0.0)
+        gh[1:, :] += np.where(from_low, 0.0, qy)
+    else:
+        gh[:, :-1] += 0.5 * qx
+        gh[:, 1:] += 0.5 * qx
+        gh[:-1, :] += 0.5 * qy
+        gh[1:, :] += 0.5 * qy
+    return gu, gv, gh
+
+
+def correlated_variance(g, s, dx, dy, length, offset):
+    """Variance of ``sum(g * e)`` for errors ``e = s * (offset * d + sqrt(1 - offset^2) * n)``:
+    ``d`` one standard-normal draw for the whole map, ``n`` a unit-variance field with the
+    Gaussian correlation ``exp(-r^2 / (2 length^2))`` (r and ``length`` in m; 0: independent
+    pixels). ``g`` and ``s`` are (ny, nx) on a grid of spacings ``dx``, ``dy`` (m).
+
+    >>> g = np.ones((1, 4)); s = np.ones((1, 4))
+    >>> independent = correlated_variance(g, s, 1.0, 1.0, 0.0, 0.0)
+    >>> float(independent), float(correlated_variance(g, s, 1.0, 1.0, 0.0, 1.0))
+    (4.0, 16.0)
+    """
+    gs = np.nan_to_num(np.asarray(g, "f8") * np.asarray(s, "f8"))
+    total = offset**2 * gs.sum() ** 2
+    if length > 0:
+        smooth = gs
+        for axis, step in ((-1, abs(dx)), (-2, abs(dy))):
+            r = int(np.ceil(4 * length / step))
+            d = np.arange(-r, r + 1) * step
+            smooth = convolve1d(
+                smooth, np.exp(-(d**2) / (2 * length**2)), axis=axis, mode="constant"
+            )
+        noise = float((gs * smooth).sum())
+    else:
+        noise = float((gs**2).sum())
+    return total + (1 - offset**2) * noise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from itscube.products._common import (
 )
 from itscube.products._outputs import source_of, write_cog, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress, dask_tasks
-from itscube.temporal import covering_layers
+from itscube.temporal import ErrorModel, covering_layers
 from itscube.window import DateLike, Filters
 
 __all__ = ["MAPS", "flux_series", "run_qdiv"]
@@ -65,6 +66,7 @@ def run_qdiv(
     filters: Filters | None = None,
     allow_partial: bool = False,
     common_layers: bool = False,
+    error_model: ErrorModel | None = None,
     figures: bool = True,
     background: str | os.PathLike | None = None,
     background_stac: str | None = None,
@@ -109,7 +111,14 @@ def run_qdiv(
     products = []
     for k in upscales:
         res = flux_divergence(
-            means, H, poly, upscale=k, thickness_error=sH, allow_partial=allow_partial, **options
+            means,
+            H,
+            poly,
+            upscale=k,
+            thickness_error=sH,
+            allow_partial=allow_partial,
+            error_model=error_model,
+            **options,
         )
         line = boundary_flux(res, poly)
         labels = [str(p) for p in means["period"].values]
@@ -138,6 +147,7 @@ def run_qdiv(
                 "column_factor": column_factor,
                 "scheme": scheme,
                 "allow_partial": allow_partial,
+                "error_model": dataclasses.asdict(error_model or ErrorModel()),
                 "common_layers": common_layers,
                 "background": background_label(image, background),
                 "rho_ice_kg_m3": RHO_ICE,

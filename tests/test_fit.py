@@ -130,3 +130,19 @@ def test_ensemble_covers_the_truth(noisy):
     z = (r.displacement_x.values - true_dx(seeds[:, 0], "2018-01-01", "2019-12-31")) / sp.spread_x
     assert float((np.abs(z) <= 2).mean()) >= 0.9
     assert float((np.abs(r.displacement_y / sp.spread_y) <= 2).mean()) >= 0.9
+
+
+def test_regular_series_of_points_follow_the_flow(pairs):
+    """``regularise`` fits every point at once: monthly means are the flow's."""
+    from itscube.series import regularise
+
+    series = pairs.isel(y=4).rename(x="point")
+    series = series.assign_coords(
+        point=np.arange(series.sizes["point"]), x=("point", pairs.x.values)
+    )
+    reg = regularise(series, "MS")
+    assert reg.attrs["itscube_estimator"] == "fit" and reg.vx.dims == ("point", "time")
+    bounds = reg.time_bnds.values
+    for i in range(0, len(bounds), 7):
+        want = true_mean(pairs.x.values, bounds[i, 0], bounds[i, 1])
+        np.testing.assert_allclose(reg.vx.values[:, i], want, rtol=1e-3)

@@ -105,10 +105,13 @@ def test_polygon_mean_of_a_linear_field(cubes, server):
     assert (s["n_pixels"].values[0][partial] < 121).all()
 
 
-def test_regular_series_are_the_weighted_means_of_the_pairs_inside_each_bin(cubes, server):
+def test_pair_mean_regular_series_are_the_weighted_means_of_the_pairs_inside_each_bin(
+    cubes, server
+):
     t = point_targets([(X[5], Y[5])], crs="EPSG:3413")
     s = time_series(t, f"{server.url}/A.zarr", start="2017-01-01", end="2019-12-31")
-    reg = regularise(s, "QS")
+    reg = regularise(s, "QS", estimator="pair-mean")
+    assert reg.attrs["itscube_estimator"] == "pair-mean"
     one = s.isel(point=0)
     d1 = one["acquisition_date_img1"].values
     d2 = one["acquisition_date_img2"].values

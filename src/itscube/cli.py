@@ -1290,9 +1290,11 @@ def series(
     regularise: Annotated[
         str | None,
         typer.Option(
-            "--regularise", help="Regular series of weighted means per bin: 1MS, QS or YS."
+            "--regularise",
+            help="Regular series of means per bin (1MS, QS or YS), by --estimator.",
         ),
     ] = None,
+    estimator: EstimatorOpt = "auto",
     climatology: Annotated[
         bool, typer.Option("--climatology", help="Also the mean annual cycle, by month.")
     ] = False,
@@ -1335,6 +1337,7 @@ def series(
         interp=interp,
         buffer=buffer,
         regular=regularise,
+        estimator=estimator,
         with_climatology=climatology,
         catalog=catalog,
         stac=stac,

@@ -40,7 +40,7 @@ import shapely
 import shapely.geometry as sg
 import xarray as xr
 
-from itscube._typing import CRSLike, Kind, check_choice
+from itscube._typing import CRSLike, Estimator, Kind, check_choice
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.grid import grid_bounds, spacing
 from itscube.io.area import (
@@ -52,7 +52,7 @@ from itscube.io.area import (
 )
 from itscube.io.pixels import LAYER_VARIABLES, PIXEL_VARIABLES, read_layers, read_pixels
 from itscube.io.stores import SourceCube, open_source
-from itscube.temporal import ERROR_FLOOR, period_mean
+from itscube.temporal import ERROR_FLOOR, period_mean, resolve_estimator
 from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
@@ -585,35 +585,35 @@ def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.D
     return ds
 
 
-def regularise(series: xr.Dataset, freq: str) -> xr.Dataset:
+def regularise(series: xr.Dataset, freq: str, estimator: Estimator = "auto") -> xr.Dataset:
     """Regular series: per bin of ``freq`` (``1MS``, ``QS``, ``YS`` or another pandas
-    frequency), the ``1/error^2``-weighted mean of the image pairs whose whole acquisition
-    span lies inside the bin (:func:`itscube.period_mean` with ``within_span``), with its
-    error and the number of pairs.
+    frequency) the mean velocity, its error and the pairs behind it, for every point at once
+    (:func:`itscube.period_mean`). On image pairs the default is the span-aware fit (each
+    pair counts for its own span; bins without a pair get the fitted cycle; ``fit_flag``
+    per point); ``estimator="pair-mean"`` gives the ``1/error^2``-weighted mean of the
+    pairs whose whole acquisition span lies inside the bin.
 
     Raises
     ------
     InputError
-        ``freq`` is not a pandas frequency.
+        ``freq`` is not a pandas frequency, or a bad estimator.
     """
     tdim = "mid_date" if "mid_date" in series.dims else "time"
-    per_point = []
-    for p in series["point"].values:
-        one = series.sel(point=p)
-        one = one[[v for v in one.data_vars if one[v].dims == (tdim,)]]
-        mean = period_mean(one, freq, within_span=True)
-        per_point.append(mean.drop_vars(["period", "mapping"], errors="ignore"))
-    bounds = per_point[0]["time_bnds"]
-    per_point = [m.drop_vars(["time_bnds", "layers"]) for m in per_point]
-    out = xr.concat(per_point, dim="point", join="outer", coords="minimal", compat="override")
-    out["time_bnds"] = bounds
-    out = out.assign_coords(point=series["point"].values)
+    names = [v for v in series.data_vars if set(series[v].dims) in ({tdim}, {"point", tdim})]
+    one = series[names].drop_vars(["id", "x", "y", "lon", "lat", "distance"], errors="ignore")
+    for name in ("acquisition_date_img1", "acquisition_date_img2", "date_dt"):
+        if name in one and "point" in one[name].dims:  # one pair: the same in every cube
+            one[name] = one[name].max("point", skipna=True)
+    est = resolve_estimator(one, estimator)
+    mean = period_mean(one, freq, within_span=est == "pair-mean", estimator=est)
+    out = mean.drop_vars(["period", "mapping", "layers"], errors="ignore")
+    out = out.transpose("point", "time", ...)
     for c in ("id", "x", "y", "lon", "lat", "distance"):
         if c in series.coords:
             out = out.assign_coords({c: series[c]})
     out["v"] = np.hypot(out["vx"], out["vy"])
     out["v"].attrs["units"] = "m yr-1"
-    out.attrs.update(series.attrs, regularised=freq)
+    out.attrs.update(series.attrs, regularised=freq, itscube_estimator=est)
     return out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from itscube._typing import Estimator
 from itscube.io.files import check_out_dir, date_label, staged_folder
 from itscube.io.pixels import LAYER_VARIABLES
 from itscube.products._common import Product, close_product
@@ -62,6 +63,7 @@ def run_series(
     interp: Interp = "nearest",
     buffer: float = 0.0,
     regular: str | None = None,
+    estimator: Estimator = "auto",
     with_climatology: bool = False,
     catalog=None,
     stac: str | None = None,
@@ -73,7 +75,8 @@ def run_series(
     (long format), ``series.nc`` (CF, dims point x time; ``_annual`` variables with
     ``kind="both"``), ``series.parquet``, ``regular.nc`` (with ``regular``),
     ``climatology.nc`` (with ``with_climatology``), ``figures/*.png`` and ``summary.json``.
-    The options are those of :func:`itscube.series.time_series`.
+    The options are those of :func:`itscube.series.time_series`; ``estimator`` makes the
+    regular series (:func:`itscube.series.regularise`).
 
     Raises
     ------
@@ -123,7 +126,7 @@ def run_series(
                 f"Velocity time series ({name})",
             )
         )
-        reg = regularise(main, regular) if regular else None
+        reg = regularise(main, regular, estimator) if regular else None
         if reg is not None:
             files.append(
                 write_netcdf(reg, tmp / "regular.nc", f"Regular velocity series ({regular})")
@@ -147,6 +150,7 @@ def run_series(
             },
             "filters": None if filters is None else filters.__dict__,
             "regularised": regular,
+            "estimator": None if reg is None else reg.attrs["itscube_estimator"],
             "climatology": with_climatology,
             "cubes": sorted(set(map(str, main["source"].values))),
             "values_per_point": {

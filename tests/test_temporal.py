@@ -70,7 +70,7 @@ def test_period_mean_within_span_drops_pairs_crossing_the_bin():
         "mid_date",
         np.array(["2019-06-12", "2020-01-10"], dtype="datetime64[ns]"),
     )
-    both = period_mean(ds, "YS")
+    both = period_mean(ds, "YS", estimator="pair-mean")
     inside = period_mean(ds, "YS", within_span=True)
     assert float(both.vx[0, 0, 0]) == pytest.approx(200.0)
     assert float(inside.vx[0, 0, 0]) == pytest.approx(100.0)  # the 13-month pair is out

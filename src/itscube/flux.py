@@ -437,6 +437,8 @@ def _add_integral_errors(
     u = (ds["vx"] * column_factor) if k == 1 else block_mean(ds["vx"] * column_factor, k)
     v = (ds["vy"] * column_factor) if k == 1 else block_mean(ds["vy"] * column_factor, k)
     fine = {"y": "y_fine", "x": "x_fine"}
+    if u.chunks is not None:  # whole maps per task, as the flux kernel
+        u, v, su, sv = (a.chunk({"y": -1, "x": -1}) for a in (u, v, su, sv))
     var = xr.apply_ufunc(
         _integral_error,
         out["thickness"].astype("f8"),

@@ -29,7 +29,8 @@ Periods
 ``all`` (the whole window), ``year`` (calendar years), ``season`` (meteorological
 DJF/MAM/JJA/SON, labelled by their first day, so DJF 2018/19 is ``2018-12-01``), or any
 pandas frequency alias (``6MS``, ``QS-DEC``, ``2YS``...). The ``fit`` gives every period
-between the first and the last layer, also those no ``mid_date`` falls in.
+from the start of the first pair's span to the end of the last one (clipped to the window),
+also those no ``mid_date`` falls in.
 """
 
 from __future__ import annotations
@@ -551,7 +552,11 @@ def period_mean(
             "every pair for its span: drop within_span or use estimator pair-mean",
             params=("within_span", "estimator"),
         )
-    bins = period_bins(ds[tdim].values, period, start, end, keep_empty=est == "fit")
+    bins = (
+        _fit_bins(ds, period, start, end)
+        if est == "fit"
+        else period_bins(ds[tdim].values, period, start, end)
+    )
     return bin_means(
         ds,
         bins,
@@ -561,6 +566,20 @@ def period_mean(
         min_months=min_months,
         period=period,
     )
+
+
+def _fit_bins(ds: xr.Dataset, period: str, start, end) -> list[PeriodBin]:
+    """Every period from the start of the first pair's span to the end of the last one
+    (clipped to ``[start, end]``), each with the layers whose ``mid_date`` it holds."""
+    mid = ds[time_dim(ds)].values.astype("datetime64[ns]")
+    t1, t2 = pair_spans(ds)
+    last = t2.max() - np.timedelta64(1, "ns")  # spans are half-open
+    reach = np.concatenate([mid, [t1.min(), last]])
+    out = []
+    for b in period_bins(reach, period, start, end, keep_empty=True):
+        inside = (mid >= np.datetime64(b.start)) & (mid < np.datetime64(b.end))
+        out.append(dataclasses.replace(b, index=np.nonzero(inside)[0]))
+    return out
 
 
 def bin_means(

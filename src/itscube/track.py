@@ -37,13 +37,21 @@ import numpy as np
 import pandas as pd
 import pyproj
 import xarray as xr
+from scipy.ndimage import gaussian_filter
 
 from itscube._kernels.advect import ORDERS, advect, output_steps
 from itscube._kernels.gaps import fill_time_space
 from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, Estimator, check_choice
 from itscube.errors import InputError
 from itscube.grid import grid_bounds, spacing, time_dim
-from itscube.temporal import PERIOD_ALIASES, PeriodBin, bin_means, period_mean, resolve_estimator
+from itscube.temporal import (
+    PERIOD_ALIASES,
+    ErrorModel,
+    PeriodBin,
+    bin_means,
+    period_mean,
+    resolve_estimator,
+)
 from itscube.window import DateLike, date_window
 
 __all__ = [
@@ -53,6 +61,7 @@ __all__ = [
     "data_coverage",
     "displacement_field",
     "ensemble_spread",
+    "error_fields",
     "step_schedule",
     "track",
     "velocity_series",
@@ -98,7 +107,7 @@ def velocity_series(
     est = resolve_estimator(sub, estimator)
     if steady and composite is not None:
         raise InputError(
-            "steady holds one mean field over the whole window; drop composite (--period)",
+            "steady holds one mean field over the whole window; drop composite",
             params=("steady", "composite"),
         )
     if steady:
@@ -227,14 +236,32 @@ def _check_inside(x0, y0, series: xr.Dataset, crs) -> None:
 
 
 def _fields(vx, vy, sx, sy, radius, zu, zv):
-    """Filled composite fields (K, ny, nx) and their fill flags; with ``zu``/``zv`` (one
-    standard-normal draw per composite) perturbed by the errors ``sx``/``sy``."""
+    """Filled composite fields (K, ny, nx) and their fill flags; with ``zu``/``zv``
+    (standard error fields, (K, ny, nx)) perturbed by the errors ``sx``/``sy``."""
     U, FU = fill_time_space(vx, radius)
     V, FV = fill_time_space(vy, radius)
     if zu is not None:
-        U = U + zu[:, None, None] * np.nan_to_num(sx)
-        V = V + zv[:, None, None] * np.nan_to_num(sy)
+        U = U + zu * np.nan_to_num(sx)
+        V = V + zv * np.nan_to_num(sy)
     return U, V, FU | FV
+
+
+def error_fields(
+    rng: np.random.Generator, k: int, ny: int, nx: int, dx: float, model: ErrorModel, shared: bool
+) -> np.ndarray:
+    """Standard error fields (k, ny, nx) of :class:`itscube.temporal.ErrorModel`: per
+    field ``offset * d + sqrt(1 - offset^2) * n``, ``d`` one standard-normal draw and ``n``
+    unit-variance noise with Gaussian correlation of length ``correlation_m`` (white noise
+    smoothed by a Gaussian of width ``L / sqrt(2)``); with ``shared`` one field for all k."""
+    n_draw = 1 if shared else k
+    width = model.correlation_m / abs(dx) / np.sqrt(2)
+    out = np.empty((n_draw, ny, nx))
+    for i in range(n_draw):
+        noise = rng.standard_normal((ny, nx))
+        if width > 0:
+            noise = gaussian_filter(noise, width, mode="reflect") * np.sqrt(4 * np.pi * width**2)
+        out[i] = model.offset * rng.standard_normal() + np.sqrt(1 - model.offset**2) * noise
+    return np.broadcast_to(out, (k, ny, nx)) if shared else out
 
 
 def _advect_points(fields, x0, y0, grid, dt_yr, field_of_step, order, sign, keep):
@@ -249,9 +276,11 @@ def _run_advection(series, x0, y0, schedule, gap_radius, perturb, chunk_points):
     K = series.sizes["time"]
     zu = zv = None
     if perturb is not None:  # one ensemble member (see ensemble_spread)
-        zu, zv = perturb.standard_normal(K), perturb.standard_normal(K)
-        if series.attrs.get("itscube_estimator") == "fit":  # one fit: errors shared in time
-            zu, zv = np.full(K, zu[0]), np.full(K, zv[0])
+        rng, model = perturb
+        shape = (K, series.sizes["y"], series.sizes["x"])
+        dx = spacing(series.x.values, "x")
+        shared = series.attrs.get("itscube_estimator") == "fit"  # one fit: shared in time
+        zu, zv = (error_fields(rng, *shape, dx, model, shared) for _ in range(2))
     arrays = [
         series[n].transpose("time", "y", "x").data
         if n in series
@@ -307,7 +336,7 @@ def track(
     extrapolate: bool = False,
     output_every: int = 1,
     chunk_points: int = 100_000,
-    _perturb: np.random.Generator | None = None,
+    _perturb: tuple[np.random.Generator, ErrorModel] | None = None,
 ) -> xr.Dataset:
     """Track points through the cube's velocity between two dates.
 
@@ -488,15 +517,17 @@ def ensemble_spread(
     n: int,
     *,
     seed: int = 0,
+    error_model: ErrorModel | None = None,
     **kw,
 ) -> xr.Dataset:
     """Monte-Carlo end-position spread (m) from the velocity errors.
 
-    Each member perturbs every composite field by ``z * vx_error`` and ``z' * vy_error``
-    with standard-normal draws per member and component, errors fully correlated in space.
-    With ``pair-mean`` composites (independent sets of pairs) each composite gets its own
-    draw; fitted composites come from one fit, so their errors are one draw shared by
-    every composite of a member (fully correlated in time: a conservative bound).
+    Each member perturbs the composite fields by error fields of ``error_model``
+    (:class:`itscube.temporal.ErrorModel`, default ``ErrorModel()``) scaled by
+    ``vx_error``/``vy_error`` (:func:`error_fields`): with ``pair-mean`` composites
+    (independent sets of pairs) each composite gets its own field; fitted composites come
+    from one fit, so one field serves all of a member's composites (errors fully correlated
+    in time). Components are independent.
     Returns ``spread_x``, ``spread_y`` (standard deviations of the end positions) and
     ``spread`` = sqrt(spread_x^2 + spread_y^2).
     """
@@ -506,9 +537,11 @@ def ensemble_spread(
         if name not in ds.variables:
             raise InputError(f"ensemble needs {name} in the cube", params="ensemble")
     rng = np.random.default_rng(seed)
+    model = error_model or ErrorModel()
     ends = []
     for _ in range(n):
-        ends.append(track(ds, seeds, start, end, _perturb=rng, **kw)[["x", "y"]].compute())
+        member = track(ds, seeds, start, end, _perturb=(rng, model), **kw)
+        ends.append(member[["x", "y"]].compute())
     ex = np.stack([e.x.values[:, -1] for e in ends])
     ey = np.stack([e.y.values[:, -1] for e in ends])
     sx, sy = np.nanstd(ex, axis=0, ddof=1), np.nanstd(ey, axis=0, ddof=1)

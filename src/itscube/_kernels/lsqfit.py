@@ -46,7 +46,7 @@ def span_design(t1: np.ndarray, t2: np.ndarray, edges: np.ndarray) -> np.ndarray
     ``edges`` (K - 2 + 1 increasing year starts, years) and the two seasonal columns.
 
     >>> d = span_design(np.array([0.0]), np.array([1.0]), np.array([0.0, 1.0]))
-    >>> np.round(d, 12).tolist()  # a whole year: all in year 0, the cycle averages out
+    >>> (np.round(d, 12) + 0.0).tolist()  # a whole year: all in year 0, the cycle averages out
     [[1.0, 0.0, 0.0]]
     """
     t1 = np.asarray(t1, dtype="f8")

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import shapely.geometry as sg
 
+from itscube import open_cube
 from itscube._datasets.itslive import decimal_year, tile_coords
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.series import (
@@ -240,3 +241,20 @@ def test_annual_composites_and_both_kinds(cubes, server, catalog_file, tmp_path)
     nc = xr.open_dataset(folder / "series.nc")
     assert "v_annual" in nc and "v" in nc and "mid_date" in nc.dims and "time" in nc.dims
     assert json.loads((folder / "summary.json").read_text())["kind"] == "both"
+
+
+def test_series_records_the_sampled_pixel_in_the_cube_crs_and_the_lonlat_given():
+    """x, y are metres in the cube's CRS (the pixel centre for nearest), never typed lon/lat."""
+    import pyproj
+
+    from itscube.sample import ensure_sample
+
+    sample = ensure_sample()
+    s = time_series([(-48.8, 69.4)], sample.subyearly)
+    px, py = pyproj.Transformer.from_crs(4326, 3413, always_xy=True).transform(-48.8, 69.4)
+    cube = open_cube(sample.subyearly)
+    want_x = float(cube.x.values[np.argmin(np.abs(cube.x.values - px))])
+    want_y = float(cube.y.values[np.argmin(np.abs(cube.y.values - py))])
+    assert float(s.x[0]) == want_x and float(s.y[0]) == want_y
+    assert float(s.lon[0]) == -48.8 and float(s.lat[0]) == 69.4
+    assert int(s.epsg[0]) == 3413 and s.x.attrs["units"] == "m"

@@ -531,6 +531,16 @@ def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, 
         )
     which = sorted(pixels)
     part = _sample_cube(src, targets, which, pixels, sel, layers)
+    # where each series was sampled, in the cube's CRS: the pixel centre for nearest, the
+    # point itself for bilinear and buffers, the centroid of the pixels of a polygon
+    sx, sy = [], []
+    for i in which:
+        px = pixels[i]
+        pixel_based = poly is not None or (interp == "nearest" and buffer == 0)
+        sx.append(float(gx[px.cols].mean()) if pixel_based else float(tx[i]))
+        sy.append(float(gy[px.rows].mean()) if pixel_based else float(ty[i]))
+    part["sample_x"] = ("point", np.array(sx))
+    part["sample_y"] = ("point", np.array(sy))
     return part, [i for i in remaining if i not in pixels]
 
 
@@ -560,11 +570,24 @@ def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.D
     idx = ds["point"].values
     ds = ds.assign_coords(
         id=("point", np.asarray(targets.ids, dtype=object)[idx].astype(str)),
-        x=("point", targets.x[idx]),
-        y=("point", targets.y[idx]),
+        x=("point", ds["sample_x"].values),
+        y=("point", ds["sample_y"].values),
         lon=("point", np.asarray(lon)[idx]),
         lat=("point", np.asarray(lat)[idx]),
+    ).drop_vars(["sample_x", "sample_y"])
+    where = (
+        ("the point's pixel centre" if interp == "nearest" and buffer == 0 else "the point")
+        if targets.polygon is None
+        else "the centroid of the polygon's pixels"
     )
+    for c in ("x", "y"):
+        ds[c].attrs.update(
+            units="m",
+            long_name=f"{c} of {where} in the CRS of the point's cube (see epsg)",
+        )
+    ds["lon"].attrs.update(units="degrees_east", long_name="longitude of the point")
+    ds["lat"].attrs.update(units="degrees_north", long_name="latitude of the point")
+    ds["epsg"].attrs.update(long_name="EPSG code of the cube's CRS (of x, y, vx, vy)")
     if targets.distance is not None:
         ds = ds.assign_coords(distance=("point", targets.distance[idx]))
         ds["distance"].attrs.update(units="m", long_name="distance along the profile")

@@ -1144,7 +1144,12 @@ def image(
     ] = 30.0,
     max_cloud: Annotated[
         float,
-        typer.Option("--max-cloud", help="Most cloud over the area, per cent (e.g. 20).", min=0),
+        typer.Option(
+            "--max-cloud",
+            help="Most cloud over the area, per cent (0-100, e.g. 20).",
+            min=0,
+            max=100,
+        ),
     ] = 20.0,
     collection: Annotated[
         str,

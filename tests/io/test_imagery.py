@@ -192,3 +192,14 @@ def test_a_buffered_point_searches_at_the_point_not_a_buffer_in_degrees(imagery)
     search_scenes(point_area(lon, lat, buffer=3000), "2018-04-12", stac=api.url)
     geom = api.searches[-1]["intersects"]
     assert geom["type"] == "Point" and abs(geom["coordinates"][0] - lon) < 1e-9
+
+
+def test_a_zero_day_window_is_the_whole_day_and_cloud_is_a_percentage(imagery):
+    _, api, _ = imagery
+    same_day = search_scenes(AREA, "2018-04-12", window_days=0, stac=api.url)
+    assert {s.id for s in same_day} == {"CLEAR"}  # taken at 14:00 that day
+    assert search_scenes(AREA, "2018-04-13", window_days=0, stac=api.url) == []
+    with pytest.raises(InputError, match="percentage from 0 to 100"):
+        pick_scene(same_day, "2018-04-12", AREA, max_cloud=200)
+    with pytest.raises(InputError, match="window_days"):
+        search_scenes(AREA, "2018-04-12", window_days=-1, stac=api.url)

@@ -128,7 +128,12 @@ def search_scenes(
 
     when = parse_date(date, "date")
     root = _stac_root(stac)
+    if not window_days >= 0:
+        raise InputError(f"window_days must be >= 0; got {window_days}", params="window_days")
     span = pd.Timedelta(days=float(window_days))
+    # whole days: window_days=0 is the whole day of date, not its first second
+    lo = when.normalize() - span
+    hi = when.normalize() + span + pd.Timedelta(days=1) - pd.Timedelta(seconds=1)
     geom = area.lonlat()  # unbuffered: a buffer is metres, not degrees
     modifier = None
     if stac == "planetary":
@@ -146,7 +151,7 @@ def search_scenes(
         found = client.search(
             collections=[collection],
             intersects=sg.mapping(geom),
-            datetime=f"{(when - span):%Y-%m-%dT%H:%M:%SZ}/{(when + span):%Y-%m-%dT%H:%M:%SZ}",
+            datetime=f"{lo:%Y-%m-%dT%H:%M:%SZ}/{hi:%Y-%m-%dT%H:%M:%SZ}",
             max_items=limit,
         )
         items = list(found.items())
@@ -235,6 +240,10 @@ def pick_scene(scenes: Sequence[Scene], date: DateLike, area: Area, max_cloud: f
     EmptySelectionError
         None qualifies; the message lists the nearest dates and their cloud cover.
     """
+    if not 0 <= max_cloud <= 100:
+        raise InputError(
+            f"max_cloud is a percentage from 0 to 100; got {max_cloud:g}", params="max_cloud"
+        )
     when = parse_date(date, "date")
     ordered = sorted(scenes, key=lambda s: abs(s.datetime - when))
     for s in ordered:

@@ -108,3 +108,22 @@ def test_find_cubes_outside_raises(catalog_file):
 
     with pytest.raises(CubeNotFoundError, match="no ITS_LIVE cube covers"):
         find_cubes(point_area(10.0, 45.0), load_catalog(catalog_file))
+
+
+def test_a_mirrored_catalog_is_cached_under_the_url_fetched(tmp_path, catalog_file, monkeypatch):
+    """With ITSCUBE_MIRRORS the mirror's copy is cached under the mirror's URL: an unmirrored
+    run never answers for the official catalog from it."""
+    from itscube.io.catalog import DEFAULT_CATALOG_URL, _cache_path, cache_dir
+
+    served = tmp_path / "served" / "datacubes"
+    served.mkdir(parents=True)
+    (served / "catalog_v02.json").write_bytes(catalog_file.read_bytes())
+    monkeypatch.setenv("ITSCUBE_CACHE_DIR", str(tmp_path / "cache"))
+    official_key = _cache_path(DEFAULT_CATALOG_URL)
+    with StoreServer(tmp_path / "served") as srv:
+        monkeypatch.setenv("ITSCUBE_MIRRORS", f"https://its-live-data.s3.amazonaws.com={srv.url}")
+        assert len(load_catalog(DEFAULT_CATALOG_URL)) == 3
+        mirror_key = _cache_path(DEFAULT_CATALOG_URL)
+    assert mirror_key.exists() and mirror_key != official_key
+    assert not official_key.exists()
+    assert [p.name for p in cache_dir().glob("catalog_*.json")] == [mirror_key.name]

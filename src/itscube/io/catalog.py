@@ -328,7 +328,10 @@ class Catalog:
 
 
 def _cache_path(url: str) -> Path:
-    return cache_dir() / f"catalog_{hashlib.sha256(url.encode()).hexdigest()[:16]}.json"
+    """Where the catalog fetched for ``url`` is cached: keyed by the URL actually fetched
+    (after ``ITSCUBE_MIRRORS``), so a mirror's copy never answers for the official one."""
+    fetched = remote.normalise_url(url)
+    return cache_dir() / f"catalog_{hashlib.sha256(fetched.encode()).hexdigest()[:16]}.json"
 
 
 def load_catalog(

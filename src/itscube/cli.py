@@ -70,6 +70,7 @@ def _readable_metavars(command) -> None:
         names = getattr(param, "opts", [])
         if getattr(param, "param_type_name", "") == "argument":
             param.metavar = str(param.name).upper()
+            param.display_type_rich = lambda ctx: ""  # "CUBE", not "CUBE <str>"
             continue
         if getattr(param, "is_flag", False) or getattr(param, "count", False):
             param.metavar = " "
@@ -166,6 +167,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain (click) help: rich-formatted help imports ~0.2 s of markdown rendering before
+    # the first line is shown (benchmarks/bench_cli_startup.py)
+    rich_markup_mode=None,
 )
 console = Console(stderr=True)
 out_console = Console()
@@ -1403,9 +1407,9 @@ def _quiet_unraisable(unraisable, _default=sys.unraisablehook) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # figures are written to files, never shown
+    # figures are written to files, never shown; set without importing matplotlib, so that
+    # help, version and argument errors stay fast
+    os.environ.setdefault("MPLBACKEND", "Agg")
     sys.unraisablehook = _quiet_unraisable
     try:
         app()

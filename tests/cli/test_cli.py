@@ -214,3 +214,26 @@ def test_help_reads_as_a_user_reads_it(command):
     assert r.exit_code == 0, r.output
     for python_type in ("<bool>", "<list[str]>", "<float,float>", "<float>", "<int>"):
         assert python_type not in r.output, (command, python_type)
+
+
+def test_help_and_version_import_nothing_heavy():
+    """Help, version and argument errors stay fast: no numpy, matplotlib or xarray
+    (benchmarks/bench_cli_startup.py measures the time)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from itscube.cli import main\n"
+        "for args in (['--help'], ['--version'], ['track', '--help'], ['strain', '--nope']):\n"
+        "    sys.argv = ['itscube', *args]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('numpy', 'matplotlib', 'xarray', 'pandas', 'dask', 'zarr', 'scipy')\n"
+        "print('HEAVY', [m for m in heavy if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in out.stdout, out.stdout[-500:]
+    assert "CUBE <str>" not in out.stdout and "Usage: itscube track" in out.stdout

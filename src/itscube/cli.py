@@ -1405,8 +1405,20 @@ def _quiet_unraisable(unraisable, _default=sys.unraisablehook) -> None:
     _default(unraisable)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr, not Python's two-line form with the
+    source file and line (``warnings.showwarning`` of the command line)."""
+    from rich.markup import escape
+
+    text = " ".join(str(message).split())
+    console.print(f"[yellow]warning[/]: {escape(text)}", soft_wrap=True, highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
+    import warnings
+
+    warnings.showwarning = _one_line_warning
     # figures are written to files, never shown; set without importing matplotlib, so that
     # help, version and argument errors stay fast
     os.environ.setdefault("MPLBACKEND", "Agg")

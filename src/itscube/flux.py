@@ -56,7 +56,7 @@ from itscube.grid import (
     spacing,
     with_crs,
 )
-from itscube.io.area import parse_crs, polygon_from_coords, read_csv_points
+from itscube.io.area import check_degrees, parse_crs, polygon_from_coords, read_csv_points
 from itscube.temporal import ErrorModel
 
 __all__ = [
@@ -126,7 +126,11 @@ def read_thickness(
         )
         out = out.where(out >= 0)
     if not np.isfinite(out.values).any():
-        raise InputError(f"{what} {path} does not overlap the cube", params=what)
+        raise InputError(
+            f"{what} {path}: no valid value over the cube (all nodata or negative after "
+            "resampling, or the raster lies elsewhere); check its nodata value and CRS",
+            params=what,
+        )
     hi = float(np.nanmax(out.values))
     if what == "thickness" and (hi < PLAUSIBLE_THICKNESS_M[0] or hi > PLAUSIBLE_THICKNESS_M[1]):
         warnings.warn(
@@ -163,6 +167,8 @@ def read_boundary(path: str | Path, like: xr.Dataset, crs: CRSLike | None = None
         raise InputError(f"{where}: a boundary needs at least 3 distinct points", params="boundary")
     poly = polygon_from_coords(pts.tolist(), where, "boundary")
     src = parse_crs(crs) if crs is not None else (pyproj.CRS("EPSG:4326") if lonlat else None)
+    if src is not None:
+        check_degrees(pts[:, 0], pts[:, 1], src, where, "boundary_crs")
     if src is not None and src != like.rio.crs:
         tr = pyproj.Transformer.from_crs(src, like.rio.crs, always_xy=True)
         poly = shapely.transform(poly, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))

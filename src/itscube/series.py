@@ -45,6 +45,7 @@ from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.grid import grid_bounds, spacing
 from itscube.io.area import (
     LONLAT,
+    check_degrees,
     parse_crs,
     polygon_area,
     read_csv_points,
@@ -131,7 +132,9 @@ def point_targets(
     if not np.isfinite(xy).all():
         raise InputError("points must be finite numbers", params="points")
     names = [str(i) for i in (ids if ids is not None else range(len(xy)))]
-    return Targets("points", xy[:, 0], xy[:, 1], parse_crs(crs), names)
+    crs = parse_crs(crs)
+    check_degrees(xy[:, 0], xy[:, 1], crs, "point")
+    return Targets("points", xy[:, 0], xy[:, 1], crs, names)
 
 
 def points_from_file(path: str | Path, crs: CRSLike | None = None) -> Targets:
@@ -628,7 +631,15 @@ def regularise(series: xr.Dataset, freq: str, estimator: Estimator = "auto") -> 
         if name in one and "point" in one[name].dims:  # one pair: the same in every cube
             one[name] = one[name].max("point", skipna=True)
     est = resolve_estimator(one, estimator)
-    mean = period_mean(one, freq, within_span=est == "pair-mean", estimator=est)
+    try:
+        mean = period_mean(one, freq, within_span=est == "pair-mean", estimator=est)
+    except InputError as exc:
+        if "period" not in exc.params:
+            raise
+        raise InputError(
+            f"regular {freq!r} is not a pandas frequency such as 1MS (months), QS or YS",
+            params="regular",
+        ) from exc
     out = mean.drop_vars(["period", "mapping", "layers"], errors="ignore")
     out = out.transpose("point", "time", ...)
     for c in ("id", "x", "y", "lon", "lat", "distance"):

@@ -29,8 +29,8 @@ Periods
 ``all`` (the whole window), ``year`` (calendar years), ``season`` (meteorological
 DJF/MAM/JJA/SON, labelled by their first day, so DJF 2018/19 is ``2018-12-01``), or any
 pandas frequency alias (``6MS``, ``QS-DEC``, ``2YS``...). The ``fit`` gives every period
-from the start of the first pair's span to the end of the last one (clipped to the window),
-also those no ``mid_date`` falls in.
+between the first and the last layer (clipped to the window), also those no ``mid_date``
+falls in; :func:`span_bins` reaches to the ends of the pairs' spans (tracking).
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ __all__ = [
     "resolve_estimator",
     "seasonal_cycle",
     "select_layers",
+    "span_bins",
 ]
 
 ERROR_FLOOR = 0.1
@@ -552,11 +553,7 @@ def period_mean(
             "every pair for its span: drop within_span or use estimator pair-mean",
             params=("within_span", "estimator"),
         )
-    bins = (
-        _fit_bins(ds, period, start, end)
-        if est == "fit"
-        else period_bins(ds[tdim].values, period, start, end)
-    )
+    bins = period_bins(ds[tdim].values, period, start, end, keep_empty=est == "fit")
     return bin_means(
         ds,
         bins,
@@ -568,15 +565,24 @@ def period_mean(
     )
 
 
-def _fit_bins(ds: xr.Dataset, period: str, start, end) -> list[PeriodBin]:
-    """Every period from the start of the first pair's span to the end of the last one
-    (clipped to ``[start, end]``), each with the layers whose ``mid_date`` it holds."""
+def span_bins(ds: xr.Dataset, period: str) -> list[PeriodBin]:
+    """Every period from the start of the first pair's span to the end of the last one,
+    each with the layers whose ``mid_date`` it holds: the periods the pairs inform (tracking
+    uses them to cover its whole window; :func:`period_mean` stops at the first and the last
+    ``mid_date``, where edge periods are still well sampled).
+
+    Raises
+    ------
+    InputError
+        ``ds`` has no image-pair spans, or ``period`` is unknown.
+    """
+    resolve_estimator(ds, "fit")
     mid = ds[time_dim(ds)].values.astype("datetime64[ns]")
     t1, t2 = pair_spans(ds)
     last = t2.max() - np.timedelta64(1, "ns")  # spans are half-open
     reach = np.concatenate([mid, [t1.min(), last]])
     out = []
-    for b in period_bins(reach, period, start, end, keep_empty=True):
+    for b in period_bins(reach, period, keep_empty=True):
         inside = (mid >= np.datetime64(b.start)) & (mid < np.datetime64(b.end))
         out.append(dataclasses.replace(b, index=np.nonzero(inside)[0]))
     return out

@@ -44,6 +44,7 @@ from itscube._kernels.gaps import fill_time_space
 from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, Estimator, check_choice
 from itscube.errors import InputError
 from itscube.grid import grid_bounds, spacing, time_dim
+from itscube.io.area import check_degrees, parse_crs
 from itscube.temporal import (
     PERIOD_ALIASES,
     ErrorModel,
@@ -51,6 +52,7 @@ from itscube.temporal import (
     bin_means,
     period_mean,
     resolve_estimator,
+    span_bins,
 )
 from itscube.window import DateLike, date_window
 
@@ -125,8 +127,8 @@ def velocity_series(
     default = "month" if est == "fit" else "year"
     freq = "YS" if tdim == "time" else COMPOSITES.get(composite or default, composite)
     try:
-        if est == "fit":
-            return period_mean(sub, freq, estimator="fit")
+        if est == "fit":  # periods up to the ends of the spans: the whole window covered
+            return bin_means(sub, span_bins(sub, freq), estimator="fit", period=freq)
         return period_mean(sub, freq, within_span=True, estimator=est)
     except InputError as exc:
         if exc.params and "estimator" in exc.params:
@@ -175,12 +177,17 @@ def _seeds_xy(seeds, crs: pyproj.CRS, seeds_crs=None) -> tuple[np.ndarray, np.nd
             pts = seeds[[cols["lon"], cols["lat"]]].to_numpy(float)
             seeds_crs = seeds_crs or "EPSG:4326"
         else:
-            raise InputError("seed table needs x, y (or lon, lat) columns")
+            raise InputError(
+                f"seed table has columns {', '.join(map(str, seeds.columns))}; it needs x, y "
+                "(metres in the cube's CRS) or lon, lat (degrees), and optionally id",
+                params="seeds",
+            )
         if "id" in cols:
             ids = list(seeds[cols["id"]])
     else:
         pts = np.asarray(seeds, dtype="f8").reshape(-1, 2)
     if seeds_crs is not None:
+        check_degrees(pts[:, 0], pts[:, 1], parse_crs(seeds_crs), "seeds", "seeds_crs")
         tr = pyproj.Transformer.from_crs(seeds_crs, crs, always_xy=True)
         x, y = tr.transform(pts[:, 0], pts[:, 1])
         pts = np.column_stack([x, y])

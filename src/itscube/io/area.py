@@ -22,6 +22,7 @@ __all__ = [
     "LONLAT",
     "Area",
     "bbox_area",
+    "check_degrees",
     "footprint_rings",
     "parse_crs",
     "point_area",
@@ -98,6 +99,22 @@ class Area:
     def lonlat(self) -> shapely.Geometry:
         """The geometry in lon/lat (degrees)."""
         return transform_geometry(self.geometry, self.crs, LONLAT)
+
+
+def check_degrees(x, y, crs: pyproj.CRS, what: str, crs_param: str = "crs") -> None:
+    """One-line :class:`InputError` when coordinates given in a geographic ``crs`` (lon/lat)
+    cannot be degrees: they look like projected metres, and ``crs_param`` fixes that."""
+    if not crs.is_geographic:
+        return
+    x, y = np.atleast_1d(np.asarray(x, "f8")), np.atleast_1d(np.asarray(y, "f8"))
+    bad = ~((np.abs(x) <= 360) & (np.abs(y) <= 90))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(
+            f"{what}: ({_fmt(x[i])}, {_fmt(y[i])}) looks like metres, not lon/lat degrees; "
+            f"give {crs_param} EPSG:XXXX (the cube's, e.g. EPSG:3413) for projected coordinates",
+            params=(what.split()[0], crs_param),
+        )
 
 
 def _check_lonlat(lon: float, lat: float, what: str) -> None:
@@ -212,9 +229,11 @@ def read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
         yi = next((header.index(n) for n in _Y_NAMES if n in header), None)
         lonlat = xi is not None and header[xi] in ("lon", "longitude", "long", "lng")
         if xi is None or yi is None:
-            if len(header) < 2:
-                raise InputError(f"{path}: need two columns (x, y or lon, lat); found {header}")
-            xi, yi = 0, 1
+            raise InputError(
+                f"{path}: no coordinate columns among {', '.join(header)}; name them x, y "
+                "(projected metres) or lon, lat (degrees) (also accepted: "
+                f"{', '.join(n for n in _X_NAMES + _Y_NAMES if n not in ('x', 'y', 'lon', 'lat'))})"
+            )
     else:
         xi, yi, lonlat = 0, 1, False
     pts = []

@@ -357,6 +357,11 @@ def load_catalog(
     """
     src = str(source or os.environ.get("ITSCUBE_CATALOG") or DEFAULT_CATALOG_URL)
     is_remote = remote.protocol_of(src) != "file"
+    if not is_remote and not Path(src.removeprefix("file://")).is_file():
+        raise CatalogError(
+            f"catalog {src}: no such file; give an existing GeoJSON file, or a URL",
+            params="catalog",
+        )
     cached = _cache_path(src) if (cache and is_remote) else None
     raw: bytes | None = None
     fresh = cached is not None and cached.exists() and not refresh

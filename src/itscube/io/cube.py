@@ -58,7 +58,13 @@ def _open_raw(path_or_url: str, chunks, storage_options: dict | None) -> xr.Data
         try:
             return xr.open_dataset(p, **kw)
         except Exception as exc:
-            raise CubeFormatError(f"{path_or_url}: cannot be read as NetCDF/Zarr ({exc})") from exc
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if "did not find a match" in first:
+                first = f"a {p.suffix or 'file'} is neither NetCDF nor Zarr"
+            raise CubeFormatError(
+                f"{path_or_url}: not a cube ({first}); give an ITS_LIVE Zarr store, a NetCDF "
+                "file or a download folder"
+            ) from exc
     # Remote: insist on consolidated metadata (a non-listable store would read as empty).
     open_source(url, storage_options)
     opts = remote.storage_options_for(url, storage_options)

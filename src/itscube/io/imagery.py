@@ -127,6 +127,11 @@ def search_scenes(
     from pystac_client.exceptions import APIError
 
     when = parse_date(date, "date")
+    if collection not in COLLECTIONS and stac in (None, "planetary"):  # known APIs
+        raise InputError(
+            f"unknown collection {collection!r}; choose {' or '.join(COLLECTIONS)}",
+            params="collection",
+        )
     root = _stac_root(stac)
     if not window_days >= 0:
         raise InputError(f"window_days must be >= 0; got {window_days}", params="window_days")

@@ -223,6 +223,15 @@ def flagged(exc: ItscubeError, flags: dict[str, str]) -> str:
     return message
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr, not Python's two-line form with the
+    source file and line (``warnings.showwarning`` of the command line)."""
+    from rich.markup import escape
+
+    text = " ".join(str(message).split())
+    console.print(f"[yellow]warning[/]: {escape(text)}", soft_wrap=True, highlight=False)
+
+
 def friendly(fn):
     """Turn itscube errors into one-line messages (with flags, not Python parameter names)
     and non-zero exit codes."""
@@ -231,8 +240,12 @@ def friendly(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         nonlocal flags
+        import warnings
+
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _one_line_warning
+                return fn(*args, **kwargs)
         except ItscubeError as exc:
             flags = flags if flags is not None else _flags_of(fn)
             raise _fail(flagged(exc, flags), exc.exit_code) from None
@@ -1405,20 +1418,8 @@ def _quiet_unraisable(unraisable, _default=sys.unraisablehook) -> None:
     _default(unraisable)
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings as one ``warning: ...`` line on stderr, not Python's two-line form with the
-    source file and line (``warnings.showwarning`` of the command line)."""
-    from rich.markup import escape
-
-    text = " ".join(str(message).split())
-    console.print(f"[yellow]warning[/]: {escape(text)}", soft_wrap=True, highlight=False)
-
-
 def main() -> None:
     """Console-script entry point."""
-    import warnings
-
-    warnings.showwarning = _one_line_warning
     # figures are written to files, never shown; set without importing matplotlib, so that
     # help, version and argument errors stay fast
     os.environ.setdefault("MPLBACKEND", "Agg")

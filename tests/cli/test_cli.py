@@ -237,3 +237,70 @@ def test_help_and_version_import_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout[-500:]
     assert "CUBE <str>" not in out.stdout and "Usage: itscube track" in out.stdout
+
+
+def _sample():
+    from itscube.sample import ensure_sample
+
+    return ensure_sample()
+
+
+@pytest.mark.parametrize(
+    ("make_args", "match"),
+    [
+        (
+            lambda s, t: ["series", s.subyearly, "--point", -150000, -2250000, "--out", t],
+            "looks like metres, not lon/lat degrees; give --crs",
+        ),
+        (
+            lambda s, t: ["qdiv", s.subyearly, "--thickness", s.thickness, "--boundary",
+                          s.boundary, "--boundary-crs", "EPSG:4326", "--out", t],
+            "looks like metres, not lon/lat degrees; give --boundary-crs",
+        ),
+        (
+            lambda s, t: ["series", s.subyearly, "--point", -48.8, 69.4, "--regularise",
+                          "monthly", "--out", t],
+            "--regularise 'monthly' is not a pandas frequency",
+        ),
+        (
+            lambda s, t: ["image", s.subyearly, "--date", "2018-06-01", "--collection", "modis",
+                          "--out", t],
+            "unknown --collection 'modis'; choose sentinel-2-l2a or landsat-c2-l2",
+        ),
+        (lambda s, t: ["info", s.boundary], "not a cube (a .csv is neither NetCDF nor Zarr)"),
+        (
+            lambda s, t: ["download", "--bbox", -48.9, 69.3, -48.7, 69.5, "--start", "2018",
+                          "--end", "2018", "--catalog", t / "nope.json", "--out", t],
+            "nope.json: no such file",
+        ),
+        (
+            lambda s, t: ["image", s.subyearly, "--date", "2018-06-01", "--max-cloud", 200,
+                          "--out", t],
+            "--max-cloud",
+        ),
+    ],
+)  # fmt: skip
+def test_messages_a_new_user_met(make_args, match, tmp_path):
+    one_line_error(run(*make_args(_sample(), tmp_path)), match=match)
+
+
+def test_seeds_csv_without_coordinate_columns_lists_the_accepted_ones(tmp_path):
+    seeds = tmp_path / "seeds.csv"
+    seeds.write_text("a,b\n1,2\n")
+    r = run("track", _sample().subyearly, "--seeds", seeds, "--start", "2018", "--end", "2018",
+            "--out", tmp_path)  # fmt: skip
+    one_line_error(r, match="no coordinate columns among a, b; name them x, y")
+
+
+def test_thickness_warnings_are_one_line(tmp_path):
+    import rioxarray
+
+    s = _sample()
+    km = tmp_path / "km.tif"
+    (rioxarray.open_rasterio(s.thickness) / 1000).rio.to_raster(km)
+    r = run("qdiv", s.subyearly, "--thickness", km, "--boundary", s.boundary, "--no-figures",
+            "--no-progress", "--out", tmp_path)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    warning = [line for line in r.output.splitlines() if "implausible for metres" in line]
+    assert len(warning) == 1 and warning[0].startswith("warning: thickness")
+    assert "UserWarning" not in r.output

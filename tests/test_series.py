@@ -258,3 +258,36 @@ def test_series_records_the_sampled_pixel_in_the_cube_crs_and_the_lonlat_given()
     assert float(s.x[0]) == want_x and float(s.y[0]) == want_y
     assert float(s.lon[0]) == -48.8 and float(s.lat[0]) == 69.4
     assert int(s.epsg[0]) == 3413 and s.x.attrs["units"] == "m"
+
+
+def test_a_cube_supplies_only_its_own_kind(tmp_path):
+    """An annual cube gives annual series (not labelled image pairs); asking a cube for the
+    kind it does not hold is a one-line error, never its own values relabelled."""
+    from itscube.sample import ensure_sample
+    from tests.conftest import one_line_error, run_cli
+
+    sample = ensure_sample()
+    annual = time_series([(-48.8, 69.4)], sample.annual)
+    assert annual.attrs["kind"] == "annual" and "time" in annual.dims
+    with pytest.raises(InputError, match=r"holds image pairs .mid_date., not annual composites"):
+        time_series([(-48.8, 69.4)], sample.subyearly, kind="annual")
+    args = ["series", sample.subyearly, "--point", -48.8, 69.4, "--kind", "both", "--out"]
+    one_line_error(
+        run_cli(*args, tmp_path), match="holds image pairs (mid_date), not annual composites"
+    )
+
+
+def test_series_of_the_sample_say_synthetic(tmp_path):
+    from itscube.sample import ensure_sample
+    from tests.conftest import run_cli
+
+    r = run_cli("series", ensure_sample().subyearly, "--point", -48.8, 69.4, "--no-figures",
+                "--out", tmp_path)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (folder,) = (tmp_path / "series").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["source_data"].startswith("synthetic")
+    import xarray as xr
+
+    with xr.open_dataset(folder / "series.nc") as nc:
+        assert nc.attrs["itscube_source"].startswith("synthetic")

@@ -1298,8 +1298,13 @@ def series(
     polygon: PolygonOpt = None,
     crs: CrsOpt = None,
     kind: Annotated[
-        str, typer.Option("--kind", help="subyearly (image pairs), annual or both.")
-    ] = "subyearly",
+        str | None,
+        typer.Option(
+            "--kind",
+            help="subyearly (image pairs), annual or both (default: the CUBE's kind, or "
+            "subyearly from the archive).",
+        ),
+    ] = None,
     interp: Annotated[
         str, typer.Option("--interp", help="nearest (default) or bilinear.")
     ] = "nearest",

@@ -435,7 +435,7 @@ def time_series(
     cube: str | os.PathLike | None = None,
     *,
     crs: CRSLike | None = None,
-    kind: Kind = "subyearly",
+    kind: Kind | None = None,
     start: DateLike | None = None,
     end: DateLike | None = None,
     filters: Filters | None = None,
@@ -454,7 +454,9 @@ def time_series(
         points in ``crs`` (default lon/lat).
     cube : a local or remote cube; default: the cubes of the catalog (or ``stac``) that
         cover the targets, each target read from the first one whose grid holds it.
-    kind : ``subyearly`` (image pairs) or ``annual`` (composites).
+    kind : ``subyearly`` (image pairs) or ``annual`` (composites); default the kind of
+        ``cube``, or ``subyearly`` from the archive. A ``cube`` of the other kind is an
+        error: a cube of image pairs holds no annual composites.
     start, end : inclusive dates (default: all layers).
     filters : layer filters, as for :func:`itscube.download`.
     interp : ``nearest`` or ``bilinear`` (points and profiles).
@@ -468,8 +470,8 @@ def time_series(
         dims ``(point, mid_date)`` (``time`` for annual): ``vx``, ``vy``, ``v`` and their
         errors (m/yr), ``n_pixels`` (pixels averaged), ``valid_fraction``; the pairs'
         acquisition dates, ``date_dt`` (days) and platforms; per point ``id``, ``x``,
-        ``y`` (in ``targets.crs``), ``lon``, ``lat``, ``distance`` (profiles, m), the
-        ``source`` cube and its ``epsg``.
+        ``y`` (m in the CRS of the point's cube: where it was sampled), ``lon``, ``lat``,
+        ``distance`` (profiles, m), the ``source`` cube and its ``epsg``.
 
     Raises
     ------
@@ -483,7 +485,11 @@ def time_series(
     if not isinstance(targets, Targets):
         targets = point_targets(targets, crs)
     check_choice(interp, INTERPOLATIONS, "interp")
-    check_choice(kind, ("subyearly", "annual"), "kind")
+    if kind is not None:
+        check_choice(kind, ("subyearly", "annual"), "kind")
+    if cube is not None:
+        kind = _kind_of_cube(cube, kind, workers)
+    kind = kind or "subyearly"
     if not buffer >= 0:
         raise InputError(f"buffer must be >= 0 m; got {buffer}", params="buffer")
     filters = filters or Filters()
@@ -504,6 +510,22 @@ def time_series(
             f"{' ...' if len(remaining) > 5 else ''}; check the coordinates and their crs"
         )
     return _assemble(parts, targets, kind, interp, buffer, start, end)
+
+
+_HOLDS = {"subyearly": "image pairs (mid_date)", "annual": "annual composites (time)"}
+
+
+def _kind_of_cube(cube, kind: str | None, workers: int) -> str:
+    """The kind of the given cube; an error when it is not the ``kind`` asked for."""
+    src = open_source(_cube_url(cube), workers=workers)
+    found = "annual" if src.time_dim == "time" else "subyearly"
+    if kind is not None and kind != found:
+        raise InputError(
+            f"cube {cube} holds {_HOLDS[found]}, not {_HOLDS[kind]}; give a cube of that kind, "
+            "or no cube to read both kinds from the archive",
+            params=("kind", "cube"),
+        )
+    return found
 
 
 def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, filters):
@@ -544,6 +566,9 @@ def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, 
         sy.append(float(gy[px.rows].mean()) if pixel_based else float(ty[i]))
     part["sample_x"] = ("point", np.array(sx))
     part["sample_y"] = ("point", np.array(sy))
+    part.attrs["source_description"] = " ".join(
+        str(src.attrs.get(k, "")) for k in ("author", "institution", "title")
+    ).strip()
     return part, [i for i in remaining if i not in pixels]
 
 
@@ -553,11 +578,13 @@ def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.D
         p.rename({p.attrs.get("tdim", next(d for d in p.dims if d != "point")): tdim})
         for p in parts
     ]
+    described = " ".join(p.attrs.get("source_description", "") for p in parts)
     ds = (
         xr.concat(parts, dim="point", join="outer", fill_value={"n_pixels": 0})
         if len(parts) > 1
         else parts[0]
     )
+    ds.attrs["source_description"] = described
     ds = ds.sortby("point").sortby(tdim)
     ds["v"] = np.hypot(ds["vx"], ds["vy"])
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -90,7 +90,8 @@ SYNTHETIC_SOURCE = (
 
 def source_of(ds: xr.Dataset) -> str:
     """What a cube's velocities are: real ITS_LIVE data, or the itscube synthetic sample."""
-    text = " ".join(str(ds.attrs.get(k, "")) for k in ("author", "institution", "title"))
+    keys = ("author", "institution", "title", "source_description")  # the last: series
+    text = " ".join(str(ds.attrs.get(k, "")) for k in keys)
     return SYNTHETIC_SOURCE if "synthetic" in text.lower() else REAL_SOURCE
 
 

@@ -14,7 +14,7 @@ from itscube._typing import Estimator
 from itscube.io.files import check_out_dir, date_label, staged_folder
 from itscube.io.pixels import LAYER_VARIABLES
 from itscube.products._common import Product, close_product
-from itscube.products._outputs import write_netcdf
+from itscube.products._outputs import source_of, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.series import Interp, Targets, climatology, regularise, time_series
 from itscube.window import DateLike, Filters
@@ -56,7 +56,7 @@ def run_series(
     cube: str | os.PathLike | None = None,
     *,
     out: str | os.PathLike = ".",
-    kind: str = "subyearly",
+    kind: str | None = None,
     start: DateLike | None = None,
     end: DateLike | None = None,
     filters: Filters | None = None,
@@ -84,7 +84,8 @@ def run_series(
     """
     from itscube._typing import check_choice
 
-    check_choice(kind, KINDS_OR_BOTH, "kind")
+    if kind is not None:
+        check_choice(kind, KINDS_OR_BOTH, "kind")
     t_start = time.perf_counter()
     check_out_dir(out)
     progress = as_progress(progress)
@@ -94,11 +95,11 @@ def run_series(
     with progress.task("series", len(kinds)) as advance:
         for k in kinds:
             got[k] = time_series(
-                targets, cube, kind=k, filters=filters if k == "subyearly" else None, **options
+                targets, cube, kind=k, filters=filters if k != "annual" else None, **options
             )
             advance()
     main = got[kinds[0]]
-    tdim = "mid_date" if kind != "annual" else "time"
+    tdim = "time" if "time" in main.dims else "mid_date"
     times = main[tdim].values
     name = targets.label()
     folder = (
@@ -121,7 +122,9 @@ def run_series(
             )
         files.append(
             write_netcdf(
-                nc.drop_vars(["source"], errors="ignore"),
+                nc.drop_vars(["source"], errors="ignore").assign_attrs(
+                    itscube_source=source_of(main)
+                ),
                 tmp / "series.nc",
                 f"Velocity time series ({name})",
             )
@@ -138,9 +141,10 @@ def run_series(
             files += _figures(main, got.get("annual"), reg, targets, tmp, progress)
         summary = {
             "product": "time_series",
+            "source_data": source_of(main),
             "targets": targets.kind,
             "points": int(main.sizes["point"]),
-            "kind": kind,
+            "kind": "both" if kind == "both" else main.attrs["kind"],
             "interp": main.attrs["interp"],
             "buffer_m": buffer,
             "layers": int(main.sizes[tdim]),

@@ -259,3 +259,19 @@ def test_results_of_an_opened_cube_write_with_any_zarr_format(cubes, tmp_path):
     res[["effective"]].to_zarr(tmp_path / "v2.zarr", zarr_format=2)
     back = xr.open_zarr(tmp_path / "v3.zarr")
     np.testing.assert_allclose(back["effective"].values, res["effective"].values)
+
+
+def test_coarsen_keeps_the_period_bounds_and_layer_counts():
+    import numpy as np
+
+    from itscube import period_mean, strain_rates
+    from itscube._datasets.fields import field_dataset
+
+    times = ["2018-03-01", "2018-07-01", "2019-03-01"]
+    ds = field_dataset(lambda X, Y: 100 + 0.01 * X, lambda X, Y: 0 * X, ny=12, nx=12, times=times)
+    ds["vx"][0, 0, 0] = np.nan  # one pixel lacks a layer
+    means = period_mean(ds, "year")
+    res = strain_rates(means, 2, method="coarsen")
+    assert "time_bnds" in res and (res.time_bnds.values == means.time_bnds.values).all()
+    assert res.n_layers.shape == (2, 6, 6)
+    assert int(res.n_layers[0, 0, 0]) == 1 and int(res.n_layers[0, 1, 1]) == 2

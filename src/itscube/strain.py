@@ -229,7 +229,7 @@ def strain_rates(
         output_dtypes=[np.float32],
         dask_gufunc_kwargs={"output_sizes": {"component": len(names)}},
     )
-    out = _assemble(stacked, names, u, v, ds, method)
+    out = _assemble(stacked, names, u, v, ds, method, k)
     if min_speed > 0:
         out = _mask_slow(out, min_speed)
     if strided:
@@ -286,7 +286,7 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
     return u, v, su, sv
 
 
-def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str) -> xr.Dataset:
+def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str, k: int) -> xr.Dataset:
     """One variable per component, the velocities used, and the per-layer metadata."""
     lead = [d for d in u.dims if d not in ("y", "x")]
     out = xr.Dataset(coords={c: u.coords[c] for c in u.coords if c != "component"})
@@ -303,7 +303,15 @@ def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str) -> xr.Dataset:
             if var.dims == (tdim,) and name not in out:
                 out[name] = var
     for name in ("time_bnds", "period", "n_layers"):
-        if name in ds.variables and name not in out and method != "coarsen":
+        if name not in ds.variables or name in out:
+            continue
+        if method == "coarsen" and {"y", "x"} <= set(ds[name].dims):
+            # a block mean rests on its least-supported pixel
+            coarse = ds[name].coarsen(y=k, x=k, boundary="trim").min()
+            out[name] = coarse.assign_coords(y=out.y, x=out.x).assign_attrs(
+                ds[name].attrs, long_name="fewest layers behind a pixel of the block"
+            )
+        else:
             out[name] = ds[name]
     # the source store's codecs (Zarr v2 Blosc, int16 packing) are not the result's: a
     # result written with to_zarr/to_netcdf gets the writer's defaults

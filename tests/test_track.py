@@ -214,3 +214,20 @@ def test_output_every_keeps_fewer_positions_and_the_same_displacement():
     np.testing.assert_allclose(sparse.x.values[0], full.sel(time=sparse.time).x.values[0])
     with pytest.raises(InputError, match=r"^output_every"):
         track(ds, [[XC, YC]], "2018-03-01", "2020-03-01", output_every=0)
+
+
+def test_the_domain_reaches_the_outer_cell_edges():
+    """Seeds on the outermost pixel centres stay in the grid while they move less than half a
+    pixel outward (a pixel's value covers its cell); beyond the cell edge they leave."""
+    ds = field_dataset(
+        lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X + 10.0,
+        times=["2018-07-02", "2019-07-02"], ny=10, nx=10,
+    )  # fmt: skip
+    x, y = ds.x.values, ds.y.values
+    edges = [[x[0], y[5]], [x[5], y[0]], [x[0], y[0]], [x[-1] - 300, y[-1]]]
+    half_year = track(ds, edges, "2018-07-01", "2018-12-31", composite="year")
+    assert set(half_year.status.values) == {"ok"}  # 5 m up and 50 m right: inside the cells
+    np.testing.assert_allclose(half_year.displacement_y, 10 * 183 / 365.25, rtol=1e-9)
+    far = track(ds, [[x[-1], y[5]]], "2018-07-01", "2019-06-30", composite="year")
+    assert far.status.values[0] == "out_of_domain"  # 100 m right: past the 60 m half cell
+    assert 0 < float(far.displacement_x[0]) <= 60.0

@@ -1,6 +1,7 @@
 """Advection of points through piecewise-constant-in-time velocity fields (numba).
 
-Bilinear interpolation at pixel centres (signed spacings, so descending ``y`` works);
+Bilinear interpolation at pixel centres (signed spacings, so descending ``y`` works), out to
+the outer edges of the edge pixels' cells;
 Euler, midpoint RK2 or RK4 steps; one field per step (``field_of_step``).
 """
 
@@ -17,12 +18,17 @@ ORDERS = {"euler": 1, "rk2": 2, "rk4": 4}
 
 @njit(inline="always", cache=True)
 def _sample(U, V, F, k, x, y, gx0, gdx, gy0, gdy):
-    """Bilinear (u, v, flag, code) at (x, y) from field ``k``; code 1 outside, 2 NaN."""
+    """Bilinear (u, v, flag, code) at (x, y) from field ``k``; code 1 outside, 2 NaN.
+
+    The domain is the grid's cells out to their outer edges: in the outer half-cell the
+    edge pixels' values hold (a pixel's value covers its whole cell)."""
     ny, nx = U.shape[1], U.shape[2]
     fj = (x - gx0) / gdx
     fi = (y - gy0) / gdy
-    if not (fi >= 0.0 and fj >= 0.0 and fi <= ny - 1 and fj <= nx - 1):
+    if not (fi >= -0.5 and fj >= -0.5 and fi <= ny - 0.5 and fj <= nx - 0.5):
         return np.nan, np.nan, np.uint8(0), 1
+    fi = min(max(fi, 0.0), ny - 1.0)
+    fj = min(max(fj, 0.0), nx - 1.0)
     i0 = min(int(fi), ny - 2)
     j0 = min(int(fj), nx - 2)
     wi = fi - i0

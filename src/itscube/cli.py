@@ -171,7 +171,7 @@ app = typer.Typer(
     # the first line is shown (benchmarks/bench_cli_startup.py)
     rich_markup_mode=None,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, log_path=False)
 out_console = Console()
 
 

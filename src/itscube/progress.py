@@ -62,7 +62,7 @@ class RichProgress(Progress):
         if console is None:
             from rich.console import Console
 
-            console = Console(stderr=True)
+            console = Console(stderr=True, log_path=False)
         self.console = console
 
     @contextlib.contextmanager
@@ -82,7 +82,13 @@ class RichProgress(Progress):
         if detail:
             columns.append(TextColumn("{task.fields[detail]}"))
         columns += [TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
-        bar = Bar(*columns, console=self.console, transient=not keep)
+        # piped (not a terminal): no bars, whose final frames would print as blank lines
+        bar = Bar(
+            *columns,
+            console=self.console,
+            transient=not keep,
+            disable=not self.console.is_terminal,
+        )
         state = dict(fields)
         task = bar.add_task(description, total=total, detail=detail.format(**state))
         self.done[description] = 0
@@ -96,7 +102,10 @@ class RichProgress(Progress):
             yield advance
 
     def log(self, message: str) -> None:
-        self.console.log(message)
+        if self.console.is_terminal:
+            self.console.log(message)
+        else:  # a log file: the message alone, no time column or source path
+            self.console.print(message, soft_wrap=True, highlight=False)
 
 
 ProgressLike = Progress | bool | None

@@ -304,3 +304,15 @@ def test_thickness_warnings_are_one_line(tmp_path):
     warning = [line for line in r.output.splitlines() if "implausible for metres" in line]
     assert len(warning) == 1 and warning[0].startswith("warning: thickness")
     assert "UserWarning" not in r.output
+
+
+def test_piped_output_has_no_blank_progress_lines(tmp_path):
+    """Not a terminal (a pipe, a log file): no progress frames, no source paths on log lines."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "itscube.cli", "strain", _sample().subyearly, "--upscale", "2",
+           "--start", "2018", "--end", "2018", "--no-figures", "--out", str(tmp_path)]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert not any(line.strip() == "" for line in r.stderr.splitlines()), r.stderr[:300]
+    assert "progress.py" not in r.stderr and "median effective" in r.stdout

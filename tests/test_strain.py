@@ -12,7 +12,7 @@ from itscube._datasets.fields import FIELD_XC as XC
 from itscube._datasets.fields import FIELD_YC as YC
 from itscube._datasets.fields import field_dataset, finite
 from itscube.errors import CubeFormatError, InputError
-from itscube.temporal import period_mean
+from itscube.temporal import ErrorModel, period_mean
 from tests.conftest import FIELD
 
 METHODS = ("gradient", "coarsen", "log")
@@ -151,12 +151,20 @@ def test_nan_propagates_and_is_never_zero():
 def test_errors_propagate():
     sigma = 6.0
     ds = field_dataset(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0 * X, sigma=sigma)
-    res = strain_rates(ds, 2)
+    independent = ErrorModel(offset=0.0, correlation_m=0.0)
+    res = strain_rates(ds, 2, error_model=independent)
     L = 4 * DX
     np.testing.assert_allclose(finite(res["exx_error"]), np.sqrt(2) * sigma / L, rtol=1e-5)
     np.testing.assert_allclose(finite(res["exy_error"]), sigma / L, rtol=1e-5)
     np.testing.assert_allclose(finite(res["dilatation_error"]), 2 * sigma / L, rtol=1e-5)
-    coarse = strain_rates(ds, 2, "coarsen")  # block means of 4 pixels halve the error
+    # the default model: the offset (half the error) cancels in a difference, and the noise
+    # as far as it is correlated over the baseline L: var = 2 s^2 (1 - a^2)(1 - rho(L))
+    rho = np.exp(-(L**2) / (2 * 360.0**2))
+    modelled = strain_rates(ds, 2)
+    np.testing.assert_allclose(
+        finite(modelled["exx_error"]), np.sqrt(2 * (1 - 0.25) * (1 - rho)) * sigma / L, rtol=1e-5
+    )
+    coarse = strain_rates(ds, 2, "coarsen", error_model=independent)  # 4-pixel blocks: s / 2
     np.testing.assert_allclose(finite(coarse["exx_error"]), np.sqrt(2) * (sigma / 2) / L, rtol=1e-5)
     assert "exx_error" not in strain_rates(ds, 2, errors=False)
 

@@ -668,6 +668,25 @@ EstimatorOpt = Annotated[
         "the layers in each period; biased toward summer where speed peaks then).",
     ),
 ]
+ErrorOffsetOpt = Annotated[
+    float,
+    typer.Option(
+        "--error-offset",
+        help="Error model: share of each pair's velocity error that is one offset over the "
+        "whole map (0..1; README, Uncertainties).",
+        min=0.0,
+        max=1.0,
+    ),
+]
+ErrorCorrelationOpt = Annotated[
+    float,
+    typer.Option(
+        "--error-correlation",
+        help="Error model: correlation length of the velocity pixel noise (m; about the "
+        "feature-tracking chip; 0 = independent pixels).",
+        min=0.0,
+    ),
+]
 FiguresOpt = Annotated[bool, typer.Option("--figures/--no-figures", help="Write PNG figures.")]
 SchedulerOpt = Annotated[
     str | None,
@@ -696,6 +715,8 @@ def strain(
     ] = "gradient",
     period: PeriodOpt = "all",
     estimator: EstimatorOpt = "auto",
+    error_offset: ErrorOffsetOpt = 0.5,
+    error_correlation: ErrorCorrelationOpt = 360.0,
     per_step: Annotated[
         bool, typer.Option("--per-step", help="Also write strain for every layer (streamed).")
     ] = False,
@@ -731,6 +752,7 @@ def strain(
     """
     from itscube.products._common import dask_client
     from itscube.products.strain import run_strain
+    from itscube.temporal import ErrorModel
     from itscube.window import Filters
 
     ks = _upscales(ctx, upscale)
@@ -750,6 +772,7 @@ def strain(
             gap_radius=gap_radius,
             strided=strided,
             min_speed=min_speed,
+            error_model=ErrorModel(offset=error_offset, correlation_m=error_correlation),
             figures=figures,
             background=background,
             background_stac=background_stac,
@@ -827,25 +850,8 @@ def qdiv(
             "cloud-gap edges leave no stripes in the maps (fewer pairs per period).",
         ),
     ] = False,
-    error_offset: Annotated[
-        float,
-        typer.Option(
-            "--error-offset",
-            help="Error model: share of each pair's velocity error that is one offset over the "
-            "whole map (0..1; README, Uncertainties).",
-            min=0.0,
-            max=1.0,
-        ),
-    ] = 0.5,
-    error_correlation: Annotated[
-        float,
-        typer.Option(
-            "--error-correlation",
-            help="Error model: correlation length of the velocity pixel noise (m; about the "
-            "feature-tracking chip; 0 = independent pixels).",
-            min=0.0,
-        ),
-    ] = 360.0,
+    error_offset: ErrorOffsetOpt = 0.5,
+    error_correlation: ErrorCorrelationOpt = 360.0,
     thickness_error_correlation: Annotated[
         float,
         typer.Option(

@@ -61,6 +61,7 @@ from itscube._typing import STRAIN_METHODS, StrainMethod, check_choice
 from itscube.errors import CubeFormatError, InputError
 from itscube.gaps import fill_gaps
 from itscube.grid import block_error, block_mean, check_upscale, spacing, time_dim, with_crs
+from itscube.temporal import ErrorModel
 
 __all__ = [
     "COMPONENTS",
@@ -68,6 +69,7 @@ __all__ = [
     "FLOW_ALIGNED",
     "LONG_NAMES",
     "MIN_SPEED",
+    "error_model_factor",
     "strain_rates",
     "strain_time_dim",
 ]
@@ -144,6 +146,7 @@ def strain_rates(
     gap_radius: float | None = None,
     strided: bool = False,
     min_speed: float = MIN_SPEED,
+    error_model: ErrorModel | None = None,
 ) -> xr.Dataset:
     """Strain-rate tensor, invariants and flow-aligned components of a velocity cube.
 
@@ -164,6 +167,10 @@ def strain_rates(
     min_speed : speed (m/yr) below which the flow direction is undefined: the flow-aligned
         components (``longitudinal``, ``transverse``, ``shear`` and their errors) are NaN
         there (default :data:`MIN_SPEED`; 0 keeps them everywhere).
+    error_model : how velocity errors correlate in space
+        (:class:`itscube.temporal.ErrorModel`, default ``ErrorModel()``): a per-map offset
+        cancels in every difference, and correlated noise partly does
+        (:func:`error_model_factor`).
 
     Returns
     -------
@@ -202,7 +209,9 @@ def strain_rates(
                     "(not coarsen or strided); call once per upscale",
                     params="strided",
                 )
-            options = dict(errors=errors, gap_radius=gap_radius, min_speed=min_speed)
+            options = dict(
+                errors=errors, gap_radius=gap_radius, min_speed=min_speed, error_model=error_model
+            )
             return _stack_upscales([strain_rates(ds, k, method, **options) for k in ks], ks)
         upscale = ks[0]
     k = _check_upscale(upscale, ny, nx, method)
@@ -230,6 +239,12 @@ def strain_rates(
         dask_gufunc_kwargs={"output_sizes": {"component": len(names)}},
     )
     out = _assemble(stacked, names, u, v, ds, method, k)
+    if with_errors:
+        factor = error_model_factor(method, k, 0.5 * (abs(dx) + abs(dy)), error_model)
+        for name in ERROR_COMPONENTS:
+            out[name] = (out[name] * factor).assign_attrs(
+                out[name].attrs, comment=f"error model {error_model or ErrorModel()}"
+            )
     if min_speed > 0:
         out = _mask_slow(out, min_speed)
     if strided:
@@ -316,6 +331,40 @@ def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str, k: int) -> xr.D
     # the source store's codecs (Zarr v2 Blosc, int16 packing) are not the result's: a
     # result written with to_zarr/to_netcdf gets the writer's defaults
     return out.drop_encoding()
+
+
+def error_model_factor(method: str, k: int, dx: float, model: ErrorModel | None = None) -> float:
+    """Ratio of a centred difference's error under ``model`` to its error for independent
+    pixels (what the kernels propagate), for one velocity component with the same error
+    ``s`` at every pixel of the stencil (1).
+
+    A difference of values ``2 k`` pixels apart (``gradient``, ``log``) or of two ``k x k``
+    block means ``2 k`` pixels apart (``coarsen``) loses the per-map offset entirely, and
+    the noise as far as it is correlated: the variance is
+    ``(1 - offset^2) sum_qr c_q c_r rho(q - r)`` for the stencil weights ``c``.
+
+    >>> round(error_model_factor("gradient", 1, 120.0, ErrorModel(0.0, 0.0)), 6)
+    1.0
+    >>> round(error_model_factor("gradient", 1, 120.0, ErrorModel(1.0, 0.0)), 6)
+    0.0
+    """
+    model = model or ErrorModel()
+    ell = model.correlation_m
+    if method == "coarsen":
+        ii, jj = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+        lo = np.column_stack([ii.ravel(), jj.ravel() - k])  # block centred at -k
+        hi = np.column_stack([ii.ravel(), jj.ravel() + k])  # and at +k pixels
+        pts = np.vstack([lo, hi]) * dx
+        c = np.concatenate([-np.ones(k * k), np.ones(k * k)]) / (k * k)
+        independent = 2.0 / (k * k)  # block_error: s / k per block
+    else:
+        pts = np.array([[0.0, -k], [0.0, k]]) * dx
+        c = np.array([-1.0, 1.0])
+        independent = 2.0
+    r2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    rho = np.exp(-r2 / (2 * ell**2)) if ell > 0 else (r2 == 0).astype("f8")
+    modelled = (1 - model.offset**2) * float(c @ rho @ c)
+    return float(np.sqrt(max(modelled, 0.0) / independent))
 
 
 def _mask_slow(out: xr.Dataset, min_speed: float) -> xr.Dataset:

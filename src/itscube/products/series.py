@@ -140,14 +140,8 @@ def run_series(
         if figures:
             files += _figures(main, got.get("annual"), reg, targets, tmp, progress)
         summary = {
-            "product": "time_series",
-            "source_data": source_of(main),
-            "targets": targets.kind,
-            "points": int(main.sizes["point"]),
-            "kind": "both" if kind == "both" else main.attrs["kind"],
-            "interp": main.attrs["interp"],
+            **_summary_head(main, targets, kind, tdim),
             "buffer_m": buffer,
-            "layers": int(main.sizes[tdim]),
             "window": {
                 "start": None if start is None else str(start),
                 "end": None if end is None else str(end),
@@ -156,7 +150,6 @@ def run_series(
             "regularised": regular,
             "estimator": None if reg is None else reg.attrs["itscube_estimator"],
             "climatology": with_climatology,
-            "cubes": sorted(set(map(str, main["source"].values))),
             "values_per_point": {
                 str(i): int(np.isfinite(main["v"].values[k]).sum())
                 for k, i in enumerate(main["id"].values)
@@ -165,6 +158,20 @@ def run_series(
         }
         product = close_product(folder, tmp, files, summary, t_start)
     return product
+
+
+def _summary_head(main: xr.Dataset, targets: Targets, kind: str | None, tdim: str) -> dict:
+    """What the series are of: source, targets, kind, sampling, layers and cubes."""
+    return {
+        "product": "time_series",
+        "source_data": source_of(main),
+        "targets": targets.kind,
+        "points": int(main.sizes["point"]),
+        "kind": "both" if kind == "both" else main.attrs["kind"],
+        "interp": main.attrs["interp"],
+        "layers": int(main.sizes[tdim]),
+        "cubes": sorted(set(map(str, main["source"].values))),
+    }
 
 
 def _figures(main, annual, reg, targets: Targets, tmp: Path, progress: Progress) -> list[Path]:

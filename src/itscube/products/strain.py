@@ -26,6 +26,7 @@ from itscube.products._common import (
 from itscube.products._outputs import map_stats, source_of, write_cog, write_netcdf, write_stack
 from itscube.progress import Progress, ProgressLike, as_progress, dask_tasks
 from itscube.strain import COMPONENTS, ERROR_COMPONENTS, MIN_SPEED, strain_rates
+from itscube.temporal import ErrorModel
 from itscube.window import DateLike, Filters
 
 __all__ = ["SUMMARY_COMPONENTS", "run_strain"]
@@ -57,6 +58,7 @@ def run_strain(
     gap_radius: float | None = None,
     strided: bool = False,
     min_speed: float = MIN_SPEED,
+    error_model: ErrorModel | None = None,
     figures: bool = True,
     background: str | os.PathLike | None = None,
     background_stac: str | None = None,
@@ -89,6 +91,7 @@ def run_strain(
     window = Window(start, end, filters, estimator)
     ds, tdim, sdate, edate = window.open(cube, 4 + len(COMPONENTS) + len(ERROR_COMPONENTS), budget)
     options = dict(method=method, strided=strided, min_speed=min_speed)
+    model = dict(error_model=error_model)
     for k in upscales:  # validate every upscale before any work
         strain_rates(ds.isel({tdim: slice(0, 1)}), k, errors=False, **options)
     means = period_means(ds, period, window, progress)
@@ -98,13 +101,13 @@ def run_strain(
     for k in upscales:
         folder = product_folder(out, "strain", k, sdate, edate)
         with staged_folder(folder, overwrite) as tmp:
-            res = strain_rates(means, k, gap_radius=gap_radius, **options)
+            res = strain_rates(means, k, gap_radius=gap_radius, **options, **model)
             files = _write_period_files(res, ds, tmp, k, sdate, edate)
             if figures:
                 files += _figures(res, tmp, k, progress, image)
             steps_file = None
             if per_step:
-                steps = strain_rates(ds, k, gap_radius=gap_radius, **options)
+                steps = strain_rates(ds, k, gap_radius=gap_radius, **options, **model)
                 with dask_tasks(progress, f"per-step strain, upscale {k}"):
                     steps_file = write_stack(
                         steps, tmp / "strain_steps", f"Per-layer surface strain rates, upscale {k}"
@@ -121,6 +124,7 @@ def run_strain(
                 "strided": strided,
                 "gap_radius_px": gap_radius,
                 "min_speed_m_yr": min_speed,
+                "error_model": dataclasses.asdict(error_model or ErrorModel()),
                 "background": background_label(image, background),
                 "period": period,
                 "periods": _period_stats(res, means),

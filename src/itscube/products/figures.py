@@ -232,11 +232,13 @@ def arrows(
     top = float(np.nanpercentile(mag, 98)) if np.isfinite(mag).any() else 1.0
     top = top if top > 0 else 1.0
     spacing_km = abs(float(ds.x[1] - ds.x[0])) * step / 1e3 if ds.sizes["x"] > 1 else 1.0
+    shown = np.isfinite(mag) & (mag > 0.02 * top)  # no dots on empty or ice-free cells
+    X, Y = np.meshgrid(sub.x.values / 1e3, sub.y.values / 1e3)
     q = ax.quiver(
-        sub.x.values / 1e3,
-        sub.y.values / 1e3,
-        sub[u].values,
-        sub[v].values,
+        X[shown],
+        Y[shown],
+        sub[u].values[shown],
+        sub[v].values[shown],
         color=color,
         width=0.003,
         angles="xy",

@@ -142,7 +142,7 @@ def test_download_needs_dates_or_all_dates(catalog_file, server, tmp_path):
     assert r.exit_code == 0, r.output
     plan = next(line for line in r.output.splitlines() if line.startswith("plan:"))
     assert "120 layers" in plan and "GB decoded" in plan
-    assert next((tmp_path / "c").iterdir()).name.endswith("_start_end")
+    assert next((tmp_path / "c").iterdir()).name.endswith("_all-dates")
 
 
 @pytest.mark.parametrize(

@@ -456,3 +456,22 @@ def test_filter_mistakes_caught_up_front(kw, python, match, catalog_file, server
         )
         one_line_error(r, match=match)
         assert not any(tmp_path.iterdir()), "no debris"
+
+
+def test_output_folders_name_the_inclusive_dates_they_hold(tmp_path):
+
+    from itscube.io.area import point_area
+    from itscube.io.download import output_folder
+    from itscube.window import date_window
+
+    area = point_area(-49.7, 69.17)
+
+    def name(start, end):
+        t0, t1 = date_window(start, end)
+        return output_folder(tmp_path, "subyearly", area, t0, t1, start, end).name
+
+    assert name("2018", "2018").endswith("_20180101_20181231")
+    assert name("2018-03", "2018-08").endswith("_20180301_20180831")
+    assert name(None, None).endswith("_all-dates")
+    assert name(None, "2019-06-30").endswith("_to_20190630")
+    assert name("2019-06-01", None).endswith("_20190601_onward")

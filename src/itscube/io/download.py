@@ -54,10 +54,10 @@ from itscube.grid import PIXEL_M, half_cell, spacing
 from itscube.io import remote
 from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
-from itscube.io.files import check_out_dir
+from itscube.io.files import check_out_dir, date_label
 from itscube.io.stores import SourceArray, SourceCube, decode_values, open_source, run_sync
 from itscube.progress import Progress, ProgressLike, as_progress
-from itscube.window import Filters, date_window, layer_mask, parse_date
+from itscube.window import Filters, date_window, layer_mask
 
 __all__ = [
     "BLOCK_BYTES",
@@ -922,9 +922,18 @@ def check_disk_space(plans: Sequence[StorePlan], folder: Path) -> int:
 def output_folder(
     out: str | os.PathLike, kind: str, area: Area, t0: pd.Timestamp, t1: pd.Timestamp, start, end
 ) -> Path:
-    s = "start" if start is None else f"{t0:%Y%m%d}"
-    e = "end" if end is None else f"{parse_date(end, '--end'):%Y%m%d}"
-    return Path(out) / f"{kind}_{area.label}_{s}_{e}"
+    """``OUT/<kind>_<area>_<first day>_<last day>`` (the inclusive end: ``--end 2018`` is
+    ``20181231``); open ends say so: ``all-dates``, ``to_<last day>``, ``<first day>_onward``.
+    """
+    s = None if start is None else f"{t0:%Y%m%d}"
+    e = None if end is None else date_label(end, end=True)
+    dates = {
+        (False, False): f"{s}_{e}",
+        (True, True): "all-dates",
+        (True, False): f"to_{e}",
+        (False, True): f"{s}_onward",
+    }[(s is None, e is None)]
+    return Path(out) / f"{kind}_{area.label}_{dates}"
 
 
 def _source_urls(area, kind, catalog, urls, stac) -> list[tuple[str, dict | None]]:

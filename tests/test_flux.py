@@ -212,7 +212,7 @@ def test_boundary_csv_validation(tmp_path):
     headerless = csv("n.csv", f"{XC - 500} ,{YC - 500}\n{XC + 500},{YC - 500}\n{XC},{YC + 500}\n")
     assert read_boundary(headerless, ds).area == pytest.approx(500_000)
     cases = {
-        "one column": (csv("1.csv", "x\n1\n2\n3\n"), "two columns"),
+        "one column": (csv("1.csv", "x\n1\n2\n3\n"), "two coordinate columns"),
         "text": (csv("t.csv", f"x,y\n{XC},{YC}\nabc,{YC}\n{XC},{YC + 9}\n"), "not numbers"),
         "two points": (csv("2.csv", f"x,y\n{XC},{YC}\n{XC + 9},{YC}\n"), "at least 3"),
         "bow tie": (
@@ -304,7 +304,7 @@ def test_qdiv_cli_errors(cubes, qdiv_inputs, tmp_path):
     one_line_error(qdiv(tmp_path / "nope.tif", b), match="not found")
     bad = tmp_path / "bad.csv"
     bad.write_text("x\n1\n2\n")
-    one_line_error(qdiv(tif, bad), match="two columns")
+    one_line_error(qdiv(tif, bad), match="two coordinate columns")
     one_line_error(qdiv(tif, b, "--column-factor", "3"), match="column-factor")
     assert not (tmp_path / "qdiv").exists()
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pyproj
+import rioxarray
 import shapely
 import shapely.geometry as sg
 import xarray as xr
@@ -95,7 +96,6 @@ def read_thickness(
     MissingCRSError
         The raster has no CRS and ``crs`` is not given.
     """
-    import rioxarray
     from rasterio.enums import Resampling
 
     p = Path(path)

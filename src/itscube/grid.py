@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyproj
-import rioxarray  # noqa: F401  (registers the .rio accessor every domain module uses)
 import xarray as xr
 
 from itscube.errors import CubeFormatError, InputError, MissingCRSError
@@ -57,11 +56,20 @@ def time_dim(ds: xr.Dataset) -> str:
     raise CubeFormatError(f"no time dimension (mid_date or time) among dims {list(ds.dims)}")
 
 
+def _rio() -> bool:
+    """Register the ``.rio`` accessor (rioxarray, ~1 s to import with rasterio and dask) on
+    first use: the download path never needs it. The domain modules import it themselves."""
+    import rioxarray  # noqa: F401
+
+    return True
+
+
 def with_crs(ds, crs):
     """``ds`` with ``crs`` as its CF grid mapping variable ``mapping``, named in the
     ``grid_mapping`` attribute of every (y, x) variable (unchanged if ``crs`` is None)."""
     if crs is None:
         return ds
+    _rio()
     ds = ds.rio.write_crs(crs, grid_mapping_name="mapping")
     if isinstance(ds, xr.Dataset):
         for name in ds.data_vars:
@@ -107,7 +115,7 @@ def cube_epsg(ds: xr.Dataset) -> int:
     epsg = epsg_of(
         gm.get("spatial_epsg"), gm.get("crs_wkt"), gm.get("spatial_ref"), ds.attrs.get("projection")
     )
-    if epsg is None and ds.rio.crs is not None:
+    if epsg is None and _rio() and ds.rio.crs is not None:
         epsg = ds.rio.crs.to_epsg()
     if epsg is None:
         raise MissingCRSError(
@@ -154,6 +162,7 @@ def grid_template(ds: xr.Dataset) -> xr.DataArray:
     """An empty (y, x) map on the cube grid, with its CRS (a reprojection target)."""
     empty = np.zeros((ds.sizes["y"], ds.sizes["x"]), "u1")
     da = xr.DataArray(empty, dims=("y", "x"), coords={"y": ds.y.values, "x": ds.x.values})
+    _rio()
     return da.rio.write_crs(ds.rio.crs)
 
 

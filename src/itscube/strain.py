@@ -54,6 +54,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from itscube._kernels import strain as _kernels

@@ -39,6 +39,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from itscube._kernels.lsqfit import (

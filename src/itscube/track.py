@@ -36,6 +36,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import pyproj
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 

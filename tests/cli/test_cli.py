@@ -289,7 +289,8 @@ def test_seeds_csv_without_coordinate_columns_lists_the_accepted_ones(tmp_path):
     seeds.write_text("a,b\n1,2\n")
     r = run("track", _sample().subyearly, "--seeds", seeds, "--start", "2018", "--end", "2018",
             "--out", tmp_path)  # fmt: skip
-    one_line_error(r, match="no coordinate columns among a, b; name them x, y")
+    one_line_error(r, match="needs two coordinate columns, x, y (projected metres) or lon, lat")
+    one_line_error(r, match="found a, b (also accepted: easting")
 
 
 def test_thickness_warnings_are_one_line(tmp_path):

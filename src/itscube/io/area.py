@@ -229,10 +229,10 @@ def read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
         yi = next((header.index(n) for n in _Y_NAMES if n in header), None)
         lonlat = xi is not None and header[xi] in ("lon", "longitude", "long", "lng")
         if xi is None or yi is None:
+            others = ", ".join(n for n in _X_NAMES + _Y_NAMES if n not in ("x", "y", "lon", "lat"))
             raise InputError(
-                f"{path}: no coordinate columns among {', '.join(header)}; name them x, y "
-                "(projected metres) or lon, lat (degrees) (also accepted: "
-                f"{', '.join(n for n in _X_NAMES + _Y_NAMES if n not in ('x', 'y', 'lon', 'lat'))})"
+                f"{path}: needs two coordinate columns, x, y (projected metres) or lon, lat "
+                f"(degrees); found {', '.join(header)} (also accepted: {others})"
             )
     else:
         xi, yi, lonlat = 0, 1, False

@@ -193,25 +193,31 @@ class CachingStore(WrapperStore):
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[tag] = fut
         try:
-            buf = await self._get_with_retries(key, prototype, byte_range)
+            try:
+                buf = await self._get_with_retries(key, prototype, byte_range)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()  # retrieved: no "never retrieved" warning when nobody shares
+                raise
             data = None if buf is None else buf.to_bytes()
             self.stats.add(0 if data is None else len(data))
+            fut.set_result(data)  # blocks sharing this chunk go on while it is cached
             if path is not None:
-                target = path if data is not None else path.with_name(path.name + ".missing")
-                if target.parent not in self._dirs:  # mkdir is slow; once per folder
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    self._dirs.add(target.parent)
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-                tmp.write_bytes(data or b"")
-                tmp.replace(target)
-            fut.set_result(data)
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: no "never retrieved" warning when nobody shares it
-            raise
+                # the resume cache is written off the event loop: a file write per chunk
+                # in the loop delayed every response behind it
+                await asyncio.to_thread(self._write_cache, path, data)
         finally:
-            self._inflight.pop(tag, None)
+            self._inflight.pop(tag, None)  # after caching: a later reader finds the file
         return buf
+
+    def _write_cache(self, path: Path, data: bytes | None) -> None:
+        target = path if data is not None else path.with_name(path.name + ".missing")
+        if target.parent not in self._dirs:  # mkdir is slow; once per folder
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(target.parent)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data or b"")
+        tmp.replace(target)
 
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Any

@@ -1,0 +1,140 @@
+"""Benchmark: ``itscube download`` against plain xarray at real request sizes, whole processes.
+
+The setup of issue 22: an ITS_LIVE v2 image-pair cube of 1,000 pairs with chunks
+(1000, 10, 10), served by an HTTP server in a process of its own that honours byte ranges
+and answers every request after ``--latency`` seconds (50 ms: a far S3 region). Each side is
+timed as a whole process, imports included, for areas of 40 x 40, 120 x 120 and 250 x 250
+pixels, i.e. 64, 576 and 2,500 chunk requests for ``vx, vy, v, v_error``:
+
+* ``itscube download --bbox ... --crs EPSG:3413 --url URL --start --end --variables ...``;
+* a script doing ``xr.open_dataset(url, engine="zarr")``, ``.isel()``, ``.load()`` and
+  ``.to_zarr()`` locally.
+
+Reported: seconds of each, the ratio, the requests the server saw and the mean number in
+flight (requests x latency / wall time).
+
+Run: ``python benchmarks/bench_download_sizes.py [--latency 0.05] [--sizes 40 120 250]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+CENTRE = (-150000.0, -2250000.0)
+VARS = "vx,vy,v,v_error"
+
+SERVER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from itscube.testing.server import Faults, StoreServer
+    with StoreServer(Path(sys.argv[1])) as srv:
+        srv.set_faults(Faults(latency=float(sys.argv[2])))
+        print(srv.url, flush=True)
+        for line in sys.stdin:
+            if line.strip() == "stats":
+                print(srv.stats.requests, flush=True)
+                srv.stats.reset()
+    """
+)
+
+PLAIN = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, xarray as xr
+    url, out, x0, x1, y0, y1 = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:7])
+    ds = xr.open_dataset(url, engine="zarr", consolidated=True, decode_timedelta=False)
+    xi = np.nonzero((ds.x.values >= x0) & (ds.x.values <= x1))[0]
+    yi = np.nonzero((ds.y.values >= y0) & (ds.y.values <= y1))[0]
+    sub = ds[["vx", "vy", "v", "v_error"]].isel(x=xi, y=yi).load()
+    for v in sub.variables.values():
+        v.encoding = {}
+    sub.to_zarr(out, mode="w", consolidated=True)
+    """
+)
+
+
+def _make_cube(root: Path, size: int, layers: int) -> Path:
+    from itscube._datasets.itslive import OutletGlacier, make_subyearly_cube
+
+    store = root / f"cube_{size}_{layers}.zarr"
+    if not store.exists():
+        glacier = OutletGlacier(x_head=CENTRE[0] - 20000, y_c=CENTRE[1], half_width=10000)
+        make_subyearly_cube(
+            store, glacier, centre=CENTRE, shape=(size, size), n_layers=layers, noise=False
+        )
+    return store
+
+
+def _timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--layers", type=int, default=1000)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[40, 120, 250])
+    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "itscube-bench")
+    args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    store = _make_cube(args.cache, max(args.sizes) + 10, args.layers)
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, str(store.parent), str(args.latency)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    url = f"{server.stdout.readline().strip()}/{store.name}"
+
+    def requests() -> int:
+        server.stdin.write("stats\n")
+        server.stdin.flush()
+        return int(server.stdout.readline())
+
+    rows = []
+    try:
+        for size in args.sizes:
+            half = size * 120 / 2 - 1  # `size` pixel centres either side of the cube centre
+            x0, x1, y0, y1 = CENTRE[0] - half, CENTRE[0] + half, CENTRE[1] - half, CENTRE[1] + half
+            with tempfile.TemporaryDirectory() as out:
+                requests()
+                ours = _timed(
+                    [sys.executable, "-m", "itscube.cli", "download", "--bbox", str(x0), str(y0),
+                     str(x1), str(y1), "--crs", "EPSG:3413", "--url", url, "--start", "2000",
+                     "--end", "2030", "--variables", VARS, "--no-progress", "--out", out]
+                )  # fmt: skip
+                n_ours = requests()
+                plain = _timed(
+                    [sys.executable, "-c", PLAIN, url, f"{out}/plain.zarr", str(x0), str(x1),
+                     str(y0), str(y1)]
+                )  # fmt: skip
+                n_plain = requests()
+            rows.append(
+                {
+                    "pixels": f"{size} x {size}",
+                    "itscube_s": round(ours, 2),
+                    "xarray_s": round(plain, 2),
+                    "speedup": round(plain / ours, 2),
+                    "itscube_requests": n_ours,
+                    "xarray_requests": n_plain,
+                    "itscube_mean_in_flight": round(n_ours * args.latency / ours, 1),
+                    "xarray_mean_in_flight": round(n_plain * args.latency / plain, 1),
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        server.terminate()
+
+
+if __name__ == "__main__":
+    main()

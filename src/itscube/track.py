@@ -236,6 +236,12 @@ def _check_inside(x0, y0, series: xr.Dataset, crs) -> None:
     xmin, ymin, xmax, ymax = grid_bounds(gx, gy)
     inside = (x0 >= xmin) & (x0 <= xmax) & (y0 >= ymin) & (y0 <= ymax)
     if not inside.any():
+        if (np.abs(x0) <= 360).all() and (np.abs(y0) <= 90).all():
+            raise InputError(
+                f"the seeds ({x0[0]:g}, {y0[0]:g}) ... look like lon/lat degrees, not metres "
+                f"of the cube's {crs}; give seeds_crs EPSG:4326",
+                params=("seeds", "seeds_crs"),
+            )
         raise InputError(
             f"no seed point lies inside the cube (x {gx.min():.0f}..{gx.max():.0f}, "
             f"y {gy.min():.0f}..{gy.max():.0f} in {crs}); are the seeds in its projection?",

@@ -49,6 +49,8 @@ def test_download_and_info(catalog_file, server, tmp_path):
     r = run(*args)
     assert r.exit_code == 0, r.output
     assert "download complete" in r.output
+    assert "resume cache" not in r.output  # a fresh run: every chunk was sent
+    assert next(line for line in r.output.splitlines() if "requests" in line).split()[-2] == "sent"
     folder = next(tmp_path.iterdir())
     r = run("info", folder)
     assert r.exit_code == 0, r.output
@@ -268,6 +270,11 @@ def _sample():
             "unknown --collection 'modis'; choose sentinel-2-l2a or landsat-c2-l2",
         ),
         (lambda s, t: ["info", s.boundary], "not a cube (a .csv is neither NetCDF nor Zarr)"),
+        (
+            lambda s, t: ["track", s.subyearly, "--point", -48.8, 69.4, "--start", "2018",
+                          "--end", "2018", "--out", t],
+            "look like lon/lat degrees, not metres of the cube's EPSG:3413; give --seeds-crs",
+        ),
         (
             lambda s, t: ["download", "--bbox", -48.9, 69.3, -48.7, 69.5, "--start", "2018",
                           "--end", "2018", "--catalog", t / "nope.json", "--out", t],

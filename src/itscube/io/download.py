@@ -151,8 +151,9 @@ class DownloadResult:
     stores : local Zarr stores written (one per projection).
     provenance : path of the provenance JSON (written last: its presence marks completion).
     chunks : source chunks the download needed (selected variables and the time coordinate).
-    chunks_fetched : requests sent over the network in this run (the rest came from the
-        resume cache; a sharded chunk costs an index read too).
+    chunks_fetched : requests sent over the network in this run (a sharded chunk costs an
+        index read too).
+    chunks_cached : chunks read from the resume cache of an interrupted run instead.
     bytes_fetched : bytes fetched over the network in this run (metadata included).
     layers : time steps in each store.
     blocks : output blocks assembled in this run (of ``blocks_total``).
@@ -165,6 +166,7 @@ class DownloadResult:
     provenance: Path
     chunks: int = 0
     chunks_fetched: int = 0
+    chunks_cached: int = 0
     bytes_fetched: int = 0
     layers: list[int] = dataclasses.field(default_factory=list)
     blocks: int = 0
@@ -1086,6 +1088,7 @@ def download(
         prov_path,
         chunks=transfer["chunks_needed"],
         chunks_fetched=transfer["chunks_fetched_this_run"],
+        chunks_cached=transfer["chunks_from_resume_cache"],
         bytes_fetched=transfer["bytes_fetched_this_run"],
         layers=layers,
         blocks=transfer["blocks_assembled_this_run"],
@@ -1174,6 +1177,7 @@ def _fetch_and_write(
     transfer = {
         "chunks_needed": sum(p.chunks_needed() for p in plans),
         "chunks_fetched_this_run": sum(p.cube.store.stats.requests for p in all_parts),
+        "chunks_from_resume_cache": sum(p.cube.store.stats.cache_hits for p in all_parts),
         "bytes_fetched_this_run": sum(
             p.cube.store.stats.bytes + p.cube.metadata_bytes for p in all_parts
         ),

@@ -97,7 +97,19 @@ def map_panel(
     return im
 
 
-def draw_background(ax, rgb: xr.DataArray) -> None:
+MOVING_M_YR = 5.0
+"""Speeds below this (m/yr) are stable ground in overview maps: the image shows there."""
+
+
+def _last_valid(tracks: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The last finite position of every track (m)."""
+    x, y = tracks.x.values, tracks.y.values
+    idx = np.where(np.isfinite(x), np.arange(x.shape[1]), -1).max(axis=1).clip(0)
+    rows = np.arange(x.shape[0])
+    return x[rows, idx], y[rows, idx]
+
+
+def draw_background(ax, rgb: xr.DataArray, fontsize: float = 5) -> None:
     """An RGB image (bands, y, x; uint8) under a map, in km, with its date and licence."""
     img = np.moveaxis(np.asarray(rgb.transpose("band", "y", "x").values), 0, -1)
     if rgb.y.values[0] < rgb.y.values[-1]:
@@ -105,13 +117,17 @@ def draw_background(ax, rgb: xr.DataArray) -> None:
     ax.imshow(img, extent=extent_km(rgb.isel(band=0)), interpolation="bilinear")
     note = f"image {rgb.attrs.get('datetime', '')[:10]} {rgb.attrs.get('scene', '')}".strip()
     licence = rgb.attrs.get("licence", "")
+    import textwrap
+
+    licence = "\n".join(textwrap.wrap(licence, 60))
     ax.annotate(
         f"{note}\n{licence}" if licence else note,
         (0.01, 0.01),
         xycoords="axes fraction",
-        fontsize=5,
+        fontsize=fontsize,
         color="w",
         va="bottom",
+        bbox={"facecolor": "k", "alpha": 0.5, "pad": 1.5, "lw": 0},
     )
 
 
@@ -414,29 +430,39 @@ def overview_figure(
     fig, axes = plt.subplots(2, 2, figsize=(14, 10.5), constrained_layout=True)
     speed = np.hypot(strain["vx"], strain["vy"])
     speed.attrs["units"] = "m yr-1"
+    period = str(strain["period"].values) if "period" in strain else ""
+    t0, t1 = (np.datetime_as_string(tracks.time.values[i], unit="D") for i in (0, -1))
     ax = axes[0, 0]
+    if background is not None:
+        draw_background(ax, background, fontsize=7)
+    # moving ice opaque (the colour bar is its colours); the image shows on stable ground
     map_panel(
         ax,
-        speed,
-        f"speed {strain['time'].dt.year.item()} with tracks",
+        speed.where(speed >= MOVING_M_YR),
+        f"mean speed {period}; tracks {t0} to {t1}",
         cmap="cividis",
-        background=background,
     )
     for p in range(tracks.sizes["point"]):
         ax.plot(tracks.x.values[p] / 1e3, tracks.y.values[p] / 1e3, color="w", lw=1.2)
-        ax.plot(tracks.x.values[p, 0] / 1e3, tracks.y.values[p, 0] / 1e3, "o", color="w", ms=3)
-    ax.plot(point[0] / 1e3, point[1] / 1e3, "*", color="tab:red", ms=12)
+    ax.plot(tracks.x.values[:, 0] / 1e3, tracks.y.values[:, 0] / 1e3, "o", color="w", ms=4,
+            mec="k", mew=0.5, ls="none", label=f"track start {t0}")  # fmt: skip
+    last = _last_valid(tracks)
+    ax.plot(last[0] / 1e3, last[1] / 1e3, ">", color="tab:orange", ms=5, mec="k", mew=0.5,
+            ls="none", label=f"track end {t1}")  # fmt: skip
+    ax.plot(point[0] / 1e3, point[1] / 1e3, "*", color="tab:red", ms=12, ls="none",
+            label="time-series point (lower right)")  # fmt: skip
     scale = f"L = {strain.attrs.get('length_scale_m', 0):.0f} m"
     map_panel(
         axes[0, 1],
         strain["longitudinal"],
-        f"longitudinal strain rate ({scale})",
+        f"longitudinal strain rate ({scale}) {period}",
         cmap="RdBu_r",
         diverging=True,
     )
-    dhdt_panel(axes[1, 0], qdiv, "dynamic dH/dt = -div(H u)")
+    dhdt_panel(axes[1, 0], qdiv, f"dynamic dH/dt = -div(H u) {period}")
     for ax in (axes[0, 0], axes[0, 1], axes[1, 0]):
-        boundary_line(ax, boundary, lw=1.2)
+        boundary_line(ax, boundary, lw=1.2, label="flux boundary")
+    axes[0, 0].legend(loc="upper right", fontsize=7, framealpha=0.8)
     ax = axes[1, 1]
     pt = subyearly.sel(x=point[0], y=point[1], method="nearest")
     dt = pt["date_dt"].values

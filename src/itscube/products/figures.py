@@ -66,10 +66,12 @@ def map_panel(
     vlim: float | None = None,
     units: str | None = None,
     background: xr.DataArray | None = None,
+    limits: tuple[float, float] | None = None,
 ):
     """Draw one map with a colorbar; axes in km of the projected CRS. On a diverging scale
-    values beyond ``vlim`` are clipped and the colorbar shows extend arrows. Over a
-    ``background`` image (RGB on the same grid) the map is drawn translucent."""
+    (``-vlim..vlim``) or given ``limits`` values beyond them are clipped and the colorbar
+    shows extend arrows. Over a ``background`` image (RGB on the same grid) the map is
+    drawn translucent."""
     data = da.transpose("y", "x").values
     if da.y.values[0] < da.y.values[-1]:
         data = data[::-1]
@@ -79,16 +81,18 @@ def map_panel(
         kw["alpha"] = 0.6
     if diverging:
         lim = vlim if vlim is not None else symmetric_limit(data)
-        kw = {"vmin": -lim, "vmax": lim}
+        limits = (-lim, lim)
+    if limits is not None:
+        kw = {"vmin": limits[0], "vmax": limits[1]}
     im = ax.imshow(data, extent=extent_km(da), cmap=cmap, interpolation="nearest", **kw)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("x (km)")
     ax.set_ylabel("y (km)")
     extend = "neither"
-    if diverging:
+    if limits is not None:
         finite = data[np.isfinite(data)]
-        lo = bool(finite.size and finite.min() < -kw["vmax"])
-        hi = bool(finite.size and finite.max() > kw["vmax"])
+        lo = bool(finite.size and finite.min() < limits[0])
+        hi = bool(finite.size and finite.max() > limits[1])
         extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
             (lo, hi), "neither"
         )
@@ -184,10 +188,17 @@ def strain_figures(
     )
     made.append(save(fig, folder / f"effective_{label}.png"))
 
+    speed = np.hypot(res["vx"], res["vy"])
+    ice = (speed >= MOVING_M_YR).values  # colour limits from the moving ice, robustly
+
+    def lim_of(name: str) -> float:
+        vals = res[name].values
+        return symmetric_limit(np.where(ice, vals, np.nan) if ice.any() else vals, q=95.0)
+
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
-    lim = symmetric_limit(res["e1"].values, res["e2"].values)
-    map_panel(axes[0], res["e1"], f"e1 {label}", cmap="RdBu_r", diverging=True, vlim=lim)
-    map_panel(axes[1], res["e2"], f"e2 {label}", cmap="RdBu_r", diverging=True, vlim=lim)
+    for ax, name, cmap, sign in ((axes[0], "e1", "Reds", 1), (axes[1], "e2", "Blues_r", -1)):
+        limits = tuple(sorted((0.0, sign * lim_of(name))))  # one-sided: e1 >= e2
+        map_panel(ax, res[name], f"{name} {label}", cmap=cmap, limits=limits)
     map_panel(
         axes[2],
         res["effective"],
@@ -201,20 +212,17 @@ def strain_figures(
     made.append(save(fig, folder / f"principal_{label}.png"))
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
-    lim = symmetric_limit(*(res[n].values for n in ("longitudinal", "transverse", "shear")))
     for ax, name in zip(axes, ("longitudinal", "transverse", "shear"), strict=True):
-        map_panel(
+        map_panel(  # each its own scale: a shared one left the weaker components blank
             ax,
             res[name],
             f"{name} {label}",
             cmap="RdBu_r",
             diverging=True,
-            vlim=lim,
+            vlim=lim_of(name),
             background=background,
         )
-    speed = np.hypot(res["vx"], res["vy"])
-    for ax in axes:
-        ax.contour(
+        cs = ax.contour(
             res.x.values / 1e3,
             res.y.values / 1e3,
             speed.values,
@@ -222,7 +230,8 @@ def strain_figures(
             linewidths=0.5,
             levels=6,
         )
-    fig.suptitle(f"flow-aligned strain rates ({scale}); grey: speed contours", fontsize=10)
+        ax.clabel(cs, fontsize=6, fmt="%.0f")
+    fig.suptitle(f"flow-aligned strain rates ({scale}); grey: speed contours (m/yr)", fontsize=10)
     made.append(save(fig, folder / f"flow_aligned_{label}.png"))
     return made
 

@@ -349,12 +349,10 @@ def tracks_figure(
     if "time_bnds" in speed_field:
         b = speed_field["time_bnds"].values.ravel()
         period = f" {str(b[0])[:10]} to {str(b[-1] - np.timedelta64(1, 'D'))[:10]}"
-    if background is not None:
+    if background is not None:  # the image shows on stable ground, the speed on the ice
         draw_background(ax, background)
-        ax.set_xlabel("x (km)")
-        ax.set_ylabel("y (km)")
-    else:
-        map_panel(ax, speed, "", cmap="Greys")
+        speed = speed.where(speed >= MOVING_M_YR)
+    map_panel(ax, speed, "", cmap="Greys")
     t = (res.time.values - res.time.values[0]).astype("timedelta64[D]").astype(float) / 365.25
     norm = plt.Normalize(np.nanmin(np.abs(t)), np.nanmax(np.abs(t)))
     for p in range(res.sizes["point"]):
@@ -381,7 +379,8 @@ def tracks_figure(
     ax.set_title(
         f"tracks {str(res.time.values[0])[:10]} -> {str(res.time.values[-1])[:10]}"
         f" (green start, red end{ellipses})\n"
-        + ("over the image" if background is not None else f"grey: mean speed{period}, m/yr"),
+        + f"grey: mean speed{period}, m/yr"
+        + (" (over the image where the ice is still)" if background is not None else ""),
         fontsize=10,
     )
     return save(fig, path)

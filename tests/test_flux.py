@@ -324,9 +324,13 @@ def test_boundary_in_lonlat_is_projected(tmp_path):
     )
     poly = read_boundary(p, ds)  # lon/lat header: projected to the cube CRS
     assert poly.area == pytest.approx(1200 * 1200, rel=1e-4)
-    q = tmp_path / "plain.csv"
-    q.write_text("a,b\n" + "".join("{:.8f},{:.8f}\n".format(*to_ll.transform(*c)) for c in square))
+    q = tmp_path / "plain.csv"  # no header: the first two columns, in the crs given
+    q.write_text("".join("{:.8f},{:.8f}\n".format(*to_ll.transform(*c)) for c in square))
     assert read_boundary(q, ds, crs="EPSG:4326").area == pytest.approx(1200 * 1200, rel=1e-4)
+    named = tmp_path / "named.csv"  # a header naming no coordinates: an error, not a guess
+    named.write_text("a,b\n" + q.read_text())
+    with pytest.raises(InputError, match="found a, b"):
+        read_boundary(named, ds, crs="EPSG:4326")
 
 
 def test_qdiv_boundary_past_the_data(cubes, qdiv_inputs, tmp_path):

@@ -583,7 +583,7 @@ def _download_summary(res, seconds: float) -> None:
     for store, n in zip(res.stores, res.layers, strict=True):
         table.add_row("store", f"{store.name} ({n} time steps)")
     table.add_row("source chunks", f"{res.chunks} needed")
-    cached = f", {res.chunks_cached} chunks from the resume cache" if res.chunks_cached else ""
+    cached = f", {res.chunks_cached} served by the local chunk cache" if res.chunks_cached else ""
     table.add_row("requests", f"{res.chunks_fetched} sent{cached}")
     table.add_row("blocks", f"{res.blocks} of {res.blocks_total} assembled now")
     table.add_row("transferred", f"{res.bytes_fetched / 1e6:.2f} MB in {seconds:.1f} s")

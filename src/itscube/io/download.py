@@ -153,7 +153,8 @@ class DownloadResult:
     chunks : source chunks the download needed (selected variables and the time coordinate).
     chunks_fetched : requests sent over the network in this run (a sharded chunk costs an
         index read too).
-    chunks_cached : chunks read from the resume cache of an interrupted run instead.
+    chunks_cached : chunk reads served by the local chunk cache instead (chunks of an
+        interrupted run, or a chunk read twice in this one).
     bytes_fetched : bytes fetched over the network in this run (metadata included).
     layers : time steps in each store.
     blocks : output blocks assembled in this run (of ``blocks_total``).

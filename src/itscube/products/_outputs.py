@@ -95,8 +95,11 @@ def source_of(ds: xr.Dataset) -> str:
     return SYNTHETIC_SOURCE if "synthetic" in text.lower() else REAL_SOURCE
 
 
-def write_netcdf(ds: xr.Dataset, path: Path, title: str) -> Path:
-    """Write a CF NetCDF-4 file (zlib level 4), streaming dask chunks."""
+def write_netcdf(ds: xr.Dataset, path: Path, title: str, source: xr.Dataset | None = None) -> Path:
+    """Write a CF NetCDF-4 file (zlib level 4), streaming dask chunks; with the ``source``
+    cube, its :func:`source_of` as the ``itscube_source`` attribute."""
+    if source is not None:
+        ds = ds.assign_attrs(itscube_source=source_of(source))
     ds = cf_dataset(ds, title)
     enc = {}
     for name, var in ds.data_vars.items():

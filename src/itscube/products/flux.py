@@ -35,7 +35,7 @@ from itscube.products._common import (
     period_means,
     summary_head,
 )
-from itscube.products._outputs import source_of, write_cog, write_netcdf
+from itscube.products._outputs import write_cog, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress, dask_tasks
 from itscube.temporal import ErrorModel, covering_layers
 from itscube.window import DateLike, Filters
@@ -217,9 +217,10 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
 def _write_period_files(res, line, ds, tmp: Path, k, sdate, edate, labels) -> list[Path]:
     files = [
         write_netcdf(
-            res.assign(line_integral_flux=line).assign_attrs(itscube_source=source_of(ds)),
+            res.assign(line_integral_flux=line),
             tmp / "qdiv_period.nc",
             f"Ice flux divergence, upscale {k}, {sdate}-{edate}",
+            source=ds,
         )
     ]
     (tmp / "geotiff").mkdir()

@@ -7,7 +7,7 @@ import time
 
 from itscube.io.files import check_out_dir, product_folder, staged_folder
 from itscube.products._common import MEMORY_BUDGET, Product, Window, close_product, summary_head
-from itscube.products._outputs import map_stats, source_of, write_cog, write_netcdf
+from itscube.products._outputs import map_stats, write_cog, write_netcdf
 from itscube.progress import ProgressLike, as_progress, dask_tasks
 from itscube.temporal import MIN_MONTHS, seasonal_cycle
 from itscube.window import DateLike, Filters
@@ -64,9 +64,10 @@ def run_seasonal(
     with staged_folder(folder, overwrite) as tmp:
         files = [
             write_netcdf(
-                res.assign_attrs(itscube_source=source_of(ds)),
+                res,
                 tmp / "seasonal.nc",
                 f"Mean velocity and seasonal cycle, {sdate}-{edate}",
+                source=ds,
             )
         ]
         (tmp / "geotiff").mkdir()

@@ -122,11 +122,10 @@ def run_series(
             )
         files.append(
             write_netcdf(
-                nc.drop_vars(["source"], errors="ignore").assign_attrs(
-                    itscube_source=source_of(main)
-                ),
+                nc.drop_vars(["source"], errors="ignore"),
                 tmp / "series.nc",
                 f"Velocity time series ({name})",
+                source=main,
             )
         )
         reg = regularise(main, regular, estimator) if regular else None

@@ -23,7 +23,7 @@ from itscube.products._common import (
     period_means,
     summary_head,
 )
-from itscube.products._outputs import map_stats, source_of, write_cog, write_netcdf, write_stack
+from itscube.products._outputs import map_stats, write_cog, write_netcdf, write_stack
 from itscube.progress import Progress, ProgressLike, as_progress, dask_tasks
 from itscube.strain import COMPONENTS, ERROR_COMPONENTS, MIN_SPEED, strain_rates
 from itscube.temporal import ErrorModel
@@ -144,9 +144,10 @@ def _write_period_files(
 ) -> list[Path]:
     files = [
         write_netcdf(
-            res.assign_attrs(itscube_source=source_of(ds)),
+            res,
             tmp / "strain_period.nc",
             f"Surface strain rates, upscale {k}, {sdate}-{edate}",
+            source=ds,
         )
     ]
     labels = _labels(res) if "period" in res else None

@@ -23,7 +23,7 @@ from itscube.products._common import (
     load_background,
     summary_head,
 )
-from itscube.products._outputs import source_of, write_cog, write_netcdf
+from itscube.products._outputs import write_cog, write_netcdf
 from itscube.temporal import period_mean, select_layers
 from itscube.track import STATUS, displacement_field, ensemble_spread, track
 from itscube.window import DateLike, Filters, date_window
@@ -107,9 +107,10 @@ def run_track(
     with staged_folder(folder, overwrite) as tmp:
         files = [
             write_netcdf(
-                res.assign_attrs(itscube_source=source_of(ds)),
+                res,
                 tmp / "tracks.nc",
                 f"Tracked points {sdate}-{edate}",
+                source=ds,
             )
         ]
         files += _write_tables(res, tmp, crs)

@@ -231,12 +231,22 @@ def _check_options(method, dt_days, output_every, start, end):
     return order, t0, t1
 
 
+def _inside_as_lonlat(x0, y0, crs, bounds) -> bool:
+    """Whether seeds given as metres would fall inside the grid read as lon/lat degrees."""
+    x, y = pyproj.Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(x0, y0)
+    x, y = np.asarray(x), np.asarray(y)
+    xmin, ymin, xmax, ymax = bounds
+    return bool(((x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)).any())
+
+
 def _check_inside(x0, y0, series: xr.Dataset, crs) -> None:
     gx, gy = series.x.values, series.y.values
     xmin, ymin, xmax, ymax = grid_bounds(gx, gy)
     inside = (x0 >= xmin) & (x0 <= xmax) & (y0 >= ymin) & (y0 <= ymax)
     if not inside.any():
-        if (np.abs(x0) <= 360).all() and (np.abs(y0) <= 90).all():
+        if (np.abs(x0) <= 360).all() and (np.abs(y0) <= 90).all() and _inside_as_lonlat(
+            x0, y0, crs, (xmin, ymin, xmax, ymax)
+        ):
             raise InputError(
                 f"the seeds ({x0[0]:g}, {y0[0]:g}) ... look like lon/lat degrees, not metres "
                 f"of the cube's {crs}; give seeds_crs EPSG:4326",

@@ -244,8 +244,10 @@ def _check_inside(x0, y0, series: xr.Dataset, crs) -> None:
     xmin, ymin, xmax, ymax = grid_bounds(gx, gy)
     inside = (x0 >= xmin) & (x0 <= xmax) & (y0 >= ymin) & (y0 <= ymax)
     if not inside.any():
-        if (np.abs(x0) <= 360).all() and (np.abs(y0) <= 90).all() and _inside_as_lonlat(
-            x0, y0, crs, (xmin, ymin, xmax, ymax)
+        if (
+            (np.abs(x0) <= 360).all()
+            and (np.abs(y0) <= 90).all()
+            and _inside_as_lonlat(x0, y0, crs, (xmin, ymin, xmax, ymax))
         ):
             raise InputError(
                 f"the seeds ({x0[0]:g}, {y0[0]:g}) ... look like lon/lat degrees, not metres "
@@ -361,6 +363,7 @@ def track(
     output_every: int = 1,
     chunk_points: int = 100_000,
     _perturb: tuple[np.random.Generator, ErrorModel] | None = None,
+    _series: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Track points through the cube's velocity between two dates.
 
@@ -432,7 +435,11 @@ def track(
     x0, y0, ids = _seeds_xy(seeds, crs, seeds_crs)
     if len(x0) == 0:
         raise InputError("no seed points given", params="seeds")
-    series = velocity_series(ds, t0, t1, composite, steady, estimator)
+    series = (
+        _series
+        if _series is not None  # an ensemble member: the members share one set of fields
+        else velocity_series(ds, t0, t1, composite, steady, estimator)
+    )
     _check_inside(x0, y0, series, crs)
     bnds = series["time_bnds"].values
     cov0, cov1 = data_coverage(ds, bnds, steady)
@@ -562,9 +569,15 @@ def ensemble_spread(
             raise InputError(f"ensemble needs {name} in the cube", params="ensemble")
     rng = np.random.default_rng(seed)
     model = error_model or ErrorModel()
+    _, t0, t1 = _check_options(
+        kw.get("method", "rk4"), kw.get("dt_days", 5.0), kw.get("output_every", 1), start, end
+    )
+    fields = velocity_series(  # once for all members (a fit per member cost minutes)
+        ds, t0, t1, kw.get("composite"), kw.get("steady", False), kw.get("estimator", "auto")
+    ).compute()
     ends = []
     for _ in range(n):
-        member = track(ds, seeds, start, end, _perturb=(rng, model), **kw)
+        member = track(ds, seeds, start, end, _perturb=(rng, model), _series=fields, **kw)
         ends.append(member[["x", "y"]].compute())
     ex = np.stack([e.x.values[:, -1] for e in ends])
     ey = np.stack([e.y.values[:, -1] for e in ends])

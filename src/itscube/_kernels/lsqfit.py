@@ -1,4 +1,4 @@
-"""Span-aware weighted least squares of image-pair velocities (numba).
+"""Span-aware weighted least squares of image-pair velocities (numpy, vectorised over pixels).
 
 Each image pair measures the velocity averaged over its own span ``[t1, t2]``. The model
 is ITS_LIVE's "sinusoidal interannual" one (Gardner's error-weighted fit of discrete
@@ -19,7 +19,6 @@ Times are in years of 365.25 days from an epoch chosen by the caller.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 __all__ = [
@@ -67,94 +66,74 @@ def span_design(t1: np.ndarray, t2: np.ndarray, edges: np.ndarray) -> np.ndarray
     return out
 
 
-@numba.njit(parallel=True, cache=True)
-def fit_span_model(v, w, design, month, min_months, margin):  # pragma: no cover - numba
+def fit_span_model(v, w, design, month, min_months, margin):
     """Per-pixel weighted least squares of ``v`` (T, P) with weights ``w`` (T, P; 0 where
     a pair is missing) on ``design`` (T, K; the last two columns seasonal).
 
     ``month`` (T,) is the calendar month (0-11) of pairs short enough to resolve the
     season, else -1: a pixel whose valid short pairs sample fewer than ``min_months``
     months is fitted without the seasonal columns (flag 1). A pixel with fewer than
-    ``n_params + margin`` valid pairs is not fitted (flag 2). Year columns no valid pair
-    touches are left out (``covered`` False).
+    ``n_params + margin`` valid pairs, or whose normal matrix is singular, is not fitted
+    (flag 2). Year columns no valid pair touches are left out (``covered`` False).
+
+    Vectorised over pixels: the normal matrices of all pixels are one matrix product
+    (``w.T @ (d_k d_l)``) and one batched solve; no compilation at first use.
 
     Returns ``beta`` (P, K), ``cov`` (P, K, K), ``covered`` (P, K), ``flag`` (P,),
     ``n`` (P,) valid pairs and ``chi2`` (P,) the reduced chi-square of the fit.
     """
+    v = np.asarray(v, dtype="f8")
     T, P = v.shape
     K = design.shape[1]
-    beta = np.full((P, K), np.nan)
+    ok = (np.asarray(w) > 0) & np.isfinite(v)
+    W = np.where(ok, w, 0.0)
+    V = np.where(ok, v, 0.0)
+    n = ok.sum(axis=0)
+    sampled = np.zeros(P, np.int64)
+    for m in range(12):
+        sel = month == m
+        if sel.any():
+            sampled += ok[sel].any(axis=0)
+    seasonal = sampled >= min_months
+    active = (np.abs(design).T @ ok) > 1e-9  # (K, P): columns some valid pair touches
+    active[K - 2 :] = seasonal
+    outer = (design[:, :, None] * design[:, None, :]).reshape(T, K * K)
+    N = (W.T @ outer).reshape(P, K, K)
+    r = (W * V).T @ design  # (P, K)
+    off = ~active.T  # (P, K): columns held at zero
+    N = np.where(off[:, :, None] | off[:, None, :], 0.0, N)
+    N[:, np.arange(K), np.arange(K)] += off  # identity rows for the columns left out
+    r = np.where(off, 0.0, r)
+    fitted = (n >= active.sum(axis=0) + margin) & active.any(axis=0)
     cov = np.full((P, K, K), np.nan)
-    covered = np.zeros((P, K), np.bool_)
-    flag = np.full(P, 2, np.uint8)
-    nvalid = np.zeros(P, np.int32)
-    chi2 = np.full(P, np.nan)
-    for p in numba.prange(P):
-        N = np.zeros((K, K))
-        r = np.zeros(K)
-        colsum = np.zeros(K)
-        months = np.zeros(12, np.bool_)
-        n = 0
-        for t in range(T):
-            wt = w[t, p]
-            val = v[t, p]
-            if not (wt > 0.0) or not np.isfinite(val):
+    cov[fitted] = _batched_inverse(N[fitted])
+    fitted &= np.isfinite(cov).all(axis=(1, 2))
+    cov = np.where(off[:, :, None] | off[:, None, :], 0.0, cov)
+    beta = np.einsum("pkl,pl->pk", cov, r)
+    beta[~fitted] = np.nan
+    cov[~fitted] = np.nan
+    resid = W * (v - design @ np.nan_to_num(beta).T) ** 2
+    dof = n - active.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        chi2 = np.where(fitted & (dof > 0), np.where(ok, resid, 0.0).sum(axis=0) / dof, np.nan)
+    covered = active.T.copy()
+    covered[:, K - 2 :] = True
+    flag = np.where(fitted, np.where(seasonal, FIT_FULL, FIT_NO_SEASON), FIT_FEW_PAIRS)
+    return beta, cov, covered, flag.astype(np.uint8), n.astype(np.int32), chi2
+
+
+def _batched_inverse(mats: np.ndarray) -> np.ndarray:
+    """Inverses of (M, K, K) matrices; NaN for the singular ones."""
+    try:
+        return np.linalg.inv(mats)
+    except np.linalg.LinAlgError:
+        out = np.full(mats.shape, np.nan)
+        for i, m in enumerate(mats):
+            try:
+                out[i] = np.linalg.inv(m)
+            except np.linalg.LinAlgError:
                 continue
-            n += 1
-            if month[t] >= 0:
-                months[month[t]] = True
-            for i in range(K):
-                di = design[t, i]
-                colsum[i] += abs(di)
-                r[i] += wt * di * val
-                for j in range(i, K):
-                    N[i, j] += wt * di * design[t, j]
-        nvalid[p] = n
-        seasonal = months.sum() >= min_months
-        active = np.zeros(K, np.bool_)
-        for i in range(K - 2):
-            active[i] = colsum[i] > 1e-9
-        active[K - 2] = seasonal
-        active[K - 1] = seasonal
-        n_active = active.sum()
-        if n_active == 0 or n < n_active + margin:
-            continue
-        for i in range(K):
-            for j in range(i):
-                N[i, j] = N[j, i]
-        for i in range(K):
-            if not active[i]:
-                for j in range(K):
-                    N[i, j] = 0.0
-                    N[j, i] = 0.0
-                N[i, i] = 1.0
-                r[i] = 0.0
-        Ninv = np.linalg.inv(N)
-        b = Ninv @ r
-        for i in range(K):
-            if not active[i]:
-                b[i] = 0.0
-                for j in range(K):
-                    Ninv[i, j] = 0.0
-                    Ninv[j, i] = 0.0
-        res = 0.0
-        for t in range(T):
-            wt = w[t, p]
-            val = v[t, p]
-            if not (wt > 0.0) or not np.isfinite(val):
-                continue
-            pred = 0.0
-            for i in range(K):
-                pred += design[t, i] * b[i]
-            res += wt * (val - pred) ** 2
-        dof = n - n_active
-        chi2[p] = res / dof if dof > 0 else np.nan
-        beta[p] = b
-        cov[p] = Ninv
-        for i in range(K):
-            covered[p, i] = active[i] or i >= K - 2
-        flag[p] = 0 if seasonal else 1
-    return beta, cov, covered, flag, nvalid, chi2
+        return out
 
 
 def model_means(beta, cov, covered, rows):

@@ -37,7 +37,6 @@ from typing import Any
 import numcodecs
 import numpy as np
 import pandas as pd
-import xarray as xr
 import zarr
 
 from itscube._typing import KINDS, Kind, check_choice
@@ -51,11 +50,18 @@ from itscube.errors import (
     OutputExistsError,
 )
 from itscube.grid import PIXEL_M, half_cell, spacing
-from itscube.io import remote
+from itscube.io import cf, remote
 from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from itscube.io.files import check_out_dir, date_label
-from itscube.io.stores import SourceArray, SourceCube, decode_values, open_source, run_sync
+from itscube.io.stores import (
+    SourceArray,
+    SourceCube,
+    decode_values,
+    missing_mask,
+    open_source,
+    run_sync,
+)
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.window import Filters, date_window, layer_mask
 
@@ -239,14 +245,6 @@ class VarSpec:
         return missing_mask(values, self.missing)
 
 
-def missing_mask(values: np.ndarray, missing) -> np.ndarray:
-    """Where encoded ``values`` are missing: NaN, or equal to the ``missing`` marker."""
-    mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
-    if missing is not None and not (isinstance(missing, float) and np.isnan(missing)):
-        mask |= values == missing
-    return mask
-
-
 def orthogonal_index(*axes: np.ndarray) -> tuple:
     """An index of ``out`` selecting the outer product of 1-D ``axes``: runs of consecutive
     integers become slices (basic indexing, ~30x faster than ``np.ix_`` on blocks of image
@@ -415,13 +413,9 @@ def to_output(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray
         if src.attrs.get("units") == spec.attrs.get("units") and src.dtype == spec.dtype:
             return _translate_missing(values, src, spec)
         dates = decode_times(src, values)
-        enc, _, _ = xr.coding.times.encode_cf_datetime(
-            dates,
-            spec.attrs["units"],
-            spec.attrs.get("calendar", "proleptic_gregorian"),
-            spec.dtype,
+        enc = cf.encode_times(
+            dates, spec.attrs["units"], spec.attrs.get("calendar"), spec.dtype
         )
-        enc = np.asarray(enc, dtype=spec.dtype)
         nat = np.isnat(dates)
         if nat.any():
             enc[nat] = np.nan if spec.missing is None else spec.missing
@@ -674,18 +668,27 @@ def _plan_group(kind: str, epsg: int, group: list[Part], names: list[str], tdim:
         for n in have:
             src = p.cube[p.source_name(n, tdim)]
             if n == tdim and tdim == "mid_date":
-                vals = _encode_mid_date(p.times)
+                vals = _mid_date_values(src, raw[src.name][p.ti], p.times)
             else:
                 vals = to_output(raw[src.name][p.ti], src, specs[n])
             layer_values[n][p.t_pos] = vals
     return StorePlan(kind, epsg, tdim, x_out, y_out, times, group, specs, layer_values, block)
 
 
-def _encode_mid_date(times: np.ndarray) -> np.ndarray:
-    enc, _, _ = xr.coding.times.encode_cf_datetime(
-        times, MID_DATE_ENCODING["units"], MID_DATE_ENCODING["calendar"], np.dtype("f8")
+def _mid_date_values(src: SourceArray, raw: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The output's ``mid_date`` numbers: the source's own, bit for bit, when it is stored
+    as the output is (float64 days since 1970); else ``times`` encoded so."""
+    same = (
+        src.dtype == np.dtype("f8")
+        and src.attrs.get("units") == MID_DATE_ENCODING["units"]
+        and str(src.attrs.get("calendar", "standard")) in cf.GREGORIAN
+        and _missing_equal(src.missing, np.nan)
     )
-    return np.asarray(enc, "f8")
+    return np.asarray(raw, "f8") if same else _encode_mid_date(times)
+
+
+def _encode_mid_date(times: np.ndarray) -> np.ndarray:
+    return cf.encode_times(times, MID_DATE_ENCODING["units"], MID_DATE_ENCODING["calendar"])
 
 
 # --------------------------------------------------------------------------- fetch
@@ -806,7 +809,7 @@ class StagedStore:
             itscube_source_urls=" ".join(p.cube.url for p in plan.parts),
             history=f"subset by itscube {__version__}",
         )
-        self.group.attrs.update(attrs)
+        self.group.update_attributes(attrs)  # one write (attrs.update writes per key)
         for coord, values in (("x", x), ("y", y)):
             src = first[coord]
             spec = VarSpec(coord, (coord,), np.dtype("f8"), None, dict(src.attrs), "coord")
@@ -1075,6 +1078,9 @@ def download(
         stores, transfer = _fetch_and_write(plans, folder, partial, workers, as_progress(progress))
     except DownloadError as exc:  # what was fetched is kept under .partial
         raise DownloadError(f"{exc}; the chunks fetched are kept: a re-run resumes") from exc
+    finally:
+        for part in {id(p.cube.store): p for plan in plans for p in plan.parts}.values():
+            part.cube.store.close_cache()
     layers = [len(p.times) for p in plans]
     prov = _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, notes, transfer)
     prov_path = folder / "provenance.json"
@@ -1188,6 +1194,12 @@ def _fetch_and_write(
     return stores, transfer
 
 
+def _dist_version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
+
+
 def _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, notes, transfer):
     if urls:
         cat = None
@@ -1200,9 +1212,9 @@ def _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, not
     versions = {
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "xarray": xr.__version__,
+        "xarray": _dist_version("xarray"),
         "zarr": zarr.__version__,
-        "pandas": pd.__version__,
+        "pandas": _dist_version("pandas"),
     }
     if any(p.cube.format == "icechunk" for plan in plans for p in plan.parts):
         import icechunk

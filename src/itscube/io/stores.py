@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xarray as xr
 import zarr
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
 from zarr.core.array import AsyncArray
@@ -50,7 +49,8 @@ from zarr.storage import FsspecStore, LocalStore, StorePath, WrapperStore
 
 from itscube.errors import CubeFormatError, CubeNotFoundError, DownloadError
 from itscube.grid import epsg_of
-from itscube.io import remote
+from itscube.io import cf, remote
+from itscube.io.chunkcache import ABSENT, ChunkCache
 
 __all__ = [
     "FORMATS",
@@ -63,6 +63,7 @@ __all__ = [
     "decode_values",
     "icechunk_storage",
     "is_icechunk",
+    "missing_mask",
     "open_icechunk_session",
     "open_source",
     "run_sync",
@@ -128,15 +129,14 @@ class CachingStore(WrapperStore):
         self.label = label
         self.workers = max(1, int(workers))
         self.stats = TransferStats()
-        self.cache_root: Path | None = None
+        self.cache: ChunkCache | None = None
         self._sem: asyncio.Semaphore | None = None
         self._prefetched: dict[tuple[str, str], bytes | None] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
-        self._dirs: set[Path] = set()
 
     def _with_store(self, store: Any) -> CachingStore:  # pragma: no cover - zarr internals
         new = type(self)(store, self.label, self.workers)
-        new.cache_root, new.stats = self.cache_root, self.stats
+        new.cache, new.stats = self.cache, self.stats
         return new
 
     def use_cache(self, root: Path, fingerprint: str) -> None:
@@ -150,14 +150,14 @@ class CachingStore(WrapperStore):
                 if p.is_file():
                     p.unlink()
         stamp.write_text(fingerprint)
-        self.cache_root = root
+        if self.cache is not None:
+            self.cache.close()
+        self.cache = ChunkCache(root)
 
-    def _cache_path(self, key: str, byte_range: ByteRequest | None) -> Path:
-        assert self.cache_root is not None
-        # one folder per array (Zarr v3 keys nest a folder per chunk: slow to create)
-        head, _, rest = key.partition("/")
-        name = (rest.replace("/", ".") if rest else head) + _range_tag(byte_range)
-        return self.cache_root / head / name if rest else self.cache_root / name
+    def close_cache(self) -> None:
+        """Write out what the cache still holds in memory and close its files."""
+        if self.cache is not None:
+            self.cache.close()
 
     async def prefetch(self, requests: Sequence[tuple[str, ByteRequest | None]]) -> list:
         """Fetch several objects or ranges concurrently and hold them until zarr asks for
@@ -177,15 +177,12 @@ class CachingStore(WrapperStore):
         held = self._prefetched.pop((key, _range_tag(byte_range)), False)
         if held is not False:
             return None if held is None else prototype.buffer.from_bytes(held)
-        path = self._cache_path(key, byte_range) if self.cache_root is not None else None
-        if path is not None:
-            if path.exists():
-                self.stats.hit()
-                return prototype.buffer.from_bytes(path.read_bytes())
-            if path.with_name(path.name + ".missing").exists():
-                self.stats.hit()
-                return None
         tag = (key, _range_tag(byte_range))
+        if self.cache is not None:
+            held = self.cache.get(key + tag[1])
+            if held is not None:
+                self.stats.hit()
+                return None if held is ABSENT else prototype.buffer.from_bytes(held)
         pending = self._inflight.get(tag)
         if pending is not None:  # another block is fetching this very chunk: share it
             data = await asyncio.shield(pending)
@@ -201,23 +198,12 @@ class CachingStore(WrapperStore):
                 raise
             data = None if buf is None else buf.to_bytes()
             self.stats.add(0 if data is None else len(data))
-            fut.set_result(data)  # blocks sharing this chunk go on while it is cached
-            if path is not None:
-                # the resume cache is written off the event loop: a file write per chunk
-                # in the loop delayed every response behind it
-                await asyncio.to_thread(self._write_cache, path, data)
+            if self.cache is not None:  # appended to the pack by the cache's own thread
+                self.cache.put(key + tag[1], data)
+            fut.set_result(data)
         finally:
-            self._inflight.pop(tag, None)  # after caching: a later reader finds the file
+            self._inflight.pop(tag, None)
         return buf
-
-    def _write_cache(self, path: Path, data: bytes | None) -> None:
-        target = path if data is not None else path.with_name(path.name + ".missing")
-        if target.parent not in self._dirs:  # mkdir is slow; once per folder
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(target.parent)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data or b"")
-        tmp.replace(target)
 
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Any
@@ -602,25 +588,39 @@ class SourceCube:
 
 def decode_values(arr: SourceArray, raw: np.ndarray) -> np.ndarray:
     """CF-decode stored values: missing markers to NaN (NaT), scale and offset, times to
-    ``datetime64[ns]``, time spans to float days; text stays text."""
+    ``datetime64[ns]`` (rounded to the microsecond), time spans to float days; text stays
+    text."""
     if arr.is_string:
         return np.asarray(raw).astype(str)
-    attrs = dict(arr.attrs)
-    attrs.pop("missing_value", None)
+    raw = np.asarray(raw)
+    units = str(arr.attrs.get("units", ""))
+    if " since " in units:
+        return cf.decode_times(raw, units, arr.attrs.get("calendar"), arr.missing)
+    if arr.name == "date_dt" and units.lower().startswith("second"):
+        days = cf.timedelta_days(raw, units, arr.missing)
+        return days if days is not None else raw.astype("f8") / 86400.0
+    days = cf.timedelta_days(raw, units, arr.missing)
+    if days is not None:
+        return days
+    if raw.dtype.kind not in "iuf":
+        return raw
+    values = raw.astype("f8")
     if arr.missing is not None:
-        attrs["_FillValue"] = arr.missing
-    dims = arr.dims if np.ndim(raw) == len(arr.dims) else tuple(f"d{i}" for i in range(raw.ndim))
-    var = xr.conventions.decode_cf_variable(
-        arr.name, xr.Variable(dims, raw, attrs), decode_timedelta=True
-    )
-    values = np.asarray(var.values)
-    if np.issubdtype(values.dtype, np.timedelta64):
-        return values / np.timedelta64(1, "D")
-    if np.issubdtype(values.dtype, np.datetime64):
-        return values.astype("datetime64[ns]")
-    if arr.name == "date_dt" and str(attrs.get("units", "")).startswith("second"):
-        return values.astype("f8") / 86400.0
-    return values.astype("f8") if values.dtype.kind in "iuf" else values
+        values[missing_mask(raw, arr.missing)] = np.nan
+    scale, offset = arr.attrs.get("scale_factor"), arr.attrs.get("add_offset")
+    if scale is not None:
+        values *= float(scale)
+    if offset is not None:
+        values += float(offset)
+    return values
+
+
+def missing_mask(values: np.ndarray, missing: Any) -> np.ndarray:
+    """Where encoded ``values`` are missing: NaN, or equal to the ``missing`` marker."""
+    mask = np.isnan(values) if values.dtype.kind == "f" else np.zeros(values.shape, bool)
+    if missing is not None and not (isinstance(missing, float) and np.isnan(missing)):
+        mask |= values == missing
+    return mask
 
 
 def run_sync(coro):

@@ -219,7 +219,11 @@ class CachingStore(WrapperStore):
         for attempt in itertools.count(1):
             try:
                 async with self._sem:
-                    return await self._store.get(key, prototype, byte_range)
+                    if isinstance(byte_range, OffsetByteRequest):  # see _whole_answer
+                        whole = await self._store.get(key, prototype, None)
+                        return None if whole is None else whole[byte_range.offset :]
+                    buf = await self._store.get(key, prototype, byte_range)
+                return _whole_answer(buf, byte_range)
             except Exception as exc:
                 _raise_if_icechunk_config_error(exc, self.label)
                 if not remote.is_transient(exc):
@@ -228,6 +232,25 @@ class CachingStore(WrapperStore):
                     ) from exc
                 await asyncio.sleep(remote.next_delay(attempt, exc, what))
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _whole_answer(buf: Buffer | None, byte_range: ByteRequest | None) -> Buffer | None:
+    """The requested range of an answer from a server that ignored ``Range``.
+
+    Servers such as ``python -m http.server`` and some proxies answer a ranged request
+    200 with the whole object, and fsspec passes it on as if it were the range (zarr then
+    reports a checksum mismatch). An answer longer than the range asked for can only be
+    the whole object, so the range is cut from it. An offset range (``bytes=N-``) cannot
+    be told apart so: it is read whole and cut (:meth:`CachingStore._get_with_retries`).
+    """
+    if buf is None or byte_range is None:
+        return buf
+    if isinstance(byte_range, RangeByteRequest):
+        if len(buf) > byte_range.end - byte_range.start:
+            return buf[byte_range.start : byte_range.end]
+    elif isinstance(byte_range, SuffixByteRequest) and len(buf) > byte_range.suffix:
+        return buf[len(buf) - byte_range.suffix :]
+    return buf
 
 
 def _default_prototype() -> BufferPrototype:

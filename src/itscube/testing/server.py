@@ -39,6 +39,8 @@ class Faults:
     drop_rate : share of requests whose connection is closed half-way through the body.
     seed : random seed (faults are reproducible).
     only_suffix : restrict faults to paths containing this text (e.g. chunk keys), '' = all.
+    ignore_range : answer ranged requests 200 with the whole object, as
+        ``python -m http.server`` and some proxies do.
     """
 
     latency: float = 0.0
@@ -46,6 +48,7 @@ class Faults:
     drop_rate: float = 0.0
     seed: int = 0
     only_suffix: str = ""
+    ignore_range: bool = False
 
 
 @dataclasses.dataclass
@@ -120,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
         start, end = 0, len(data)
         status = 200
         rng_header = self.headers.get("Range")
-        if rng_header and rng_header.startswith("bytes="):
+        if rng_header and rng_header.startswith("bytes=") and not faults.ignore_range:
             a, _, b = rng_header[6:].partition("-")
             if a == "":
                 start = max(0, len(data) - int(b))

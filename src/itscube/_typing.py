@@ -12,14 +12,19 @@ from itscube.errors import InputError
 __all__ = [
     "ADVECTION_METHODS",
     "ESTIMATORS",
+    "INTERPOLATIONS",
     "KINDS",
+    "KINDS_OR_BOTH",
+    "PERIOD_NAMES",
     "SCHEMES",
     "STRAIN_METHODS",
     "AdvectionMethod",
     "CRSLike",
     "Estimator",
+    "Interp",
     "Kind",
     "Scheme",
+    "SeriesKind",
     "StrainMethod",
     "check_choice",
 ]
@@ -45,6 +50,17 @@ Estimator = Literal["auto", "fit", "pair-mean"]
 inverse-variance mean of the layers in each period, or ``auto`` (the fit where the cube
 has image-pair spans, else the mean of the layers)."""
 ESTIMATORS: tuple[str, ...] = get_args(Estimator)
+
+Interp = Literal["nearest", "bilinear"]
+"""Sampling of :func:`itscube.time_series`: the pixel holding the point, or bilinear."""
+INTERPOLATIONS: tuple[str, ...] = get_args(Interp)
+
+SeriesKind = Literal["subyearly", "annual", "both"]
+"""Products of :func:`itscube.products.run_series`: a kind, or both side by side."""
+KINDS_OR_BOTH: tuple[str, ...] = get_args(SeriesKind)
+
+PERIOD_NAMES: tuple[str, ...] = ("year", "season", "month")
+"""Named composite periods (any pandas frequency such as ``6MS`` is accepted too)."""
 
 CRSLike = str | int | pyproj.CRS
 """A CRS: ``"EPSG:3413"``, ``3413``, WKT/PROJ text or a :class:`pyproj.CRS`."""

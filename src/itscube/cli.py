@@ -32,6 +32,9 @@ METAVARS = {
     "--point": "X Y",
     "--bbox": "W S E N",
     "--line": "X0 Y0 X1 Y1 N",
+    "--profile": "X0 Y0 X1 Y1",
+    "--points": "FILE",
+    "--profile-file": "FILE",
     "--polygon": "FILE",
     "--seeds": "FILE",
     "--thickness": "FILE",
@@ -51,6 +54,34 @@ METAVARS = {
     "--scheduler": "ADDRESS",
 }
 """What each option's value looks like in ``--help`` (the rest: NUMBER, N, TEXT)."""
+
+@functools.cache
+def _choices() -> dict:
+    """Options whose values are a fixed set, shown as ``[a|b|c]`` in ``--help``: built from
+    the ``Literal`` types of :mod:`itscube._typing` the library checks them against
+    (imported on first use: ``--help`` of other commands stays fast)."""
+    from itscube import _typing as _t
+
+    return {
+        ("download", "--kind"): _t.KINDS,
+        ("find", "--kind"): _t.KINDS,
+        ("series", "--kind"): _t.KINDS_OR_BOTH,
+        ("series", "--interp"): _t.INTERPOLATIONS,
+        ("strain", "--method"): _t.STRAIN_METHODS,
+        ("track", "--method"): _t.ADVECTION_METHODS,
+        ("qdiv", "--scheme"): _t.SCHEMES,
+        ("*", "--estimator"): _t.ESTIMATORS,
+        ("*", "--period"): (*_t.PERIOD_NAMES, "FREQ"),
+    }
+
+
+def _choice_metavar(command_name: str | None, names) -> str | None:
+    table = _choices()
+    for n in names:
+        choices = table.get((command_name, n)) or table.get(("*", n))
+        if choices:
+            return "[" + "|".join(choices) + "]"
+    return None
 
 
 def _readable_metavars(command) -> None:
@@ -75,7 +106,9 @@ def _readable_metavars(command) -> None:
         if getattr(param, "is_flag", False) or getattr(param, "count", False):
             param.metavar = " "
             continue
-        named = next((METAVARS[n] for n in names if n in METAVARS), None)
+        named = _choice_metavar(getattr(command, "name", None), names) or next(
+            (METAVARS[n] for n in names if n in METAVARS), None
+        )
         if named:
             param.metavar = named
             continue
@@ -940,16 +973,6 @@ def _seeds_from_options(seeds, point, line, grid):
     if seeds is not None:
         if not seeds.is_file():
             raise InputError(f"--seeds {seeds}: file not found")
-        if seeds.suffix.lower() in (".geojson", ".json", ".gpkg", ".shp"):
-            import geopandas as gpd
-
-            try:
-                gdf = gpd.read_file(seeds)
-            except Exception as exc:
-                raise InputError(f"--seeds {seeds}: cannot read ({exc})") from exc
-            if gdf.empty or not (gdf.geom_type == "Point").all():
-                raise InputError(f"--seeds {seeds}: needs Point geometries")
-            return gdf
         return seeds
     return None
 
@@ -961,7 +984,10 @@ def track(
     start: StartOpt = None,
     end: EndOpt = None,
     seeds: Annotated[
-        Path | None, typer.Option("--seeds", help="CSV (x,y or lon,lat; optional id) or GeoJSON.")
+        Path | None, typer.Option(
+            "--seeds",
+            help="CSV (x,y or lon,lat; optional id), GeoJSON, GeoPackage or Shapefile of points.",
+        )
     ] = None,
     point: Annotated[
         tuple[float, float] | None, typer.Option("--point", help="One seed: X Y.")

@@ -57,7 +57,8 @@ from itscube.grid import (
     spacing,
     with_crs,
 )
-from itscube.io.area import check_degrees, parse_crs, polygon_from_coords, read_csv_points
+from itscube.io.area import check_degrees, parse_crs
+from itscube.io.vector import read_features
 from itscube.temporal import ErrorModel
 
 __all__ = [
@@ -144,12 +145,12 @@ def read_thickness(
 
 
 def read_boundary(path: str | Path, like: xr.Dataset, crs: CRSLike | None = None) -> sg.Polygon:
-    """The boundary polygon from a CSV of x, y points (closed automatically), in the cube's
-    CRS (m), counter-clockwise.
+    """The boundary polygon, in the cube's CRS (m), counter-clockwise: from a CSV of x, y
+    points (closed automatically), or a GeoJSON, GeoPackage or Shapefile polygon.
 
     Parameters
     ----------
-    path : CSV with x, y (or lon, lat) columns.
+    path : CSV with x, y (or lon, lat) columns, or a vector file with a Polygon.
     like : the cube (its CRS and grid).
     crs : CRS of the points when not the cube's (lon/lat columns are taken as EPSG:4326).
 
@@ -158,17 +159,20 @@ def read_boundary(path: str | Path, like: xr.Dataset, crs: CRSLike | None = None
     InputError
         Missing file, fewer than 3 points, an invalid polygon, or a polygon off the cube.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"boundary {path}: file not found", params="boundary")
-    pts, lonlat = read_csv_points(p)
-    where = f"boundary {path}"
-    if len(pts) < 3:
+    feats = read_features(path, "boundary", crs)
+    where = feats.where
+    poly = feats.polygon()
+    if feats.from_csv and len({tuple(p) for p in feats.points()}) < 3:
         raise InputError(f"{where}: a boundary needs at least 3 distinct points", params="boundary")
-    poly = polygon_from_coords(pts.tolist(), where, "boundary")
-    src = parse_crs(crs) if crs is not None else (pyproj.CRS("EPSG:4326") if lonlat else None)
+    if poly.geom_type != "Polygon":
+        raise InputError(
+            f"{where}: a boundary is one polygon; the file holds {len(poly.geoms)} apart",
+            params="boundary",
+        )
+    src = feats.crs
     if src is not None:
-        check_degrees(pts[:, 0], pts[:, 1], src, where, "boundary_crs")
+        ring = np.asarray(poly.exterior.coords)
+        check_degrees(ring[:, 0], ring[:, 1], src, where, "boundary_crs")
     if src is not None and src != like.rio.crs:
         tr = pyproj.Transformer.from_crs(src, like.rio.crs, always_xy=True)
         poly = shapely.transform(poly, lambda c: np.column_stack(tr.transform(c[:, 0], c[:, 1])))

@@ -27,19 +27,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import pyproj
 import shapely
 import shapely.geometry as sg
 import xarray as xr
 
+from itscube._typing import INTERPOLATIONS as _INTERPOLATIONS
 from itscube._typing import CRSLike, Estimator, Kind, check_choice
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.grid import grid_bounds, spacing
@@ -48,11 +47,11 @@ from itscube.io.area import (
     check_degrees,
     parse_crs,
     polygon_area,
-    read_csv_points,
     transform_geometry,
 )
 from itscube.io.pixels import LAYER_VARIABLES, PIXEL_VARIABLES, read_layers, read_pixels
 from itscube.io.stores import SourceCube, open_source
+from itscube.io.vector import read_features
 from itscube.temporal import ERROR_FLOOR, period_mean, resolve_estimator
 from itscube.window import DateLike, Filters, date_window, layer_mask
 
@@ -72,7 +71,7 @@ __all__ = [
 ]
 
 Interp = Literal["nearest", "bilinear"]
-INTERPOLATIONS: tuple[str, ...] = ("nearest", "bilinear")
+INTERPOLATIONS = _INTERPOLATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,40 +137,24 @@ def point_targets(
 
 
 def points_from_file(path: str | Path, crs: CRSLike | None = None) -> Targets:
-    """Points from a CSV (x, y or lon, lat columns, optional ``id``) or GeoJSON points
-    (optional ``id`` property).
+    """Points from a CSV (x, y or lon, lat columns, optional ``id``), or GeoJSON, GeoPackage
+    or Shapefile points (optional ``id`` property; the file's CRS unless ``crs`` is given).
 
     Raises
     ------
     InputError
         A missing or unreadable file, or no points in it.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"points {path}: file not found", params="points")
-    if p.suffix.lower() in (".geojson", ".json"):
-        doc = json.loads(p.read_text())
-        feats = doc.get("features", [doc])
-        geoms = [(f.get("geometry") or {}, f.get("properties") or {}) for f in feats]
-        pts = [
-            (g["coordinates"][0], g["coordinates"][1], pr.get("id"))
-            for g, pr in geoms
-            if g.get("type") == "Point"
-        ]
-        if not pts:
-            raise InputError(f"points {path}: no Point features", params="points")
-        ids = [str(i if i is not None else n) for n, (_, _, i) in enumerate(pts)]
-        return point_targets([(a, b) for a, b, _ in pts], crs, ids)
-    xy, lonlat = read_csv_points(p)
-    table = pd.read_csv(p)
-    ids = list(table["id"]) if "id" in table.columns else None
-    return point_targets(xy, crs if crs is not None else (None if lonlat else _needs_crs(p)), ids)
+    feats = read_features(path, "points", crs)
+    if feats.crs is None:
+        _needs_crs(Path(path))
+    return point_targets(feats.points(), feats.crs, feats.ids)
 
 
-def _needs_crs(path: Path) -> None:
+def _needs_crs(path: Path, what: str = "points") -> None:
     raise InputError(
-        f"points {path}: columns are x, y; give crs (e.g. EPSG:3413) to say their projection",
-        params=("points", "crs"),
+        f"{what} {path}: columns are x, y; give crs (e.g. EPSG:3413) to say their projection",
+        params=(what, "crs"),
     )
 
 
@@ -249,17 +232,12 @@ def polygon_target(path: str | Path, crs: CRSLike | None = None) -> Targets:
 
 
 def line_from_file(path: str | Path, spacing_m: float | None = None, crs: CRSLike | None = None):
-    """A profile along the (first) LineString of a GeoJSON file (lon/lat unless ``crs``)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"profile {path}: file not found", params="profile")
-    doc = json.loads(p.read_text())
-    feats = doc.get("features", [doc])
-    for f in feats:
-        g = f.get("geometry", f) or {}
-        if g.get("type") == "LineString":
-            return line_targets(g["coordinates"], spacing_m, crs)
-    raise InputError(f"profile {path}: no LineString geometry", params="profile")
+    """A profile along the (first) LineString of a GeoJSON, GeoPackage or Shapefile (the
+    file's CRS unless ``crs``), or through the rows of a CSV of vertices."""
+    feats = read_features(path, "profile", crs)
+    if feats.crs is None:
+        _needs_crs(Path(path), "profile")
+    return line_targets(feats.line(), spacing_m, feats.crs)
 
 
 # ------------------------------------------------------------------ sampling

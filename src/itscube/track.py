@@ -165,11 +165,16 @@ def _seeds_xy(seeds, crs: pyproj.CRS, seeds_crs=None) -> tuple[np.ndarray, np.nd
 
     ids: list = []
     if isinstance(seeds, str | Path):
-        from itscube.io.area import read_csv_points
+        from itscube.io.vector import read_features
 
-        pts, lonlat = read_csv_points(Path(seeds))
-        if lonlat and seeds_crs is None:
-            seeds_crs = "EPSG:4326"
+        feats = read_features(Path(seeds), "seeds", seeds_crs)
+        pts, seeds_crs, ids = feats.points(), feats.crs, list(feats.ids or [])
+    elif isinstance(seeds, pd.DataFrame) and "geometry" in seeds.columns:  # GeoDataFrame
+        geom = seeds.geometry
+        pts = np.column_stack([geom.x.to_numpy(float), geom.y.to_numpy(float)])
+        crs_of = getattr(seeds, "crs", None)
+        seeds_crs = seeds_crs or (pyproj.CRS(crs_of) if crs_of is not None else None)
+        ids = list(seeds["id"]) if "id" in seeds.columns else []
     elif isinstance(seeds, pd.DataFrame):
         cols = {c.lower(): c for c in seeds.columns}
         if "x" in cols and "y" in cols:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from itscube import _typing as _t
 from tests.conftest import CENTRE_A, one_line_error, point_download_args, run_cli
 
 X0, Y0 = CENTRE_A
@@ -216,6 +218,31 @@ def test_help_reads_as_a_user_reads_it(command):
     assert r.exit_code == 0, r.output
     for python_type in ("<bool>", "<list[str]>", "<float,float>", "<float>", "<int>"):
         assert python_type not in r.output, (command, python_type)
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "choices"),
+    [
+        ("download", "--kind", _t.KINDS),
+        ("series", "--kind", _t.KINDS_OR_BOTH),
+        ("series", "--interp", _t.INTERPOLATIONS),
+        ("strain", "--method", _t.STRAIN_METHODS),
+        ("track", "--method", _t.ADVECTION_METHODS),
+        ("qdiv", "--scheme", _t.SCHEMES),
+        ("strain", "--estimator", _t.ESTIMATORS),
+        ("track", "--period", (*_t.PERIOD_NAMES, "FREQ")),
+    ],
+)
+def test_help_lists_the_choices_of_the_library(command, option, choices):
+    """Choice options show their values, taken from the Literal types the library checks."""
+    out = " ".join(run(command, "--help").output.split())
+    assert re.search(rf"{option}(, --[\w-]+)? \[{re.escape('|'.join(choices))}\]", out), out
+
+
+def test_help_names_the_values_of_pair_and_tuple_options():
+    out = " ".join(run("series", "--help").output.split())
+    assert "--profile X0 Y0 X1 Y1 " in out and "--point LON LAT " in out
+    assert "NUMBER" not in out.split("--profile", 1)[1].split("--", 1)[0]
 
 
 def test_help_and_version_import_nothing_heavy():

@@ -92,6 +92,22 @@ def test_track_seeds_csv_lonlat(cubes, tmp_path):
     assert float(ds.x[0, 0]) == pytest.approx(X0, abs=0.01)
 
 
+def test_track_seeds_geojson(cubes, tmp_path):
+    """The help offers GeoJSON seeds: they are read (with their CRS and ids) and tracked."""
+    import shapely.geometry as sg
+
+    seeds = tmp_path / "stakes.geojson"
+    gdf = gpd.GeoDataFrame({"id": ["S1", "S2"]}, geometry=[sg.Point(X0, Y0), sg.Point(X0, Y0)])
+    gdf.set_crs(3413).to_crs(4326).to_file(seeds, driver="GeoJSON")
+    r = run_cli("track", cubes.a_path, "--seeds", seeds, "--start", "2018-01-01", "--end",
+                "2018-06-30", "--out", tmp_path, "--no-figures")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "track" / "20180101_20180630" / "tracks.csv")
+    first = table.groupby("id").first()
+    assert sorted(first.index) == ["S1", "S2"]
+    assert first.x.to_numpy() == pytest.approx([X0, X0], abs=0.01)
+
+
 @pytest.mark.parametrize(
     ("args", "match"),
     [

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
 
 from itscube import (
     DownloadError,
@@ -60,6 +61,10 @@ def test_subset_equals_source(cubes, server, catalog_file, tmp_path):
     )
     assert ds.rio.crs.to_epsg() == 3413
     _assert_equal_to_source(ds, cubes.a_path, "2017-01-01", "2019-12-31")
+    # the source's mid_date numbers are kept bit for bit (same encoding), not re-encoded
+    src_raw = zarr.open_group(str(cubes.a_path), mode="r")["mid_date"][:]
+    out_raw = zarr.open_group(str(res.stores[0]), mode="r")["mid_date"][:]
+    assert np.isin(out_raw, src_raw).all() and len(np.unique(out_raw)) == len(out_raw)
     prov = json.loads(res.provenance.read_text())
     assert prov["complete"] and prov["sources"][0]["url"].endswith("/A.zarr")
     assert prov["query"]["start"] == "2017-01-01"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import itertools
-import json
 import math
 from pathlib import Path
 
@@ -250,12 +249,13 @@ def read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
 
 
 def polygon_area(path: str | Path, crs: CRSLike | None = None) -> Area:
-    """Area from a GeoJSON (Polygon/Feature/FeatureCollection) or a CSV of vertices.
+    """Area from a polygon file (GeoJSON, GeoPackage, Shapefile) or a CSV of vertices.
 
     Parameters
     ----------
-    path : ``.geojson``/``.json`` file, or ``.csv`` with x, y (or lon, lat) columns.
-    crs : CRS of the coordinates (default lon/lat; projected CSVs need it).
+    path : vector file with Polygon features, or ``.csv`` with x, y (or lon, lat) columns.
+    crs : CRS of the coordinates (default: the file's; lon/lat for CSV and GeoJSON;
+        projected CSVs need it).
 
     Raises
     ------
@@ -263,54 +263,21 @@ def polygon_area(path: str | Path, crs: CRSLike | None = None) -> Area:
         Missing or unreadable file, no polygon, an invalid polygon, or projected
         coordinates without ``crs``.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"polygon {path}: file not found", params="polygon")
-    c = parse_crs(crs)
-    if p.suffix.lower() in (".geojson", ".json"):
-        try:
-            doc = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"polygon {path}: not valid JSON ({exc.msg}, line {exc.lineno})", params="polygon"
-            ) from exc
-        geoms = []
-        if doc.get("type") == "FeatureCollection":
-            geoms = [f.get("geometry") for f in doc.get("features", [])]
-        elif doc.get("type") == "Feature":
-            geoms = [doc.get("geometry")]
-        else:
-            geoms = [doc]
-        try:
-            shapes = [sg.shape(g) for g in geoms if g]
-        except Exception as exc:
-            raise InputError(
-                f"polygon {path}: not a GeoJSON geometry ({exc})", params="polygon"
-            ) from exc
-        shapes = [s for s in shapes if s.geom_type in ("Polygon", "MultiPolygon")]
-        if not shapes:
-            raise InputError(f"polygon {path}: no Polygon geometry found", params="polygon")
-        geom = shapely.union_all(shapes)
-        if not geom.is_valid:
-            raise InputError(
-                f"polygon {path}: polygon is not valid ({shapely.is_valid_reason(geom)})",
-                params="polygon",
-            )
-    elif p.suffix.lower() in (".csv", ".txt"):
-        pts, lonlat = read_csv_points(p)
-        if crs is None and not lonlat and np.nanmax(np.abs(pts)) > 360:
-            raise InputError(
-                f"polygon {path}: coordinates look projected (metres); add crs EPSG:XXXX",
-                params=("polygon", "crs"),
-            )
-        geom = polygon_from_coords(pts.tolist(), f"polygon {path}", "polygon")
-    else:
-        raise InputError(f"polygon {path}: use a .geojson or .csv file", params="polygon")
+    from itscube.io.vector import read_features  # reads with this module's helpers
+
+    feats = read_features(path, "polygon", crs)
+    geom = feats.polygon()
+    if feats.crs is None and max(abs(b) for b in geom.bounds) > 360:  # CSV x, y in metres
+        raise InputError(
+            f"polygon {path}: coordinates look projected (metres); add crs EPSG:XXXX",
+            params=("polygon", "crs"),
+        )
+    c = feats.crs or LONLAT
     if c.is_geographic:
         minx, miny, maxx, maxy = geom.bounds
         _check_lonlat(minx, miny, f"polygon {path}")
         _check_lonlat(maxx, maxy, f"polygon {path}")
-    return Area(geom, c, f"polygon_{p.stem}")
+    return Area(geom, c, f"polygon_{Path(path).stem}")
 
 
 def footprint_rings(

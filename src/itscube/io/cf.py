@@ -119,8 +119,9 @@ def encode_times(
     if not _numpy_codable(units, calendar):
         return _encode_with_xarray(dates, units, calendar, dtype)
     step, ref = parse_time_units(units)
-    us = (dates.astype("datetime64[us]") - ref).astype("timedelta64[us]").astype(np.int64)
-    out = us.astype("f8") / step
+    # nanoseconds over nanoseconds per unit, as the archive's writer (xarray) computes it
+    ns = (dates.astype("datetime64[us]") - ref).astype("timedelta64[ns]").astype(np.int64)
+    out = ns.astype("f8") / (step * 1000.0)
     out[np.isnat(dates)] = np.nan
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
@@ -149,8 +150,14 @@ def _decode_with_xarray(raw, units, calendar, missing) -> np.ndarray:
     if missing is not None:
         attrs["_FillValue"] = missing
     dims = tuple(f"d{i}" for i in range(raw.ndim))
-    var = xr.conventions.decode_cf_variable("time", xr.Variable(dims, raw, attrs))
-    values = np.asarray(var.values)
+    try:
+        var = xr.conventions.decode_cf_variable("time", xr.Variable(dims, raw, attrs))
+        values = np.asarray(var.values)
+    except (ValueError, TypeError, ImportError, OverflowError) as exc:
+        raise CubeFormatError(
+            f"cannot decode times in units {units!r}, calendar {calendar!r} "
+            f"({str(exc).splitlines()[0]})"
+        ) from exc
     if not np.issubdtype(values.dtype, np.datetime64):
         raise CubeFormatError(f"cannot decode times in units {units!r}, calendar {calendar!r}")
     return values.astype("datetime64[ns]")

@@ -102,6 +102,9 @@ def normalise_cube(
     if np.issubdtype(ds[tdim].dtype, np.datetime64):
         # float "days since" encodings blur the microsecond uniqueness token: restore it
         ds = ds.assign_coords({tdim: ds[tdim].dt.round("us")})
+    for name, var in ds.data_vars.items():  # acquisition dates, date_center: the same noise
+        if np.issubdtype(var.dtype, np.datetime64):
+            ds[name] = var.dt.round("us")
     ds = ds.sortby(tdim)
     if start is not None or end is not None:
         t0, t1 = date_window(start, end)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from itscube._typing import KINDS_OR_BOTH as _KINDS_OR_BOTH
 from itscube._typing import Estimator
 from itscube.io.files import check_out_dir, date_label, staged_folder
 from itscube.io.pixels import LAYER_VARIABLES
@@ -21,7 +22,7 @@ from itscube.window import DateLike, Filters
 
 __all__ = ["FIGURE_POINTS", "KINDS_OR_BOTH", "run_series", "series_table"]
 
-KINDS_OR_BOTH = ("subyearly", "annual", "both")
+KINDS_OR_BOTH = _KINDS_OR_BOTH
 FIGURE_POINTS = 20
 """Per-point figures are drawn for the first this many points (the table has them all)."""
 

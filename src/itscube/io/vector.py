@@ -1,0 +1,152 @@
+"""One reader for every vector input: seeds, points, profiles, polygons and boundaries.
+
+Formats: CSV (x, y or lon, lat columns, optional ``id``), GeoJSON, GeoPackage and
+Shapefile (any format GDAL reads, through geopandas/pyogrio). The coordinates' CRS is,
+in order: the one the user gives, the file's own (GeoJSON is lon/lat unless it says
+otherwise), lon/lat for CSV ``lon, lat`` columns; CSV ``x, y`` columns have none (the
+caller decides: the cube's, or an error asking for one).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pyproj
+import shapely
+import shapely.geometry as sg
+
+from itscube.errors import InputError
+from itscube.io.area import LONLAT, parse_crs, polygon_from_coords, read_csv_points
+
+__all__ = ["CSV_SUFFIXES", "Features", "read_features"]
+
+CSV_SUFFIXES = (".csv", ".txt")
+
+
+@dataclasses.dataclass
+class Features:
+    """The geometries of one vector file.
+
+    Attributes
+    ----------
+    geometries : shapely geometries, one per row or feature (CSV rows are points).
+    ids : the ``id`` column or property as text, or None.
+    crs : the coordinates' CRS, or None for CSV x, y columns with no CRS given.
+    where : how to name the input in messages (``"seeds pts.geojson"``).
+    param : the parameter to point at in messages.
+    from_csv : whether the file was a CSV of coordinates.
+    """
+
+    geometries: list
+    ids: list[str] | None
+    crs: pyproj.CRS | None
+    where: str
+    param: str
+    from_csv: bool
+
+    def points(self) -> np.ndarray:
+        """``(n, 2)`` coordinates of point features (multi-points are split)."""
+        pts = [
+            (p.x, p.y)
+            for g in self.geometries
+            for p in (g.geoms if g.geom_type == "MultiPoint" else [g])
+            if p.geom_type == "Point"
+        ]
+        others = {g.geom_type for g in self.geometries} - {"Point", "MultiPoint"}
+        if others or not pts:
+            found = ", ".join(sorted(others)) or "nothing"
+            raise InputError(
+                f"{self.where}: needs Point geometries; found {found}", params=self.param
+            )
+        return np.asarray(pts, "f8")
+
+    def polygon(self):
+        """The union of the polygon features (a CSV's rows are the vertices of one)."""
+        if self.from_csv:
+            return polygon_from_coords(self.points().tolist(), self.where, self.param)
+        shapes = [g for g in self.geometries if g.geom_type in ("Polygon", "MultiPolygon")]
+        if not shapes:
+            raise InputError(f"{self.where}: no Polygon geometry found", params=self.param)
+        geom = shapely.union_all(shapes)
+        if not geom.is_valid:
+            raise InputError(
+                f"{self.where}: polygon is not valid ({shapely.is_valid_reason(geom)})",
+                params=self.param,
+            )
+        return geom
+
+    def line(self) -> list[list[float]]:
+        """The vertices of the first LineString (a CSV's rows are its vertices)."""
+        if self.from_csv:
+            return self.points().tolist()
+        for g in self.geometries:
+            if g.geom_type == "LineString":
+                return [list(c[:2]) for c in g.coords]
+            if g.geom_type == "MultiLineString":
+                return [list(c[:2]) for c in g.geoms[0].coords]
+        raise InputError(f"{self.where}: no LineString geometry", params=self.param)
+
+
+def read_features(path: str | Path, what: str, crs=None, param: str | None = None) -> Features:
+    """Read a vector file (CSV, GeoJSON, GeoPackage, Shapefile...).
+
+    Parameters
+    ----------
+    path : the file.
+    what : the input's name in messages (``"seeds"``, ``"points"``, ``"boundary"``...).
+    crs : CRS of the coordinates, overriding the file's (``EPSG:XXXX``, an integer, WKT).
+    param : the parameter to name in errors (default ``what``).
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, no coordinates, a bad CRS.
+    """
+    p = Path(path)
+    param = param or what
+    where = f"{what} {path}"
+    if not p.is_file():
+        raise InputError(f"{where}: file not found", params=param)
+    given = parse_crs(crs) if crs is not None else None
+    if p.suffix.lower() in CSV_SUFFIXES:
+        pts, lonlat = read_csv_points(p)
+        geoms = [sg.Point(x, y) for x, y in pts]
+        file_crs = LONLAT if lonlat else None
+        return Features(geoms, _csv_ids(p), given or file_crs, where, param, True)
+    if p.suffix.lower() in (".geojson", ".json"):
+        try:
+            json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            msg = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else exc
+            raise InputError(f"{where}: not valid JSON ({msg})", params=param) from exc
+    import geopandas as gpd
+
+    try:
+        gdf = gpd.read_file(p)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first.replace(f"'{p}' ", "").split("; It might help")[0]
+        raise InputError(
+            f"{where}: cannot read it as a vector file ({first}); give a CSV with x, y or "
+            "lon, lat columns, GeoJSON, GeoPackage or Shapefile",
+            params=param,
+        ) from exc
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    if gdf.empty:
+        raise InputError(f"{where}: no geometries in the file", params=param)
+    ids = [str(v) for v in gdf["id"]] if "id" in gdf.columns else None
+    file_crs = pyproj.CRS(gdf.crs) if gdf.crs is not None else None
+    return Features(list(gdf.geometry), ids, given or file_crs, where, param, False)
+
+
+def _csv_ids(path: Path) -> list[str] | None:
+    rows = [r for r in csv.reader(path.read_text().splitlines()) if r and any(r)]
+    header = [c.strip().lower() for c in rows[0]]
+    if "id" not in header:
+        return None
+    i = header.index("id")
+    return [r[i].strip() if len(r) > i else "" for r in rows[1:]]

@@ -29,9 +29,9 @@ if TYPE_CHECKING:  # pragma: no cover
 METAVARS = {
     "--start": "DATE",
     "--end": "DATE",
-    "--point": "X Y",
+    "--point": "LON LAT",
     "--bbox": "W S E N",
-    "--line": "X0 Y0 X1 Y1 N",
+    "--line": "LON0 LAT0 LON1 LAT1 N",
     "--profile": "X0 Y0 X1 Y1",
     "--points": "FILE",
     "--profile-file": "FILE",
@@ -956,24 +956,50 @@ def qdiv(
 # ---------------------------------------------------------------- track
 
 
-def _seeds_from_options(seeds, point, line, grid):
+def _seeds_from_options(seeds, point, line, grid, crs):
+    """The seeds and their CRS: ``--point``/``--line`` are LON LAT unless ``--crs`` (None:
+    the cube's CRS, the deprecated form of track's old ``--point X Y``)."""
     given = [o is not None for o in (seeds, point, line)]
     if sum(given) > 1 or (sum(given) == 0 and grid is None):
         raise InputError(
             "give exactly one of --seeds, --point or --line, and/or --grid for a displacement map"
         )
     if point is not None:
-        return [list(point)]
+        return [list(point)], _pair_crs([point], crs, "--point LON LAT")
     if line is not None:
         x0, y0, x1, y1, n = line
         if int(n) != n or n < 2:
             raise InputError(f"--line needs N >= 2 points as its last value; got {n}")
+        crs = _pair_crs([(x0, y0), (x1, y1)], crs, "--line LON0 LAT0 LON1 LAT1 N")
+        if crs == "EPSG:4326":  # evenly spaced along the geodesic
+            import pyproj
+
+            mid = pyproj.Geod(ellps="WGS84").npts(x0, y0, x1, y1, int(n) - 2)
+            return [[x0, y0], *[list(p) for p in mid], [x1, y1]], crs
         t = [i / (int(n) - 1) for i in range(int(n))]
-        return [[x0 + (x1 - x0) * f, y0 + (y1 - y0) * f] for f in t]
+        return [[x0 + (x1 - x0) * f, y0 + (y1 - y0) * f] for f in t], crs
     if seeds is not None:
         if not seeds.is_file():
             raise InputError(f"--seeds {seeds}: file not found")
-        return seeds
+        return seeds, crs
+    return None, crs
+
+
+def _pair_crs(pairs, crs: str | None, form: str) -> str | None:
+    """``crs`` if given; lon/lat when every pair reads as degrees; else None (metres in the
+    cube's CRS: the form before 0.9, kept for one release with a deprecation warning)."""
+    if crs is not None:
+        return crs
+    if all(abs(a) <= 180 and abs(b) <= 90 for a, b in pairs):
+        return "EPSG:4326"
+    import warnings
+
+    warnings.warn(
+        f"coordinates in metres without --crs are taken in the cube's CRS; this form is "
+        f"deprecated and will be removed: give {form}, or add --crs EPSG:XXXX",
+        FutureWarning,
+        stacklevel=2,
+    )
     return None
 
 
@@ -990,11 +1016,16 @@ def track(
         )
     ] = None,
     point: Annotated[
-        tuple[float, float] | None, typer.Option("--point", help="One seed: X Y.")
+        tuple[float, float] | None,
+        typer.Option("--point", help="One seed: LON LAT (or X Y with --crs).", metavar="LON LAT"),
     ] = None,
     line: Annotated[
         tuple[float, float, float, float, float] | None,
-        typer.Option("--line", help="N seeds on a line: X0 Y0 X1 Y1 N."),
+        typer.Option(
+            "--line",
+            help="N seeds on a line: LON0 LAT0 LON1 LAT1 N (or X0 Y0 X1 Y1 N with --crs).",
+            metavar="LON0 LAT0 LON1 LAT1 N",
+        ),
     ] = None,
     grid: Annotated[
         int | None,
@@ -1005,7 +1036,13 @@ def track(
         ),
     ] = None,
     seeds_crs: Annotated[
-        str | None, typer.Option("--seeds-crs", help="CRS of the seeds (default: the cube's).")
+        str | None,
+        typer.Option(
+            "--crs",
+            "--seeds-crs",
+            help="CRS of --point, --line and --seeds coordinates (default: lon/lat for "
+            "--point/--line, the file's or the cube's for --seeds).",
+        ),
     ] = None,
     backward: Annotated[
         bool, typer.Option("--backward", help="Seeds at --end, track back.")
@@ -1063,13 +1100,13 @@ def track(
     """Track points through the velocity field between two dates (RK4 by default).
 
     Writes OUT/track/<sdate>_<edate>/ with GeoPackage, CSV, NetCDF, GeoTIFFs (--grid),
-    figures and summary.json. Example: itscube track cube.zarr --point X Y --start
+    figures and summary.json. Example: itscube track cube.zarr --point -49.6 69.17 --start
     2018-01-01 --end 2020-12-31
     """
     from itscube.products.track import run_track
     from itscube.window import Filters
 
-    seed_input = _seeds_from_options(seeds, point, line, grid)
+    seed_input, seeds_crs = _seeds_from_options(seeds, point, line, grid, seeds_crs)
     filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), None, max_error)
     product = run_track(
         cube,
@@ -1205,13 +1242,17 @@ def image(
         str,
         typer.Option("--collection", help="sentinel-2-l2a (default) or landsat-c2-l2."),
     ] = "sentinel-2-l2a",
-    stac: Annotated[
+    imagery_stac: Annotated[
         str | None,
         typer.Option(
-            "--stac",
-            help="STAC API (default Earth Search; 'planetary' for Microsoft Planetary Computer).",
+            "--imagery-stac",
+            help="STAC API of the imagery (default Earth Search; 'planetary' for Microsoft "
+            "Planetary Computer).",
             metavar="URL",
         ),
+    ] = None,
+    old_stac: Annotated[
+        str | None, typer.Option("--stac", hidden=True, help="Deprecated: --imagery-stac.")
     ] = None,
     like: Annotated[
         bool, typer.Option("--like", help="Resample onto the cube's grid (needs CUBE).")
@@ -1229,6 +1270,15 @@ def image(
 
     if not date:
         raise InputError("give --date (YYYY-MM-DD): the image nearest it is taken")
+    if old_stac is not None:  # --stac finds cubes in find/download/series: one meaning
+        import warnings
+
+        warnings.warn(
+            "image --stac is deprecated (--stac finds cubes elsewhere); use --imagery-stac",
+            FutureWarning,
+            stacklevel=2,
+        )
+        imagery_stac = imagery_stac or old_stac
     if cube is not None and any(o is not None for o in (point, bbox, polygon)):
         raise InputError("give a CUBE or an area (--point, --bbox, --polygon), not both")
     if like and cube is None:
@@ -1250,7 +1300,7 @@ def image(
         window_days=window_days,
         max_cloud=max_cloud,
         collection=collection,
-        stac=stac,
+        stac=imagery_stac,
         like=cube if like else None,
         overwrite=overwrite,
     )

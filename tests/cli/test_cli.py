@@ -172,7 +172,18 @@ def test_out_that_is_a_file_is_one_line(command, cubes, catalog_file, server, tm
         "download": point_download_args(catalog_file),
         "strain": [cubes.a_path],
         "qdiv": [cubes.a_path, "--thickness", f, "--boundary", f],
-        "track": [cubes.a_path, "--point", X0, Y0, "--start", "2018-01-01", "--end", "2018-12-31"],
+        "track": [
+            cubes.a_path,
+            "--point",
+            X0,
+            Y0,
+            "--crs",
+            "EPSG:3413",
+            "--start",
+            "2018-01-01",
+            "--end",
+            "2018-12-31",
+        ],
     }[command]
     for out in (f, f / "sub"):
         r = run(command, *args, "--out", out)
@@ -298,9 +309,9 @@ def _sample():
         ),
         (lambda s, t: ["info", s.boundary], "not a cube (a .csv is neither NetCDF nor Zarr)"),
         (
-            lambda s, t: ["track", s.subyearly, "--point", -48.8, 69.4, "--start", "2018",
-                          "--end", "2018", "--out", t],
-            "look like lon/lat degrees, not metres of the cube's EPSG:3413; give --seeds-crs",
+            lambda s, t: ["track", s.subyearly, "--point", -48.8, 69.4, "--crs", "EPSG:3413",
+                          "--start", "2018", "--end", "2018", "--out", t],
+            "look like lon/lat degrees, not metres of the cube's EPSG:3413",
         ),
         (
             lambda s, t: ["download", "--bbox", -48.9, 69.3, -48.7, 69.5, "--start", "2018",

@@ -19,6 +19,8 @@ def test_track_line_and_grid(cubes, tmp_path):
     r = run_cli(
         "track",
         cubes.a_path,
+        "--crs",
+        "EPSG:3413",
         "--line",
         X0 - 1500,
         Y0 - 1000,
@@ -92,6 +94,29 @@ def test_track_seeds_csv_lonlat(cubes, tmp_path):
     assert float(ds.x[0, 0]) == pytest.approx(X0, abs=0.01)
 
 
+def test_point_in_lonlat_and_the_deprecated_metres_form(cubes, tmp_path):
+    """--point is LON LAT as in every other command; the old X Y in the cube's CRS still
+    works for one release, with a warning, and gives the same track as --crs."""
+    import pyproj
+
+    lon, lat = pyproj.Transformer.from_crs(3413, 4326, always_xy=True).transform(X0, Y0)
+    when = ["--start", "2018-01-01", "--end", "2018-06-30", "--no-figures"]
+    forms = {
+        "lonlat": ["--point", lon, lat],
+        "crs": ["--point", X0, Y0, "--crs", "EPSG:3413"],
+        "old": ["--point", X0, Y0],
+    }
+    ends = {}
+    for name, args in forms.items():
+        r = run_cli("track", cubes.a_path, *args, *when, "--out", tmp_path / name)
+        assert r.exit_code == 0, r.output
+        assert ("deprecated" in r.output) == (name == "old"), r.output
+        ds = xr.open_dataset(tmp_path / name / "track" / "20180101_20180630" / "tracks.nc")
+        ends[name] = (float(ds.x[0, -1]), float(ds.y[0, -1]))
+    assert ends["lonlat"] == pytest.approx(ends["crs"], abs=1e-3)
+    assert ends["old"] == pytest.approx(ends["crs"], abs=1e-9)
+
+
 def test_track_seeds_geojson(cubes, tmp_path):
     """The help offers GeoJSON seeds: they are read (with their CRS and ids) and tracked."""
     import shapely.geometry as sg
@@ -111,15 +136,54 @@ def test_track_seeds_geojson(cubes, tmp_path):
 @pytest.mark.parametrize(
     ("args", "match"),
     [
-        (["--point", X0, Y0, "--start", "2019-01-01", "--end", "2018-01-01"], "after --end"),
         (
-            ["--point", X0, Y0, "--start", "1990-01-01", "--end", "1991-01-01"],
+            [
+                "--point",
+                X0,
+                Y0,
+                "--crs",
+                "EPSG:3413",
+                "--start",
+                "2019-01-01",
+                "--end",
+                "2018-01-01",
+            ],
+            "after --end",
+        ),
+        (
+            [
+                "--point",
+                X0,
+                Y0,
+                "--crs",
+                "EPSG:3413",
+                "--start",
+                "1990-01-01",
+                "--end",
+                "1991-01-01",
+            ],
             "runs past the dates",
         ),
         (["--point", 0, 0, "--start", "2018-01-01", "--end", "2019-01-01"], "inside the cube"),
         (["--start", "2018-01-01", "--end", "2019-01-01"], "exactly one of"),
-        (["--point", X0, Y0, "--start", "2018-01-01"], "--start and --end"),
-        (["--line", X0, Y0, X0, Y0, 1.5, "--start", "2018-01-01", "--end", "2019-01-01"], "N >= 2"),
+        (["--point", X0, Y0, "--crs", "EPSG:3413", "--start", "2018-01-01"], "--start and --end"),
+        (
+            [
+                "--line",
+                X0,
+                Y0,
+                X0,
+                Y0,
+                1.5,
+                "--crs",
+                "EPSG:3413",
+                "--start",
+                "2018-01-01",
+                "--end",
+                "2019-01-01",
+            ],
+            "N >= 2",
+        ),
     ],
 )
 def test_track_bad_inputs(cubes, tmp_path, args, match):
@@ -150,6 +214,8 @@ def test_track_layer_filters_change_the_result_or_fail_cleanly(cubes, tmp_path):
     base = [
         "track",
         cubes.a_path,
+        "--crs",
+        "EPSG:3413",
         "--point",
         X0 - 1500,
         Y0,
@@ -177,6 +243,8 @@ def test_track_past_the_cube_dates(cubes, tmp_path):
     args = [
         "track",
         cubes.a_path,
+        "--crs",
+        "EPSG:3413",
         "--point",
         X0,
         Y0,
@@ -198,6 +266,8 @@ def test_track_tables_have_clean_columns(cubes, tmp_path):
     r = run_cli(
         "track",
         cubes.a_path,
+        "--crs",
+        "EPSG:3413",
         "--line",
         X0 - 1500,
         Y0 - 500,
@@ -250,6 +320,8 @@ def test_period_vocabulary_is_shared(cubes, tmp_path):
     r = run_cli(
         "track",
         cubes.a_path,
+        "--crs",
+        "EPSG:3413",
         "--point",
         X0,
         Y0,

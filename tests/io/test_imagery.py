@@ -97,7 +97,7 @@ def test_image_cli_writes_the_rgb_product(imagery, tmp_path):
     _, api, _ = imagery
     r = run_cli(
         "image", "--bbox", CX - 600, CY - 600, CX + 600, CY + 600, "--crs", "EPSG:3413",
-        "--date", "2018-03-15", "--window-days", "60", "--stac", api.url, "--out", tmp_path,
+        "--date", "2018-03-15", "--window-days", "60", "--imagery-stac", api.url, "--out", tmp_path,
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     folder = tmp_path / "image" / "sentinel-2-l2a_20180412"
@@ -111,6 +111,11 @@ def test_image_cli_writes_the_rgb_product(imagery, tmp_path):
         run_cli("image", "--point", "0", "0", "--crs", "EPSG:3413", "--out", tmp_path),
         match="--date",
     )
+    # the old name still works for one release, and says so
+    r = run_cli("image", "--point", CX, CY, "--crs", "EPSG:3413", "--date", "2018-03-15",
+                "--stac", "http://127.0.0.1:9", "--out", tmp_path / "old")  # fmt: skip
+    assert r.exit_code != 0 and "use --imagery-stac" in r.output, r.output
+    assert "127.0.0.1:9" in r.output, "the deprecated option's URL is the one used"
 
 
 def test_track_background_changes_the_figure(imagery, cubes, tmp_path):
@@ -121,15 +126,16 @@ def test_track_background_changes_the_figure(imagery, cubes, tmp_path):
         ("auto", ["--background", "auto", "--background-stac", api.url]),
     ):
         r = run_cli(
-            "track", cubes.a_path, "--point", CX, CY, "--start", "2018-01-01", "--end",
-            "2018-12-31", "--out", tmp_path / name, *extra,
+            "track", cubes.a_path, "--point", CX, CY, "--crs", "EPSG:3413", "--start",
+            "2018-01-01", "--end", "2018-12-31", "--out", tmp_path / name, *extra,
         )  # fmt: skip
         assert r.exit_code == 0, r.output
         figs[name] = tmp_path / name / "track" / "20180101_20181231" / "figures" / "tracks.png"
     assert figs["plain"].read_bytes() != figs["auto"].read_bytes()
     one_line_error(
-        run_cli("track", cubes.a_path, "--point", CX, CY, "--start", "2018-01-01", "--end",
-                "2018-12-31", "--out", tmp_path / "bad", "--background", tmp_path / "no.tif"),
+        run_cli("track", cubes.a_path, "--point", CX, CY, "--crs", "EPSG:3413", "--start",
+                "2018-01-01", "--end", "2018-12-31", "--out", tmp_path / "bad", "--background",
+                tmp_path / "no.tif"),
         match="--background",
     )  # fmt: skip
 

@@ -50,6 +50,7 @@ _LAZY = {
     "find_cubes_stac": "io.catalog",
     "load_catalog": "io.catalog",
     "open_cube": "io.cube",
+    "map": "web",
     "DownloadResult": "io.download",
     "download": "io.download",
     "boundary_flux": "flux",

@@ -42,6 +42,7 @@ from itscube.errors import InputError, ItscubeError
 from itscube.progress import Progress
 from itscube.web.layers import (
     Layer,
+    colormap,
     cube_speed_layer,
     render_tile,
     scan_folder,
@@ -142,6 +143,8 @@ class MapServer:
         self.out = Path(out)
         self.start, self.end = start, end
         self._cache = Path(tempfile.mkdtemp(prefix="itscube-map-"))
+        for name in ("viridis", "RdBu_r"):  # built once, before the threads share them
+            colormap(name)
         self.layers: dict[str, Layer] = {}
         self.cubes: list[str] = []
         self.jobs: dict[str, Job] = {}
@@ -580,6 +583,8 @@ class _Handler(BaseHTTPRequestHandler):
             if app.token and q.get("token") == app.token:
                 extra["Set-Cookie"] = f"itscube_token={app.token}; Path=/; SameSite=Strict"
             self._send(200, (STATIC / "index.html").read_bytes(), _TYPES[".html"], extra)
+        elif path == "/favicon.ico":
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         elif path.startswith("/static/"):
             self._static(path[len("/static/") :])
         elif path == "/api/config":

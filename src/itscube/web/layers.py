@@ -14,9 +14,12 @@ import functools
 import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
+from rio_tiler.errors import TileOutsideBounds
+from rio_tiler.io import Reader  # imported here: a first import from two threads fails
 
 __all__ = [
     "Layer",
@@ -191,13 +194,12 @@ def cube_speed_layer(cube: str, start, end, cache: Path) -> Layer:
 
 def render_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
     """A 256 x 256 PNG of ``layer`` at Web-Mercator tile ``z/x/y``; None outside it."""
-    from rio_tiler.errors import TileOutsideBounds
-    from rio_tiler.io import Reader
-
     with Reader(str(layer.path)) as src:
         try:
             img = src.tile(x, y, z, tilesize=256, resampling_method="nearest")
         except TileOutsideBounds:
             return None
-    img.rescale(in_range=((layer.vmin, layer.vmax),))
-    return img.render(img_format="PNG", colormap=colormap(layer.cmap))
+    with warnings.catch_warnings():  # numpy.ma casting the NaN fill of masked pixels
+        warnings.simplefilter("ignore", RuntimeWarning)
+        img.rescale(in_range=((layer.vmin, layer.vmax),))
+        return img.render(img_format="PNG", colormap=colormap(layer.cmap))

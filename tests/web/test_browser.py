@@ -1,0 +1,111 @@
+"""The map page in a real browser (Playwright driving Debian's Chromium).
+
+Skipped, with the reason shown, where Chromium or Playwright is missing:
+``apt-get install chromium`` and ``pip install playwright`` (``.ci/run`` does both).
+"""
+
+from __future__ import annotations
+
+import shutil
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+from itscube.sample import ensure_sample, serve_sample
+from itscube.series import point_targets, time_series
+from itscube.web import MapServer
+from itscube.window import Filters
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium: apt-get install chromium (as root)"
+)
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory):
+    sample = ensure_sample()
+    out = tmp_path_factory.mktemp("browser-out")
+    with (
+        serve_sample(sample) as archive,
+        MapServer([str(sample.subyearly)], catalog=archive.catalog_url, out=out) as srv,
+    ):
+        srv.sample = sample
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, page_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.errors, pg.hosts = [], set()
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("request", lambda r: pg.hosts.add(urlsplit(r.url).hostname))
+    pg.goto(page_server.url)
+    pg.wait_for_function("window.itscube && window.itscube.ready === true", timeout=20000)
+    yield pg
+    context.close()
+
+
+def test_page_loads_offline_without_errors(page):
+    page.wait_for_load_state("networkidle")
+    assert page.errors == []
+    assert page.hosts <= {"127.0.0.1"}, page.hosts
+    assert page.locator("#layers li").count() >= 1
+    assert page.locator(".leaflet-tile-loaded").count() > 0, "speed tiles drawn"
+
+
+def _screen(page, lon, lat):
+    return page.evaluate(
+        "([lon, lat]) => { const p = window.itscube.map.latLngToContainerPoint([lat, lon]);"
+        " const r = document.getElementById('map').getBoundingClientRect();"
+        " return [p.x + r.left, p.y + r.top]; }",
+        [lon, lat],
+    )
+
+
+def test_drawing_a_box_lists_the_cubes_and_the_command(page):
+    page.click("#mode-box")
+    x0, y0 = _screen(page, -48.9, 69.43)
+    x1, y1 = _screen(page, -48.7, 69.37)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2)
+    page.mouse.move(x1, y1)
+    page.mouse.up()
+    page.wait_for_selector("#area-info:not([hidden])")
+    page.wait_for_function("document.getElementById('area-command').textContent.length > 0")
+    assert "EPSG:3413" in page.inner_text("#area-cubes")
+    command = page.inner_text("#area-command")
+    assert command.startswith("itscube download --bbox -48.9")
+    box = [float(v) for v in command.split("--bbox ")[1].split()[:4]]
+    assert box == pytest.approx([-48.9, 69.37, -48.7, 69.43], abs=0.01)
+
+
+def test_a_clicked_point_plots_the_libraries_series(page, page_server):
+    page.click("#mode-points")
+    x, y = _screen(page, -48.8, 69.4)
+    page.mouse.click(x, y)
+    page.wait_for_function("window.itscube.lastSeries !== null", timeout=30000)
+    got = page.evaluate("window.itscube.lastSeries")
+    lon, lat = page.evaluate("[window.itscube.points[0].lon, window.itscube.points[0].lat]")
+    ref = time_series(point_targets([(lon, lat)]), str(page_server.sample.subyearly),
+                      filters=Filters(5, 90))  # fmt: skip
+    v = ref["v"].values[0]
+    np.testing.assert_allclose(np.asarray(got["v"], float), v[np.isfinite(v)], rtol=1e-6)
+    plotted = page.evaluate("window.itscube.plot.data.slice(1).flat().filter(v => v !== null)")
+    assert sorted(plotted) == pytest.approx(sorted(got["v"]))
+    href = page.get_attribute("#series-csv", "href")
+    assert href.startswith("api/series.csv?") and "min_dt=5" in href and "max_dt=90" in href
+    assert page.errors == []

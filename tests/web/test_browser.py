@@ -104,8 +104,23 @@ def test_a_clicked_point_plots_the_libraries_series(page, page_server):
                       filters=Filters(5, 90))  # fmt: skip
     v = ref["v"].values[0]
     np.testing.assert_allclose(np.asarray(got["v"], float), v[np.isfinite(v)], rtol=1e-6)
-    plotted = page.evaluate("window.itscube.plot.data.slice(1).flat().filter(v => v !== null)")
+    plotted = page.evaluate(
+        "window.itscube.plot.data.slice(1, 1 + window.itscube.plot.pairSeries).flat()"
+        ".filter(v => v !== null)"
+    )
     assert sorted(plotted) == pytest.approx(sorted(got["v"]))
+    # annual composites from the archive drawn as steps, equal to the library's
+    page.wait_for_function("window.itscube.annual !== null", timeout=30000)
+    annual = page.evaluate("window.itscube.annual")
+    ref_a = time_series(point_targets([(lon, lat)]), kind="annual",
+                        catalog=page_server.catalog)["v"].values[0]  # fmt: skip
+    np.testing.assert_allclose(annual["v"], ref_a[np.isfinite(ref_a)], rtol=1e-6)
+    labels = page.evaluate("window.itscube.plot.series.map(s => s.label)")
+    assert labels[-1] == "annual"
+    # colours by sensor: one group per platform of the pairs
+    page.select_option("#series-colour", "sensor")
+    labels = page.evaluate("window.itscube.plot.series.slice(1).map(s => s.label)")
+    assert set(labels) - {"annual"} == set(got["satellite"])
     href = page.get_attribute("#series-csv", "href")
     assert href.startswith("api/series.csv?") and "min_dt=5" in href and "max_dt=90" in href
     assert page.errors == []

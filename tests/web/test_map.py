@@ -177,6 +177,27 @@ def test_download_and_track_from_the_page_add_their_layers(page):
     assert all(-49.2 < x < -48.4 for x in xs), "lon/lat GeoJSON, not metres"
 
 
+def test_qdiv_from_uploaded_thickness_and_boundary(page, sample):
+    def up(path):
+        status, raw, _ = _get(f"{page.url}api/upload?name={path.name}", path.read_bytes())
+        assert status == 201, raw
+        return json.loads(raw)["id"]
+
+    status, raw, _ = _get(f"{page.url}api/upload?name=evil.sh", b"#!/bin/sh")
+    assert status == 415 and b"use one of" in raw
+    status, bad = _json(f"{page.url}api/jobs", {"kind": "qdiv", "thickness": "nope1234",
+                                                "cube": str(page.cubes[0])})  # fmt: skip
+    assert status == 400 and "upload the file first" in bad["error"]
+    body = {"kind": "qdiv", "thickness": up(sample.thickness), "boundary": up(sample.boundary),
+            "cube": str(page.cubes[0]), "start": "2018-01-01", "end": "2018-12-31"}  # fmt: skip
+    status, job = _json(f"{page.url}api/jobs", body)
+    assert status == 202, job
+    done = _wait(page, job["id"])
+    assert done["state"] == "done", done
+    names = {lyr["name"] for lyr in done["layers"]}
+    assert any("divergence" in n or "qdiv" in n for n in names), names
+
+
 def _coords(geom):
     c = geom["coordinates"]
     return [c] if geom["type"] == "Point" else c

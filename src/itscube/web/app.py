@@ -10,9 +10,11 @@ shipped inside the package: no CDN) talks to a small JSON API that calls the lib
 ``GET /api/area``         cubes a box touches, the decoded size, the download command
 ``GET /api/series``       a point's velocity series (:func:`itscube.time_series`)
 ``GET /api/series.csv``   the same as the table ``itscube series`` writes
+``GET /api/annual``       the point's annual composites (steps on the plot)
 ``GET /api/vector/ID``    a vector layer as lon/lat GeoJSON
 ``GET /tiles/ID/z/x/y``   a raster layer as a PNG map tile
-``POST /api/jobs``        run a download, track or strain; ``GET /api/jobs/ID`` polls it
+``POST /api/upload``      keep a file for a job (thickness GeoTIFF, boundary)
+``POST /api/jobs``        run a download, track, strain or qdiv; ``GET /api/jobs/ID`` polls
 ========================  ===========================================================
 
 Security: the server binds 127.0.0.1; another host needs a token (printed in the URL,
@@ -261,7 +263,7 @@ class MapServer:
         except CubeNotFoundError:
             return []
 
-    def series(self, q: dict):
+    def series(self, q: dict, kind: str = "subyearly"):
         from itscube.series import point_targets, time_series
         from itscube.window import Filters
 
@@ -270,15 +272,37 @@ class MapServer:
             _opt_float(q, "min_dt"), _opt_float(q, "max_dt"), tuple(_list(q, "sensors"))
         )
         cube = q.get("cube") or (self.cubes[0] if len(self.cubes) == 1 else None)
+        if kind == "annual":  # the archive's composites (a cube of image pairs has none)
+            cube, filters = None, None
         source = {} if cube else {"catalog": self.catalog, "stac": self.stac}
         return time_series(
             point_targets([(lon, lat)]),
             cube,
+            kind=None if cube else kind,
             start=q.get("start") or None,
             end=q.get("end") or None,
             filters=filters,
             **source,
         )
+
+    def annual_json(self, q: dict) -> dict:
+        """The point's annual composites as steps: year starts, values and errors; or the
+        reason there are none."""
+        import numpy as np
+
+        try:
+            ds = self.series(q, "annual")
+        except ItscubeError as exc:
+            return {"note": f"no annual composites: {str(exc).splitlines()[0]}"}
+        name = q.get("var") or "v"
+        vals = ds[name].values[0]
+        errs = ds[f"{name}_error"].values[0] if f"{name}_error" in ds else np.full_like(vals, np.nan)
+        keep = np.isfinite(vals)
+        return {
+            "time": [str(t)[:10] for t in ds["time"].values[keep]],
+            name: [float(v) for v in vals[keep]],
+            f"{name}_error": [None if not np.isfinite(e) else float(e) for e in errs[keep]],
+        }
 
     def series_json(self, q: dict) -> dict:
         import numpy as np
@@ -308,8 +332,8 @@ class MapServer:
 
     def submit(self, body: dict) -> Job:
         kind = body.get("kind")
-        if kind not in ("download", "track", "strain"):
-            raise _BadRequest(f"job kind must be download, track or strain; got {kind!r}")
+        if kind not in ("download", "track", "strain", "qdiv"):
+            raise _BadRequest(f"job kind must be download, track, strain or qdiv; got {kind!r}")
         run, key, command = getattr(self, f"_plan_{kind}")(body)
         with self._lock:
             busy = [j for j in self.jobs.values() if j.state == "running" and j.key == key]
@@ -406,6 +430,64 @@ class MapServer:
 
         return run, f"strain:{cube}:{start}:{end}", " ".join(cmd)
 
+    def upload(self, name: str, data: bytes) -> str:
+        """Keep an uploaded file (a thickness GeoTIFF, a boundary); returns its id."""
+        suffix = Path(name).suffix.lower()
+        if suffix not in _UPLOADS:
+            raise _BadRequest(
+                f"upload {name!r}: use one of {', '.join(sorted(_UPLOADS))}",
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            )
+        key = uuid.uuid4().hex[:12]
+        folder = self._cache / "uploads" / key
+        folder.mkdir(parents=True)
+        (folder / f"upload{suffix}").write_bytes(data)
+        return key
+
+    def _uploaded(self, key, what: str) -> Path:
+        folder = self._cache / "uploads" / str(key or "")
+        files = list(folder.glob("upload.*")) if key and str(key).isalnum() else []
+        if not files:
+            raise _BadRequest(f"{what}: upload the file first (no upload {key!r})")
+        return files[0]
+
+    def _plan_qdiv(self, body: dict):
+        from itscube.flux import read_boundary, read_thickness
+        from itscube.io.cube import open_cube
+        from itscube.products.flux import run_qdiv
+        from itscube.window import date_window
+
+        cube = self._job_cube(body)
+        start, end = body.get("start") or None, body.get("end") or None
+        date_window(start, end)
+        thickness = self._uploaded(body.get("thickness"), "thickness")
+        if body.get("boundary"):
+            boundary, boundary_crs = self._uploaded(body["boundary"], "boundary"), None
+        elif body.get("bbox"):  # the drawn box, in lon/lat
+            w, s, e, n = _floats(body, "bbox", 4)
+            boundary = thickness.with_name("box.csv")
+            boundary.write_text(f"lon,lat\n{w},{s}\n{e},{s}\n{e},{n}\n{w},{n}\n")
+            boundary_crs = "EPSG:4326"
+        else:
+            raise _BadRequest("qdiv needs a boundary: upload one, or draw a box")
+        like = open_cube(cube)  # the same checks as the command line, before the job runs
+        read_thickness(thickness, like)
+        read_boundary(boundary, like, boundary_crs)
+        cmd = ["itscube", "qdiv", cube, "--thickness", thickness.name, "--boundary",
+               boundary.name, *_window_args(start, end, {}), "--out", str(self.out)]  # fmt: skip
+        if boundary_crs:
+            cmd += ["--boundary-crs", boundary_crs]
+
+        def run(progress):
+            (product,) = run_qdiv(
+                cube, thickness=thickness, boundary=boundary, boundary_crs=boundary_crs,
+                start=start, end=end, out=self.out, progress=progress, overwrite=True,
+                allow_partial=bool(body.get("allow_partial")),
+            )  # fmt: skip
+            return product.folder, [product.folder]
+
+        return run, f"qdiv:{cube}:{start}:{end}", " ".join(cmd)
+
     def _job_cube(self, body: dict) -> str:
         cube = body.get("cube") or (self.cubes[-1] if self.cubes else None)
         if cube is None:
@@ -413,6 +495,9 @@ class MapServer:
         if cube not in self.cubes:
             raise _BadRequest(f"{cube} is not one of the map's cubes", HTTPStatus.NOT_FOUND)
         return cube
+
+
+_UPLOADS = (".tif", ".tiff", ".csv", ".geojson", ".json", ".gpkg")
 
 
 def _looks_like_cube(path: Path) -> bool:
@@ -595,6 +680,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(app.area_info(q))
         elif path == "/api/series":
             self._json(app.series_json(q))
+        elif path == "/api/annual":
+            self._json(app.annual_json(q))
         elif path == "/api/series.csv":
             name = f"series_{q.get('lon', '')}_{q.get('lat', '')}.csv"
             disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -606,6 +693,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(vector_geojson(layer.path, layer.sublayer))
         elif path.startswith("/tiles/"):
             self._tile(path)
+        elif path == "/api/upload" and self.command == "POST":
+            name = q.get("name") or ""
+            data = self._raw_body(200_000_000)
+            self._json({"id": app.upload(name, data)}, HTTPStatus.CREATED)
         elif path == "/api/jobs" and self.command == "POST":
             self._json(_job_json(app.submit(self._body())), HTTPStatus.ACCEPTED)
         elif path.startswith("/api/jobs/"):
@@ -616,12 +707,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._error(HTTPStatus.NOT_FOUND, "not found")
 
-    def _body(self) -> dict:
+    def _raw_body(self, limit: int) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
-        if n > 1_000_000:
+        if n > limit:
             raise _BadRequest("request body too large", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        return self.rfile.read(n)
+
+    def _body(self) -> dict:
+        raw = self._raw_body(1_000_000)
         try:
-            body = json.loads(self.rfile.read(n) or b"{}")
+            body = json.loads(raw or b"{}")
         except json.JSONDecodeError as exc:
             raise _BadRequest(f"the request body is not JSON ({exc.msg})") from None
         if not isinstance(body, dict):

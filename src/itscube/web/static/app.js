@@ -221,41 +221,84 @@ async function showSeries(p) {
   const q = windowQuery();
   q.set("lon", p.lon); q.set("lat", p.lat);
   if (state.cubes.length === 1) q.set("cube", state.cubes[0]);
+  state.seriesQuery = q;
   $("series-panel").hidden = false;
   $("series-title").textContent = `${p.id} (${p.lon.toFixed(4)}, ${p.lat.toFixed(4)}) loading...`;
   $("series-csv").href = `api/series.csv?${q}`;
   try {
     const s = await api(`api/series?${q}`);
     state.lastSeries = s;
+    state.annual = null;
     $("series-title").textContent = `${p.id}: ${s.time.length} pairs`;
-    drawSeries(s);
+    drawSeries();
     say("");
+    loadAnnual();
   } catch (err) { $("series-title").textContent = p.id; say(err.message); }
 }
-$("series-var").onchange = () => state.lastSeries && drawSeries(state.lastSeries);
+
+async function loadAnnual() {
+  $("series-note").textContent = "";
+  if (!$("series-annual").checked || !state.seriesQuery) { state.annual = null; drawSeries(); return; }
+  const q = new URLSearchParams(state.seriesQuery);
+  q.set("var", $("series-var").value);
+  const a = await api(`api/annual?${q}`);
+  state.annual = a.note ? null : a;
+  $("series-note").textContent = a.note || "";
+  drawSeries();
+}
+$("series-var").onchange = () => loadAnnual();
+$("series-colour").onchange = () => drawSeries();
+$("series-annual").onchange = () => loadAnnual();
 $("series-close").onclick = () => { $("series-panel").hidden = true; };
 
-function drawSeries(s) {
-  const name = $("series-var").value;
-  const t = s.time.map((d) => Date.parse(d + "Z") / 1000);
-  const order = t.map((_, i) => i).sort((a, b) => t[a] - t[b]);
-  const xs = order.map((i) => t[i]);
-  const val = order.map((i) => s[name][i]);
-  const err = order.map((i) => s[`${name}_error`] ? s[`${name}_error`][i] : null);
-  const dt = order.map((i) => s.date_dt[i]);
-  const data = [xs];
-  const series = [{}];
-  for (const [lo, hi, color] of DT_BINS) {
-    data.push(val.map((v, i) => (dt[i] >= lo && dt[i] < hi ? v : null)));
-    series.push({ label: `${lo}-${hi < 1e8 ? hi : ""} d`, stroke: color, paths: () => null, points: { show: true, size: 5, fill: color } });
+const PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"];
+
+function groupsOf(s, n) {
+  if ($("series-colour").value === "sensor" && s.satellite) {
+    const names = [...new Set(s.satellite)].sort();
+    return names.map((name, k) => ({ label: name, color: PALETTE[k % PALETTE.length], member: (i) => s.satellite[i] === name }));
   }
+  return DT_BINS.map(([lo, hi, color]) => ({ label: `${lo}-${hi < 1e8 ? hi : ""} d`, color, member: (i) => s.date_dt[i] >= lo && s.date_dt[i] < hi }));
+}
+
+function drawSeries() {
+  const s = state.lastSeries;
+  if (!s) return;
+  const name = $("series-var").value;
+  const pts = s.time.map((d, i) => ({ t: Date.parse(d + "Z") / 1000, i }));
+  const annual = [];
+  if (state.annual && state.annual[name]) {
+    state.annual.time.forEach((d, k) => {
+      const y = +d.slice(0, 4);
+      annual.push({ t0: Date.UTC(y, 0, 1) / 1000, t1: Date.UTC(y + 1, 0, 1) / 1000, v: state.annual[name][k] });
+    });
+  }
+  const xs = [...new Set([...pts.map((p) => p.t), ...annual.flatMap((a) => [a.t0, a.t1 - 1])])].sort((a, b) => a - b);
+  const at = new Map(xs.map((x, k) => [x, k]));
+  const groups = groupsOf(s, pts.length);
+  const data = [xs];
+  const err = new Array(xs.length).fill(null);
+  const series = [{}];
+  for (const g of groups) {
+    const col = new Array(xs.length).fill(null);
+    for (const p of pts) if (g.member(p.i)) { col[at.get(p.t)] = s[name][p.i]; err[at.get(p.t)] = s[`${name}_error`] ? s[`${name}_error`][p.i] : null; }
+    data.push(col);
+    series.push({ label: g.label, stroke: g.color, paths: () => null, points: { show: true, size: 5, fill: g.color } });
+  }
+  if (annual.length) {
+    const col = new Array(xs.length).fill(null);
+    for (const a of annual) { col[at.get(a.t0)] = a.v; col[at.get(a.t1 - 1)] = a.v; }
+    data.push(col);
+    series.push({ label: "annual", stroke: "#222", width: 2, spanGaps: false, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
+  }
+  const nGroups = groups.length;
   const errorBars = (u) => {
     const ctx = u.ctx;
     ctx.save();
     ctx.lineWidth = 1;
-    for (let k = 1; k < u.series.length; k++) {
+    for (let k = 1; k <= nGroups; k++) {
       if (!u.series[k].show) continue;
-      ctx.strokeStyle = DT_BINS[k - 1][2];
+      ctx.strokeStyle = groups[k - 1].color;
       for (let i = 0; i < xs.length; i++) {
         const v = u.data[k][i];
         if (v == null || err[i] == null) continue;
@@ -276,6 +319,7 @@ function drawSeries(s) {
     axes: [{}, { label: `${name} (m/yr)` }],
     series, hooks: { draw: [errorBars] }, legend: { show: true },
   }, data, el);
+  plot.pairSeries = nGroups;
   state.plot = plot;
 }
 
@@ -290,6 +334,21 @@ async function submit(body) {
 $("run-download").onclick = () => submit({ kind: "download", bbox: state.box, start: $("start").value, end: $("end").value, min_dt: $("min-dt").value, max_dt: $("max-dt").value });
 $("run-track").onclick = () => submit({ kind: "track", points: state.points.map((p) => [p.lon, p.lat]), start: $("start").value, end: $("end").value });
 $("run-strain").onclick = () => submit({ kind: "strain", start: $("start").value, end: $("end").value });
+
+async function upload(input) {
+  const file = input.files[0];
+  if (!file) return null;
+  const r = await api(`api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: await file.arrayBuffer() });
+  return r.id;
+}
+$("run-qdiv").onclick = async () => {
+  try {
+    const thickness = await upload($("qdiv-thickness"));
+    if (!thickness) { say("qdiv: choose a thickness GeoTIFF first"); return; }
+    const boundary = await upload($("qdiv-boundary"));
+    submit({ kind: "qdiv", thickness, boundary, bbox: boundary ? undefined : state.box, start: $("start").value, end: $("end").value });
+  } catch (err) { say(err.message); }
+};
 
 function watch(job) {
   const li = document.createElement("li");

@@ -289,7 +289,7 @@ function drawSeries() {
     const col = new Array(xs.length).fill(null);
     for (const a of annual) { col[at.get(a.t0)] = a.v; col[at.get(a.t1 - 1)] = a.v; }
     data.push(col);
-    series.push({ label: "annual", stroke: "#222", width: 2, spanGaps: false, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
+    series.push({ label: "annual", stroke: "#222", width: 2, spanGaps: true, paths: uPlot.paths.stepped({ align: 1 }), points: { show: false } });
   }
   const nGroups = groups.length;
   const errorBars = (u) => {

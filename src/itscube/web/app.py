@@ -296,7 +296,8 @@ class MapServer:
             return {"note": f"no annual composites: {str(exc).splitlines()[0]}"}
         name = q.get("var") or "v"
         vals = ds[name].values[0]
-        errs = ds[f"{name}_error"].values[0] if f"{name}_error" in ds else np.full_like(vals, np.nan)
+        err_name = f"{name}_error"
+        errs = ds[err_name].values[0] if err_name in ds else np.full_like(vals, np.nan)
         keep = np.isfinite(vals)
         return {
             "time": [str(t)[:10] for t in ds["time"].values[keep]],

@@ -569,6 +569,22 @@ def download(
             "of layers and bytes is printed before the transfer starts.",
         ),
     ] = False,
+    out_crs: Annotated[
+        str | None,
+        typer.Option(
+            "--out-crs",
+            help="Write one store on a regular grid of this CRS (e.g. EPSG:3338), velocity "
+            "vectors turned to its axes: one mosaic across UTM zones and projections.",
+            metavar="EPSG:XXXX",
+        ),
+    ] = None,
+    resolution: Annotated[
+        float | None,
+        typer.Option("--resolution", help="Pixel size with --out-crs (default 120 m).", min=0),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Allow a --resolution finer than 12 m.")
+    ] = False,
 ):
     """Download a space/time subset of ITS_LIVE cubes to a local Zarr store (resumable).
 
@@ -603,8 +619,17 @@ def download(
         overwrite=overwrite,
         keep_cache=keep_cache,
         announce=lambda text: console.print(f"[bold]plan[/]: {text}", soft_wrap=True),
+        out_crs=out_crs,
+        resolution=resolution,
+        force=force,
     )
     _download_summary(res, time.perf_counter() - t)
+    if len(res.stores) > 1:
+        console.print(
+            f"[yellow]note[/]: the area spans {len(res.stores)} projections, one store each; "
+            "--out-crs EPSG:XXXX gives one mosaic with the vectors turned",
+            soft_wrap=True,
+        )
 
 
 def _download_summary(res, seconds: float) -> None:

@@ -185,7 +185,8 @@ def open_cube(
             p = stores[0]
         elif len(stores) > 1:
             raise InputError(
-                f"{path_or_url} holds several cubes ({', '.join(s.name for s in stores)}); name one"
+                f"{path_or_url} holds several cubes ({', '.join(s.name for s in stores)}): "
+                "name one, or download with out_crs for one mosaic across projections"
             )
         path_or_url = p
     chunks = {} if chunks is None else chunks

@@ -992,6 +992,9 @@ def download(
     keep_cache: bool = False,
     storage_options: dict | None = None,
     announce: Callable[[str], None] | None = None,
+    out_crs: str | int | None = None,
+    resolution: float | None = None,
+    force: bool = False,
 ) -> DownloadResult:
     """Download the part of ITS_LIVE cubes covering ``area`` and [start, end].
 
@@ -1021,6 +1024,11 @@ def download(
     storage_options : extra fsspec options for remote Zarr stores.
     announce : called once with a one-line summary of the plan (layers, grid, decoded size)
         before anything is fetched.
+    out_crs : write one store on a regular grid of this CRS (``EPSG:3338``...), with the
+        velocity vectors turned to its axes (:mod:`itscube.io.reproject`); the folder name
+        ends ``_EPSG<code>``. Default: each cube's own projection, one store per projection.
+    resolution : pixel size of that grid, in its units (default 120 m).
+    force : allow a resolution finer than a tenth of the source's.
 
     Returns
     -------
@@ -1032,6 +1040,15 @@ def download(
     DownloadError, InsufficientSpaceError, OutputExistsError
     """
     check_choice(kind, KINDS, "kind")
+    if out_crs is not None:
+        from itscube.io.reproject import download_reprojected
+
+        return download_reprojected(
+            area, out_crs=out_crs, resolution=resolution, force=force, start=start, end=end,
+            kind=kind, variables=variables, out=out, catalog=catalog, urls=urls, stac=stac,
+            filters=filters, workers=workers, progress=progress, overwrite=overwrite,
+            keep_cache=keep_cache, storage_options=storage_options, announce=announce,
+        )  # fmt: skip
     filters = filters or Filters()
     if kind == "annual" and filters.active():
         raise InputError(

@@ -1,0 +1,201 @@
+"""Reprojection with vectors turned: checked against the projections' own analytic
+derivatives (pyproj's ``get_factors``), not against the code's finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import pytest
+
+from itscube import open_cube
+from itscube._datasets.itslive import make_layers, make_subyearly_cube
+from itscube.io.reproject import jacobian, mosaic, reproject_cube, target_grid
+
+LONLAT = pyproj.CRS(4326)
+
+
+def _derivs(crs, lon, lat):
+    """d(x, y)/d(lon, lat) of a projection, analytic (PROJ's factors)."""
+    f = pyproj.Proj(crs).get_factors(lon, lat)
+    return (
+        np.array([[f.dx_dlam, f.dx_dphi], [f.dy_dlam, f.dy_dphi]]).transpose(2, 3, 0, 1)
+        if np.ndim(lon) == 2
+        else np.array([[f.dx_dlam, f.dx_dphi], [f.dy_dlam, f.dy_dphi]])
+    )
+
+
+def _truth_jacobian(src, dst, lon, lat):
+    """d(target)/d(source) = D_dst D_src^-1 from the analytic derivatives."""
+    return _derivs(dst, lon, lat) @ np.linalg.inv(_derivs(src, lon, lat))
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "lon", "lat"),
+    [(32605, 3338, -150.3, 61.0), (32606, 3338, -149.7, 61.0), (3413, 32623, -47.5, 69.0),
+     (32623, 3413, -42.0, 66.0), (3031, 32719, -70.0, -75.0)],
+)  # fmt: skip
+def test_jacobian_equals_the_projections_derivatives(src, dst, lon, lat):
+    x, y = pyproj.Transformer.from_crs(LONLAT, src, always_xy=True).transform(lon, lat)
+    j = np.array(jacobian(src, dst, np.array([x]), np.array([y]))).reshape(2, 2)
+    truth = _truth_jacobian(src, dst, lon, lat)
+    np.testing.assert_allclose(j, truth, atol=2e-6)
+    turn = np.degrees(np.arctan2(j[1, 0], j[0, 0]))
+    assert abs(turn) > 0.1, "the axes turn: a test of rotation, not of identity"
+
+
+def test_target_grid_is_aligned():
+    x, y = target_grid((100.0, -250.0, 1000.0, 130.0), 120.0)
+    assert x[0] == 60.0 and x[-1] == 1020.0 and y[0] == 180.0 and y[-1] == -300.0
+    assert np.all(np.diff(x) == 120) and np.all(np.diff(y) == -120)
+
+
+# a linear field defined in Alaska Albers, stored in two UTM zones as the archive would
+X0, Y0 = pyproj.Transformer.from_crs(LONLAT, 3338, always_xy=True).transform(-150.0, 61.0)
+
+
+def _truth(X, Y):
+    return 400.0 + 0.02 * (X - X0), -250.0 + 0.015 * (Y - Y0)
+
+
+def _field_in(epsg, target=3338, truth=None):
+    """The target's linear field as a cube in ``epsg`` stores it: J(source <- target) v."""
+    truth = truth or _truth
+    to_ll = pyproj.Transformer.from_crs(epsg, LONLAT, always_xy=True)
+    to_t = pyproj.Transformer.from_crs(LONLAT, target, always_xy=True)
+
+    def field(x, y, _t):
+        lon, lat = to_ll.transform(x, y)
+        vt = np.stack(truth(*to_t.transform(lon, lat)), axis=-1)[..., None]
+        m = _derivs(epsg, lon, lat) @ np.linalg.inv(_derivs(target, lon, lat))
+        vs = (m @ vt)[..., 0]
+        return vs[..., 0], vs[..., 1]
+
+    return field
+
+
+@pytest.fixture(scope="module")
+def two_zones(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zones")
+    cubes = []
+    layers = make_layers(3, "2018-01-01", "2019-12-31", seed=3)  # the same pairs in both
+    for epsg, lon in ((32605, -150.03), (32606, -149.97)):  # overlapping at the seam
+        cx, cy = pyproj.Transformer.from_crs(LONLAT, epsg, always_xy=True).transform(lon, 61.0)
+        path = root / f"{epsg}.zarr"
+        make_subyearly_cube(path, _field_in(epsg), epsg=epsg, centre=(cx, cy), shape=(70, 70),
+                            layers=layers, noise=False, gap_share=0.0, seed=epsg)  # fmt: skip
+        cubes.append(open_cube(path))
+    cubes = _Cubes(cubes)
+    cubes.paths = [str(root / "32605.zarr"), str(root / "32606.zarr")]
+    return cubes
+
+
+class _Cubes(list):
+    paths: list[str]
+
+
+def _errors(cubes, rotate):
+    a, b = cubes
+    bounds = (X0 - 5000, Y0 - 3000, X0 + 5000, Y0 + 3000)  # across the zone boundary
+    x, y = target_grid(bounds, 120.0)
+    out = [reproject_cube(c, "EPSG:3338", x, y, rotate=rotate) for c in (a, b)]
+    m = mosaic(out, "mid_date").compute()
+    X, Y = np.meshgrid(x, y)
+    tx, ty = _truth(X, Y)
+    ex = m.vx.values - tx
+    ey = m.vy.values - ty
+    return m, np.abs(np.concatenate([ex.ravel(), ey.ravel()]))
+
+
+def test_linear_field_across_two_utm_zones_is_recovered(two_zones):
+    m, err = _errors(two_zones, rotate=True)
+    assert np.isfinite(err).all(), "no gap at the seam: every pixel of the area has a value"
+    assert np.percentile(err, 99) < 1.0, np.percentile(err, 99)
+    # v is the norm of the turned components
+    np.testing.assert_allclose(m.v.values, np.hypot(m.vx.values, m.vy.values), rtol=1e-5)
+    _, plain = _errors(two_zones, rotate=False)
+    assert np.percentile(plain, 99) > 10.0, "without turning the vectors the test must fail"
+
+
+def test_mosaic_is_continuous_across_the_seam(two_zones):
+    m, _ = _errors(two_zones, rotate=True)
+    vx = m.vx.values[0]
+    steps = np.abs(np.diff(vx, axis=1))
+    # the truth changes by 0.02 * 120 = 2.4 m/yr per column; a seam would jump by the turn
+    assert steps.max() < 2.4 + 1.5, steps.max()
+    assert len(np.unique(m.x.values)) == m.sizes["x"], "no double column"
+
+
+def test_download_into_one_store_of_the_target_crs(two_zones, tmp_path):
+    from itscube import bbox_area, download
+
+    area = bbox_area(-150.06, 60.985, -149.94, 61.015)
+    wanted = ["vx", "vy", "v", "v_error", "vx_error", "vy_error", "date_dt", "vx_stable_shift"]
+    res = download(area, urls=_paths(two_zones), out=tmp_path, out_crs="EPSG:3338",
+                   variables=wanted)  # fmt: skip
+    assert res.folder.name.endswith("_EPSG3338") and len(res.stores) == 1
+    ds = open_cube(res.stores[0])
+    assert ds.rio.crs.to_epsg() == 3338 and ds.sizes["mid_date"] == 3
+    assert np.all(np.diff(ds.x.values) == 120.0) and np.all(ds.x.values % 120 == 60)
+    X, Y = np.meshgrid(ds.x.values, ds.y.values)
+    tx, ty = _truth(X, Y)
+    err = np.abs(np.concatenate([(ds.vx.values - tx).ravel(), (ds.vy.values - ty).ravel()]))
+    assert np.isfinite(err).all()
+    assert np.percentile(err, 99) < 1.0, np.percentile(err, 99)
+    import json
+
+    prov = json.loads(res.provenance.read_text())
+    assert prov["reprojection"]["sources"] == ["EPSG:32605", "EPSG:32606"]
+    axes = {str(v) for v in ds.data_vars if str(v).startswith(("vx", "vy"))}
+    assert axes <= {"vx", "vy", "vx_error", "vy_error"}, "nothing left along the source axes"
+    assert any("not reprojected" in n and "vx_stable_shift" in n for n in prov["notes"])
+    assert not (res.folder / ".partial").exists()
+    again = download(area, urls=_paths(two_zones), out=tmp_path, out_crs="EPSG:3338",
+                     variables=wanted)  # fmt: skip
+    assert again.already_complete
+
+
+def _paths(cubes):
+    return cubes.paths
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"out_crs": "EPSG:999999"}, "is not a CRS"),
+        ({"out_crs": "EPSG:4326"}, "in degrees; give a resolution"),
+        ({"out_crs": "EPSG:3338", "resolution": 5}, "finer than a tenth"),
+        ({"out_crs": "EPSG:3031"}, "cannot be represented in EPSG:3031"),
+    ],
+)
+def test_bad_targets_say_what_to_do(kwargs, match, tmp_path):
+    from itscube import bbox_area, download
+    from itscube.errors import InputError
+
+    area = bbox_area(-150.06, 60.985, -149.94, 61.015)
+    with pytest.raises(InputError, match=match):
+        download(area, urls=["/nowhere.zarr"], out=tmp_path, **kwargs)
+    assert not list(tmp_path.iterdir()), "nothing written"
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "lon", "lat"),
+    [(3413, 32622, -53.0, 69.0), (32622, 3413, -53.0, 69.0), (3031, 32719, -70.0, -75.0)],
+)
+def test_polar_stereographic_and_utm_both_ways(src, dst, lon, lat, tmp_path):
+    cx, cy = pyproj.Transformer.from_crs(LONLAT, dst, always_xy=True).transform(lon, lat)
+
+    def truth(X, Y):
+        return 800.0 + 0.01 * (X - cx), 300.0 - 0.02 * (Y - cy)
+
+    sx, sy = pyproj.Transformer.from_crs(LONLAT, src, always_xy=True).transform(lon, lat)
+    make_subyearly_cube(tmp_path / "c.zarr", _field_in(src, dst, truth), epsg=src,
+                        centre=(sx, sy), shape=(70, 70), n_layers=2, noise=False,
+                        gap_share=0.0)  # fmt: skip
+    x, y = target_grid((cx - 2500, cy - 2500, cx + 2500, cy + 2500), 120.0)
+    out = reproject_cube(open_cube(tmp_path / "c.zarr"), f"EPSG:{dst}", x, y).compute()
+    tx, ty = truth(*np.meshgrid(x, y))
+    err = np.abs(np.concatenate([(out.vx.values - tx).ravel(), (out.vy.values - ty).ravel()]))
+    assert np.isfinite(err).all() and np.percentile(err, 99) < 1.0
+    plain = reproject_cube(open_cube(tmp_path / "c.zarr"), f"EPSG:{dst}", x, y, rotate=False)
+    miss = np.abs(plain.vx.values - tx)
+    assert np.nanpercentile(miss, 99) > 2.0, "the turn matters here"

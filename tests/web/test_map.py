@@ -269,3 +269,35 @@ def test_another_host_needs_the_token(sample):
         assert _get(base + "api/config", headers=cookie)[0] == 200
     with MapServer([]) as local:
         assert local.token is None and _get(local.url + "api/config")[0] == 200
+
+
+def test_an_image_folder_is_drawn_in_its_own_colours(tmp_path):
+    """An ``itscube image`` rgb.tif is a background in its colours, not a colour-mapped band."""
+    from rasterio.transform import from_origin
+
+    from itscube.web.layers import render_tile, scan_folder
+
+    folder = tmp_path / "image" / "sentinel-2-l2a_20180412"
+    folder.mkdir(parents=True)
+    rgb = np.zeros((3, 100, 100), "uint8")
+    rgb[0, :, :50] = 200  # west half red, east half blue
+    rgb[2, :, 50:] = 180
+    x0, y0 = -156000.0, -2244000.0  # EPSG:3413 metres, 120 m pixels
+    with rasterio.open(folder / "rgb.tif", "w", driver="GTiff", width=100, height=100, count=3,
+                       dtype="uint8", crs="EPSG:3413",
+                       transform=from_origin(x0, y0, 120, 120)) as dst:  # fmt: skip
+        dst.write(rgb)
+    (layer,) = scan_folder(tmp_path)
+    assert layer.cmap == "rgb" and "legend" not in layer.to_json()
+    to_ll = pyproj.Transformer.from_crs(3413, 4326, always_xy=True)
+    for col, want in ((20, (200, 0, 0)), (80, (0, 0, 180))):
+        lon, lat = to_ll.transform(x0 + 120 * col + 60, y0 - 120 * 50)
+        tile = TMS.tile(lon, lat, 12)
+        img = np.asarray(
+            Image.open(io.BytesIO(render_tile(layer, 12, tile.x, tile.y))).convert("RGBA")
+        )
+        b = TMS.xy_bounds(tile)
+        mx, my = pyproj.Transformer.from_crs(4326, 3857, always_xy=True).transform(lon, lat)
+        px = int((mx - b.left) / (b.right - b.left) * 256)
+        py = int((b.top - my) / (b.top - b.bottom) * 256)
+        assert tuple(img[py, px, :3]) == want and img[py, px, 3] == 255

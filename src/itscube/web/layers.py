@@ -70,7 +70,7 @@ class Layer:
         out = dataclasses.asdict(self)
         out.pop("path")
         out["file"] = self.path.name
-        if self.kind == "raster":
+        if self.kind == "raster" and self.cmap != "rgb":
             cm = colormap(self.cmap)
             stops = (cm[int(i)][:3] for i in np.linspace(0, 255, 11))
             out["legend"] = ["#{:02x}{:02x}{:02x}".format(*rgb) for rgb in stops]
@@ -98,6 +98,12 @@ def raster_layer(path: Path, root: Path | None = None) -> Layer:
     from rasterio.warp import transform_bounds
 
     with rasterio.open(path) as src:
+        if src.count >= 3 and all(d == "uint8" for d in src.dtypes[:3]):  # an image (rgb.tif)
+            bounds = transform_bounds(src.crs, "EPSG:4326", *src.bounds, densify_pts=21)
+            rel = path.relative_to(root) if root is not None else Path(path.name)
+            return Layer(_layer_id(path), path.stem, path, "raster", group=str(rel),
+                         vmin=0.0, vmax=255.0, cmap="rgb",
+                         bounds=tuple(float(b) for b in bounds))  # fmt: skip
         band = src.read(1, out_shape=(min(src.height, 512), min(src.width, 512))).astype("f8")
         if src.nodata is not None and np.isfinite(src.nodata):
             band[band == src.nodata] = np.nan
@@ -194,11 +200,17 @@ def cube_speed_layer(cube: str, start, end, cache: Path) -> Layer:
 
 def render_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
     """A 256 x 256 PNG of ``layer`` at Web-Mercator tile ``z/x/y``; None outside it."""
+    rgb = layer.cmap == "rgb"
     with Reader(str(layer.path)) as src:
         try:
-            img = src.tile(x, y, z, tilesize=256, resampling_method="nearest")
+            img = src.tile(
+                x, y, z, tilesize=256, indexes=(1, 2, 3) if rgb else None,
+                resampling_method="bilinear" if rgb else "nearest",
+            )  # fmt: skip
         except TileOutsideBounds:
             return None
+    if rgb:  # an optical image: its own colours
+        return img.render(img_format="PNG")
     with warnings.catch_warnings():  # numpy.ma casting the NaN fill of masked pixels
         warnings.simplefilter("ignore", RuntimeWarning)
         img.rescale(in_range=((layer.vmin, layer.vmax),))

@@ -70,7 +70,7 @@ function addGroup(group, members) {
   li.append(label);
   const entry = { members, index: members.length - 1, leaflet: null, check };
   state.layers[group] = entry;
-  if (first.kind === "raster") {
+  if (first.kind === "raster" && first.legend) {
     const bar = document.createElement("div");
     bar.className = "legend";
     bar.style.background = `linear-gradient(to right, ${first.legend.join(",")})`;
@@ -135,6 +135,22 @@ map.on("mouseup", (e) => {
   state.box = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
   describeArea();
 });
+
+$("import-area").onchange = async (ev) => {
+  const file = ev.target.files[0];
+  if (!file) return;
+  try {
+    const shape = L.geoJSON(JSON.parse(await file.text()), { style: { color: "#2d6cdf", weight: 2, fillOpacity: 0.05 } });
+    const b = shape.getBounds();
+    if (!b.isValid()) throw new Error(`${file.name}: no geometry`);
+    if (boxRect) map.removeLayer(boxRect);
+    boxRect = shape.addTo(map);
+    map.fitBounds(b);
+    // polygons are downloaded by their bounding box (as itscube download --polygon does)
+    state.box = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+    describeArea();
+  } catch (err) { say(err.message); }
+};
 
 async function describeArea() {
   const q = windowQuery();

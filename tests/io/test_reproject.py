@@ -199,3 +199,24 @@ def test_polar_stereographic_and_utm_both_ways(src, dst, lon, lat, tmp_path):
     plain = reproject_cube(open_cube(tmp_path / "c.zarr"), f"EPSG:{dst}", x, y, rotate=False)
     miss = np.abs(plain.vx.values - tx)
     assert np.nanpercentile(miss, 99) > 2.0, "the turn matters here"
+
+
+def test_tracks_across_the_seam_follow_the_analytic_field(two_zones, tmp_path):
+    """Points tracked on the mosaic cross the zone boundary as the field says: for the
+    steady linear field of _truth, X(t) - X0 + 20000 = (X(0) - X0 + 20000) exp(0.02 t)."""
+    from itscube import bbox_area, download
+    from itscube.track import track
+
+    area = bbox_area(-150.06, 60.985, -149.94, 61.015)
+    res = download(area, urls=_paths(two_zones), out=tmp_path, out_crs="EPSG:3338")
+    ds = open_cube(res.stores[0])
+    seeds = np.array([[X0 - 200.0, Y0 + 200.0], [X0 - 300.0, Y0 - 300.0]])  # west of the seam
+    out = track(ds, seeds, "2018-03-01", "2019-03-01", dt_days=5, steady=True,
+                estimator="pair-mean")  # fmt: skip
+    years = float((out.time.values[-1] - out.time.values[0]) / np.timedelta64(1, "D")) / 365.25
+    tx = X0 - 20000 + (seeds[:, 0] - X0 + 20000) * np.exp(0.02 * years)
+    ty = Y0 + 250 / 0.015 + (seeds[:, 1] - Y0 - 250 / 0.015) * np.exp(0.015 * years)
+    x_end, y_end = out.x.values[:, -1], out.y.values[:, -1]
+    assert (x_end > X0).all(), "the points crossed the zone boundary (near X0)"
+    np.testing.assert_allclose(x_end, tx, atol=2.0)
+    np.testing.assert_allclose(y_end, ty, atol=2.0)

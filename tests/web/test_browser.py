@@ -91,6 +91,17 @@ def test_drawing_a_box_lists_the_cubes_and_the_command(page):
     assert command.startswith("itscube download --bbox -48.9")
     box = [float(v) for v in command.split("--bbox ")[1].split()[:4]]
     assert box == pytest.approx([-48.9, 69.37, -48.7, 69.43], abs=0.01)
+    # a polygon, vertex by vertex, closed on its first vertex: its bounding box is asked for
+    page.click("#mode-polygon")
+    for lon, lat in ((-48.88, 69.38), (-48.74, 69.39), (-48.80, 69.425)):
+        page.mouse.click(*_screen(page, lon, lat))
+    page.mouse.click(*_screen(page, -48.88, 69.38))  # back on the first vertex: closed
+    page.wait_for_function(
+        "+document.getElementById('area-command').textContent.split('--bbox ')[1].split(' ')[0]"
+        " > -48.89"
+    )
+    box = [float(v) for v in page.inner_text("#area-command").split("--bbox ")[1].split()[:4]]
+    assert box == pytest.approx([-48.88, 69.38, -48.74, 69.425], abs=0.005)
 
 
 def test_a_clicked_point_plots_the_libraries_series(page, page_server):
@@ -124,3 +135,33 @@ def test_a_clicked_point_plots_the_libraries_series(page, page_server):
     href = page.get_attribute("#series-csv", "href")
     assert href.startswith("api/series.csv?") and "min_dt=5" in href and "max_dt=90" in href
     assert page.errors == []
+
+
+def test_download_and_track_from_the_page(page):
+    """Draw a box, download, add points, track: both jobs finish and their layers appear."""
+    n_layers = page.locator("#layers li").count()
+    page.fill("#start", "2018-01-01")
+    page.fill("#end", "2018-06-30")
+    page.click("#mode-box")
+    x0, y0 = _screen(page, -48.85, 69.42)
+    x1, y1 = _screen(page, -48.75, 69.38)
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1)
+    page.mouse.up()
+    page.wait_for_selector("#area-info:not([hidden])")
+    page.wait_for_function("!document.getElementById('run-download').disabled")
+    page.click("#run-download")
+    page.wait_for_selector("#jobs li.job-done", timeout=120000)
+    assert "itscube download --bbox" in page.inner_text("#jobs")
+    page.wait_for_function(f"document.querySelectorAll('#layers li').length > {n_layers}")
+    assert "median speed subyearly" in page.inner_text("#layers")
+    page.click("#mode-points")
+    for lon in (-48.82, -48.80):
+        page.mouse.click(*_screen(page, lon, 69.40))
+    page.click("#run-track")
+    page.wait_for_function("document.querySelectorAll('#jobs li.job-done').length >= 2",
+                           timeout=120000)  # fmt: skip
+    assert "itscube track" in page.inner_text("#jobs")
+    page.wait_for_function("document.getElementById('layers').innerText.includes('tracks')")
+    assert page.errors == [] and page.hosts <= {"127.0.0.1"}

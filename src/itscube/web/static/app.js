@@ -112,12 +112,40 @@ async function draw(entry) {
 // ------------------------------------------------------------------ modes
 function setMode(mode) {
   state.mode = mode;
-  for (const m of ["pan", "box", "points"]) $(`mode-${m}`).classList.toggle("active", m === mode);
+  for (const m of ["pan", "box", "polygon", "points"]) $(`mode-${m}`).classList.toggle("active", m === mode);
   if (mode === "box") map.dragging.disable(); else map.dragging.enable();
+  if (mode === "polygon") { map.doubleClickZoom.disable(); polyPts = []; } else map.doubleClickZoom.enable();
 }
 $("mode-pan").onclick = () => setMode("pan");
 $("mode-box").onclick = () => setMode("box");
 $("mode-points").onclick = () => setMode("points");
+$("mode-polygon").onclick = () => setMode("polygon");
+
+// polygon: a click per vertex; a click on the first vertex (or a double click) closes it
+// (downloaded by its bounding box)
+let polyPts = [], polyLine = null;
+map.on("click", (e) => {
+  if (state.mode !== "polygon") return;
+  if (polyPts.length >= 3 && map.latLngToContainerPoint(polyPts[0]).distanceTo(e.containerPoint) < 10) {
+    closePolygon();
+    return;
+  }
+  polyPts.push(e.latlng);
+  if (polyLine) map.removeLayer(polyLine);
+  polyLine = L.polyline(polyPts, { color: "#2d6cdf", weight: 2, interactive: false }).addTo(map);
+});
+map.on("dblclick", closePolygon);
+function closePolygon() {
+  if (state.mode !== "polygon" || polyPts.length < 3) return;
+  if (polyLine) map.removeLayer(polyLine);
+  if (boxRect) map.removeLayer(boxRect);
+  boxRect = L.polygon(polyPts, { color: "#2d6cdf", weight: 2, fillOpacity: 0.05 }).addTo(map);
+  const b = boxRect.getBounds();
+  state.polygon = polyPts.map((p) => [p.lng, p.lat]);
+  state.box = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+  polyPts = [];
+  describeArea();
+}
 
 let boxStart = null, boxRect = null;
 map.on("mousedown", (e) => {

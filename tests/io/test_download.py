@@ -488,3 +488,41 @@ def test_output_folders_name_the_inclusive_dates_they_hold(tmp_path):
     assert name(None, None).endswith("_all-dates")
     assert name(None, "2019-06-30").endswith("_to_20190630")
     assert name("2019-06-01", None).endswith("_20190601_onward")
+
+
+@pytest.mark.slow
+def test_killed_reprojected_download_resumes_to_identical_store(cubes, server, catalog_file,
+                                                                  tmp_path):  # fmt: skip
+    """kill -9 while the cubes are fetched for --out-crs: the re-run fetches only the rest
+    and writes the same bytes as an uninterrupted run."""
+    args = ["download", "--bbox", str(X0 - 2400), str(Y0 - 1200), str(X0), str(Y0 + 1200),
+            "--crs", "EPSG:3413", "--catalog", str(catalog_file), "--workers", "2",
+            "--no-progress", "--all-dates", "--variables", "vx,vy,v,v_error",
+            "--out-crs", "EPSG:32622"]  # fmt: skip
+    ref = subprocess.run(_cli(*args, "--out", str(tmp_path / "ref")), capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert ref.returncode == 0, ref.stderr
+    server.set_faults(Faults(latency=0.15))
+    proc = subprocess.Popen(_cli(*args, "--out", str(tmp_path / "run")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.time() + 60
+    while time.time() < deadline and len(_data_keys(tmp_path / "run")) < 6:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    folder = next((tmp_path / "run").iterdir())
+    assert folder.name.endswith("_EPSG32622") and not list(folder.glob("*.zarr"))
+    server.set_faults(Faults())
+    server.stats.reset()
+    again = subprocess.run(_cli(*args, "--out", str(tmp_path / "run")), capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    prov = json.loads((folder / "provenance.json").read_text())
+    assert prov["transfer"]["chunks_fetched_this_run"] < prov["transfer"]["chunks_needed"]
+    ref_store = next(next((tmp_path / "ref").iterdir()).glob("*.zarr"))
+    run_store = next(folder.glob("*.zarr"))
+    assert ref_store.name == run_store.name == "subyearly_EPSG32622.zarr"
+    files = [p for p in ref_store.rglob("*") if p.is_file()]
+    assert len(files) > 5
+    for p in files:
+        assert (run_store / p.relative_to(ref_store)).read_bytes() == p.read_bytes(), p

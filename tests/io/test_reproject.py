@@ -220,3 +220,64 @@ def test_tracks_across_the_seam_follow_the_analytic_field(two_zones, tmp_path):
     assert (x_end > X0).all(), "the points crossed the zone boundary (near X0)"
     np.testing.assert_allclose(x_end, tx, atol=2.0)
     np.testing.assert_allclose(y_end, ty, atol=2.0)
+
+
+def test_open_cube_in_another_crs(two_zones, tmp_path):
+    ds = open_cube(_paths(two_zones)[0], out_crs="EPSG:3338")
+    assert ds.rio.crs.to_epsg() == 3338 and np.all(ds.x.values % 120 == 60)
+    X, Y = np.meshgrid(ds.x.values, ds.y.values)
+    tx, _ = _truth(X, Y)
+    err = np.abs(ds.vx.values[0] - tx)
+    assert np.nanpercentile(err, 99) < 1.0 and np.isfinite(err).mean() > 0.5
+
+
+def test_anisotropic_errors_go_through_the_matrix():
+    """Per-pixel errors of 10 (x) and 1 (y) m/yr, turned by about 108 degrees (UTM 5N to
+    polar stereographic north): the target's
+    x error mixes in the y error by the matrix's squares, checked by Monte Carlo."""
+    import xarray as xr
+
+    cx, cy = pyproj.Transformer.from_crs(LONLAT, 32605, always_xy=True).transform(-153.0, 61.0)
+    xs, ys = cx + 120.0 * np.arange(-5, 6), cy - 120.0 * np.arange(-5, 6)
+    rng = np.random.default_rng(0)
+    n = 4000
+    shape = (n, len(ys), len(xs))
+    ds = xr.Dataset(
+        {
+            "vx": (("mid_date", "y", "x"), (100 + 10 * rng.standard_normal(shape)).astype("f4")),
+            "vy": (("mid_date", "y", "x"), (50 + 1 * rng.standard_normal(shape)).astype("f4")),
+            "vx_error": (("mid_date", "y", "x"), np.full(shape, 10.0, "f4")),
+            "vy_error": (("mid_date", "y", "x"), np.full(shape, 1.0, "f4")),
+        },
+        coords={"x": xs, "y": ys, "mid_date": np.arange(n)},
+    ).rio.write_crs(32605)
+    tx, ty = pyproj.Transformer.from_crs(32605, 3413, always_xy=True).transform(cx, cy)
+    x, y = np.array([tx]), np.array([ty])
+    out = reproject_cube(ds, "EPSG:3413", x, y).compute()
+    j = _truth_jacobian(32605, 3413, -153.0, 61.0)
+    want_x = np.sqrt(j[0, 0] ** 2 * 100 + j[0, 1] ** 2 * 1)
+    want_y = np.sqrt(j[1, 0] ** 2 * 100 + j[1, 1] ** 2 * 1)
+    assert float(out.vx_error[0, 0, 0]) == pytest.approx(want_x, rel=1e-4)
+    assert float(out.vy_error[0, 0, 0]) == pytest.approx(want_y, rel=1e-4)
+    assert want_y > 5, "the y error takes up most of the larger x error"
+    spread = out.vx.values[:, 0, 0].std(), out.vy.values[:, 0, 0].std()
+    assert spread[0] == pytest.approx(want_x, rel=0.05) and spread[1] == pytest.approx(
+        want_y, rel=0.05
+    )
+
+
+def test_annual_composites_turned_and_their_seasonal_ellipse_left_out():
+    from itscube.sample import ensure_sample
+
+    src = open_cube(ensure_sample().annual).load()
+    out = open_cube(ensure_sample().annual, out_crs="EPSG:32622").load()
+    assert out.rio.crs.to_epsg() == 32622 and out.sizes["time"] == src.sizes["time"]
+    for name in ("vx", "vy", "v", "vx0", "vy0", "v0", "dvx_dt", "dvy_dt", "vx_error", "count"):
+        assert name in out, name
+    dropped = out.attrs["itscube_not_reprojected"].split()
+    assert {"v_amp", "v_phase"} <= set(dropped) and "v_amp" not in out
+    # speeds are invariant: the median speed is kept, only the components turn
+    assert float(out.v.median()) == pytest.approx(float(src.v.median()), rel=0.02)
+    turn = np.degrees(np.arctan2(float(out.vy.median()), float(out.vx.median())))
+    turn0 = np.degrees(np.arctan2(float(src.vy.median()), float(src.vx.median())))
+    assert abs(turn - turn0) > 1.0, "the components were turned"

@@ -144,6 +144,8 @@ def open_cube(
     chunks: dict | str | None = None,
     storage_options: dict | None = None,
     require: Sequence[str] = ("vx", "vy"),
+    out_crs: str | int | None = None,
+    resolution: float | None = None,
 ) -> xr.Dataset:
     """Open an ITS_LIVE cube as a lazily loaded, analysis-ready dataset.
 
@@ -158,6 +160,9 @@ def open_cube(
     chunks : dask chunks (default: the store's chunks).
     storage_options : extra fsspec options for remote stores.
     require : variables that must be present (default vx, vy).
+    out_crs, resolution : resample (lazily) onto a regular grid of this CRS covering the
+        cube, with the velocity vectors turned to its axes (:mod:`itscube.io.reproject`);
+        ``resolution`` in the CRS's units, default 120 m.
 
     Returns
     -------
@@ -200,4 +205,15 @@ def open_cube(
             )
         keep = set(variables) | {"mapping"}
         ds = ds.drop_vars([v for v in ds.data_vars if v not in keep])
-    return normalise_cube(ds, start=start, end=end, require=require)
+    ds = normalise_cube(ds, start=start, end=end, require=require)
+    if out_crs is None:
+        return ds
+    import shapely.geometry as sg
+
+    from itscube.io.area import Area
+    from itscube.io.reproject import check_target, reproject_cube, target_grid
+
+    area = Area(sg.box(*ds.rio.bounds()), ds.rio.crs, "cube")
+    crs, res = check_target(area, out_crs, resolution, force=False)
+    x, y = target_grid(area.in_crs(crs).bounds, res)
+    return reproject_cube(ds, crs, x, y)

@@ -11,7 +11,8 @@ after resampling:
 
 * ``vx``, ``vy``: NaN-aware bilinear resampling in the source grid
   (:func:`itscube._kernels.resample.bilinear`), then the matrix;
-* ``v``: recomputed as the norm of the turned components (where both exist);
+* ``v``: recomputed as the norm of the turned components (where both exist); the
+  annual composites' ``vx0``/``vy0`` (and ``v0``) and trends ``dvx_dt``/``dvy_dt`` alike;
 * ``vx_error``, ``vy_error`` per pixel: through the same matrix as independent errors,
   sqrt(j11^2 sx^2 + j12^2 sy^2); per layer (one value per image pair, as ITS_LIVE v2
   stores them): with the matrix's mean squares over the output grid;
@@ -125,23 +126,25 @@ def reproject_cube(
         j11, j12, j21, j22 = np.ones_like(j11), np.zeros_like(j11), np.zeros_like(j11), j11 * 0 + 1
     out = {}
     grid = {"y", "x"}
-    if "vx" in ds and "vy" in ds:
-        bx = _apply(_k.bilinear, ds["vx"], ri, ci)
-        by = _apply(_k.bilinear, ds["vy"], ri, ci)
-        out["vx"] = (j11 * bx + j12 * by).astype("float32")
-        out["vy"] = (j21 * bx + j22 * by).astype("float32")
-        out["v"] = np.hypot(out["vx"], out["vy"]).astype("float32")
-    for comp, (a, b) in (("vx_error", (j11, j12)), ("vy_error", (j21, j22))):
-        if comp in ds and "vx_error" in ds and "vy_error" in ds:
-            ex, ey = ds["vx_error"], ds["vy_error"]
-            if grid <= set(ex.dims):
-                ex = _apply(_k.bilinear, ex, ri, ci)
-                ey = _apply(_k.bilinear, ey, ri, ci)
-                out[comp] = np.sqrt(a**2 * ex**2 + b**2 * ey**2).astype("float32")
-            else:  # one error per layer: the matrix's mean squares over the grid
-                out[comp] = np.sqrt(np.nanmean(a**2) * ex**2 + np.nanmean(b**2) * ey**2).astype(
-                    "float32"
-                )
+    for cx, cy, norm in VECTORS:
+        if cx in ds and cy in ds and grid <= set(ds[cx].dims):
+            bx = _apply(_k.bilinear, ds[cx], ri, ci)
+            by = _apply(_k.bilinear, ds[cy], ri, ci)
+            out[cx] = (j11 * bx + j12 * by).astype("float32")
+            out[cy] = (j21 * bx + j22 * by).astype("float32")
+            if norm:
+                out[norm] = np.hypot(out[cx], out[cy]).astype("float32")
+    for ex_name, ey_name in ERRORS:
+        if ex_name not in ds or ey_name not in ds:
+            continue
+        ex, ey = ds[ex_name], ds[ey_name]
+        on_grid = grid <= set(ex.dims)
+        if on_grid:
+            ex, ey = _apply(_k.bilinear, ex, ri, ci), _apply(_k.bilinear, ey, ri, ci)
+        for comp, (a, b) in ((ex_name, (j11, j12)), (ey_name, (j21, j22))):
+            if not on_grid:  # one error per layer: the matrix's mean squares over the grid
+                a, b = np.nanmean(a**2) ** 0.5, np.nanmean(b**2) ** 0.5
+            out[comp] = np.sqrt(a**2 * ex**2 + b**2 * ey**2).astype("float32")
     dropped = []
     for name, da in ds.data_vars.items():
         if name in out or name == "mapping":
@@ -150,8 +153,8 @@ def reproject_cube(
             dropped.append(str(name))
             continue
         out[name] = _apply(_k.nearest, da, ri, ci) if grid <= set(da.dims) else da
-    for name in ("vx", "vy", "v", "vx_error", "vy_error"):
-        if name in out and name in ds:
+    for name in out:
+        if name in ds:
             out[name].attrs = dict(ds[name].attrs)
     res = xr.Dataset(out, attrs=dict(ds.attrs))
     res = res.assign_coords(x=("x", x), y=("y", y))
@@ -164,10 +167,18 @@ def reproject_cube(
     return res.rio.write_crs(dst).rio.set_spatial_dims(x_dim="x", y_dim="y")
 
 
+VECTORS = (("vx", "vy", "v"), ("vx0", "vy0", "v0"), ("dvx_dt", "dvy_dt", None))
+"""Component pairs turned together (and the speed recomputed from them, if any): the
+velocity, the annual composites' climatological mean and its trend."""
+ERRORS = (("vx_error", "vy_error"), ("vx0_error", "vy0_error"))
+"""Error pairs propagated through the matrix."""
+
+
 def _directional(name: str) -> bool:
     """Variables along the source axes that are not turned (seasonal amplitude and phase
     ellipses, stable-shift and modelled-error components): left out of a reprojection."""
-    return name.startswith(("vx", "vy")) or "_amp" in name or "_phase" in name
+    axes = name.startswith(("vx", "vy", "dvx", "dvy"))
+    return axes or "_amp" in name or "_phase" in name
 
 
 def mosaic(cubes: list[xr.Dataset], tdim: str) -> xr.Dataset:

@@ -283,3 +283,22 @@ def test_coarsen_keeps_the_period_bounds_and_layer_counts():
     assert "time_bnds" in res and (res.time_bnds.values == means.time_bnds.values).all()
     assert res.n_layers.shape == (2, 6, 6)
     assert int(res.n_layers[0, 0, 0]) == 1 and int(res.n_layers[0, 1, 1]) == 2
+
+
+@pytest.mark.parametrize("method", ["gradient", "log", "coarsen"])
+def test_fused_low_speed_mask_equals_the_separate_pass(method):
+    """The mask applied inside the kernel gives what the former separate xarray pass gave:
+    flow-aligned components NaN where hypot(vx, vy) of the velocities used < min_speed."""
+    rng = np.random.default_rng(4)
+    ds = field_dataset(lambda X, Y: 30 * np.sin(X / 3000.0), lambda X, Y: 20 * np.cos(Y / 2500.0))
+    ds["vx"] = ds["vx"] + rng.normal(0, 3, ds["vx"].shape).astype("f4")
+    plain = strain_rates(ds, 2, method, min_speed=0.0)
+    speed = np.hypot(plain["vx"], plain["vy"])
+    threshold = float(speed.median()) + 1e-3  # off any pixel's speed: no float32 ties
+    fused = strain_rates(ds, 2, method, min_speed=threshold)
+    moving = speed >= threshold
+    assert 0.2 < float(moving.mean()) < 0.8, "the mask bites somewhere and not everywhere"
+    for name in ("longitudinal", "transverse", "shear"):
+        np.testing.assert_array_equal(fused[name].values, plain[name].where(moving).values)
+    for name in ("exx", "eyy", "exy", "effective", "e1_angle"):
+        np.testing.assert_array_equal(fused[name].values, plain[name].values)

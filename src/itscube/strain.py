@@ -108,7 +108,7 @@ def _check_upscale(k, ny: int, nx: int, method: str) -> int:
     return check_upscale(k, ny, nx, f"method {method} (a ±k-pixel stencil)", lambda k: 2 * k + 1)
 
 
-def _run_kernel(u, v, su, sv, *, x, y, k, method, with_errors):
+def _run_kernel(u, v, su, sv, *, x, y, k, method, with_errors, min_speed=0.0, err_scale=1.0):
     shape = u.shape
     lead = shape[:-2]
     ny, nx = shape[-2:]
@@ -127,7 +127,7 @@ def _run_kernel(u, v, su, sv, *, x, y, k, method, with_errors):
     fn = _kernels.log_strain if method == "log" else _kernels.gradient_strain
     nc = len(COMPONENTS) + (len(ERROR_COMPONENTS) if with_errors else 0)
     out = np.empty((u3.shape[0], nc, ny, nx), np.float32)
-    fn(u3, v3, su3, sv3, x, y, k, with_errors, out)  # fills out, (T, C, ny, nx)
+    fn(u3, v3, su3, sv3, x, y, k, with_errors, out, float(min_speed), float(err_scale))
     return out.reshape(*lead, out.shape[1], ny, nx)
 
 
@@ -228,26 +228,28 @@ def strain_rates(
         "y": np.ascontiguousarray(u.y.values, dtype="f8"),
         "k": 1 if method == "coarsen" else k,
         "method": method,
+        "min_speed": float(min_speed),  # the flow-aligned mask, in the kernel's pass
     }
+    if with_errors:  # the error model's factor, applied by the kernel as it writes
+        factor = error_model_factor(method, k, 0.5 * (abs(dx) + abs(dy)), error_model)
+        kwargs.update(with_errors=True, err_scale=factor)
     stacked = xr.apply_ufunc(
         _run_kernel if with_errors else _run_kernel_noerr,
         *args,
         input_core_dims=[["y", "x"]] * len(args),
         output_core_dims=[["component", "y", "x"]],
-        kwargs={**kwargs, "with_errors": True} if with_errors else kwargs,
+        kwargs=kwargs,
         dask="parallelized",
         output_dtypes=[np.float32],
         dask_gufunc_kwargs={"output_sizes": {"component": len(names)}},
     )
     out = _assemble(stacked, names, u, v, ds, method, k)
     if with_errors:
-        factor = error_model_factor(method, k, 0.5 * (abs(dx) + abs(dy)), error_model)
         for name in ERROR_COMPONENTS:
-            out[name] = (out[name] * factor).assign_attrs(
-                out[name].attrs, comment=f"error model {error_model or ErrorModel()}"
-            )
+            out[name].attrs["comment"] = f"error model {error_model or ErrorModel()}"
     if min_speed > 0:
-        out = _mask_slow(out, min_speed)
+        for name in FLOW_ALIGNED:
+            out[name].attrs["masked_below_speed_m_yr"] = float(min_speed)
     if strided:
         out = out.isel(y=slice(None, None, k), x=slice(None, None, k))
     out.attrs.update(
@@ -368,20 +370,10 @@ def error_model_factor(method: str, k: int, dx: float, model: ErrorModel | None 
     return float(np.sqrt(max(modelled, 0.0) / independent))
 
 
-def _mask_slow(out: xr.Dataset, min_speed: float) -> xr.Dataset:
-    """Flow-aligned components are NaN where the ice moves slower than ``min_speed``: there
-    is no flow direction there."""
-    moving = np.hypot(out["vx"], out["vy"]) >= min_speed
-    for name in FLOW_ALIGNED + tuple(f"{n}_error" for n in FLOW_ALIGNED):
-        if name in out:
-            attrs = out[name].attrs
-            out[name] = out[name].where(moving)
-            out[name].attrs = {**attrs, "masked_below_speed_m_yr": float(min_speed)}
-    return out
-
-
-def _run_kernel_noerr(u, v, *, x, y, k, method):
-    return _run_kernel(u, v, None, None, x=x, y=y, k=k, method=method, with_errors=False)
+def _run_kernel_noerr(u, v, *, x, y, k, method, min_speed=0.0):
+    return _run_kernel(
+        u, v, None, None, x=x, y=y, k=k, method=method, with_errors=False, min_speed=min_speed
+    )
 
 
 def strain_time_dim(res: xr.Dataset) -> str | None:

@@ -71,8 +71,10 @@ def _atan2(y, x):
 
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
-def _tensor_products(exx, eyy, exy, rot, uc, vc, out, t, i, j):
-    """Write every component of one pixel's strain-rate tensor into ``out[:, t, i, j]``."""
+def _tensor_products(exx, eyy, exy, rot, uc, vc, min2, out, t, i, j):
+    """Write every component of one pixel's strain-rate tensor into ``out[:, t, i, j]``;
+    the flow-aligned ones are NaN where the squared speed is below ``min2`` (no flow
+    direction there) or zero."""
     out[t, 0, i, j] = exx
     out[t, 1, i, j] = eyy
     out[t, 2, i, j] = exy
@@ -85,7 +87,7 @@ def _tensor_products(exx, eyy, exy, rot, uc, vc, out, t, i, j):
     out[t, 7, i, j] = centre - radius
     out[t, 8, i, j] = 28.64788975654116 * _atan2(2.0 * exy, exx - eyy)  # degrees
     s2 = uc * uc + vc * vc
-    if s2 > 0.0:
+    if s2 > 0.0 and s2 >= min2:
         cc = uc * uc / s2
         ss = vc * vc / s2
         sc = uc * vc / s2
@@ -99,8 +101,9 @@ def _tensor_products(exx, eyy, exy, rot, uc, vc, out, t, i, j):
 
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
-def _gradient_errors(su, sv, x, y, k, out, t, i, j):
-    """Independent-error propagation through the centred differences (Poinar & Andrews 2021)."""
+def _gradient_errors(su, sv, x, y, k, scale, out, t, i, j):
+    """Independent-error propagation through the centred differences (Poinar & Andrews 2021),
+    times ``scale`` (the error model's factor for correlated errors)."""
     lx = x[j + k] - x[j - k]
     ly = y[i + k] - y[i - k]
     vux = su[t, i, j + k] ** 2 + su[t, i, j - k] ** 2
@@ -109,10 +112,10 @@ def _gradient_errors(su, sv, x, y, k, out, t, i, j):
     vvy = sv[t, i + k, j] ** 2 + sv[t, i - k, j] ** 2
     sexx = np.sqrt(vux) / abs(lx)
     seyy = np.sqrt(vvy) / abs(ly)
-    out[t, NC + 0, i, j] = sexx
-    out[t, NC + 1, i, j] = seyy
-    out[t, NC + 2, i, j] = 0.5 * np.sqrt(vuy / (ly * ly) + vvx / (lx * lx))
-    out[t, NC + 3, i, j] = np.sqrt(sexx * sexx + seyy * seyy)
+    out[t, NC + 0, i, j] = scale * sexx
+    out[t, NC + 1, i, j] = scale * seyy
+    out[t, NC + 2, i, j] = scale * 0.5 * np.sqrt(vuy / (ly * ly) + vvx / (lx * lx))
+    out[t, NC + 3, i, j] = scale * np.sqrt(sexx * sexx + seyy * seyy)
 
 
 @njit(inline="always", cache=True)
@@ -128,7 +131,7 @@ def _edge_row(out, t, i, k):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def gradient_strain(u, v, su, sv, x, y, k, with_errors, out):
+def gradient_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale=1.0):
     """Strain rates from centred differences over ``±k`` pixels, all components at once.
 
     Parameters
@@ -143,8 +146,12 @@ def gradient_strain(u, v, su, sv, x, y, k, with_errors, out):
         numba's allocator). Filled with :data:`COMPONENTS` (1/yr; angle in degrees),
         then :data:`ERROR_COMPONENTS` if ``with_errors``; NaN within ``k`` pixels of the
         edge and wherever the stencil touches NaN.
+    min_speed : speed (m/yr) below which the flow-aligned components (longitudinal,
+        transverse, shear) are NaN, in the same pass (0: only where the speed is 0).
+    err_scale : factor on the propagated errors (the error model's), in the same pass.
     """
     nt, ny, nx = u.shape
+    min2 = min_speed * min_speed
     for r in prange(nt * ny):
         t = r // ny
         i = r % ny
@@ -164,13 +171,14 @@ def gradient_strain(u, v, su, sv, x, y, k, with_errors, out):
                 0.5 * (dvdx - dudy),
                 np.float64(u[t, i, j]),
                 np.float64(v[t, i, j]),
+                min2,
                 out,
                 t,
                 i,
                 j,
             )
             if with_errors:
-                _gradient_errors(su, sv, x, y, k, out, t, i, j)
+                _gradient_errors(su, sv, x, y, k, err_scale, out, t, i, j)
 
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
@@ -259,7 +267,7 @@ def _stake_strain(px, py, L, total):
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
-def log_strain(u, v, su, sv, x, y, k, with_errors, out):
+def log_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale=1.0):
     """Logarithmic ("virtual stake") strain rates of Alley et al. (2018).
 
     Five stakes (centre and ``k`` pixels N, E, S, W) move with the bilinearly interpolated
@@ -278,6 +286,7 @@ def log_strain(u, v, su, sv, x, y, k, with_errors, out):
     pixel is NaN if a stake meets NaN, leaves the grid, or the mean speed is 0.
     """
     nt, ny, nx = u.shape
+    min2 = min_speed * min_speed
     dx = x[1] - x[0]
     dy = y[1] - y[0]
     h = abs(dx)
@@ -321,10 +330,11 @@ def log_strain(u, v, su, sv, x, y, k, with_errors, out):
                 0.5 * (dvdx - dudy),
                 np.float64(u[t, i, j]),
                 np.float64(v[t, i, j]),
+                min2,
                 out,
                 t,
                 i,
                 j,
             )
             if with_errors:
-                _gradient_errors(su, sv, x, y, k, out, t, i, j)
+                _gradient_errors(su, sv, x, y, k, err_scale, out, t, i, j)

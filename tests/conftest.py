@@ -52,6 +52,15 @@ class Cubes:
         return self.root / "A.zarr"
 
 
+LONG_MODULES = ("test_readme.py", "test_notebooks.py", "test_demo.py", "test_browser.py")
+"""Modules of a minute or more: collected first, so that on several workers (pytest-xdist,
+a module per worker) they start at once instead of running alone at the end."""
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: 0 if item.path.name in LONG_MODULES else 1)  # stable
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Keep catalog caches and the sample away from the user's home."""

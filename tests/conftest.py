@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from itscube._datasets import itslive as synthetic
 from itscube.cli import app
-from itscube.io import remote
 from itscube.testing.server import Faults, StoreServer
 
 EPSG = 3413
@@ -75,8 +74,14 @@ def _isolated_cache(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch):
-    monkeypatch.setattr(remote, "BACKOFF", 0.01)
+def _fast_retries():
+    """Short back-off in tests; every setting a test changes is restored after it."""
+    from itscube import get_options, set_options
+
+    saved = get_options()
+    with set_options(backoff=0.01):
+        yield
+    set_options(**saved)
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,8 @@ _LAZY = {
     "load_catalog": "io.catalog",
     "open_cube": "io.cube",
     "map": "web",
+    "set_options": "options",
+    "get_options": "options",
     "DownloadResult": "io.download",
     "download": "io.download",
     "boundary_flux": "flux",

@@ -55,6 +55,7 @@ METAVARS = {
 }
 """What each option's value looks like in ``--help`` (the rest: NUMBER, N, TEXT)."""
 
+
 @functools.cache
 def _choices() -> dict:
     """Options whose values are a fixed set, shown as ``[a|b|c]`` in ``--help``: built from
@@ -550,8 +551,9 @@ def download(
         ),
     ] = None,
     workers: Annotated[
-        int, typer.Option("--workers", help="Parallel requests.", min=1, max=256)
-    ] = 64,
+        int | None,
+        typer.Option("--workers", help="Parallel requests per cube (default 64).", min=1, max=1024),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a different download in the output folder.")
     ] = False,
@@ -1035,10 +1037,11 @@ def track(
     start: StartOpt = None,
     end: EndOpt = None,
     seeds: Annotated[
-        Path | None, typer.Option(
+        Path | None,
+        typer.Option(
             "--seeds",
             help="CSV (x,y or lon,lat; optional id), GeoJSON, GeoPackage or Shapefile of points.",
-        )
+        ),
     ] = None,
     point: Annotated[
         tuple[float, float] | None,

@@ -21,19 +21,21 @@ def test_dns_failures_are_not_retried():
 
 
 def test_backoff_settings_are_read_at_call_time(monkeypatch):
+    from itscube import set_options
     from itscube.io import remote
 
-    monkeypatch.setattr(remote, "BACKOFF", 1.0)
-    slow = [remote.next_delay(3, TimeoutError(), "x") for _ in range(20)]
-    monkeypatch.setattr(remote, "BACKOFF", 0.001)
-    fast = [remote.next_delay(3, TimeoutError(), "x") for _ in range(20)]
+    with set_options(backoff=1.0):
+        slow = [remote.next_delay(3, TimeoutError(), "x") for _ in range(20)]
+    with set_options(backoff=0.001):
+        fast = [remote.next_delay(3, TimeoutError(), "x") for _ in range(20)]
     assert min(slow) >= 2.0 and max(fast) <= 0.006  # 4 x backoff, jitter 0.5..1.5
 
 
 def test_retry_gives_up_after_the_last_attempt_and_never_retries_permanent_errors(monkeypatch):
+    from itscube import set_options
     from itscube.io import remote
 
-    monkeypatch.setattr(remote, "RETRIES", 4)
+    set_options(retries=4)  # restored by the autouse fixture of conftest
     calls = []
 
     def flaky():

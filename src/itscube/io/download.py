@@ -62,6 +62,7 @@ from itscube.io.stores import (
     open_source,
     run_sync,
 )
+from itscube.options import get_options
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.window import Filters, date_window, layer_mask
 
@@ -94,7 +95,8 @@ __all__ = [
 ]
 
 DEFAULT_WORKERS = 64
-"""Requests in flight per source cube (S3 and CloudFront serve far more)."""
+"""Requests in flight per source cube by default (S3 and CloudFront serve far more); the
+``concurrency`` setting (:func:`itscube.set_options`) changes it."""
 
 DEFAULT_VARIABLES: dict[str, tuple[str, ...]] = {
     "subyearly": (
@@ -413,9 +415,7 @@ def to_output(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray
         if src.attrs.get("units") == spec.attrs.get("units") and src.dtype == spec.dtype:
             return _translate_missing(values, src, spec)
         dates = decode_times(src, values)
-        enc = cf.encode_times(
-            dates, spec.attrs["units"], spec.attrs.get("calendar"), spec.dtype
-        )
+        enc = cf.encode_times(dates, spec.attrs["units"], spec.attrs.get("calendar"), spec.dtype)
         nat = np.isnat(dates)
         if nat.any():
             enc[nat] = np.nan if spec.missing is None else spec.missing
@@ -524,7 +524,7 @@ def plan_download(
     end: Any = None,
     variables: Sequence[str] | None = None,
     filters: Filters | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int | None = None,
     storage_options: dict | None = None,
     cache_root: Path | None = None,
 ) -> tuple[list[StorePlan], list[str]]:
@@ -553,7 +553,11 @@ def plan_download(
     notes: list[str] = []
     parts: list[Part] = []
     for url, entry in sources:
-        cube = open_source(url, storage_options, workers=workers)
+        cube = open_source(
+            url,
+            storage_options,
+            workers=get_options()["concurrency"] if workers is None else workers,
+        )
         if cache_root is not None:
             key = hashlib.sha256(cube.url.encode()).hexdigest()[:16]
             cube.store.use_cache(Path(cache_root) / key, cube.fingerprint)
@@ -986,7 +990,7 @@ def download(
     urls: Sequence[str] | None = None,
     stac: str | None = None,
     filters: Filters | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int | None = None,
     progress: ProgressLike = None,
     overwrite: bool = False,
     keep_cache: bool = False,
@@ -1016,7 +1020,7 @@ def download(
     stac : a STAC API URL to find cubes with instead of a catalog (collection
         ``itslive-cubes``; ``"itslive"`` = the ITS_LIVE endpoint).
     filters : sub-yearly layer filters.
-    workers : parallel requests per source cube.
+    workers : parallel requests per source cube (default: the ``concurrency`` setting).
     progress : a :class:`itscube.progress.Progress` to report blocks to, or ``True`` for a
         rich progress bar with ETA.
     overwrite : replace a different download already in the output folder.
@@ -1055,6 +1059,7 @@ def download(
             "min_dt_days/max_dt_days/sensors/min_valid_percent apply to sub-yearly cubes only",
             params=("min_dt_days", "max_dt_days", "sensors", "min_valid_percent"),
         )
+    workers = get_options()["concurrency"] if workers is None else workers
     if workers < 1:
         raise InputError("workers must be >= 1", params="workers")
     t0, t1 = date_window(start, end)

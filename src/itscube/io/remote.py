@@ -28,11 +28,10 @@ from typing import TypeVar
 import fsspec
 
 from itscube.errors import CubeNotFoundError, DownloadError, InputError
+from itscube.options import get_options
 
 __all__ = [
-    "BACKOFF",
     "PERMANENT_TEXT",
-    "RETRIES",
     "T",
     "filesystem",
     "is_transient",
@@ -50,11 +49,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-RETRIES = 6
-"""Attempts per request before giving up (transient errors only)."""
-BACKOFF = 0.2
-"""First back-off delay (s); doubles each attempt, with jitter, capped at 8 s."""
 
 
 def mirrors() -> list[tuple[str, str]]:
@@ -237,16 +231,17 @@ def next_delay(
     backoff: float | None = None,
 ) -> float:
     """Seconds to wait after failed ``attempt`` (1-based) of a transient error: exponential
-    back-off with jitter, capped at 8 s. :data:`RETRIES` and :data:`BACKOFF` are read now,
-    so they can be tuned at run time.
+    back-off with jitter, capped at 8 s. The ``retries`` and ``backoff`` settings
+    (:func:`itscube.set_options`) are read now, so they can be tuned at run time.
 
     Raises
     ------
     DownloadError
         ``attempt`` was the last one, naming ``what`` and the error.
     """
-    retries = RETRIES if retries is None else retries
-    backoff = BACKOFF if backoff is None else backoff
+    settings = get_options()
+    retries = settings["retries"] if retries is None else retries
+    backoff = settings["backoff"] if backoff is None else backoff
     if attempt >= retries:
         lines = str(exc).strip().splitlines()
         detail = lines[0].strip(" x|") if lines else ""

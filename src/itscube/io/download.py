@@ -552,12 +552,9 @@ def plan_download(
     wanted = list(variables) if explicit else list(DEFAULT_VARIABLES[kind])
     notes: list[str] = []
     parts: list[Part] = []
+    workers = get_options()["concurrency"] if workers is None else workers
     for url, entry in sources:
-        cube = open_source(
-            url,
-            storage_options,
-            workers=get_options()["concurrency"] if workers is None else workers,
-        )
+        cube = open_source(url, storage_options, workers=workers)
         if cache_root is not None:
             key = hashlib.sha256(cube.url.encode()).hexdigest()[:16]
             cube.store.use_cache(Path(cache_root) / key, cube.fingerprint)
@@ -1044,15 +1041,11 @@ def download(
     DownloadError, InsufficientSpaceError, OutputExistsError
     """
     check_choice(kind, KINDS, "kind")
-    if out_crs is not None:
+    if out_crs is not None:  # one mosaic in another CRS: the cubes first, then resampled
+        options = {k: v for k, v in locals().items() if k not in ("area", "out_crs")}
         from itscube.io.reproject import download_reprojected
 
-        return download_reprojected(
-            area, out_crs=out_crs, resolution=resolution, force=force, start=start, end=end,
-            kind=kind, variables=variables, out=out, catalog=catalog, urls=urls, stac=stac,
-            filters=filters, workers=workers, progress=progress, overwrite=overwrite,
-            keep_cache=keep_cache, storage_options=storage_options, announce=announce,
-        )  # fmt: skip
+        return download_reprojected(area, out_crs=out_crs, **options)
     filters = filters or Filters()
     if kind == "annual" and filters.active():
         raise InputError(

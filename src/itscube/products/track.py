@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from itscube.products._common import (
 )
 from itscube.products._outputs import write_cog, write_netcdf
 from itscube.temporal import period_mean, select_layers
-from itscube.track import STATUS, displacement_field, ensemble_spread, track
+from itscube.track import STATUS, displacement_field, ensemble_spread, track_blocks
 from itscube.window import DateLike, Filters, date_window
 
 __all__ = ["DISPLACEMENT_FILES", "run_track"]
@@ -63,12 +64,14 @@ def run_track(
     background: str | os.PathLike | None = None,
     background_stac: str | None = None,
     overwrite: bool = False,
+    block_points: int = 100_000,
 ) -> Product:
     """Tracks into ``OUT/track/<sdate>_<edate>``: ``tracks.gpkg`` (layers ``tracks`` lines
     and ``points``), ``tracks.csv``, ``tracks.nc``, ``displacement_*.tif`` (with
     ``grid_step``), ``figures/*.png`` and ``summary.json``. With ``grid_step`` and no
     ``seeds`` the grid points are the tracked points; with both, the seeds are tracked and
-    the grid gives the displacement maps."""
+    the grid gives the displacement maps. Points are tracked and written in blocks of
+    ``block_points``: memory stays bounded for a million points."""
     if start is None or end is None:
         raise InputError("give both start and end", params=("start", "end"))
     t_start = time.perf_counter()
@@ -97,23 +100,21 @@ def run_track(
             "give seeds: seeds FILE, point X Y, line X0 Y0 X1 Y1 N or grid_step",
             params=("seeds", "point", "line", "grid_step"),
         )
-    res = track(ds, seeds, start, end, seeds_crs=seeds_crs, output_every=output_every, **kw)
-    res = res.compute()  # one advection pass for every file below
-    if ensemble:
-        res = res.merge(ensemble_spread(ds, seeds, start, end, ensemble, seeds_crs=seeds_crs, **kw))
     sdate, edate = date_label(start), date_label(end, end=True)
     folder = product_folder(out, "track", None, sdate, edate)
-    crs = ds.rio.crs
+    blocks = track_blocks(
+        ds, seeds, start, end, seeds_crs=seeds_crs, output_every=output_every,
+        block_points=block_points, **kw,
+    )  # fmt: skip
     with staged_folder(folder, overwrite) as tmp:
-        files = [
-            write_netcdf(
-                res,
-                tmp / "tracks.nc",
-                f"Tracked points {sdate}-{edate}",
-                source=ds,
-            )
-        ]
-        files += _write_tables(res, tmp, crs)
+        files_out = _TrackFiles(tmp, ds.rio.crs)
+        for res in blocks:  # each block is written as soon as it is tracked
+            if ensemble:
+                starts = np.column_stack([res.x.values[:, 0], res.y.values[:, 0]])
+                res = res.merge(ensemble_spread(ds, starts, start, end, ensemble, **kw))
+            files_out.add(res)
+        files = files_out.finish(f"Tracked points {sdate}-{edate}", ds)
+        res = files_out.sample
         if field is not None:
             for name, stem in DISPLACEMENT_FILES.items():
                 files.append(write_cog(field[name], tmp / f"{stem}.tif"))
@@ -122,7 +123,6 @@ def run_track(
             t0 = res.time.values.min()
             image = load_background(background, ds, t0, stac=background_stac)
             files += _figures(ds, res, field, tmp, start, end, image)
-        counts = {s: int((res.status.values == s).sum()) for s in STATUS}
         summary = {
             **summary_head("tracks", cube, ds, sdate, edate),
             "direction": "backward" if backward else "forward",
@@ -130,21 +130,85 @@ def run_track(
             "dt_days": dt_days,
             "composite": res.attrs["composite"],
             "estimator": res.attrs["estimator"],
-            "points": int(res.sizes["point"]),
-            "status": counts,
-            "points_with_gap_fallback": int((res.filled.values > 0).any(axis=1).sum()),
-            "median_displacement_m": float(np.nanmedian(res.displacement.values)),
+            **files_out.summary(),
             "ensemble_members": ensemble,
             "background": background_label(image, background),
-            "median_spread_m": float(np.nanmedian(res.spread.values)) if ensemble else None,
         }
         product = close_product(folder, tmp, files, summary, t_start)
     return product
 
 
-def _write_tables(res: xr.Dataset, tmp: Path, crs) -> list[Path]:
-    """``tracks.csv`` (one row per kept position) and ``tracks.gpkg`` (layers ``tracks``,
-    one line per point, and ``points``)."""
+FIGURE_POINTS = 5000
+"""Tracks drawn in the figure (the first ones; all when there are fewer)."""
+
+
+class _TrackFiles:
+    """``tracks.csv``, ``tracks.gpkg`` and ``tracks.nc`` written block by block: the CSV
+    and GeoPackage layers are appended to, each block's NetCDF is kept apart and the blocks
+    are joined into ``tracks.nc`` through dask at the end; a bounded sample of tracks is
+    kept for the figure, and the counts for the summary."""
+
+    def __init__(self, tmp: Path, crs) -> None:
+        self.tmp, self.crs = tmp, crs
+        self.parts: list[Path] = []
+        self.sample: xr.Dataset | None = None
+        self.counts = dict.fromkeys(STATUS, 0)
+        self.displacement: list[np.ndarray] = []
+        self.spread: list[np.ndarray] = []
+        self.gap_points = 0
+
+    def add(self, res: xr.Dataset) -> None:
+        first = not self.parts
+        (self.tmp / ".blocks").mkdir(exist_ok=True)
+        part = self.tmp / ".blocks" / f"{len(self.parts):06d}.nc"
+        block = res.drop_vars("mapping", errors="ignore")
+        for name in ("status", "id"):  # variable-length text: blocks' widths differ
+            if block[name].dtype.kind == "U":
+                block[name] = block[name].astype(object)
+        block.to_netcdf(part, engine="h5netcdf")
+        self.parts.append(part)
+        _append_tables(res, self.tmp, self.crs, first)
+        for s in STATUS:
+            self.counts[s] += int((res.status.values == s).sum())
+        self.gap_points += int((res.filled.values > 0).any(axis=1).sum())
+        self.displacement.append(res.displacement.values)
+        if "spread" in res:
+            self.spread.append(res.spread.values)
+        if self.sample is None or self.sample.sizes["point"] < FIGURE_POINTS:
+            self.sample = res if self.sample is None else xr.concat([self.sample, res], "point")
+
+    def finish(self, title: str, source: xr.Dataset) -> list[Path]:
+        if self.sample is None:
+            raise InputError("no seed points given", params="seeds")
+        with xr.open_mfdataset(
+            self.parts, combine="nested", concat_dim="point", data_vars="minimal",
+            coords="minimal", compat="override", engine="h5netcdf",
+        ) as joined:  # fmt: skip
+            joined.attrs = dict(self.sample.attrs)
+            for name in ("status", "id"):  # one value per point: small, and text is
+                # given its full width only when loaded (a lazy one takes the first block's)
+                values = joined[name].values
+                joined[name] = ("point", values.astype(str) if values.dtype == object else values)
+            joined = joined.rio.write_crs(self.crs, grid_mapping_name="mapping")
+            nc = write_netcdf(joined, self.tmp / "tracks.nc", title, source=source)
+        shutil.rmtree(self.tmp / ".blocks")
+        return [nc, self.tmp / "tracks.csv", self.tmp / "tracks.gpkg"]
+
+    def summary(self) -> dict:
+        displacement = np.concatenate(self.displacement)
+        spread = np.concatenate(self.spread) if self.spread else None
+        return {
+            "points": int(displacement.size),
+            "status": self.counts,
+            "points_with_gap_fallback": self.gap_points,
+            "median_displacement_m": float(np.nanmedian(displacement)),
+            "median_spread_m": float(np.nanmedian(spread)) if spread is not None else None,
+        }
+
+
+def _append_tables(res: xr.Dataset, tmp: Path, crs, first: bool) -> None:
+    """Append a block to ``tracks.csv`` (one row per kept position) and ``tracks.gpkg``
+    (layers ``tracks``, one line per point, and ``points``)."""
     table = (
         res[["x", "y", "lon", "lat", "vx", "vy", "v", "filled"]]
         .drop_vars("mapping", errors="ignore")
@@ -152,16 +216,17 @@ def _write_tables(res: xr.Dataset, tmp: Path, crs) -> list[Path]:
     )
     table = table.dropna(subset=["x"]).reset_index()
     # one identifier column: the seed id (the point index where seeds had none)
-    table.insert(0, "id", res["id"].values[table["point"].values])
-    table["status"] = res["status"].values[table["point"].values]
+    point_pos = table["point"].values - int(res.point.values[0])
+    table.insert(0, "id", res["id"].values[point_pos])
+    table["status"] = res["status"].values[point_pos]
     table = table.drop(columns=[c for c in ("point", "mapping") if c in table])
-    table.to_csv(tmp / "tracks.csv", index=False)
+    table.to_csv(tmp / "tracks.csv", index=False, mode="w" if first else "a", header=first)
     lines = []
     for p in range(res.sizes["point"]):
         xs, ys = res.x.values[p], res.y.values[p]
         ok = np.isfinite(xs)
         row = {
-            "point": p,
+            "point": int(res.point.values[p]),
             "id": str(res.id.values[p]),
             "status": str(res.status.values[p]),
             "displacement_m": float(res.displacement[p]),
@@ -171,14 +236,14 @@ def _write_tables(res: xr.Dataset, tmp: Path, crs) -> list[Path]:
             row["spread_m"] = float(res.spread[p])
         lines.append(row)
     gpkg = tmp / "tracks.gpkg"
-    gpd.GeoDataFrame(lines, crs=crs).to_file(gpkg, layer="tracks", driver="GPKG")
+    mode = "w" if first else "a"
+    gpd.GeoDataFrame(lines, crs=crs).to_file(gpkg, layer="tracks", driver="GPKG", mode=mode)
     pts = gpd.GeoDataFrame(
         table.assign(time=table["time"].astype(str)),
         geometry=gpd.points_from_xy(table["x"], table["y"]),
         crs=crs,
     )
-    pts.to_file(gpkg, layer="points", driver="GPKG")
-    return [tmp / "tracks.csv", gpkg]
+    pts.to_file(gpkg, layer="points", driver="GPKG", mode=mode)
 
 
 def _figures(ds, res, field, tmp: Path, start, end, image=None) -> list[Path]:

@@ -62,9 +62,7 @@ def nearest(values: np.ndarray, ri: np.ndarray, ci: np.ndarray) -> np.ndarray:
     return out
 
 
-def rotate(
-    u: np.ndarray, v: np.ndarray, j11, j12, j21, j22
-) -> tuple[np.ndarray, np.ndarray]:
+def rotate(u: np.ndarray, v: np.ndarray, j11, j12, j21, j22) -> tuple[np.ndarray, np.ndarray]:
     """Vector components through the 2 x 2 matrices ``[[j11, j12], [j21, j22]]`` (one per
     pixel, broadcast over leading axes)."""
     return (j11 * u + j12 * v).astype("f4"), (j21 * u + j22 * v).astype("f4")

@@ -221,23 +221,24 @@ def _append_tables(res: xr.Dataset, tmp: Path, crs, first: bool) -> None:
     table["status"] = res["status"].values[point_pos]
     table = table.drop(columns=[c for c in ("point", "mapping") if c in table])
     table.to_csv(tmp / "tracks.csv", index=False, mode="w" if first else "a", header=first)
-    lines = []
-    for p in range(res.sizes["point"]):
-        xs, ys = res.x.values[p], res.y.values[p]
+    xs_all, ys_all = res.x.values, res.y.values  # numpy once: no xarray per point
+    geoms = []
+    for xs, ys in zip(xs_all, ys_all, strict=True):
         ok = np.isfinite(xs)
-        row = {
-            "point": int(res.point.values[p]),
-            "id": str(res.id.values[p]),
-            "status": str(res.status.values[p]),
-            "displacement_m": float(res.displacement[p]),
-            "geometry": sg.LineString(np.column_stack([xs[ok], ys[ok]])) if ok.sum() > 1 else None,
-        }
-        if "spread" in res:
-            row["spread_m"] = float(res.spread[p])
-        lines.append(row)
+        geoms.append(sg.LineString(np.column_stack([xs[ok], ys[ok]])) if ok.sum() > 1 else None)
+    lines = {
+        "point": res.point.values.astype(int),
+        "id": res.id.values.astype(str),
+        "status": res.status.values.astype(str),
+        "displacement_m": res.displacement.values.astype(float),
+    }
+    if "spread" in res:
+        lines["spread_m"] = res.spread.values.astype(float)
     gpkg = tmp / "tracks.gpkg"
     mode = "w" if first else "a"
-    gpd.GeoDataFrame(lines, crs=crs).to_file(gpkg, layer="tracks", driver="GPKG", mode=mode)
+    gpd.GeoDataFrame(lines, geometry=geoms, crs=crs).to_file(
+        gpkg, layer="tracks", driver="GPKG", mode=mode
+    )
     pts = gpd.GeoDataFrame(
         table.assign(time=table["time"].astype(str)),
         geometry=gpd.points_from_xy(table["x"], table["y"]),

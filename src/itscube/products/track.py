@@ -76,7 +76,9 @@ def run_track(
         raise InputError("give both start and end", params=("start", "end"))
     t_start = time.perf_counter()
     check_out_dir(out)
-    ds = open_cube(cube)
+    # dask chunks of ~128 MB on the store's chunk boundaries: ITS_LIVE's 10 x 10 px chunks
+    # made the composite fields 20,000 tasks (13 s of scheduling on 300 x 300 px; 1.7 s now)
+    ds = open_cube(cube, chunks="auto")
     if filters is not None and filters.active():
         ds = select_layers(ds, None, None, filters)  # all dates: composites need neighbours
     kw = dict(

@@ -56,11 +56,7 @@ def main() -> None:
             page.wait_for_selector(".leaflet-tile-loaded")
             rows["first_paint"].append(time.perf_counter() - t0)
             page.click("#mode-points")
-            x, y = page.evaluate(
-                "() => { const p = window.itscube.map.latLngToContainerPoint([69.4, -48.8]);"
-                " const r = document.getElementById('map').getBoundingClientRect();"
-                " return [p.x + r.left, p.y + r.top]; }"
-            )
+            x, y = page.evaluate("window.itscube.screen(-48.8, 69.4)")
             t0 = time.perf_counter()
             page.mouse.click(x, y)
             page.wait_for_function("window.itscube.plot !== undefined")

@@ -19,12 +19,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def _at(page, lon: float, lat: float) -> tuple[float, float]:
-    return page.evaluate(
-        "([lon, lat]) => { const p = window.itscube.map.latLngToContainerPoint([lat, lon]);"
-        " const r = document.getElementById('map').getBoundingClientRect();"
-        " return [p.x + r.left, p.y + r.top]; }",
-        [lon, lat],
-    )
+    return page.evaluate("([lon, lat]) => window.itscube.screen(lon, lat)", [lon, lat])
 
 
 def main() -> None:

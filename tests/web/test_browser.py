@@ -67,12 +67,7 @@ def test_page_loads_offline_without_errors(page):
 
 
 def _screen(page, lon, lat):
-    return page.evaluate(
-        "([lon, lat]) => { const p = window.itscube.map.latLngToContainerPoint([lat, lon]);"
-        " const r = document.getElementById('map').getBoundingClientRect();"
-        " return [p.x + r.left, p.y + r.top]; }",
-        [lon, lat],
-    )
+    return page.evaluate("([lon, lat]) => window.itscube.screen(lon, lat)", [lon, lat])
 
 
 def test_drawing_a_box_lists_the_cubes_and_the_command(page):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bilinear", "nearest", "rotate"]
+__all__ = ["bilinear", "nearest"]
 
 MIN_WEIGHT = 0.5
 """NaN-aware bilinear: the least share of the four weights that must fall on valid
@@ -60,9 +60,3 @@ def nearest(values: np.ndarray, ri: np.ndarray, ci: np.ndarray) -> np.ndarray:
         out = out.copy()
         out[..., _outside(ri, ci, ny, nx)] = np.nan
     return out
-
-
-def rotate(u: np.ndarray, v: np.ndarray, j11, j12, j21, j22) -> tuple[np.ndarray, np.ndarray]:
-    """Vector components through the 2 x 2 matrices ``[[j11, j12], [j21, j22]]`` (one per
-    pixel, broadcast over leading axes)."""
-    return (j11 * u + j12 * v).astype("f4"), (j21 * u + j22 * v).astype("f4")

@@ -249,10 +249,11 @@ def download_reprojected(area, *, out_crs, resolution=None, force=False, **optio
     area are downloaded in their own projections (under the output folder's ``.partial``,
     chunks of the grid plus a resampling margin, resumable), then resampled with their
     vectors turned (:func:`reproject_cube`) and mosaicked into one store."""
+    import hashlib
     import json
 
     from itscube.io.area import Area
-    from itscube.io.download import download
+    from itscube.io.download import _completed, download
     from itscube.window import date_window
 
     crs, res = check_target(area, out_crs, resolution, force)
@@ -272,15 +273,13 @@ def download_reprojected(area, *, out_crs, resolution=None, force=False, **optio
     folder = output_folder(out, kind, area, t0, t1, options.get("start"), options.get("end"))
     folder = folder.with_name(f"{folder.name}_EPSG{epsg}")
     query = {"out_crs": crs.to_string(), "resolution": res, "area": area.geometry.wkt}
-    query.update({k: str(v) for k, v in options.items() if k not in ("progress", "announce")})
+    skip = ("progress", "announce", "overwrite", "keep_cache")  # how, not what, is asked
+    query.update({k: str(v) for k, v in options.items() if k not in skip})
+    query_id = hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()
+    done = _completed(folder, query_id, overwrite)  # as a download in the cubes' CRSs
+    if done is not None:
+        return done
     prov_path = folder / "provenance.json"
-    if prov_path.exists() and not overwrite:
-        prev = json.loads(prov_path.read_text())
-        if prev.get("query") == query:
-            from itscube.io.download import DownloadResult
-
-            return DownloadResult(folder, [folder / s for s in prev["stores"]], prov_path,
-                                  already_complete=True, layers=prev.get("layers", []))  # fmt: skip
     native = download(needed, out=folder / ".partial" / "native", **options)
     cubes = [_open_native(p) for p in native.stores]
     tdim = cubes[0].attrs["itscube_time_dim"]
@@ -295,6 +294,7 @@ def download_reprojected(area, *, out_crs, resolution=None, force=False, **optio
         )
     prov.update(
         query=query,
+        query_id=query_id,
         stores=[name],
         layers=[int(result.sizes[tdim])],
         reprojection={

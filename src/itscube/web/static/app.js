@@ -28,6 +28,12 @@ function windowQuery() {
 // ------------------------------------------------------------------ map
 const map = L.map("map", { zoomControl: true, attributionControl: true, boxZoom: false });
 state.map = map;
+// page coordinates (px) of a lon/lat: for scripts that drive the page (tests, screenshots)
+state.screen = (lon, lat) => {
+  const p = map.latLngToContainerPoint([lat, lon]);
+  const r = document.getElementById("map").getBoundingClientRect();
+  return [p.x + r.left, p.y + r.top];
+};
 map.setView([70, -45], 3);
 
 async function init() {

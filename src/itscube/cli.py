@@ -502,6 +502,16 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run on a dask.distributed cluster: its scheduler address (default: "
+        "ITSCUBE_SCHEDULER or DASK_SCHEDULER_ADDRESS; none: this machine).",
+    ),
+]
+
+
 @app.command()
 @friendly
 def download(
@@ -587,6 +597,7 @@ def download(
     force: Annotated[
         bool, typer.Option("--force", help="Allow a --resolution finer than 12 m.")
     ] = False,
+    scheduler: SchedulerOpt = None,
 ):
     """Download a space/time subset of ITS_LIVE cubes to a local Zarr store (resumable).
 
@@ -624,6 +635,7 @@ def download(
         out_crs=out_crs,
         resolution=resolution,
         force=force,
+        scheduler=scheduler,
     )
     _download_summary(res, time.perf_counter() - t)
     if len(res.stores) > 1:
@@ -749,13 +761,6 @@ ErrorCorrelationOpt = Annotated[
     ),
 ]
 FiguresOpt = Annotated[bool, typer.Option("--figures/--no-figures", help="Write PNG figures.")]
-SchedulerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        help="dask.distributed scheduler address (default: DASK_SCHEDULER_ADDRESS or local).",
-    ),
-]
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -811,35 +816,34 @@ def strain(
     Writes OUT/strain/<upscale>_<sdate>_<edate>/ with NetCDF, COG GeoTIFFs, figures and
     summary.json. Example: itscube strain cube.zarr --upscale 1 2 4 --start 2018-01-01
     """
-    from itscube.products._common import dask_client
     from itscube.products.strain import run_strain
     from itscube.temporal import ErrorModel
     from itscube.window import Filters
 
     ks = _upscales(ctx, upscale)
     filters = Filters(min_dt_days, max_dt_days, tuple(_split(sensor) or ()), None, max_error)
-    with dask_client(scheduler):
-        products = run_strain(
-            cube,
-            upscales=ks,
-            out=out,
-            start=start,
-            end=end,
-            method=method,
-            period=period,
-            estimator=estimator,
-            per_step=per_step,
-            filters=filters,
-            gap_radius=gap_radius,
-            strided=strided,
-            min_speed=min_speed,
-            error_model=ErrorModel(offset=error_offset, correlation_m=error_correlation),
-            figures=figures,
-            background=background,
-            background_stac=background_stac,
-            overwrite=overwrite,
-            progress=_progress(progress),
-        )
+    products = run_strain(
+        cube,
+        upscales=ks,
+        out=out,
+        start=start,
+        end=end,
+        method=method,
+        period=period,
+        estimator=estimator,
+        per_step=per_step,
+        filters=filters,
+        gap_radius=gap_radius,
+        strided=strided,
+        min_speed=min_speed,
+        error_model=ErrorModel(offset=error_offset, correlation_m=error_correlation),
+        figures=figures,
+        background=background,
+        background_stac=background_stac,
+        overwrite=overwrite,
+        progress=_progress(progress),
+        scheduler=scheduler,
+    )
     _products_table("strain rates", products)
 
 
@@ -923,6 +927,7 @@ def qdiv(
     ] = 0.0,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
+    scheduler: SchedulerOpt = None,
 ):
     """Flux divergence and dynamic thinning inside a boundary, from a thickness GeoTIFF.
 
@@ -961,6 +966,7 @@ def qdiv(
         background_stac=background_stac,
         overwrite=overwrite,
         progress=_progress(progress),
+        scheduler=scheduler,
     )
     for p in products:
         table = Table(title=f"flux divergence, upscale {p.summary['upscale_px']}")
@@ -1124,6 +1130,7 @@ def track(
     background: BackgroundOpt = None,
     background_stac: BackgroundStacOpt = None,
     overwrite: OverwriteOpt = False,
+    scheduler: SchedulerOpt = None,
 ):
     """Track points through the velocity field between two dates (RK4 by default).
 
@@ -1159,6 +1166,7 @@ def track(
         background=background,
         background_stac=background_stac,
         overwrite=overwrite,
+        scheduler=scheduler,
     )
     s = product.summary
     table = Table(title=f"tracks in {product.folder}", show_header=False)
@@ -1200,6 +1208,7 @@ def seasonal(
     figures: FiguresOpt = True,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
+    scheduler: SchedulerOpt = None,
 ):
     """Maps of mean velocity and seasonal amplitude and phase from the image pairs.
 
@@ -1223,6 +1232,7 @@ def seasonal(
         figures=figures,
         overwrite=overwrite,
         progress=_progress(progress),
+        scheduler=scheduler,
     )
     s = product.summary
     table = Table(title=f"seasonal cycle in {product.folder}", show_header=False)
@@ -1452,6 +1462,7 @@ def series(
     figures: FiguresOpt = True,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
+    scheduler: SchedulerOpt = None,
 ):
     """Velocity time series at points, along a profile or over a polygon, from a cube or
     straight from the archive (only the chunks holding the pixels are read).
@@ -1482,6 +1493,7 @@ def series(
         figures=figures,
         overwrite=overwrite,
         progress=_progress(progress),
+        scheduler=scheduler,
     )
     s = product.summary
     out_console.print(

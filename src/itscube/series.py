@@ -40,6 +40,7 @@ import xarray as xr
 
 from itscube._typing import INTERPOLATIONS as _INTERPOLATIONS
 from itscube._typing import CRSLike, Estimator, Kind, check_choice
+from itscube.cluster import current_client
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.grid import grid_bounds, spacing
 from itscube.io.area import (
@@ -473,11 +474,19 @@ def time_series(
     filters = filters or Filters()
     remaining = list(range(len(targets)))
     parts = []
+    client = current_client()
+    options = (interp, buffer, start, end, filters)
     for url in _sources(targets, cube, kind, catalog, stac):
         if not remaining:
             break
+        if client is not None and len(remaining) > 1:
+            got, remaining = _from_cube_on_cluster(
+                client, url, workers, targets, remaining, options
+            )
+            parts += got
+            continue
         src = open_source(url, workers=workers)
-        part, remaining = _from_cube(src, targets, remaining, interp, buffer, start, end, filters)
+        part, remaining = _from_cube(src, targets, remaining, *options)
         if part is not None:
             parts.append(part)
     if remaining:
@@ -504,6 +513,28 @@ def _kind_of_cube(cube, kind: str | None, workers: int) -> str:
             params=("kind", "cube"),
         )
     return found
+
+
+def _from_cube_task(url: str, workers: int, targets: Targets, group: list[int], options):
+    """On a worker: :func:`_from_cube` for the targets ``group``."""
+    return _from_cube(open_source(url, workers=workers), targets, group, *options)
+
+
+def _from_cube_on_cluster(client, url, workers, targets, remaining, options):
+    """:func:`_from_cube` with the targets split into groups, one task each (about two per
+    worker); the parts of the groups that the cube holds, and the targets it does not."""
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    groups = [list(g) for g in np.array_split(remaining, min(len(remaining), 2 * n_workers))]
+    futures = [
+        client.submit(_from_cube_task, url, workers, targets, g, options, pure=False)
+        for g in groups
+    ]
+    parts, left = [], []
+    for part, rest in client.gather(futures):
+        if part is not None:
+            parts.append(part)
+        left += [int(i) for i in rest]
+    return parts, left
 
 
 def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, filters):
@@ -556,7 +587,7 @@ def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.D
         p.rename({p.attrs.get("tdim", next(d for d in p.dims if d != "point")): tdim})
         for p in parts
     ]
-    described = " ".join(p.attrs.get("source_description", "") for p in parts)
+    described = " ".join(dict.fromkeys(p.attrs.get("source_description", "") for p in parts))
     ds = (
         xr.concat(parts, dim="point", join="outer", fill_value={"n_pixels": 0})
         if len(parts) > 1

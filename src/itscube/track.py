@@ -44,6 +44,7 @@ from scipy.ndimage import gaussian_filter
 from itscube._kernels.advect import ORDERS, advect, output_steps
 from itscube._kernels.gaps import fill_time_space
 from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, Estimator, check_choice
+from itscube.cluster import current_client
 from itscube.errors import InputError
 from itscube.grid import grid_bounds, spacing, time_dim
 from itscube.io.area import check_degrees, parse_crs
@@ -572,12 +573,42 @@ def track_blocks(
     ).compute()
     _check_inside(x0, y0, fields, ds.rio.crs)
     ids = np.asarray(ids)
-    for a in range(0, len(x0), max(1, int(block_points))):
-        b = min(a + int(block_points), len(x0))
-        block = pd.DataFrame({"x": x0[a:b], "y": y0[a:b], "id": ids[a:b]})
-        # the seeds were checked as a whole: a block wholly outside is "out_of_domain"
-        res = track(ds, block, start, end, _series=fields, _checked=True, **kw)
-        yield res.compute().assign_coords(point=np.arange(a, b))
+    n = max(1, int(block_points))
+    spans = [(a, min(a + n, len(x0))) for a in range(0, len(x0), n)]
+    seeds_of = [pd.DataFrame({"x": x0[a:b], "y": y0[a:b], "id": ids[a:b]}) for a, b in spans]
+    client = current_client()
+    if client is None:
+        for (a, b), block in zip(spans, seeds_of, strict=True):
+            yield _track_block(ds, block, a, b, start, end, fields, kw)
+        return
+    # on a cluster: the fields once per worker, each block of seeds a task; the blocks
+    # come back in order, a bounded number ahead (the client's memory stays bounded)
+    light = _coordinates_only(ds)
+    shared = client.scatter([light, fields], broadcast=True)
+    ahead = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    futures: list = []
+    for i in range(len(spans) + ahead):
+        if i < len(spans):
+            (a, b), block = spans[i], seeds_of[i]
+            args = (shared[0], block, a, b, start, end, shared[1], kw)
+            futures.append(client.submit(_track_block, *args, pure=False))
+        if i >= ahead:
+            yield futures.pop(0).result()
+
+
+def _track_block(ds, block: pd.DataFrame, a: int, b: int, start, end, fields, kw) -> xr.Dataset:
+    """Track one block of seeds (points ``a`` to ``b`` of the whole) against ``fields``."""
+    # the seeds were checked as a whole: a block wholly outside is "out_of_domain"
+    res = track(ds, block, start, end, _series=fields, _checked=True, **kw)
+    return res.compute().assign_coords(point=np.arange(a, b))
+
+
+def _coordinates_only(ds: xr.Dataset) -> xr.Dataset:
+    """What :func:`track` reads of the cube once the fields exist: the coordinates, the
+    grid mapping and the acquisition dates (a steady field's coverage), in memory."""
+    keep = [v for v in ("acquisition_date_img1", "acquisition_date_img2", "mapping") if v in ds]
+    light = ds[keep].reset_coords(drop=False).load()
+    return light.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
 
 
 def ensemble_spread(

@@ -41,6 +41,7 @@ import zarr
 
 from itscube._typing import KINDS, Kind, check_choice
 from itscube._version import __version__
+from itscube.cluster import connect
 from itscube.errors import (
     CubeFormatError,
     DownloadError,
@@ -773,8 +774,20 @@ class StagedStore:
             self._create()
             stamp.write_text(layout)
         self.done_dir.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    @classmethod
+    def attach(cls, plan: StorePlan, path: Path, done_dir: Path) -> StagedStore:
+        """The staged store another process created (a cluster worker writing its blocks)."""
+        self = cls.__new__(cls)
+        self.plan, self.path, self.done_dir = plan, Path(path), Path(done_dir)
+        self.final = self.path.parents[2] / plan.name
+        self._open()
+        return self
+
+    def _open(self) -> None:
         self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=2)
-        self.arrays = {s.name: self.group[s.name] for s in plan.tiled}
+        self.arrays = {s.name: self.group[s.name] for s in self.plan.tiled}
 
     def _create(self) -> None:
         root = zarr.open_group(str(self.path), mode="w", zarr_format=2)
@@ -880,33 +893,32 @@ def _create_array(group, name: str, shape, spec: VarSpec, chunks) -> zarr.Array:
 # --------------------------------------------------------------------------- run
 
 
-async def _assemble(
-    staged: list[StagedStore], on_block: Callable[[Block, StorePlan], None] | None
-) -> int:
-    """Fetch and write every block not yet done; returns the number assembled now."""
-    count = 0
-    for store in staged:
-        plan = store.plan
-        block_bytes = max(
-            1, int(np.prod(plan.block_shape)) * sum(s.dtype.itemsize for s in plan.tiled)
-        )
-        in_flight = max(1, min(16, IN_FLIGHT_BYTES // block_bytes))
-        sem = asyncio.Semaphore(in_flight)
+def _in_flight(plan: StorePlan) -> int:
+    """Blocks assembled at once for ``plan`` (their decoded bytes within IN_FLIGHT_BYTES)."""
+    block_bytes = max(1, int(np.prod(plan.block_shape)) * sum(s.dtype.itemsize for s in plan.tiled))
+    return max(1, min(16, IN_FLIGHT_BYTES // block_bytes))
 
-        async def one(block: Block, store=store, plan=plan, sem=sem) -> None:
-            async with sem:
-                data = await fetch_block(plan, block)
-                await store.write(block, data)
-                del data
-            if on_block is not None:
-                on_block(block, plan)
 
-        small = asyncio.ensure_future(asyncio.to_thread(store.write_small))
-        todo = [b for b in plan.blocks() if not store.is_done(b)]
-        for b in plan.blocks():
-            if store.is_done(b) and on_block is not None:
-                on_block(b, plan)
-        tasks = []
+async def _assemble_blocks(
+    store: StagedStore,
+    todo: Sequence[Block],
+    on_block: Callable[[Block, StorePlan], None] | None,
+) -> None:
+    """Fetch and write the blocks ``todo`` of ``store``, a bounded number at once."""
+    plan = store.plan
+    in_flight = _in_flight(plan)
+    sem = asyncio.Semaphore(in_flight)
+
+    async def one(block: Block) -> None:
+        async with sem:
+            data = await fetch_block(plan, block)
+            await store.write(block, data)
+            del data
+        if on_block is not None:
+            on_block(block, plan)
+
+    tasks = []
+    try:
         for b in todo:  # bounded creation keeps the task list small for huge downloads
             tasks.append(asyncio.ensure_future(one(b)))
             if len(tasks) >= 4 * in_flight:
@@ -914,13 +926,30 @@ async def _assemble(
                 for d in done:
                     d.result()
                 tasks = list(pending)
+        for t in asyncio.as_completed(tasks):
+            await t
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
+
+
+async def _assemble(
+    staged: list[StagedStore], on_block: Callable[[Block, StorePlan], None] | None
+) -> int:
+    """Fetch and write every block not yet done; returns the number assembled now."""
+    count = 0
+    for store in staged:
+        plan = store.plan
+        small = asyncio.ensure_future(asyncio.to_thread(store.write_small))
+        todo = [b for b in plan.blocks() if not store.is_done(b)]
+        for b in plan.blocks():
+            if store.is_done(b) and on_block is not None:
+                on_block(b, plan)
         try:
-            for t in asyncio.as_completed(tasks):
-                await t
+            await _assemble_blocks(store, todo, on_block)
             await small
         except BaseException:
-            for t in tasks:
-                t.cancel()
             with contextlib.suppress(BaseException):
                 await small
             raise
@@ -996,6 +1025,8 @@ def download(
     out_crs: str | int | None = None,
     resolution: float | None = None,
     force: bool = False,
+    scheduler: str | None = None,
+    client: Any = None,
 ) -> DownloadResult:
     """Download the part of ITS_LIVE cubes covering ``area`` and [start, end].
 
@@ -1030,6 +1061,11 @@ def download(
         ends ``_EPSG<code>``. Default: each cube's own projection, one store per projection.
     resolution : pixel size of that grid, in its units (default 120 m).
     force : allow a resolution finer than a tenth of the source's.
+    scheduler : a dask.distributed scheduler address (default ``ITSCUBE_SCHEDULER`` or
+        ``DASK_SCHEDULER_ADDRESS``; none: this process). The workers fetch the blocks and
+        write them into the output store themselves (:mod:`itscube.io.cluster_download`),
+        so ``out`` must be a folder they all reach.
+    client : a ``distributed.Client`` to use instead of ``scheduler``.
 
     Returns
     -------
@@ -1041,11 +1077,38 @@ def download(
     DownloadError, InsufficientSpaceError, OutputExistsError
     """
     check_choice(kind, KINDS, "kind")
-    if out_crs is not None:  # one mosaic in another CRS: the cubes first, then resampled
-        options = {k: v for k, v in locals().items() if k not in ("area", "out_crs")}
-        from itscube.io.reproject import download_reprojected
+    options = {k: v for k, v in locals().items() if k not in ("area", "scheduler", "client")}
+    with connect(scheduler, client) as cluster:
+        options.pop("out_crs")
+        if out_crs is not None:  # one mosaic in another CRS: the cubes first, then resampled
+            from itscube.io.reproject import download_reprojected
 
-        return download_reprojected(area, out_crs=out_crs, **options)
+            return download_reprojected(area, out_crs=out_crs, client=cluster, **options)
+        options = {k: v for k, v in options.items() if k not in ("resolution", "force")}
+        return _download(area, cluster=cluster, **options)
+
+
+def _download(
+    area: Area,
+    *,
+    start,
+    end,
+    kind,
+    variables,
+    out,
+    catalog,
+    urls,
+    stac,
+    filters,
+    workers,
+    progress,
+    overwrite,
+    keep_cache,
+    storage_options,
+    announce,
+    cluster,
+) -> DownloadResult:
+    """:func:`download` in the cubes' own projections (``cluster``: a client or None)."""
     filters = filters or Filters()
     if kind == "annual" and filters.active():
         raise InputError(
@@ -1090,7 +1153,15 @@ def download(
         raise
     (partial / "query.json").write_text(json.dumps(query, indent=1, default=str))
     try:
-        stores, transfer = _fetch_and_write(plans, folder, partial, workers, as_progress(progress))
+        if cluster is not None:  # the workers lay out the same plans from this recipe
+            from itscube.io.cluster_download import Recipe, probe_workers
+
+            probe_workers(cluster, partial, sources[0][0], storage_options)
+            what = (area, kind, start, end, tuple(variables or ()) or None, filters, workers)
+            cluster = (cluster, Recipe(tuple(sources), *what, storage_options))
+        stores, transfer = _fetch_and_write(
+            plans, folder, partial, workers, as_progress(progress), cluster
+        )
     except DownloadError as exc:  # what was fetched is kept under .partial
         raise DownloadError(f"{exc}; the chunks fetched are kept: a re-run resumes") from exc
     finally:
@@ -1172,22 +1243,37 @@ def _plan_line(plans: Sequence[StorePlan], need: int) -> str:
 
 
 def _fetch_and_write(
-    plans: Sequence[StorePlan], folder: Path, partial: Path, workers: int, progress: Progress
+    plans: Sequence[StorePlan],
+    folder: Path,
+    partial: Path,
+    workers: int,
+    progress: Progress,
+    cluster: tuple | None = None,
 ) -> tuple[list[Path], dict]:
-    """Fetch every block into staged stores, then finish them; the stores and the transfer
-    figures for the provenance."""
+    """Fetch every block into staged stores (here, or as tasks on ``cluster``: a client
+    and the recipe of the plans), then finish them; the stores and the transfer figures
+    for the provenance."""
     staged = [StagedStore(plan, folder, partial) for plan in plans]
     total = sum(p.n_blocks for p in plans)
     all_parts = [p for plan in plans for p in plan.parts]
+    remote_work = {"blocks": 0, "requests": 0, "bytes": 0}
     with progress.task(
         "download", total, detail="blocks · {mb:.1f} MB fetched", keep=True, mb=0.0
     ) as step:
+        if cluster is not None:
+            from itscube.io.cluster_download import fetch_on_cluster
 
-        def advance(_block: Block, _plan: StorePlan) -> None:
-            step(1, mb=sum(p.cube.store.stats.bytes for p in all_parts) / 1e6)
+            for store in staged:
+                store.write_small()
+            remote_work = fetch_on_cluster(*cluster, staged, step)
+            assembled = remote_work["blocks"]
+        else:
 
-        with zarr.config.set({"async.concurrency": max(10, workers)}):
-            assembled = run_sync(_assemble(staged, advance))
+            def advance(_block: Block, _plan: StorePlan) -> None:
+                step(1, mb=sum(p.cube.store.stats.bytes for p in all_parts) / 1e6)
+
+            with zarr.config.set({"async.concurrency": max(10, workers)}):
+                assembled = run_sync(_assemble(staged, advance))
     stores: list[Path] = []
     for store in staged:
         statics = {
@@ -1198,11 +1284,13 @@ def _fetch_and_write(
         stores.append(store.finish(statics))
     transfer = {
         "chunks_needed": sum(p.chunks_needed() for p in plans),
-        "chunks_fetched_this_run": sum(p.cube.store.stats.requests for p in all_parts),
+        "chunks_fetched_this_run": sum(p.cube.store.stats.requests for p in all_parts)
+        + remote_work["requests"],
         "chunks_from_resume_cache": sum(p.cube.store.stats.cache_hits for p in all_parts),
         "bytes_fetched_this_run": sum(
             p.cube.store.stats.bytes + p.cube.metadata_bytes for p in all_parts
-        ),
+        )
+        + remote_work["bytes"],
         "blocks": total,
         "blocks_assembled_this_run": assembled,
     }

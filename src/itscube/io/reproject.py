@@ -273,7 +273,7 @@ def download_reprojected(area, *, out_crs, resolution=None, force=False, **optio
     folder = output_folder(out, kind, area, t0, t1, options.get("start"), options.get("end"))
     folder = folder.with_name(f"{folder.name}_EPSG{epsg}")
     query = {"out_crs": crs.to_string(), "resolution": res, "area": area.geometry.wkt}
-    skip = ("progress", "announce", "overwrite", "keep_cache")  # how, not what, is asked
+    skip = ("progress", "announce", "overwrite", "keep_cache", "client")  # how, not what
     query.update({k: str(v) for k, v in options.items() if k not in skip})
     query_id = hashlib.sha256(json.dumps(query, sort_keys=True).encode()).hexdigest()
     done = _completed(folder, query_id, overwrite)  # as a download in the cubes' CRSs

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import functools
+import inspect
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import shapely.geometry as sg
 import xarray as xr
 
 from itscube._typing import Estimator
 from itscube._version import __version__
+from itscube.cluster import connect
 from itscube.errors import InputError
 from itscube.grid import grid_bounds, grid_template, time_dim
 from itscube.io.cube import open_cube
@@ -30,8 +33,8 @@ __all__ = [
     "Window",
     "background_label",
     "close_product",
-    "dask_client",
     "load_background",
+    "on_cluster",
     "open_window",
     "period_means",
     "summary_head",
@@ -51,25 +54,28 @@ class Product:
     summary: dict
 
 
-@contextlib.contextmanager
-def dask_client(address: str | None) -> Iterator[object | None]:
-    """Connect to a dask.distributed scheduler (``address`` or ``DASK_SCHEDULER_ADDRESS``)."""
-    address = address or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if not address:
-        yield None
-        return
-    try:
-        from distributed import Client
-    except ImportError as exc:  # pragma: no cover - distributed is a dependency
-        raise InputError("scheduler needs the 'distributed' package", params="scheduler") from exc
-    try:
-        client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise InputError(
-            f"scheduler {address}: cannot connect ({exc})", params="scheduler"
-        ) from exc
-    with client:
-        yield client
+def on_cluster(fn: Callable[..., Product]) -> Callable[..., Product]:
+    """Give a product's ``run_*`` function the keywords ``scheduler`` (a dask.distributed
+    scheduler address; default ``ITSCUBE_SCHEDULER`` or ``DASK_SCHEDULER_ADDRESS``) and
+    ``client`` (a ``distributed.Client``): with either, the product runs on that cluster's
+    workers (:mod:`itscube.cluster`); without, in this process."""
+
+    @functools.wraps(fn)
+    def run(*args, scheduler: str | None = None, client: Any = None, **kwargs) -> Product:
+        with connect(scheduler, client):
+            return fn(*args, **kwargs)
+
+    sig = inspect.signature(fn)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+        for name, ann in (("scheduler", "str | None"), ("client", "Any"))
+    ]
+    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    run.__doc__ = (fn.__doc__ or "") + (
+        "\n\n    With ``scheduler`` (an address) or ``client``, runs on a dask.distributed "
+        "cluster\n    (:mod:`itscube.cluster`); the outputs are those of a local run.\n"
+    )
+    return run
 
 
 def time_chunk(ny: int, nx: int, n_arrays: int, budget: int = MEMORY_BUDGET) -> int:

@@ -32,6 +32,7 @@ from itscube.products._common import (
     background_label,
     close_product,
     load_background,
+    on_cluster,
     period_means,
     summary_head,
 )
@@ -46,6 +47,7 @@ MAPS = ("flux_divergence", "dynamic_dhdt", "flux_divergence_error", "flux_x", "f
 """Maps written as COG GeoTIFFs (one band per period)."""
 
 
+@on_cluster
 def run_qdiv(
     cube: str | os.PathLike,
     *,

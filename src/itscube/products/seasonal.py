@@ -6,7 +6,14 @@ import os
 import time
 
 from itscube.io.files import check_out_dir, product_folder, staged_folder
-from itscube.products._common import MEMORY_BUDGET, Product, Window, close_product, summary_head
+from itscube.products._common import (
+    MEMORY_BUDGET,
+    Product,
+    Window,
+    close_product,
+    on_cluster,
+    summary_head,
+)
 from itscube.products._outputs import map_stats, write_cog, write_netcdf
 from itscube.progress import ProgressLike, as_progress, dask_tasks
 from itscube.temporal import MIN_MONTHS, seasonal_cycle
@@ -28,6 +35,7 @@ SEASONAL_MAPS = (
 """Variables written as GeoTIFFs (all of them are in ``seasonal.nc``)."""
 
 
+@on_cluster
 def run_seasonal(
     cube: str | os.PathLike,
     *,

@@ -14,7 +14,7 @@ from itscube._typing import KINDS_OR_BOTH as _KINDS_OR_BOTH
 from itscube._typing import Estimator
 from itscube.io.files import check_out_dir, date_label, staged_folder
 from itscube.io.pixels import LAYER_VARIABLES
-from itscube.products._common import Product, close_product
+from itscube.products._common import Product, close_product, on_cluster
 from itscube.products._outputs import source_of, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.series import Interp, Targets, climatology, regularise, time_series
@@ -52,6 +52,7 @@ def series_table(series: xr.Dataset) -> pd.DataFrame:
     return frame.rename(columns={"sensor_img1": "sensor", "distance": "distance_m"})
 
 
+@on_cluster
 def run_series(
     targets: Targets,
     cube: str | os.PathLike | None = None,

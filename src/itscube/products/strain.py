@@ -20,6 +20,7 @@ from itscube.products._common import (
     background_label,
     close_product,
     load_background,
+    on_cluster,
     period_means,
     summary_head,
 )
@@ -43,6 +44,7 @@ SUMMARY_COMPONENTS = (
 """Components summarised (median, percentiles) per period in ``summary.json``."""
 
 
+@on_cluster
 def run_strain(
     cube: str | os.PathLike,
     *,

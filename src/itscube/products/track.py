@@ -22,6 +22,7 @@ from itscube.products._common import (
     background_label,
     close_product,
     load_background,
+    on_cluster,
     summary_head,
 )
 from itscube.products._outputs import write_cog, write_netcdf
@@ -40,6 +41,7 @@ DISPLACEMENT_FILES = {
 """Displacement-grid variable -> GeoTIFF name."""
 
 
+@on_cluster
 def run_track(
     cube: str | os.PathLike,
     *,

@@ -40,6 +40,7 @@ class Recipe:
     filters: Filters
     workers: int
     storage_options: dict | None
+    block_bytes: int
 
     @property
     def key(self) -> str:
@@ -68,6 +69,7 @@ def _plans_here(recipe: Recipe) -> list:
             filters=recipe.filters,
             workers=recipe.workers,
             storage_options=recipe.storage_options,
+            block_bytes=recipe.block_bytes,
         )
         _PLANS.clear()  # one download's sources open per process at a time
         _PLANS[recipe.key] = plans

@@ -482,13 +482,20 @@ def _spec_for(name: str, arr: SourceArray, tdim: str, src_tdim: str) -> VarSpec:
 
 
 def _choose_blocks(
-    plan_parts: list[Part], tiled: list[VarSpec], nt: int, ny: int, nx: int, t_span: int = 0
+    plan_parts: list[Part],
+    tiled: list[VarSpec],
+    nt: int,
+    ny: int,
+    nx: int,
+    t_span: int = 0,
+    block_bytes: int | None = None,
 ):
     """Block shape and per-variable output chunks (see :data:`LONG_TIME_CHUNK`).
 
     ``t_span``: source layers spanned by the selection (read as one range, then picked),
     which sets the decoded size of a spatial block of image pairs.
     """
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     bpp = max(1, sum(s.dtype.itemsize for s in tiled))
     itemsize = max([s.dtype.itemsize for s in tiled] or [1])
     src_chunks = (LONG_TIME_CHUNK, 10, 10)
@@ -502,17 +509,17 @@ def _choose_blocks(
         break
     ct, cy, cx = src_chunks
     if ct >= LONG_TIME_CHUNK:  # image pairs: spatial blocks holding every date
-        side = int(math.sqrt(BLOCK_BYTES / max(1, max(nt, t_span) * bpp)))
+        side = int(math.sqrt(block_bytes / max(1, max(nt, t_span) * bpp)))
         side = max(min(cy, cx), side - side % max(1, min(cy, cx)))
         by, bx = min(ny, side), min(nx, side)
         tc = max(1, min(nt, OUTPUT_CHUNK_BYTES // max(1, by * bx * itemsize)))
         return (max(1, nt), by, bx), (tc, by, bx)
     plane = ny * nx
-    if plane * bpp <= BLOCK_BYTES:  # composites / virtual cubes: time blocks over the area
+    if plane * bpp <= block_bytes:  # composites / virtual cubes: time blocks over the area
         tc = max(1, min(nt, OUTPUT_CHUNK_BYTES // max(1, plane * itemsize)))
-        bt = max(tc, (BLOCK_BYTES // (plane * bpp)) // tc * tc)
+        bt = max(tc, (block_bytes // (plane * bpp)) // tc * tc)
         return (min(max(1, nt), bt), ny, nx), (tc, ny, nx)
-    side = max(1, int(math.sqrt(BLOCK_BYTES / bpp)))
+    side = max(1, int(math.sqrt(block_bytes / bpp)))
     return (1, min(ny, side), min(nx, side)), (1, min(ny, side), min(nx, side))
 
 
@@ -528,6 +535,7 @@ def plan_download(
     workers: int | None = None,
     storage_options: dict | None = None,
     cache_root: Path | None = None,
+    block_bytes: int | None = None,
 ) -> tuple[list[StorePlan], list[str]]:
     """Open the sources and lay out the output stores (one per projection).
 
@@ -537,6 +545,7 @@ def plan_download(
     area, kind, start, end, variables, filters : as :func:`download`.
     cache_root : keep every object read (metadata arrays included) in a per-source cache
         under this folder (the resume cache).
+    block_bytes : decoded size of one output block (default :data:`BLOCK_BYTES`).
 
     Returns
     -------
@@ -620,13 +629,15 @@ def plan_download(
         if v not in present and not explicit:
             notes.append(f"no cube has {v!r}: not downloaded")
     plans = [
-        _plan_group(kind, epsg, g, [v for v in wanted if v in present], tdim)
+        _plan_group(kind, epsg, g, [v for v in wanted if v in present], tdim, block_bytes)
         for epsg, g in groups.items()
     ]
     return plans, notes
 
 
-def _plan_group(kind: str, epsg: int, group: list[Part], names: list[str], tdim: str) -> StorePlan:
+def _plan_group(
+    kind: str, epsg: int, group: list[Part], names: list[str], tdim: str, block_bytes=None
+) -> StorePlan:
     first = group[0]
     dx = float(first.x[1] - first.x[0])
     dy = float(first.y[1] - first.y[0])
@@ -655,7 +666,9 @@ def _plan_group(kind: str, epsg: int, group: list[Part], names: list[str], tdim:
     specs[tdim].role = "coord"
     tiled = [s for s in specs.values() if s.role == "tiled"]
     span = max(int(p.ti.max() - p.ti.min() + 1) for p in group)
-    block, chunks = _choose_blocks(group, tiled, len(times), len(y_out), len(x_out), span)
+    block, chunks = _choose_blocks(
+        group, tiled, len(times), len(y_out), len(x_out), span, block_bytes
+    )
     for s in tiled:
         s.chunks = chunks
 
@@ -1158,7 +1171,7 @@ def _download(
 
             probe_workers(cluster, partial, sources[0][0], storage_options)
             what = (area, kind, start, end, tuple(variables or ()) or None, filters, workers)
-            cluster = (cluster, Recipe(tuple(sources), *what, storage_options))
+            cluster = (cluster, Recipe(tuple(sources), *what, storage_options, BLOCK_BYTES))
         stores, transfer = _fetch_and_write(
             plans, folder, partial, workers, as_progress(progress), cluster
         )

@@ -4,6 +4,7 @@ equal those of a run without a scheduler, value for value, and the workers did t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -219,9 +220,132 @@ def test_workers_with_another_itscube_are_refused(client):
 
 def test_workers_that_cannot_reach_the_output_or_input(client, tmp_path):
     from itscube.io.cluster_download import probe_workers
+    from itscube.io.location import Location
 
-    missing = tmp_path / "no" / "such" / "folder"
+    (tmp_path / "a-file").write_text("")
+    blocked = Location.of(tmp_path / "a-file" / "out")  # no folder can be made there
     with pytest.raises(InputError, match="cannot write the output"):
-        probe_workers(client, missing, "http://127.0.0.1:9/A.zarr", None)
+        probe_workers(client, blocked, "http://127.0.0.1:9/A.zarr", None)
     with pytest.raises(InputError, match=r"cannot open the source http://127\.0\.0\.1:9/A\.zarr"):
-        probe_workers(client, tmp_path, "http://127.0.0.1:9/A.zarr", None)
+        probe_workers(client, Location.of(tmp_path), "http://127.0.0.1:9/A.zarr", None)
+
+
+S3_KEYS = {"key": "testing", "secret": "testing"}
+
+
+@pytest.fixture
+def out_bucket(s3_server):
+    """An empty private bucket on the moto server (written with credentials)."""
+    import uuid
+
+    import boto3
+
+    name = f"out-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_server, aws_access_key_id="testing",
+                 aws_secret_access_key="testing", region_name="us-east-1").create_bucket(
+        Bucket=name
+    )  # fmt: skip
+    return f"s3://{name}/runs"
+
+
+def test_cluster_download_to_s3_feeds_the_next_command(
+    client, server, catalog_file, out_bucket, tmp_path
+):
+    """Workers write the store straight into the bucket; it opens with open_cube and a
+    strain run on it equals one on the local download."""
+    from itscube import open_cube
+
+    area = point_area(*CENTRE_A, crs="EPSG:3413", buffer=1500)
+    options = dict(start="2017-01-01", end="2019-12-31", catalog=catalog_file, progress=False)
+    local = download(area, out=tmp_path / "local", **options)
+    before = executed_counts(client)
+    remote = download(area, out=out_bucket, client=client, out_options=S3_KEYS, **options)
+    assert _work(client, before) >= 1
+    assert str(remote.stores[0]).startswith(out_bucket + "/")
+    assert str(remote.provenance).endswith("provenance.json")
+    opened = open_cube(str(remote.stores[0]), storage_options={"anon": False, **S3_KEYS})
+    with xr.open_zarr(local.stores[0]) as a:
+        same_dataset(a.load(), xr.open_zarr(
+            str(remote.stores[0]), storage_options={"anon": False, **S3_KEYS,
+                "client_kwargs": {"endpoint_url": os.environ["ITSCUBE_S3_ENDPOINT"]}}
+        ).load())  # fmt: skip
+    assert opened.sizes["mid_date"] == a.sizes["mid_date"]
+    # nothing is left beside the store and the provenance
+    import fsspec
+
+    endpoint = {"endpoint_url": os.environ["ITSCUBE_S3_ENDPOINT"]}
+    fs = fsspec.filesystem("s3", **S3_KEYS, client_kwargs=endpoint)
+    folder = str(remote.folder).removeprefix("s3://")
+    assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(folder)) == [
+        "provenance.json", "subyearly_EPSG3413.zarr"]  # fmt: skip
+    # a second run finds it complete
+    again = download(area, out=out_bucket, client=client, out_options=S3_KEYS, **options)
+    assert again.already_complete
+
+
+def _set_env(values: dict) -> None:
+    """Set (or with None, unset) environment variables; forget S3 clients made before."""
+    import s3fs
+
+    os.environ.update({k: v for k, v in values.items() if v is not None})
+    for k in [k for k, v in values.items() if v is None]:
+        os.environ.pop(k, None)
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def credentials(client, monkeypatch):
+    """AWS credentials in this process and on the workers (as an instance role gives)."""
+    keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    for k, v in keys.items():
+        monkeypatch.setenv(k, v)
+    client.run(_set_env, keys)
+    yield
+    client.run(_set_env, dict.fromkeys(keys))
+
+
+def test_products_read_and_write_object_storage(
+    cluster, credentials, server, catalog_file, out_bucket, tmp_path
+):
+    """The command line, on the cluster, from a store in a private bucket to a product in
+    it: the product equals the local one on the local download."""
+    import fsspec
+
+    area = point_area(*CENTRE_A, crs="EPSG:3413", buffer=1500)
+    options = dict(start="2017-01-01", end="2019-12-31", catalog=catalog_file, progress=False)
+    local = download(area, out=tmp_path / "local", **options)
+    remote = download(area, out=out_bucket, scheduler=cluster.scheduler_address, **options)
+    args = ["--upscale", "2", "--no-figures", "--no-progress"]
+    r = run_cli("strain", remote.stores[0], *args, "--out", out_bucket + "/products",
+                "--scheduler", cluster.scheduler_address)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert run_cli("strain", local.stores[0], *args, "--out", tmp_path / "p").exit_code == 0
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": os.environ["ITSCUBE_S3_ENDPOINT"]})
+    fs.get(out_bucket.removeprefix("s3://") + "/products/strain", str(tmp_path / "got"),
+           recursive=True)  # fmt: skip
+    names = same_files(tmp_path / "p" / "strain", tmp_path / "got")
+    assert any(n.endswith("summary.json") for n in names)
+    assert any(n.endswith(".nc") for n in names)
+    # and again: the product is there, so without overwrite it is refused in one line
+    r = run_cli("strain", remote.stores[0], *args, "--out", out_bucket + "/products")
+    one_line_error(r, match="already exists")
+
+
+def test_workers_without_credentials_for_the_output(
+    client, server, catalog_file, out_bucket, monkeypatch
+):
+    """Credentials here but not on the workers: refused up front, in one line naming the
+    worker, and nothing is left in the bucket looking complete."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    area = point_area(*CENTRE_A, crs="EPSG:3413", buffer=1500)
+    with pytest.raises(InputError, match=r"worker tcp://\S+ cannot write the output s3://") as e:
+        download(area, out=out_bucket, client=client, start="2018-01-01", end="2018-12-31",
+                 catalog=catalog_file, progress=False)  # fmt: skip
+    assert "NoCredentialsError" in str(e.value) and "\n" not in str(e.value)
+    import fsspec
+
+    fs = fsspec.filesystem("s3", client_kwargs={"endpoint_url": os.environ["ITSCUBE_S3_ENDPOINT"]})
+    assert not fs.find(out_bucket.removeprefix("s3://"), withdirs=False) or not any(
+        p.endswith("provenance.json") for p in fs.find(out_bucket.removeprefix("s3://"))
+    )

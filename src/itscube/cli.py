@@ -547,9 +547,13 @@ def download(
         float | None,
         typer.Option("--min-valid", help="Minimum roi_valid_percentage (notebooks: 40)."),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of the output folder.")] = Path(
-        "."
-    ),
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Parent folder of the output folder (or s3://bucket/prefix, any fsspec URL).",
+        ),
+    ] = ".",
     catalog: CatalogOpt = None,
     stac: StacOpt = None,
     url: Annotated[
@@ -794,7 +798,9 @@ def strain(
     max_dt_days: MaxDtOpt = None,
     max_error: MaxErrorOpt = None,
     sensor: SensorOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of strain/.")] = Path("."),
+    out: Annotated[
+        str, typer.Option("--out", help="Parent folder of strain/ (or an fsspec URL: s3://...).")
+    ] = ".",
     figures: FiguresOpt = True,
     background: BackgroundOpt = None,
     background_stac: BackgroundStacOpt = None,
@@ -895,7 +901,9 @@ def qdiv(
     boundary_crs: Annotated[
         str | None, typer.Option("--boundary-crs", help="CRS of the CSV (default: the cube's).")
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of qdiv/.")] = Path("."),
+    out: Annotated[
+        str, typer.Option("--out", help="Parent folder of qdiv/ (or an fsspec URL: s3://...).")
+    ] = ".",
     figures: FiguresOpt = True,
     background: BackgroundOpt = None,
     background_stac: BackgroundStacOpt = None,
@@ -1125,7 +1133,9 @@ def track(
     ] = False,
     max_error: MaxErrorOpt = None,
     sensor: SensorOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of track/.")] = Path("."),
+    out: Annotated[
+        str, typer.Option("--out", help="Parent folder of track/ (or an fsspec URL: s3://...).")
+    ] = ".",
     figures: FiguresOpt = True,
     background: BackgroundOpt = None,
     background_stac: BackgroundStacOpt = None,
@@ -1204,7 +1214,9 @@ def seasonal(
     max_dt_days: MaxDtOpt = None,
     max_error: MaxErrorOpt = None,
     sensor: SensorOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of seasonal/.")] = Path("."),
+    out: Annotated[
+        str, typer.Option("--out", help="Parent folder of seasonal/ (or an fsspec URL: s3://...).")
+    ] = ".",
     figures: FiguresOpt = True,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,
@@ -1458,7 +1470,9 @@ def series(
     max_error: MaxErrorOpt = None,
     catalog: CatalogOpt = None,
     stac: StacOpt = None,
-    out: Annotated[Path, typer.Option("--out", help="Parent folder of series/.")] = Path("."),
+    out: Annotated[
+        str, typer.Option("--out", help="Parent folder of series/ (or an fsspec URL: s3://...).")
+    ] = ".",
     figures: FiguresOpt = True,
     overwrite: OverwriteOpt = False,
     progress: ProgressOpt = True,

@@ -17,11 +17,11 @@ import json
 import math
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from itscube.errors import DownloadError, InputError, ItscubeError
 from itscube.io.area import Area
+from itscube.io.location import Location
 from itscube.window import Filters
 
 __all__ = ["Recipe", "fetch_on_cluster", "probe_workers", "write_blocks"]
@@ -86,11 +86,17 @@ def _where() -> str:
 
 
 def write_blocks(
-    recipe: Recipe, plan_index: int, layout: str, path: str, indices: Sequence[int]
+    recipe: Recipe,
+    plan_index: int,
+    layout: str,
+    store: Location,
+    done: Location,
+    indices: Sequence[int],
 ) -> dict[str, int]:
-    """Fetch the blocks ``indices`` of one store and write them into the staged store at
-    ``path`` (run on a worker, one task at a time per process: the memory bound of a
-    download holds per worker). Returns the blocks written and the transfer figures."""
+    """Fetch the blocks ``indices`` of one store and write them into the staged ``store``,
+    marking each in ``done`` (run on a worker, one task at a time per process: the memory
+    bound of a download holds per worker). Returns the blocks written and the transfer
+    figures."""
     from itscube.io.download import StagedStore, _assemble_blocks
     from itscube.io.stores import run_sync
 
@@ -101,13 +107,13 @@ def write_blocks(
                 raise DownloadError(
                     "the source cubes changed since the download was planned; run it again"
                 )
-            staged = Path(path)
-            store = StagedStore.attach(plan, staged, staged.parents[1] / "done" / plan.name)
-            wanted = set(indices)
-            todo = [b for b in plan.blocks() if b.index in wanted and not store.is_done(b)]
+            staged = StagedStore.attach(plan, store, done)
+            finished = staged.done_blocks()
+            wanted = set(indices) - finished
+            todo = [b for b in plan.blocks() if b.index in wanted]
             stats = [p.cube.store.stats for p in plan.parts]
             before = [(s.requests, s.bytes) for s in stats]
-            run_sync(_assemble_blocks(store, todo, None))
+            run_sync(_assemble_blocks(staged, todo, None))
         except (ItscubeError, OSError) as exc:
             raise DownloadError(f"{_where()}: {exc}") from exc
         return {
@@ -117,16 +123,13 @@ def write_blocks(
         }
 
 
-def _probe(folder: str, url: str, storage_options: dict | None) -> str | None:
+def _probe(folder: Location, url: str, storage_options: dict | None) -> str | None:
     """On a worker: None if it can write in ``folder`` and open the cube ``url``, else why."""
     from itscube.io.stores import open_source
 
-    try:
-        mark = Path(folder) / f".probe-{threading.get_ident()}"
-        mark.touch()
-        mark.unlink()
-    except OSError as exc:
-        return f"cannot write the output {folder} ({exc.strerror or exc})"
+    problem = folder.write_problem()
+    if problem:
+        return f"cannot write the output {folder} ({problem})"
     try:
         open_source(url, storage_options, workers=1)
     except (ItscubeError, OSError) as exc:
@@ -134,7 +137,7 @@ def _probe(folder: str, url: str, storage_options: dict | None) -> str | None:
     return None
 
 
-def probe_workers(client, folder: Path, url: str, storage_options: dict | None) -> None:
+def probe_workers(client, folder: Location, url: str, storage_options: dict | None) -> None:
     """Check that every worker can write the output folder and open a source cube.
 
     Raises
@@ -142,7 +145,7 @@ def probe_workers(client, folder: Path, url: str, storage_options: dict | None) 
     InputError
         One line naming the first worker that cannot, and what it cannot do.
     """
-    answers = client.run(_probe, str(folder), url, storage_options)
+    answers = client.run(_probe, folder, url, storage_options)
     for worker, problem in sorted(answers.items()):
         if problem:
             raise InputError(
@@ -163,10 +166,9 @@ def fetch_on_cluster(
     futures = []
     for i, store in enumerate(staged):
         plan = store.plan
-        for b in plan.blocks():
-            if store.is_done(b):
-                step(1)
-        todo = [b.index for b in plan.blocks() if not store.is_done(b)]
+        done = store.done_blocks()
+        step(len(done))
+        todo = [b.index for b in plan.blocks() if b.index not in done]
         if not todo:
             continue
         from itscube.io.download import _in_flight
@@ -180,7 +182,8 @@ def fetch_on_cluster(
                     recipe,
                     i,
                     layout,
-                    str(store.path),
+                    store.path,
+                    store.done_dir,
                     todo[k : k + per_task],
                     pure=False,
                     retries=1,

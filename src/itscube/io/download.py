@@ -55,6 +55,7 @@ from itscube.io import cf, remote
 from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from itscube.io.files import check_out_dir, date_label
+from itscube.io.location import Location
 from itscube.io.stores import (
     SourceArray,
     SourceCube,
@@ -157,7 +158,7 @@ class DownloadResult:
     Attributes
     ----------
     folder : output folder (``<kind>_<area>_<start>_<end>``).
-    stores : local Zarr stores written (one per projection).
+    stores : Zarr stores written (one per projection; paths, or URLs on object storage).
     provenance : path of the provenance JSON (written last: its presence marks completion).
     chunks : source chunks the download needed (selected variables and the time coordinate).
     chunks_fetched : requests sent over the network in this run (a sharded chunk costs an
@@ -171,9 +172,9 @@ class DownloadResult:
     already_complete : the folder already held this exact download; nothing was fetched.
     """
 
-    folder: Path
-    stores: list[Path]
-    provenance: Path
+    folder: Path | str
+    stores: list[Path | str]
+    provenance: Path | str
     chunks: int = 0
     chunks_fetched: int = 0
     chunks_cached: int = 0
@@ -773,7 +774,7 @@ class StagedStore:
     consolidates the metadata and moves the store into place.
     """
 
-    def __init__(self, plan: StorePlan, folder: Path, partial: Path):
+    def __init__(self, plan: StorePlan, folder: Location, partial: Location):
         self.plan = plan
         self.final = folder / plan.name
         self.path = partial / "stores" / plan.name
@@ -781,32 +782,39 @@ class StagedStore:
         stamp = partial / "stores" / f"{plan.name}.layout"
         layout = plan.layout_id()
         if not (self.path.exists() and stamp.exists() and stamp.read_text() == layout):
-            shutil.rmtree(self.path, ignore_errors=True)
-            shutil.rmtree(self.done_dir, ignore_errors=True)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.remove()
+            self.done_dir.remove()
+            (partial / "stores").mkdir()
             self._create()
             stamp.write_text(layout)
-        self.done_dir.mkdir(parents=True, exist_ok=True)
+        self.done_dir.mkdir()
         self._open()
 
     @classmethod
-    def attach(cls, plan: StorePlan, path: Path, done_dir: Path) -> StagedStore:
+    def attach(cls, plan: StorePlan, path: Location, done_dir: Location) -> StagedStore:
         """The staged store another process created (a cluster worker writing its blocks)."""
         self = cls.__new__(cls)
-        self.plan, self.path, self.done_dir = plan, Path(path), Path(done_dir)
-        self.final = self.path.parents[2] / plan.name
+        self.plan, self.path, self.done_dir = plan, path, done_dir
         self._open()
         return self
 
     def _open(self) -> None:
-        self.group = zarr.open_group(str(self.path), mode="r+", zarr_format=2)
+        self.group = zarr.open_group(store=self.path.zarr_store(), mode="r+", zarr_format=2)
         self.arrays = {s.name: self.group[s.name] for s in self.plan.tiled}
 
     def _create(self) -> None:
-        root = zarr.open_group(str(self.path), mode="w", zarr_format=2)
+        root = zarr.open_group(store=self.path.zarr_store(), mode="w", zarr_format=2)
         for spec in self.plan.tiled:
             shape = (len(self.plan.times), len(self.plan.y), len(self.plan.x))
             _create_array(root, spec.name, shape, spec, spec.chunks)
+
+    def done_blocks(self) -> set[int]:
+        """Indices of the blocks marked done (one listing of the markers)."""
+        fs, where = self.done_dir.fs, self.done_dir.path
+        if not fs.exists(where):
+            return set()
+        names = (n.rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(where, detail=False))
+        return {int(n) for n in names if n.isdigit()}
 
     def is_done(self, block: Block) -> bool:
         return (self.done_dir / str(block.index)).exists()
@@ -865,15 +873,13 @@ class StagedStore:
                 VarSpec("mapping", (), value.dtype, None, mattrs, "other"),
             )
 
-    def finish(self, statics: dict[str, np.ndarray]) -> Path:
+    def finish(self, statics: dict[str, np.ndarray]) -> Path | str:
         """Write the variables without time, consolidate, and move the store into place."""
         for name, values in statics.items():
             _write_whole(self.group, name, values, self.plan.specs[name])
-        zarr.consolidate_metadata(str(self.path), zarr_format=2)
-        if self.final.exists():
-            shutil.rmtree(self.final)
-        self.path.replace(self.final)
-        return self.final
+        zarr.consolidate_metadata(self.path.zarr_store(), zarr_format=2)
+        self.path.move_to(self.final)
+        return self.final.as_path()
 
 
 def _write_whole(group, name: str, values: np.ndarray, spec: VarSpec) -> None:
@@ -955,9 +961,10 @@ async def _assemble(
     for store in staged:
         plan = store.plan
         small = asyncio.ensure_future(asyncio.to_thread(store.write_small))
-        todo = [b for b in plan.blocks() if not store.is_done(b)]
+        done = store.done_blocks()
+        todo = [b for b in plan.blocks() if b.index not in done]
         for b in plan.blocks():
-            if store.is_done(b) and on_block is not None:
+            if b.index in done and on_block is not None:
                 on_block(b, plan)
         try:
             await _assemble_blocks(store, todo, on_block)
@@ -1040,6 +1047,7 @@ def download(
     force: bool = False,
     scheduler: str | None = None,
     client: Any = None,
+    out_options: dict | None = None,
 ) -> DownloadResult:
     """Download the part of ITS_LIVE cubes covering ``area`` and [start, end].
 
@@ -1054,7 +1062,9 @@ def download(
     kind : ``"subyearly"`` (image pairs) or ``"annual"`` (annual composites).
     variables : data variables (default :data:`DEFAULT_VARIABLES`; defaults a cube lacks
         are skipped with a note, variables named here must exist in every cube).
-    out : parent folder; the output folder ``<kind>_<area>_<start>_<end>`` is created in it.
+    out : parent folder, local or on object storage (an fsspec URL such as
+        ``s3://bucket/prefix``); the output folder ``<kind>_<area>_<start>_<end>`` is
+        created in it.
     catalog : catalog object, URL or path (default: official catalog, or ``ITSCUBE_CATALOG``);
         ``catalog_v02.json`` and the chunk-aligned (v2.2) catalog are both understood.
     urls : cube URLs to use instead of a catalog search.
@@ -1079,6 +1089,8 @@ def download(
         write them into the output store themselves (:mod:`itscube.io.cluster_download`),
         so ``out`` must be a folder they all reach.
     client : a ``distributed.Client`` to use instead of ``scheduler``.
+    out_options : fsspec options for an ``out`` on object storage (``s3://bucket/prefix``;
+        default: the environment's credentials, see :mod:`itscube.io.location`).
 
     Returns
     -------
@@ -1120,6 +1132,7 @@ def _download(
     storage_options,
     announce,
     cluster,
+    out_options,
 ) -> DownloadResult:
     """:func:`download` in the cubes' own projections (``cluster``: a client or None)."""
     filters = filters or Filters()
@@ -1132,10 +1145,14 @@ def _download(
     if workers < 1:
         raise InputError("workers must be >= 1", params="workers")
     t0, t1 = date_window(start, end)
-    check_out_dir(out)
+    top = Location.of(out, out_options)
+    if top.local:
+        check_out_dir(out)
+    else:
+        top.check_writable()
     variables = list(variables) if variables else None
     sources = _source_urls(area, kind, catalog, urls, stac)
-    folder = output_folder(out, kind, area, t0, t1, start, end)
+    folder = top / output_folder(".", kind, area, t0, t1, start, end).name
     query = _query(kind, area, start, end, variables, filters, sources)
     query_id = hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
     done = _completed(folder, query_id, overwrite)
@@ -1144,7 +1161,7 @@ def _download(
     partial = folder / ".partial"
     fresh = not folder.exists()
     try:
-        partial.mkdir(parents=True, exist_ok=True)
+        partial.mkdir()
         plans, notes = plan_download(
             sources,
             area,
@@ -1155,14 +1172,15 @@ def _download(
             filters=filters,
             workers=workers,
             storage_options=storage_options,
-            cache_root=partial / "chunks",
+            # raw chunks are cached for resuming on a local disk; elsewhere blocks resume
+            cache_root=Path(partial.url) / "chunks" if partial.local else None,
         )
-        need = check_disk_space(plans, folder)
+        need = check_disk_space(plans, Path(folder.url)) if folder.local else 0
         if announce is not None:
             announce(_plan_line(plans, need))
     except BaseException:
         if fresh:  # nothing worth resuming: leave no debris
-            shutil.rmtree(folder, ignore_errors=True)
+            folder.remove()
         raise
     (partial / "query.json").write_text(json.dumps(query, indent=1, default=str))
     try:
@@ -1176,22 +1194,23 @@ def _download(
             plans, folder, partial, workers, as_progress(progress), cluster
         )
     except DownloadError as exc:  # what was fetched is kept under .partial
-        raise DownloadError(f"{exc}; the chunks fetched are kept: a re-run resumes") from exc
+        raise DownloadError(f"{exc}; the blocks written are kept: a re-run resumes") from exc
     finally:
         for part in {id(p.cube.store): p for plan in plans for p in plan.parts}.values():
             part.cube.store.close_cache()
     layers = [len(p.times) for p in plans]
     prov = _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, notes, transfer)
-    prov_path = folder / "provenance.json"
-    tmp = prov_path.with_name(".provenance.json.tmp")
-    tmp.write_text(json.dumps(prov, indent=1, default=str))
-    tmp.replace(prov_path)
+    (folder / "provenance.json").write_text(json.dumps(prov, indent=1, default=str))
     if not keep_cache:
-        shutil.rmtree(partial, ignore_errors=True)
+        partial.remove()
+    return _result(folder, stores, layers, transfer, notes)
+
+
+def _result(folder: Location, stores, layers, transfer: dict, notes) -> DownloadResult:
     return DownloadResult(
-        folder,
+        folder.as_path(),
         stores,
-        prov_path,
+        (folder / "provenance.json").as_path(),
         chunks=transfer["chunks_needed"],
         chunks_fetched=transfer["chunks_fetched_this_run"],
         chunks_cached=transfer["chunks_from_resume_cache"],
@@ -1221,9 +1240,11 @@ def _query(kind, area: Area, start, end, variables, filters: Filters, sources) -
     }
 
 
-def _completed(folder: Path, query_id: str, overwrite: bool) -> DownloadResult | None:
+def _completed(folder: Location | Path, query_id: str, overwrite: bool) -> DownloadResult | None:
     """The finished download of the same query in ``folder``, if there is one; a different
     download there is an error unless ``overwrite`` (then its provenance is dropped)."""
+    if not isinstance(folder, Location):
+        folder = Location.of(folder)
     prov_path = folder / "provenance.json"
     if not prov_path.exists():
         return None
@@ -1232,14 +1253,18 @@ def _completed(folder: Path, query_id: str, overwrite: bool) -> DownloadResult |
         stores = [folder / s for s in prev.get("stores", [])]
         if all(s.exists() for s in stores):
             return DownloadResult(
-                folder, stores, prov_path, already_complete=True, layers=prev.get("layers", [])
+                folder.as_path(),
+                [s.as_path() for s in stores],
+                prov_path.as_path(),
+                already_complete=True,
+                layers=prev.get("layers", []),
             )
     if not overwrite:
         raise OutputExistsError(
             f"{folder} already holds a different download; use overwrite or another out",
             params=("overwrite", "out"),
         )
-    prov_path.unlink()
+    prov_path.remove()
     return None
 
 
@@ -1257,12 +1282,12 @@ def _plan_line(plans: Sequence[StorePlan], need: int) -> str:
 
 def _fetch_and_write(
     plans: Sequence[StorePlan],
-    folder: Path,
-    partial: Path,
+    folder: Location,
+    partial: Location,
     workers: int,
     progress: Progress,
     cluster: tuple | None = None,
-) -> tuple[list[Path], dict]:
+) -> tuple[list[Path | str], dict]:
     """Fetch every block into staged stores (here, or as tasks on ``cluster``: a client
     and the recipe of the plans), then finish them; the stores and the transfer figures
     for the provenance."""
@@ -1287,7 +1312,7 @@ def _fetch_and_write(
 
             with zarr.config.set({"async.concurrency": max(10, workers)}):
                 assembled = run_sync(_assemble(staged, advance))
-    stores: list[Path] = []
+    stores: list[Path | str] = []
     for store in staged:
         statics = {
             n: run_sync(_read_static(store.plan, s))
@@ -1343,7 +1368,7 @@ def _provenance(plans, query, query_id, catalog, urls, stac, stores, layers, not
         "query_id": query_id,
         "query": query,
         "catalog": cat,
-        "stores": [s.name for s in stores],
+        "stores": [str(s).rstrip("/").rsplit("/", 1)[-1] for s in stores],
         "layers": layers,
         "notes": notes,
         "sources": [

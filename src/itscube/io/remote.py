@@ -9,6 +9,11 @@ Environment
 -----------
 ``ITSCUBE_S3_ENDPOINT`` (or ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``)
     An S3-compatible endpoint to use instead of AWS (tests use a local server).
+``ITSCUBE_S3_ANON``
+    ``1`` reads ``s3://`` anonymously, ``0`` with the environment's AWS credentials. By
+    default reads are anonymous unless ``AWS_ACCESS_KEY_ID`` or ``AWS_PROFILE`` is set
+    (then stores in private buckets, such as a cluster run's outputs, open too; public
+    ITS_LIVE data reads either way).
 ``ITSCUBE_MIRRORS``
     URL prefixes to read from a mirror instead, as ``PREFIX=REPLACEMENT`` pairs separated
     by ``;`` (``https://its-live-data.s3.amazonaws.com=http://mirror.example/its-live-data``):
@@ -44,6 +49,7 @@ __all__ = [
     "read_bytes",
     "read_text_url",
     "retry",
+    "s3_anonymous",
     "s3_endpoint",
     "storage_options_for",
 ]
@@ -104,12 +110,20 @@ def s3_endpoint() -> str | None:
     return None
 
 
+def s3_anonymous() -> bool:
+    """Whether ``s3://`` is read anonymously (see ``ITSCUBE_S3_ANON`` above)."""
+    flag = os.environ.get("ITSCUBE_S3_ANON")
+    if flag in ("0", "1"):
+        return flag == "1"
+    return not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+
+
 def storage_options_for(url: str, extra: dict | None = None) -> dict:
-    """fsspec storage options for reading ``url`` anonymously."""
+    """fsspec storage options for reading ``url`` (s3: anonymously by default)."""
     proto = protocol_of(url)
     opts: dict = {}
     if proto == "s3":
-        opts["anon"] = True
+        opts["anon"] = s3_anonymous()
         endpoint = s3_endpoint()
         if endpoint:
             opts["client_kwargs"] = {"endpoint_url": endpoint}

@@ -254,8 +254,15 @@ def download_reprojected(area, *, out_crs, resolution=None, force=False, **optio
 
     from itscube.io.area import Area
     from itscube.io.download import _completed, download
+    from itscube.io.location import is_url
     from itscube.window import date_window
 
+    if is_url(options.get("out", ".")):
+        raise InputError(
+            "out_crs mosaics are written through a local or shared folder; give such an out "
+            "(and copy the store to object storage), or download without out_crs",
+            params=("out", "out_crs"),
+        )
     crs, res = check_target(area, out_crs, resolution, force)
     x, y = target_grid(area.in_crs(crs).bounds, res)
     import shapely.geometry as sg

@@ -17,10 +17,11 @@ import xarray as xr
 from itscube._typing import Estimator
 from itscube._version import __version__
 from itscube.cluster import connect
-from itscube.errors import InputError
+from itscube.errors import InputError, OutputExistsError
 from itscube.grid import grid_bounds, grid_template, time_dim
 from itscube.io.cube import open_cube
 from itscube.io.files import date_label, write_json
+from itscube.io.location import Location, is_url
 from itscube.products._outputs import source_of
 from itscube.progress import Progress, dask_tasks
 from itscube.temporal import period_mean, select_layers
@@ -49,8 +50,8 @@ MEMORY_BUDGET = 256 * 1024**2
 class Product:
     """One output folder and what is in it."""
 
-    folder: Path
-    files: list[Path]
+    folder: Path | str
+    files: list[Path | str]
     summary: dict
 
 
@@ -63,7 +64,10 @@ def on_cluster(fn: Callable[..., Product]) -> Callable[..., Product]:
     @functools.wraps(fn)
     def run(*args, scheduler: str | None = None, client: Any = None, **kwargs) -> Product:
         with connect(scheduler, client):
-            return fn(*args, **kwargs)
+            out = kwargs.get("out", ".")
+            if not is_url(out):
+                return fn(*args, **kwargs)
+            return _to_object_storage(fn, args, kwargs, Location.of(out))
 
     sig = inspect.signature(fn)
     extra = [
@@ -73,9 +77,46 @@ def on_cluster(fn: Callable[..., Product]) -> Callable[..., Product]:
     run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
     run.__doc__ = (fn.__doc__ or "") + (
         "\n\n    With ``scheduler`` (an address) or ``client``, runs on a dask.distributed "
-        "cluster\n    (:mod:`itscube.cluster`); the outputs are those of a local run.\n"
+        "cluster\n    (:mod:`itscube.cluster`); the outputs are those of a local run. "
+        "``out`` may be an\n    fsspec URL (``s3://bucket/prefix``): the product is made in "
+        "a local staging folder,\n    then uploaded, ``summary.json`` last.\n"
     )
     return run
+
+
+def _to_object_storage(fn, args, kwargs, top: Location):
+    """Run a product into a local staging folder, then upload each product folder under
+    ``top`` (its files first, ``summary.json`` last: a folder with one is complete)."""
+    import tempfile
+
+    top.check_writable()
+    with tempfile.TemporaryDirectory(prefix="itscube-upload-") as stage:
+        made = fn(*args, **{**kwargs, "out": stage})
+        many = isinstance(made, list)
+        uploaded = []
+        for product in made if many else [made]:
+            rel = product.folder.relative_to(stage).as_posix()
+            target = top / rel
+            if (target / "summary.json").exists() and not kwargs.get("overwrite", False):
+                raise OutputExistsError(
+                    f"{target} already exists; pass overwrite to replace it or choose another out",
+                    params=("overwrite", "out"),
+                )
+            target.remove()
+            files = sorted(product.folder.rglob("*"), key=lambda f: f.name == "summary.json")
+            fs = target.fs
+            for f in files:
+                if f.is_file():
+                    fs.put_file(str(f), (target / f.relative_to(product.folder).as_posix()).path)
+            uploaded.append(
+                dataclasses.replace(
+                    product,
+                    folder=target.url,
+                    files=[str(target / f.relative_to(product.folder).as_posix()) for f in
+                           product.files],
+                )
+            )  # fmt: skip
+    return uploaded if many else uploaded[0]
 
 
 def time_chunk(ny: int, nx: int, n_arrays: int, budget: int = MEMORY_BUDGET) -> int:

@@ -7,6 +7,7 @@ import functools
 import inspect
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,12 +128,22 @@ def time_chunk(ny: int, nx: int, n_arrays: int, budget: int = MEMORY_BUDGET) -> 
 def open_window(
     cube, start, end, filters: Filters | None, n_arrays: int, budget: int = MEMORY_BUDGET
 ) -> xr.Dataset:
-    """Open a cube lazily, chunked for streaming, restricted to the dates and filters."""
-    ds = open_cube(cube)
+    """Open a cube lazily, chunked for streaming, restricted to the dates and filters.
+
+    The dask chunks are whole maps of ``n`` layers read straight from the store (no
+    rechunking of its 10 x 10 px chunks, which on a cluster would be a memory-hungry
+    shuffle); after the layer selection they are merged back to ``n`` layers along time."""
+    import dask
+
+    whole = {"mid_date": -1, "time": -1, "y": -1, "x": -1}
+    sizes = open_cube(cube, chunks=whole).sizes  # metadata only: one chunk per variable
+    n = time_chunk(sizes["y"], sizes["x"], n_arrays, budget)
+    with warnings.catch_warnings():  # chunks of n layers may split the store's time chunks
+        warnings.filterwarnings("ignore", "The specified chunks separate", UserWarning)
+        ds = open_cube(cube, chunks={"mid_date": n, "time": n, "y": -1, "x": -1})
     ds = select_layers(ds, start, end, filters)
-    tdim = time_dim(ds)
-    n = time_chunk(ds.sizes["y"], ds.sizes["x"], n_arrays, budget)
-    return ds.chunk({tdim: n, "y": -1, "x": -1})
+    with dask.config.set({"array.rechunk.method": "tasks"}):  # a merge along time only
+        return ds.chunk({time_dim(ds): n})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,7 +50,7 @@ def command_lines(block: str) -> list[str]:
 def test_the_readme_has_the_blocks_this_test_runs():
     assert len(blocks("python")) >= 2 and len(blocks("bash")) >= 5
     assert all(
-        line.startswith(("itscube ", "DASK_SCHEDULER_ADDRESS=", *NOT_RUN))
+        line.startswith(("itscube ", "DASK_SCHEDULER_ADDRESS=", "ITSCUBE_SCHEDULER=", *NOT_RUN))
         for block in blocks("bash")
         for line in command_lines(block)
     ), "a README command this test does not know how to run"

@@ -96,7 +96,7 @@ def write_blocks(
     """Fetch the blocks ``indices`` of one store and write them into the staged ``store``,
     marking each in ``done`` (run on a worker, one task at a time per process: the memory
     bound of a download holds per worker). Returns the blocks written and the transfer
-    figures."""
+    figures, or ``{"error": message}``."""
     from itscube.io.download import StagedStore, _assemble_blocks
     from itscube.io.stores import run_sync
 
@@ -114,8 +114,8 @@ def write_blocks(
             stats = [p.cube.store.stats for p in plan.parts]
             before = [(s.requests, s.bytes) for s in stats]
             run_sync(_assemble_blocks(staged, todo, None))
-        except (ItscubeError, OSError) as exc:
-            raise DownloadError(f"{_where()}: {exc}") from exc
+        except (ItscubeError, OSError) as exc:  # reported by the client, in one line
+            return {"error": f"{_where()}: {exc}"}
         return {
             "blocks": len(todo),
             "requests": sum(s.requests - r for s, (r, _) in zip(stats, before, strict=True)),
@@ -193,6 +193,8 @@ def fetch_on_cluster(
     try:
         for fut in as_completed(futures):
             res = fut.result()
+            if "error" in res:
+                raise DownloadError(res["error"])
             for k in total:
                 total[k] += res[k]
             step(res["blocks"])

@@ -1145,6 +1145,8 @@ def _download(
     if workers < 1:
         raise InputError("workers must be >= 1", params="workers")
     t0, t1 = date_window(start, end)
+    if cluster is not None and Location.of(out).local:
+        out = Path(out).absolute()  # the workers' working folder is not this one
     top = Location.of(out, out_options)
     if top.local:
         check_out_dir(out)
@@ -1187,9 +1189,10 @@ def _download(
         if cluster is not None:  # the workers lay out the same plans from this recipe
             from itscube.io.cluster_download import Recipe, probe_workers
 
-            probe_workers(cluster, partial, sources[0][0], storage_options)
+            probe_workers(cluster, partial, remote.normalise_url(sources[0][0]), storage_options)
             what = (area, kind, start, end, tuple(variables or ()) or None, filters, workers)
-            cluster = (cluster, Recipe(tuple(sources), *what, storage_options, BLOCK_BYTES))
+            here = tuple((remote.normalise_url(u), e) for u, e in sources)  # this env's mirrors
+            cluster = (cluster, Recipe(here, *what, storage_options, BLOCK_BYTES))
         stores, transfer = _fetch_and_write(
             plans, folder, partial, workers, as_progress(progress), cluster
         )

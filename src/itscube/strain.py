@@ -233,16 +233,20 @@ def strain_rates(
     if with_errors:  # the error model's factor, applied by the kernel as it writes
         factor = error_model_factor(method, k, 0.5 * (abs(dx) + abs(dy)), error_model)
         kwargs.update(with_errors=True, err_scale=factor)
-    stacked = xr.apply_ufunc(
-        _run_kernel if with_errors else _run_kernel_noerr,
-        *args,
-        input_core_dims=[["y", "x"]] * len(args),
-        output_core_dims=[["component", "y", "x"]],
-        kwargs=kwargs,
-        dask="parallelized",
-        output_dtypes=[np.float32],
-        dask_gufunc_kwargs={"output_sizes": {"component": len(names)}},
-    )
+    kernel = _run_kernel if with_errors else _run_kernel_noerr
+    if _spatial_tiles(u):  # tiles with halos of the stencil's k pixels
+        stacked = _on_tiles(kernel, args, kwargs, len(names))
+    else:
+        stacked = xr.apply_ufunc(
+            kernel,
+            *args,
+            input_core_dims=[["y", "x"]] * len(args),
+            output_core_dims=[["component", "y", "x"]],
+            kwargs=kwargs,
+            dask="parallelized",
+            output_dtypes=[np.float32],
+            dask_gufunc_kwargs={"output_sizes": {"component": len(names)}},
+        )
     out = _assemble(stacked, names, u, v, ds, method, k)
     if with_errors:
         for name in ERROR_COMPONENTS:
@@ -263,6 +267,59 @@ def strain_rates(
         conventions_note="see itscube.strain module docstring",
     )
     return with_crs(out, ds.rio.crs)
+
+
+def _merge_thin(chunks: tuple[int, ...], k: int) -> tuple[int, ...]:
+    """Tile sizes along one axis with every tile thinner than the halo ``k`` merged into
+    its neighbour (a halo cannot reach past the next tile).
+
+    >>> _merge_thin((13, 13, 13, 2), 3)
+    (13, 13, 15)
+    """
+    out: list[int] = []
+    for c in chunks:
+        if out and (c < k or out[-1] < k):
+            out[-1] += c
+        else:
+            out.append(c)
+    return tuple(out)
+
+
+def _spatial_tiles(u: xr.DataArray) -> bool:
+    """Whether ``u`` comes in several dask chunks along y or x (tiles of a large map)."""
+    return u.chunks is not None and (len(u.chunksizes["y"]) > 1 or len(u.chunksizes["x"]) > 1)
+
+
+def _on_tiles(kernel, args: list[xr.DataArray], kwargs: dict, nc: int) -> xr.DataArray:
+    """The kernel on each spatial tile grown by a halo of ``k`` pixels from its neighbours
+    (dask ``overlap``, nothing added at the map's edges), the halo trimmed from the result:
+    a pixel's stencil reaches ``k`` pixels, so every value equals the whole-map one while a
+    task holds one tile, not the map."""
+    import dask.array as da
+
+    k, x, y = kwargs["k"], kwargs["x"], kwargs["y"]
+    order = [d for d in args[0].dims if d not in ("y", "x")] + ["y", "x"]
+    args = [a.transpose(*order) for a in args]
+    u = args[0]
+    ax_y, ax_x = u.ndim - 2, u.ndim - 1
+    depth = {i: 0 for i in range(u.ndim)} | {ax_y: k, ax_x: k}
+    padded = [da.overlap.overlap(a.data, depth, "none") for a in args]
+    edges = [np.cumsum((0, *u.chunksizes[d])) for d in ("y", "x")]
+
+    def tile(*blocks, block_info=None):
+        jy, jx = block_info[0]["chunk-location"][ax_y], block_info[0]["chunk-location"][ax_x]
+        (ey, ex), (cy, cx) = edges, (len(edges[0]) - 2, len(edges[1]) - 2)
+        y0, y1 = ey[jy] - (k if jy > 0 else 0), ey[jy + 1] + (k if jy < cy else 0)
+        x0, x1 = ex[jx] - (k if jx > 0 else 0), ex[jx + 1] + (k if jx < cx else 0)
+        return kernel(*blocks, **{**kwargs, "x": x[x0:x1], "y": y[y0:y1]})
+
+    lead = padded[0].chunks[: u.ndim - 2]
+    out = da.map_blocks(tile, *padded, new_axis=u.ndim - 2, dtype=np.float32,
+                        chunks=(*lead, (nc,), *padded[0].chunks[-2:]))  # fmt: skip
+    trim = {i: 0 for i in range(u.ndim + 1)} | {u.ndim - 1: k, u.ndim: k}
+    out = da.overlap.trim_internal(out, trim, boundary="none")
+    dims = (*u.dims[:-2], "component", "y", "x")
+    return xr.DataArray(out, dims=dims, coords={c: u.coords[c] for c in u.coords})
 
 
 def _stack_upscales(parts: list[xr.Dataset], ks: list[int]) -> xr.Dataset:
@@ -297,8 +354,15 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
             sv = block_error(sv.broadcast_like(ds["vy"]), k)
     if with_errors:
         su, sv = su.broadcast_like(u), sv.broadcast_like(v)
+    # spatial tiles for the ±k stencil of "gradient" only: the log method's stakes move
+    # as far as the flow takes them, and block means and gap filling need whole maps
+    tiles = method == "gradient" and gap_radius is None and _spatial_tiles(u)
     if u.chunks is not None:
-        u, v = u.chunk({"y": -1, "x": -1}), v.chunk({"y": -1, "x": -1})
+        if not tiles:
+            u, v = u.chunk({"y": -1, "x": -1}), v.chunk({"y": -1, "x": -1})
+        else:  # spatial tiles are kept (strain runs on them with halos of k pixels)
+            u = u.chunk({d: _merge_thin(u.chunksizes[d], k) for d in ("y", "x")})
+            v = v.chunk(u.chunksizes)
         if with_errors:
             su, sv = su.chunk(u.chunksizes), sv.chunk(v.chunksizes)
     return u, v, su, sv

@@ -126,21 +126,32 @@ def time_chunk(ny: int, nx: int, n_arrays: int, budget: int = MEMORY_BUDGET) -> 
 
 
 def open_window(
-    cube, start, end, filters: Filters | None, n_arrays: int, budget: int = MEMORY_BUDGET
+    cube,
+    start,
+    end,
+    filters: Filters | None,
+    n_arrays: int,
+    budget: int = MEMORY_BUDGET,
+    tiles: bool = False,
 ) -> xr.Dataset:
     """Open a cube lazily, chunked for streaming, restricted to the dates and filters.
 
     The dask chunks are whole maps of ``n`` layers read straight from the store (no
     rechunking of its 10 x 10 px chunks, which on a cluster would be a memory-hungry
-    shuffle); after the layer selection they are merged back to ``n`` layers along time."""
+    shuffle); after the layer selection they are merged back to ``n`` layers along time.
+    With ``tiles``, a map whose one layer exceeds ``budget`` (a regional mosaic) comes in
+    square tiles of one layer instead, for kernels that run on tiles with halos."""
     import dask
 
     whole = {"mid_date": -1, "time": -1, "y": -1, "x": -1}
     sizes = open_cube(cube, chunks=whole).sizes  # metadata only: one chunk per variable
     n = time_chunk(sizes["y"], sizes["x"], n_arrays, budget)
+    side = {"y": -1, "x": -1}
+    if tiles and sizes["y"] * sizes["x"] * 4 * n_arrays > budget:
+        side = dict.fromkeys(("y", "x"), max(16, int((budget / (4 * n_arrays)) ** 0.5)))
     with warnings.catch_warnings():  # chunks of n layers may split the store's time chunks
         warnings.filterwarnings("ignore", "The specified chunks separate", UserWarning)
-        ds = open_cube(cube, chunks={"mid_date": n, "time": n, "y": -1, "x": -1})
+        ds = open_cube(cube, chunks={"mid_date": n, "time": n, **side})
     ds = select_layers(ds, start, end, filters)
     with dask.config.set({"array.rechunk.method": "tasks"}):  # a merge along time only
         return ds.chunk({time_dim(ds): n})
@@ -155,10 +166,10 @@ class Window:
     filters: Filters | None = None
     estimator: Estimator = "auto"
 
-    def open(self, cube, n_arrays: int, budget: int = MEMORY_BUDGET):
-        """The streamed window of ``cube``, its time dim and its ``YYYYMMDD`` date labels
-        (as asked, else as found in the cube)."""
-        ds = open_window(cube, self.start, self.end, self.filters, n_arrays, budget)
+    def open(self, cube, n_arrays: int, budget: int = MEMORY_BUDGET, tiles: bool = False):
+        """The streamed window of ``cube`` (see :func:`open_window`), its time dim and its
+        ``YYYYMMDD`` date labels (as asked, else as found in the cube)."""
+        ds = open_window(cube, self.start, self.end, self.filters, n_arrays, budget, tiles)
         tdim = time_dim(ds)
         times = ds[tdim].values
         return (

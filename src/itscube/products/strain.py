@@ -91,7 +91,8 @@ def run_strain(
     check_out_dir(out)
     progress = as_progress(progress)
     window = Window(start, end, filters, estimator)
-    ds, tdim, sdate, edate = window.open(cube, 4 + len(COMPONENTS) + len(ERROR_COMPONENTS), budget)
+    n_arrays = 4 + len(COMPONENTS) + len(ERROR_COMPONENTS)
+    ds, tdim, sdate, edate = window.open(cube, n_arrays, budget, tiles=True)
     options = dict(method=method, strided=strided, min_speed=min_speed)
     model = dict(error_model=error_model)
     for k in upscales:  # validate every upscale before any work

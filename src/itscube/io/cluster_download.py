@@ -162,6 +162,8 @@ def fetch_on_cluster(
     ``step(n)`` is called as blocks complete. Returns the transfer figures summed."""
     from distributed import as_completed
 
+    from itscube.io.download import _in_flight
+
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     futures = []
     for i, store in enumerate(staged):
@@ -171,8 +173,6 @@ def fetch_on_cluster(
         todo = [b.index for b in plan.blocks() if b.index not in done]
         if not todo:
             continue
-        from itscube.io.download import _in_flight
-
         per_task = max(1, min(_in_flight(plan), math.ceil(len(todo) / (2 * n_workers))))
         layout = plan.layout_id()
         for k in range(0, len(todo), per_task):

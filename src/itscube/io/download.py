@@ -816,9 +816,6 @@ class StagedStore:
         names = (n.rstrip("/").rsplit("/", 1)[-1] for n in fs.ls(where, detail=False))
         return {int(n) for n in names if n.isdigit()}
 
-    def is_done(self, block: Block) -> bool:
-        return (self.done_dir / str(block.index)).exists()
-
     async def write(self, block: Block, data: dict[str, np.ndarray]) -> None:
         region = (
             slice(block.t0, block.t1),

@@ -181,6 +181,17 @@ def test_series_on_the_cluster_equals_a_local_run(client, sample, tmp_path):
     assert "series.nc" in names
 
 
+def test_seasonal_on_the_cluster_equals_a_local_run(client, sample, tmp_path):
+    from itscube.products.seasonal import run_seasonal
+
+    options = dict(start="2016-01-01", end="2020-12-31", figures=False)
+    local = run_seasonal(sample.subyearly, out=tmp_path / "local", **options)
+    before = executed_counts(client)
+    remote = run_seasonal(sample.subyearly, out=tmp_path / "cluster", client=client, **options)
+    assert _work(client, before) > 2
+    assert "seasonal.nc" in same_files(local.folder, remote.folder)
+
+
 def test_scheduler_option_on_the_command_line(cluster, sample, tmp_path):
     args = ["strain", sample.subyearly, "--upscale", "2", "--start", "2018-01-01", "--end",
             "2018-12-31", "--no-figures", "--no-progress"]  # fmt: skip

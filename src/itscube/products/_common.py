@@ -17,7 +17,7 @@ import xarray as xr
 
 from itscube._typing import Estimator
 from itscube._version import __version__
-from itscube.cluster import connect
+from itscube.cluster import connect, current_client
 from itscube.errors import InputError, OutputExistsError
 from itscube.grid import grid_bounds, grid_template, time_dim
 from itscube.io.cube import open_cube
@@ -136,19 +136,26 @@ def open_window(
 ) -> xr.Dataset:
     """Open a cube lazily, chunked for streaming, restricted to the dates and filters.
 
-    The dask chunks are whole maps of ``n`` layers read straight from the store (no
-    rechunking of its 10 x 10 px chunks, which on a cluster would be a memory-hungry
-    shuffle); after the layer selection they are merged back to ``n`` layers along time.
+    The dask chunks are whole maps of ``n`` layers. Stores chunked by time (a few layers
+    per chunk) are read straight into them, with no rechunking (on a cluster a shuffle);
+    stores whose chunks span more than ``n`` layers (ITS_LIVE's image pairs: 10 x 10 px
+    by every layer) are read chunk by chunk and rechunked, so each is decoded once.
     With ``tiles``, a map whose one layer exceeds ``budget`` (a regional mosaic) comes in
     square tiles of one layer instead, for kernels that run on tiles with halos."""
     import dask
 
     whole = {"mid_date": -1, "time": -1, "y": -1, "x": -1}
-    sizes = open_cube(cube, chunks=whole).sizes  # metadata only: one chunk per variable
+    probe = open_cube(cube, chunks=whole)  # metadata only: one chunk per variable
+    sizes = probe.sizes
     n = time_chunk(sizes["y"], sizes["x"], n_arrays, budget)
     side = {"y": -1, "x": -1}
     if tiles and sizes["y"] * sizes["x"] * 4 * n_arrays > budget:
         side = dict.fromkeys(("y", "x"), max(16, int((budget / (4 * n_arrays)) ** 0.5)))
+    stored = probe["vx"].encoding.get("chunks") or (n,)
+    if stored[0] > n:  # time-major chunks (ITS_LIVE's image pairs): each read once, then
+        # rechunked to maps (reading n layers of them per map would decode them many times)
+        ds = select_layers(open_cube(cube), start, end, filters)
+        return ds.chunk({time_dim(ds): n, **side})
     with warnings.catch_warnings():  # chunks of n layers may split the store's time chunks
         warnings.filterwarnings("ignore", "The specified chunks separate", UserWarning)
         ds = open_cube(cube, chunks={"mid_date": n, "time": n, **side})
@@ -181,11 +188,19 @@ class Window:
 
 
 def period_means(ds, period: str, window: Window, progress: Progress) -> xr.Dataset:
-    """Period-mean velocity fields of the window, computed (with progress)."""
+    """Period-mean velocity fields of the window, computed (with progress); on a cluster
+    they stay there, in the workers' memory, tile by tile (a regional mosaic's maps are
+    never gathered into this process unless a figure draws them)."""
+    means = period_mean(ds, period, start=window.start, end=window.end, estimator=window.estimator)
+    client = current_client()
+    if client is not None:
+        from distributed import wait
+
+        means = means.persist()
+        wait(means)
+        return means
     with dask_tasks(progress, "period means"):
-        return period_mean(
-            ds, period, start=window.start, end=window.end, estimator=window.estimator
-        ).compute()
+        return means.compute()
 
 
 def summary_head(

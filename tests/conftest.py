@@ -51,7 +51,13 @@ class Cubes:
         return self.root / "A.zarr"
 
 
-LONG_MODULES = ("test_readme.py", "test_notebooks.py", "test_demo.py", "test_browser.py")
+LONG_MODULES = (
+    "test_readme.py",
+    "test_notebooks.py",
+    "test_demo.py",
+    "test_browser.py",
+    "test_cluster.py",
+)
 """Modules of a minute or more: collected first, so that on several workers (pytest-xdist,
 a module per worker) they start at once instead of running alone at the end."""
 

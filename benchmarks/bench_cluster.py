@@ -68,7 +68,7 @@ def _cluster(n: int, memory_limit: str | None = None):
         n_workers=n,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         memory_limit=memory_limit or "auto",
     )
     return lc, Client(lc)

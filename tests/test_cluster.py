@@ -33,7 +33,7 @@ def cluster():
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
         memory_limit="1.5GiB",
     ) as lc:
         yield lc

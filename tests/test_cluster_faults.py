@@ -30,7 +30,7 @@ def cluster():
     """A fresh cluster of two single-thread worker processes under nannies (which restart
     a killed worker, as on a real deployment)."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     ) as lc, distributed.Client(lc, set_as_default=False) as client:  # fmt: skip
         yield client
 

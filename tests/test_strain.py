@@ -199,7 +199,7 @@ def test_distributed_localcluster():
     ds = field_dataset(lambda X, Y: 100 + 0.002 * X, lambda X, Y: 0 * X, times=["2019-01-01"] * 1)
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster),
     ):

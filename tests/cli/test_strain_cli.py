@@ -104,7 +104,7 @@ def test_existing_folder_needs_overwrite(strain_out, cubes):
 def test_scheduler_option_uses_a_cluster(cubes, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
     ) as cluster:
         r = run_cli(
             "strain",

@@ -8,34 +8,11 @@ import shutil
 import socket
 from pathlib import Path
 
-import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from itscube._datasets import itslive as synthetic
-from itscube.cli import app
 from itscube.testing.server import Faults, StoreServer
-
-EPSG = 3413
-CENTRE_A = (-150000.0, -2250000.0)
-SHAPE = (40, 40)
-# B overlaps A by 10 columns: its tile centre is 30 pixels further east
-CENTRE_B = (CENTRE_A[0] + 30 * 120.0, CENTRE_A[1])
-UTM_EPSG = 32622
-CENTRE_UTM = (500000.0, 7700000.0)
-
-FIELD = synthetic.LinearField(
-    u0=150.0,
-    v0=-40.0,
-    a=0.004,
-    b=0.001,
-    c=-0.002,
-    d=0.003,
-    x0=CENTRE_A[0],
-    y0=CENTRE_A[1],
-    accel=10.0,
-)
-"""Analytic field of the test cubes (m/yr; strain rates in 1/yr)."""
+from tests.helpers import CENTRE_A, CENTRE_B, CENTRE_UTM, EPSG, FIELD, SHAPE, UTM_EPSG
 
 
 @dataclasses.dataclass
@@ -189,49 +166,3 @@ def s3_server(cubes):
     else:
         os.environ["ITSCUBE_S3_ENDPOINT"] = old
     srv.stop()
-
-
-def analytic(x, y, date) -> tuple[np.ndarray, np.ndarray]:
-    """The test field at pixel centres and a datetime64 (m/yr)."""
-    X, Y = np.meshgrid(x, y)
-    t = float(synthetic.decimal_year(np.array([date]))[0])
-    return FIELD(X, Y, t)
-
-
-_runner = CliRunner()
-
-
-def run_cli(*args):
-    """Invoke the itscube CLI in-process."""
-    return _runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code=2, match=""):
-    """The CLI failed with ``code`` and a single ``error: ...`` line, no traceback."""
-    assert result.exit_code == code, result.output
-    lines = [
-        line
-        for line in result.output.strip().splitlines()
-        if line.strip() and not line.startswith("plan:")  # the download's plan, printed first
-    ]
-    text = " ".join(lines)
-    assert "Traceback" not in result.output
-    assert text.startswith("error:"), result.output
-    assert match in text
-
-
-def point_download_args(catalog_file, start="2018-01-01", end="2018-12-31") -> list:
-    """CLI arguments of a download of the centre of cube A through the test catalog."""
-    return [
-        "--point",
-        CENTRE_A[0],
-        CENTRE_A[1],
-        "--crs",
-        "EPSG:3413",
-        "--start",
-        start,
-        "--end",
-        end,
-        "--catalog",
-        catalog_file,
-    ]

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
@@ -18,8 +16,7 @@ from itscube.errors import InputError
 from itscube.io.area import point_area
 from itscube.sample import ensure_sample
 from itscube.series import point_targets
-
-from .conftest import CENTRE_A, one_line_error, run_cli
+from tests.helpers import CENTRE_A, one_line_error, run_cli, same_dataset, same_files
 
 distributed = pytest.importorskip("distributed")
 
@@ -53,53 +50,6 @@ def sample():
 def _work(client, before: dict[str, int]) -> int:
     after = executed_counts(client)
     return sum(after[w] - before.get(w, 0) for w in after)
-
-
-def same_dataset(a: xr.Dataset, b: xr.Dataset) -> None:
-    """The same variables, dims, dtypes and values (NaN where NaN), and attributes."""
-    assert sorted(a.variables) == sorted(b.variables)
-    for name in a.variables:
-        va, vb = a[name].values, b[name].values
-        assert a[name].dims == b[name].dims, name
-        assert va.dtype == vb.dtype, name
-        if va.dtype.kind == "f":
-            np.testing.assert_array_equal(va, vb, err_msg=name)
-        else:
-            assert (va == vb).all(), name
-    assert {k: v for k, v in a.attrs.items() if k not in ("history", "date_created")} == {
-        k: v for k, v in b.attrs.items() if k not in ("history", "date_created")
-    }
-
-
-def same_files(a: Path, b: Path) -> list[str]:
-    """Compare two product folders file by file (NetCDF and Zarr by value, tables by
-    content, GeoTIFFs by pixels); the names compared."""
-    import rioxarray
-
-    names = sorted(
-        str(p.relative_to(a)) for p in a.rglob("*") if p.is_file() and "figures" not in p.parts
-    )
-    other = sorted(
-        str(p.relative_to(b)) for p in b.rglob("*") if p.is_file() and "figures" not in p.parts
-    )
-    assert names == other
-    for name in names:
-        pa, pb = a / name, b / name
-        if pa.suffix == ".nc":
-            with xr.open_dataset(pa) as da_, xr.open_dataset(pb) as db_:
-                same_dataset(da_.load(), db_.load())
-        elif pa.suffix == ".csv":
-            pd.testing.assert_frame_equal(pd.read_csv(pa), pd.read_csv(pb))
-        elif pa.suffix == ".tif":
-            ra, rb = rioxarray.open_rasterio(pa), rioxarray.open_rasterio(pb)
-            np.testing.assert_array_equal(ra.values, rb.values)
-        elif pa.name == "summary.json":
-            ja, jb = json.loads(pa.read_text()), json.loads(pb.read_text())
-            for j in (ja, jb):
-                j.pop("seconds", None)
-            ja.pop("cube", None), jb.pop("cube", None)
-            assert ja == jb
-    return names
 
 
 def test_download_on_the_cluster_equals_a_local_one(client, server, catalog_file, tmp_path):

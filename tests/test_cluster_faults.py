@@ -16,9 +16,7 @@ from itscube.io import download as download_module
 from itscube.io.area import point_area
 from itscube.sample import ensure_sample
 from itscube.testing.server import Faults
-
-from .conftest import CENTRE_A
-from .test_cluster import same_dataset, same_files
+from tests.helpers import CENTRE_A, same_dataset, same_files
 
 distributed = pytest.importorskip("distributed")
 

@@ -24,7 +24,7 @@ from itscube.flux import (
     read_thickness,
     to_gt,
 )
-from tests.conftest import CENTRE_A, one_line_error, run_cli
+from tests.helpers import CENTRE_A, one_line_error, run_cli
 
 
 def thickness_like(ds, fh) -> xr.DataArray:
@@ -248,7 +248,7 @@ def qdiv_inputs(cubes, tmp_path_factory):
 
 
 def test_qdiv_cli(cubes, qdiv_inputs, tmp_path):
-    from tests.conftest import FIELD
+    from tests.helpers import FIELD
 
     tif, b = qdiv_inputs
     r = run_cli(

@@ -27,7 +27,7 @@ from itscube.series import (
     time_series,
 )
 from itscube.window import Filters
-from tests.conftest import CENTRE_A, CENTRE_B, FIELD, SHAPE, one_line_error, run_cli
+from tests.helpers import CENTRE_A, CENTRE_B, FIELD, SHAPE, one_line_error, run_cli
 
 X, Y = tile_coords(CENTRE_A, SHAPE)
 ROUNDING = 0.5 + 1e-6  # int16 storage of m/yr
@@ -264,7 +264,7 @@ def test_a_cube_supplies_only_its_own_kind(tmp_path):
     """An annual cube gives annual series (not labelled image pairs); asking a cube for the
     kind it does not hold is a one-line error, never its own values relabelled."""
     from itscube.sample import ensure_sample
-    from tests.conftest import one_line_error, run_cli
+    from tests.helpers import one_line_error, run_cli
 
     sample = ensure_sample()
     annual = time_series([(-48.8, 69.4)], sample.annual)
@@ -279,7 +279,7 @@ def test_a_cube_supplies_only_its_own_kind(tmp_path):
 
 def test_series_of_the_sample_say_synthetic(tmp_path):
     from itscube.sample import ensure_sample
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     r = run_cli("series", ensure_sample().subyearly, "--point", -48.8, 69.4, "--no-figures",
                 "--out", tmp_path)  # fmt: skip

@@ -13,7 +13,7 @@ from itscube._datasets.fields import FIELD_YC as YC
 from itscube._datasets.fields import field_dataset, finite
 from itscube.errors import CubeFormatError, InputError
 from itscube.temporal import ErrorModel, period_mean
-from tests.conftest import FIELD
+from tests.helpers import FIELD
 
 METHODS = ("gradient", "coarsen", "log")
 

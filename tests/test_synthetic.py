@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from itscube._datasets import itslive as synthetic
-from tests.conftest import FIELD
+from tests.helpers import FIELD
 
 
 def _zarray(store, name):

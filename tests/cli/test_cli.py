@@ -8,7 +8,7 @@ import re
 import pytest
 
 from itscube import _typing as _t
-from tests.conftest import CENTRE_A, one_line_error, point_download_args, run_cli
+from tests.helpers import CENTRE_A, one_line_error, point_download_args, run_cli
 
 X0, Y0 = CENTRE_A
 run = run_cli

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 from itscube.sample import SAMPLE_CENTRE, SAMPLE_FIELD, ensure_sample
-from tests.conftest import one_line_error, run_cli
+from tests.helpers import one_line_error, run_cli
 
 
 def test_seasonal_maps_match_the_generator(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import rioxarray
 import xarray as xr
 
-from tests.conftest import FIELD, one_line_error, run_cli
+from tests.helpers import FIELD, one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")

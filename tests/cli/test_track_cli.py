@@ -10,7 +10,7 @@ import pytest
 import rioxarray
 import xarray as xr
 
-from tests.conftest import CENTRE_A, FIELD, one_line_error, run_cli
+from tests.helpers import CENTRE_A, FIELD, one_line_error, run_cli
 
 X0, Y0 = CENTRE_A
 

@@ -11,7 +11,7 @@ from itscube import CatalogError, CubeNotFoundError, bbox_area, load_catalog, po
 from itscube._datasets.itslive import catalog_feature, write_catalog
 from itscube.io.catalog import parse_catalog
 from itscube.testing.server import StoreServer
-from tests.conftest import CENTRE_A, CENTRE_B, EPSG, SHAPE
+from tests.helpers import CENTRE_A, CENTRE_B, EPSG, SHAPE
 
 
 def test_both_catalog_generations_parse(catalog_file):

@@ -8,7 +8,7 @@ import pytest
 
 from itscube import CubeFormatError, CubeNotFoundError, InputError, open_cube
 from itscube.io.cube import normalise_cube
-from tests.conftest import analytic
+from tests.helpers import analytic
 
 
 def _check_normalised(ds, cubes):

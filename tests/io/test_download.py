@@ -27,7 +27,7 @@ from itscube import (
 from itscube.io.chunkcache import cached_keys
 from itscube.io.stores import CachingStore
 from itscube.testing.server import Faults
-from tests.conftest import CENTRE_A, CENTRE_B, analytic
+from tests.helpers import CENTRE_A, CENTRE_B, analytic
 
 X0, Y0 = CENTRE_A
 # a box inside A only, spanning several 10 x 10 chunks
@@ -458,7 +458,7 @@ def test_filter_mistakes_caught_up_front(kw, python, match, catalog_file, server
         "max_error": None,
     }[next(iter(kw))]
     if flags:
-        from tests.conftest import one_line_error, point_download_args, run_cli
+        from tests.helpers import one_line_error, point_download_args, run_cli
 
         r = run_cli(
             "download",

@@ -25,7 +25,7 @@ from itscube._datasets import itslive as synthetic
 from itscube.io.chunkcache import cached_keys
 from itscube.io.stores import open_source, run_sync
 from itscube.testing import Faults, StacServer, StoreServer
-from tests.conftest import FIELD, one_line_error, run_cli
+from tests.helpers import FIELD, one_line_error, run_cli
 
 LAYERS = synthetic.make_layers(40, "2016-01-01", "2019-12-31", seed=21)
 EPSG = 3413

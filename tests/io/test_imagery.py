@@ -16,7 +16,7 @@ from itscube.grid import grid_template
 from itscube.io.area import bbox_area
 from itscube.io.imagery import pick_scene, read_rgb, search_scenes
 from itscube.testing import StacServer, StoreServer
-from tests.conftest import CENTRE_A, one_line_error, run_cli
+from tests.helpers import CENTRE_A, one_line_error, run_cli
 
 CX, CY = CENTRE_A
 GLACIER = OutletGlacier(x_head=CX - 20000, y_c=CY, half_width=3000)

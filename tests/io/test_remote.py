@@ -69,7 +69,7 @@ def test_unreachable_hosts_fail_alike_over_s3_and_https(url, env, command, monke
     on DNS failures), and outside a download it promises no resume."""
     import time
 
-    from tests.conftest import one_line_error, run_cli
+    from tests.helpers import one_line_error, run_cli
 
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -20,7 +20,7 @@ import xarray as xr
 from itscube import open_cube
 from itscube._datasets.itslive import decimal_year, glacier_thickness
 from itscube.sample import SAMPLE_CENTRE, SAMPLE_FIELD
-from tests.conftest import one_line_error, run_cli
+from tests.helpers import one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -24,6 +24,7 @@ from itscube.sample import (
     ensure_sample,
     serve_sample,
 )
+from tests.helpers import same_dataset
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "Example_Qdiv"
 
@@ -41,18 +42,6 @@ def test_bundle_is_small_and_complete(sample):
     assert "NOT real ITS_LIVE data" in sample.info["description"]
 
 
-def _same(a: xr.Dataset, b: xr.Dataset) -> None:
-    assert sorted(a.variables) == sorted(b.variables)
-    for name in a.variables:
-        va, vb = a[name].values, b[name].values
-        assert va.dtype == vb.dtype, name
-        if np.issubdtype(va.dtype, np.floating):
-            np.testing.assert_array_equal(va, vb, err_msg=name)  # NaN == NaN here
-        else:
-            assert (va == vb).all(), name
-        assert a[name].dims == b[name].dims, name
-
-
 @pytest.mark.slow
 def test_bundle_equals_a_fresh_build(sample, tmp_path):
     """The shipped data are exactly what ``build_sample`` generates (documented by code)."""
@@ -60,7 +49,7 @@ def test_bundle_equals_a_fresh_build(sample, tmp_path):
     for store in ("subyearly", "annual"):
         a = xr.open_zarr(getattr(sample, store), mask_and_scale=False, decode_times=False)
         b = xr.open_zarr(getattr(fresh, store), mask_and_scale=False, decode_times=False)
-        _same(a, b)
+        same_dataset(a, b)
         # attributes, dtypes, fill values, chunks and compressors are identical too
         meta_a = json.loads((getattr(sample, store) / ".zmetadata").read_text())
         meta_b = json.loads((getattr(fresh, store) / ".zmetadata").read_text())

@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from itscube.products.track import run_track
-from tests.conftest import CENTRE_A
+from tests.helpers import CENTRE_A
 
 X0, Y0 = CENTRE_A
 

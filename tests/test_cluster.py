@@ -20,7 +20,7 @@ from tests.helpers import CENTRE_A, one_line_error, run_cli, same_dataset, same_
 
 distributed = pytest.importorskip("distributed")
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from tests.helpers import CENTRE_A, same_dataset, same_files
 
 distributed = pytest.importorskip("distributed")
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 
 @pytest.fixture

@@ -478,6 +478,7 @@ def test_per_layer_flux_series_streams_and_matches_each_layer():
     )
 
 
+@pytest.mark.slow
 def test_qdiv_common_layers_averages_fewer_pairs_and_changes_the_maps(cubes, qdiv_inputs, tmp_path):
     tif, b = qdiv_inputs
     out = {}

@@ -181,6 +181,7 @@ def test_only_the_chunk_columns_of_the_pixels_are_read(cubes, server):
         assert sent == (cubes.root / path).stat().st_size, path
 
 
+@pytest.mark.slow
 def test_series_cli_writes_every_output(cubes, server, tmp_path):
     r = run_cli(
         "series", f"{server.url}/A.zarr", "--point", X[5], Y[5], "--point", X[9], Y[9],

@@ -207,6 +207,7 @@ def test_distributed_localcluster():
     np.testing.assert_allclose(finite(res), 0.002, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_real_cube_path(cubes):
     """Open the schema-true cube (int16 velocities, descending y) and recover the field."""
     ds = open_cube(cubes.a_path, start="2019-01-01", end="2019-12-31").chunk({"mid_date": 8})

@@ -68,6 +68,7 @@ def test_linear_field_on_tiles_is_exact():
     np.testing.assert_allclose(inner["exy"].values, 0.5 * (0.001 - 0.002), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_strain_product_on_tiles_equals_whole_maps(tmp_path):
     """A map larger than the memory budget per layer: the product streams it in tiles with
     halos, and writes the same per-step strain as with whole maps."""

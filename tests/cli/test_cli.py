@@ -352,6 +352,7 @@ def test_thickness_warnings_are_one_line(tmp_path):
     assert "UserWarning" not in r.output
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_blank_progress_lines(tmp_path):
     """Not a terminal (a pipe, a log file): no progress frames, no source paths on log lines."""
     import subprocess

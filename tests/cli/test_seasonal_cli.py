@@ -12,6 +12,7 @@ from itscube.sample import SAMPLE_CENTRE, SAMPLE_FIELD, ensure_sample
 from tests.helpers import one_line_error, run_cli
 
 
+@pytest.mark.slow
 def test_seasonal_maps_match_the_generator(tmp_path):
     sample = ensure_sample()
     res = run_cli(

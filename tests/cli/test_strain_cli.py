@@ -36,6 +36,7 @@ def strain_out(cubes, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_folders_files_and_values(strain_out):
     folders = sorted(p.name for p in (strain_out / "strain").iterdir())
     assert folders == ["1_20170101_20181231", "2_20170101_20181231"]
@@ -101,6 +102,7 @@ def test_existing_folder_needs_overwrite(strain_out, cubes):
     assert not (folder / "figures").exists() and not (folder / "strain_steps.nc").exists()
 
 
+@pytest.mark.slow
 def test_scheduler_option_uses_a_cluster(cubes, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(

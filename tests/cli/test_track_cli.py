@@ -15,6 +15,7 @@ from tests.helpers import CENTRE_A, FIELD, one_line_error, run_cli
 X0, Y0 = CENTRE_A
 
 
+@pytest.mark.slow
 def test_track_line_and_grid(cubes, tmp_path):
     r = run_cli(
         "track",
@@ -94,6 +95,7 @@ def test_track_seeds_csv_lonlat(cubes, tmp_path):
     assert float(ds.x[0, 0]) == pytest.approx(X0, abs=0.01)
 
 
+@pytest.mark.slow
 def test_point_in_lonlat_and_the_deprecated_metres_form(cubes, tmp_path):
     """--point is LON LAT as in every other command; the old X Y in the cube's CRS still
     works for one release, with a warning, and gives the same track as --crs."""
@@ -210,6 +212,7 @@ def test_malformed_seed_csv(cubes, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_track_layer_filters_change_the_result_or_fail_cleanly(cubes, tmp_path):
     base = [
         "track",
@@ -239,6 +242,7 @@ def test_track_layer_filters_change_the_result_or_fail_cleanly(cubes, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_track_past_the_cube_dates(cubes, tmp_path):
     args = [
         "track",
@@ -297,6 +301,7 @@ def test_area_repr_is_short():
     assert text.startswith("Area('bbox_") and "EPSG:4326" in text and len(text) < 160
 
 
+@pytest.mark.slow
 def test_period_vocabulary_is_shared(cubes, tmp_path):
     """--period month works for strain as for tracking, and track takes --period too."""
     r = run_cli(

@@ -43,6 +43,7 @@ def test_open_http(cubes, server):
 
 
 @pytest.mark.s3
+@pytest.mark.slow
 def test_open_s3(cubes, s3_server):
     _check_normalised(open_cube("s3://its-live-data/datacubes/A.zarr"), cubes)
 

@@ -36,6 +36,8 @@ X_V2, Y_V2 = synthetic.tile_coords(C_V2, SHAPE_V2, y_offset=synthetic.LATTICE_OF
 # a v2.2 tile abutting the v2 one on the east, 32 px wide
 C_V22 = (float(X_V2[-1] + 120 * 16.5 + 60), C_V2[1])
 
+pytestmark = pytest.mark.slow  # half a minute or more: outside the fast lane
+
 
 def _make(path, centre, shape, layout, **kw):
     return synthetic.make_subyearly_cube(

@@ -118,6 +118,7 @@ def test_image_cli_writes_the_rgb_product(imagery, tmp_path):
     assert "127.0.0.1:9" in r.output, "the deprecated option's URL is the one used"
 
 
+@pytest.mark.slow
 def test_track_background_changes_the_figure(imagery, cubes, tmp_path):
     _, api, _ = imagery
     figs = {}
@@ -152,6 +153,7 @@ def test_background_file_must_be_rgb(cubes, tmp_path):
         load_background(tmp_path / "grey.tif", ds, "2018-01-01")
 
 
+@pytest.mark.slow
 def test_strain_and_qdiv_figures_take_a_background_file(cubes, tmp_path):
     """An RGB GeoTIFF under the maps: the figures change and the summaries say so."""
     from itscube import open_cube

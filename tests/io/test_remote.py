@@ -64,6 +64,7 @@ def test_retry_gives_up_after_the_last_attempt_and_never_retries_permanent_error
     ],
 )
 @pytest.mark.parametrize("command", ["info", "strain"])
+@pytest.mark.slow
 def test_unreachable_hosts_fail_alike_over_s3_and_https(url, env, command, monkeypatch):
     """An unknown host is one line, exit code 3 over either protocol, quickly (no retries
     on DNS failures), and outside a download it promises no resume."""

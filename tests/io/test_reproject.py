@@ -13,6 +13,8 @@ from itscube.io.reproject import jacobian, mosaic, reproject_cube, target_grid
 
 LONLAT = pyproj.CRS(4326)
 
+pytestmark = pytest.mark.slow  # half a minute or more: outside the fast lane
+
 
 def _derivs(crs, lon, lat):
     """d(x, y)/d(lon, lat) of a projection, analytic (PROJ's factors)."""

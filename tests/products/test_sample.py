@@ -86,6 +86,7 @@ def test_subyearly_sample_schema(sample):
     assert np.allclose((x - 52.5) % 120, 0)  # the global ITS_LIVE 120 m lattice
 
 
+@pytest.mark.slow
 def test_sample_noise_matches_its_stated_errors(sample):
     """Each layer = time-mean of the analytic field over the pair + N(0, vx_error) noise."""
     ds = open_cube(sample.subyearly)

@@ -7,6 +7,7 @@ import json
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 
 from itscube.products.track import run_track
@@ -24,6 +25,7 @@ def _run(cubes, out, block_points):
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_streamed_blocks_write_the_same_files(cubes, tmp_path):
     one = _run(cubes, tmp_path / "one", 100_000)
     many = _run(cubes, tmp_path / "many", 3)  # blocks of 3, 3 and 2 points

@@ -132,7 +132,6 @@ def test_bad_inputs():
         track(ds, [[XC, YC]], "2018-01-01", "2019-01-01", method="rk45")
 
 
-@pytest.mark.slow
 def test_ensemble_spread_grows_as_error_times_time():
     from itscube.track import ensemble_spread
 

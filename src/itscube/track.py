@@ -370,7 +370,6 @@ def track(
     extrapolate: bool = False,
     output_every: int = 1,
     chunk_points: int = 100_000,
-    _perturb: tuple[np.random.Generator, ErrorModel] | None = None,
     _series: xr.Dataset | None = None,
     _checked: bool = False,
 ) -> xr.Dataset:
@@ -451,25 +450,11 @@ def track(
     )
     if not _checked:
         _check_inside(x0, y0, series, crs)
-    bnds = series["time_bnds"].values
-    cov0, cov1 = data_coverage(ds, bnds, steady)
-    if (t0 < cov0 or t1 > cov1) and not (extrapolate or steady):
-        raise InputError(
-            f"start/end {t0.date()}..{t1.date()} runs past the dates the cube's velocities "
-            f"cover ({cov0.date()}..{(cov1 - pd.Timedelta(seconds=1)).date()}); narrow the "
-            "dates, or pass extrapolate to hold the nearest field there (flagged)",
-            params=("start", "end", "extrapolate"),
-        )
-    t_from, t_to = (t1, t0) if backward else (t0, t1)
-    times = step_schedule(t_from, t_to, dt_days, np.unique(bnds.ravel()))
-    mids = times[:-1] + (times[1:] - times[:-1]) / 2
-    starts = bnds[:, 0]
-    field_of_step = np.clip(np.searchsorted(starts, mids, side="right") - 1, 0, len(starts) - 1)
-    dt_yr = np.abs(np.diff(times).astype("timedelta64[ns]").astype("f8")) / 86400e9 / DAYS_PER_YEAR
-    keep = output_steps(len(dt_yr), int(output_every))
-    schedule = (dt_yr, field_of_step.astype(np.int64), order, -1.0 if backward else 1.0, keep)
+    steps = (order, t0, t1, dt_days, output_every, backward)
+    schedule, times, mids, (cov0, cov1) = _schedule(ds, series, steps, steady, extrapolate)
+    keep = schedule[-1]
     X, Y, VX, VY, flags, status, XE, YE, NS = _run_advection(
-        series, x0, y0, schedule, gap_radius, _perturb, chunk_points
+        series, x0, y0, schedule, gap_radius, None, chunk_points
     )
     outside = (mids < np.datetime64(cov0)) | (mids > np.datetime64(cov1))
     if outside.any() and not steady:
@@ -506,6 +491,31 @@ def track(
         },
     )
     return out.rio.write_crs(crs, grid_mapping_name="mapping")
+
+
+def _schedule(ds: xr.Dataset, series: xr.Dataset, steps: tuple, steady: bool, extrapolate: bool):
+    """The advection schedule (step lengths in years, the field of each step, the RK order,
+    the direction, the kept steps), the step times and midpoints, and the dates the data
+    cover; a window past them is an error unless ``extrapolate`` or ``steady``."""
+    order, t0, t1, dt_days, output_every, backward = steps
+    bnds = series["time_bnds"].values
+    cov0, cov1 = data_coverage(ds, bnds, steady)
+    if (t0 < cov0 or t1 > cov1) and not (extrapolate or steady):
+        raise InputError(
+            f"start/end {t0.date()}..{t1.date()} runs past the dates the cube's velocities "
+            f"cover ({cov0.date()}..{(cov1 - pd.Timedelta(seconds=1)).date()}); narrow the "
+            "dates, or pass extrapolate to hold the nearest field there (flagged)",
+            params=("start", "end", "extrapolate"),
+        )
+    t_from, t_to = (t1, t0) if backward else (t0, t1)
+    times = step_schedule(t_from, t_to, dt_days, np.unique(bnds.ravel()))
+    mids = times[:-1] + (times[1:] - times[:-1]) / 2
+    starts = bnds[:, 0]
+    field_of_step = np.clip(np.searchsorted(starts, mids, side="right") - 1, 0, len(starts) - 1)
+    dt_yr = np.abs(np.diff(times).astype("timedelta64[ns]").astype("f8")) / 86400e9 / DAYS_PER_YEAR
+    keep = output_steps(len(dt_yr), int(output_every))
+    schedule = (dt_yr, field_of_step.astype(np.int64), order, -1.0 if backward else 1.0, keep)
+    return schedule, times, mids, (cov0, cov1)
 
 
 def _composite_name(composite: str | None, series: xr.Dataset) -> str:
@@ -640,18 +650,23 @@ def ensemble_spread(
             raise InputError(f"ensemble needs {name} in the cube", params="ensemble")
     rng = np.random.default_rng(seed)
     model = error_model or ErrorModel()
-    _, t0, t1 = _check_options(
+    order, t0, t1 = _check_options(
         kw.get("method", "rk4"), kw.get("dt_days", 5.0), kw.get("output_every", 1), start, end
     )
     fields = velocity_series(  # once for all members (a fit per member cost minutes)
         ds, t0, t1, kw.get("composite"), kw.get("steady", False), kw.get("estimator", "auto")
     ).compute()
-    ends = []
-    for _ in range(n):
-        member = track(ds, seeds, start, end, _perturb=(rng, model), _series=fields, **kw)
-        ends.append(member[["x", "y"]].compute())
-    ex = np.stack([e.x.values[:, -1] for e in ends])
-    ey = np.stack([e.y.values[:, -1] for e in ends])
+    x0, y0, _ = _seeds_xy(seeds, ds.rio.crs, kw.get("seeds_crs"))
+    steps = (order, t0, t1, kw.get("dt_days", 5.0), 1, kw.get("backward", False))
+    schedule = _schedule(ds, fields, steps, kw.get("steady", False), kw.get("extrapolate", False))
+    schedule = (*schedule[0][:-1], np.array([0, len(schedule[0][0])]))  # the end is enough
+    gap_radius = kw.get("gap_radius", 3.0)
+    ends = [  # each member: its error fields, then the advection alone (no dataset)
+        _run_advection(fields, x0, y0, schedule, gap_radius, (rng, model), len(x0))[6:8]
+        for _ in range(n)
+    ]
+    ex = np.stack([np.asarray(e[0]) for e in ends])
+    ey = np.stack([np.asarray(e[1]) for e in ends])
     sx, sy = np.nanstd(ex, axis=0, ddof=1), np.nanstd(ey, axis=0, ddof=1)
     return xr.Dataset(
         {

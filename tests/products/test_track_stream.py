@@ -48,3 +48,19 @@ def test_streamed_blocks_write_the_same_files(cubes, tmp_path):
     for key in ("points", "status", "points_with_gap_fallback", "median_displacement_m"):
         assert sa[key] == sb[key], key
     assert not (b / ".blocks").exists()
+
+
+def test_ensemble_option_adds_the_spread(cubes, tmp_path):
+    """``ensemble`` adds each point's 1-sigma end-position spread to the tables and the
+    summary; without it there is none. The test cubes' errors are a few m/yr, so a year
+    spreads the ends by metres, not by nothing and not by kilometres."""
+    seeds = np.array([[X0 - 900.0, Y0 + 300.0], [X0 + 600.0, Y0 - 450.0]])
+    opts = dict(seeds=seeds, start="2018-01-01", end="2018-12-31", figures=False)
+    plain = run_track(cubes.a_path, out=tmp_path / "plain", **opts)
+    spread = run_track(cubes.a_path, out=tmp_path / "spread", ensemble=30, **opts)
+    assert plain.summary["median_spread_m"] is None
+    assert 0.1 < spread.summary["median_spread_m"] < 500
+    lines = gpd.read_file(spread.folder / "tracks.gpkg", layer="tracks")
+    assert (lines["spread_m"] > 0).all() and "spread_m" not in gpd.read_file(
+        plain.folder / "tracks.gpkg", layer="tracks"
+    )

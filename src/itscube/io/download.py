@@ -52,6 +52,7 @@ from itscube.errors import (
 )
 from itscube.grid import PIXEL_M, half_cell, spacing
 from itscube.io import cf, remote
+from itscube.io._zarr_private import async_array
 from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from itscube.io.files import check_out_dir, date_label
@@ -823,7 +824,7 @@ class StagedStore:
             slice(block.x0, block.x1),
         )
         await asyncio.gather(
-            *(self.arrays[n]._async_array.setitem(region, v) for n, v in data.items())
+            *(async_array(self.arrays[n]).setitem(region, v) for n, v in data.items())
         )
         (self.done_dir / str(block.index)).touch()
 

@@ -42,14 +42,20 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.abc.store import ByteRequest, OffsetByteRequest, RangeByteRequest, SuffixByteRequest
-from zarr.core.array import AsyncArray
-from zarr.core.buffer import Buffer, BufferPrototype
-from zarr.core.sync import _get_loop, sync
-from zarr.storage import FsspecStore, LocalStore, StorePath, WrapperStore
+from zarr.storage import FsspecStore, LocalStore, WrapperStore
 
 from itscube.errors import CubeFormatError, CubeNotFoundError, DownloadError
 from itscube.grid import epsg_of
 from itscube.io import cf, remote
+from itscube.io._zarr_private import (
+    AsyncArray,
+    Buffer,
+    BufferPrototype,
+    default_buffer_prototype,
+    get_loop,
+    rebuild_async_array,
+    sync,
+)
 from itscube.io.chunkcache import ABSENT, ChunkCache
 
 __all__ = [
@@ -254,8 +260,6 @@ def _whole_answer(buf: Buffer | None, byte_range: ByteRequest | None) -> Buffer 
 
 
 def _default_prototype() -> BufferPrototype:
-    from zarr.core.buffer import default_buffer_prototype
-
     return default_buffer_prototype()
 
 
@@ -463,9 +467,7 @@ def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
         meta = dataclasses.replace(meta, fill_value=missing)
     if cf_missing is not None:
         attrs["missing_value"] = cf_missing
-    async_arr = AsyncArray(
-        metadata=meta, store_path=StorePath(store, arr.path), config=arr._async_array.config
-    )
+    async_arr = rebuild_async_array(arr, meta, store)
     shards = getattr(arr, "shards", None)
     return SourceArray(
         name,
@@ -648,7 +650,7 @@ def missing_mask(values: np.ndarray, missing: Any) -> np.ndarray:
 
 def run_sync(coro):
     """Run a coroutine on zarr's event loop thread and wait; Ctrl-C cancels it cleanly."""
-    loop = _get_loop()
+    loop = get_loop()
     fut = asyncio.run_coroutine_threadsafe(coro, loop)
     try:
         return fut.result()

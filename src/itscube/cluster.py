@@ -30,7 +30,14 @@ from typing import Any
 from itscube._version import __version__
 from itscube.errors import InputError
 
-__all__ = ["SCHEDULER_ENV", "connect", "current_client", "executed_counts", "worker_versions"]
+__all__ = [
+    "SCHEDULER_ENV",
+    "connect",
+    "current_client",
+    "executed_counts",
+    "worker_count",
+    "worker_versions",
+]
 
 SCHEDULER_ENV = ("ITSCUBE_SCHEDULER", "DASK_SCHEDULER_ADDRESS")
 """Environment variables read (in this order) when no scheduler address is given."""
@@ -139,6 +146,11 @@ def connect(scheduler: str | None = None, client: Any = None) -> Iterator[Any]:
         _check_workers(new, address)
         with new.as_current():
             yield new
+
+
+def worker_count(client) -> int:
+    """Workers the scheduler of ``client`` knows now (at least 1: work is split for it)."""
+    return max(1, len(client.scheduler_info().get("workers", {})))
 
 
 def _executed(dask_worker) -> int:

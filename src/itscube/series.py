@@ -40,7 +40,7 @@ import xarray as xr
 
 from itscube._typing import INTERPOLATIONS as _INTERPOLATIONS
 from itscube._typing import CRSLike, Estimator, Kind, check_choice
-from itscube.cluster import current_client
+from itscube.cluster import current_client, worker_count
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.grid import grid_bounds, spacing
 from itscube.io.area import (
@@ -523,8 +523,8 @@ def _from_cube_task(url: str, workers: int, targets: Targets, group: list[int], 
 def _from_cube_on_cluster(client, url, workers, targets, remaining, options):
     """:func:`_from_cube` with the targets split into groups, one task each (about two per
     worker); the parts of the groups that the cube holds, and the targets it does not."""
-    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-    groups = [list(g) for g in np.array_split(remaining, min(len(remaining), 2 * n_workers))]
+    n_groups = min(len(remaining), 2 * worker_count(client))
+    groups = [list(g) for g in np.array_split(remaining, n_groups)]
     futures = [
         client.submit(_from_cube_task, url, workers, targets, g, options, pure=False)
         for g in groups

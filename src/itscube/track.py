@@ -44,7 +44,7 @@ from scipy.ndimage import gaussian_filter
 from itscube._kernels.advect import ORDERS, advect, output_steps
 from itscube._kernels.gaps import fill_time_space
 from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, Estimator, check_choice
-from itscube.cluster import current_client
+from itscube.cluster import current_client, worker_count
 from itscube.errors import InputError
 from itscube.grid import grid_bounds, spacing, time_dim
 from itscube.io.area import check_degrees, parse_crs
@@ -585,22 +585,25 @@ def track_blocks(
     ids = np.asarray(ids)
     n = max(1, int(block_points))
     spans = [(a, min(a + n, len(x0))) for a in range(0, len(x0), n)]
-    seeds_of = [pd.DataFrame({"x": x0[a:b], "y": y0[a:b], "id": ids[a:b]}) for a, b in spans]
+
+    def seeds_of(a: int, b: int) -> pd.DataFrame:  # one block's table, made when it is due
+        return pd.DataFrame({"x": x0[a:b], "y": y0[a:b], "id": ids[a:b]})
+
     client = current_client()
     if client is None:
-        for (a, b), block in zip(spans, seeds_of, strict=True):
-            yield _track_block(ds, block, a, b, start, end, fields, kw)
+        for a, b in spans:
+            yield _track_block(ds, seeds_of(a, b), a, b, start, end, fields, kw)
         return
     # on a cluster: the fields once per worker, each block of seeds a task; the blocks
     # come back in order, a bounded number ahead (the client's memory stays bounded)
     light = _coordinates_only(ds)
     shared = client.scatter([light, fields], broadcast=True)
-    ahead = 2 * max(1, len(client.scheduler_info().get("workers", {})))
+    ahead = 2 * worker_count(client)
     futures: list = []
     for i in range(len(spans) + ahead):
         if i < len(spans):
-            (a, b), block = spans[i], seeds_of[i]
-            args = (shared[0], block, a, b, start, end, shared[1], kw)
+            a, b = spans[i]
+            args = (shared[0], seeds_of(a, b), a, b, start, end, shared[1], kw)
             futures.append(client.submit(_track_block, *args, pure=False))
         if i >= ahead:
             yield futures.pop(0).result()

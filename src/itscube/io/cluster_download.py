@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from itscube.cluster import worker_count
 from itscube.errors import DownloadError, InputError, ItscubeError
 from itscube.io.area import Area
 from itscube.io.location import Location
@@ -164,7 +165,7 @@ def fetch_on_cluster(
 
     from itscube.io.download import _in_flight
 
-    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    n_workers = worker_count(client)
     futures = []
     for i, store in enumerate(staged):
         plan = store.plan

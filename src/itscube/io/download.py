@@ -1143,9 +1143,9 @@ def _download(
     if workers < 1:
         raise InputError("workers must be >= 1", params="workers")
     t0, t1 = date_window(start, end)
-    if cluster is not None and Location.of(out).local:
-        out = Path(out).absolute()  # the workers' working folder is not this one
     top = Location.of(out, out_options)
+    if cluster is not None and top.local:  # the workers' working folder is not this one
+        top = Location(str(Path(top.url).absolute()))
     if top.local:
         check_out_dir(out)
     else:

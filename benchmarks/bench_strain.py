@@ -4,7 +4,10 @@
     cube read chunk by chunk from a Zarr store on disk, against
       - a plain numpy read+write pass: the same chunk reads, then writing the same number
         of output maps (np.copyto; no arithmetic) -- the memory-traffic floor;
+      - the same floor with each chunk's outputs newly allocated and then copied to the
+        sink, as a result is (the first touch of fresh memory is part of writing it);
       - the same pass writing only the two input maps back (read+write of the same data);
+    plus the kernel alone: bytes moved per output byte and GB/s against memcpy.
       - a naive per-layer ``np.gradient`` loop computing the same 12 components (k = 1,
         no errors; measured on a subset of layers, reported per layer).
 (b) ``log`` method vs glacier-strain-tools ``logarithmic`` (Alley et al. 2018) on the
@@ -32,6 +35,7 @@ import xarray as xr
 import zarr
 
 from itscube import strain_rates
+from itscube._kernels.strain import gradient_strain
 from itscube.strain import COMPONENTS, ERROR_COMPONENTS
 
 DX = 120.0
@@ -96,6 +100,15 @@ def bench_a(path: Path, n: int, t: int, naive_layers: int) -> dict:
                 np.copyto(sink[i, : len(u)], u if i % 2 == 0 else v)
         return time.perf_counter() - t0
 
+    def fresh_pass(n_maps):  # the same, each chunk's outputs newly allocated (as results are)
+        t0 = time.perf_counter()
+        for u, v in chunks(path):
+            fresh = np.empty((n_maps, *u.shape), "f4")
+            for i in range(n_maps):
+                np.copyto(fresh[i], u if i % 2 == 0 else v)
+            np.copyto(sink[:n_maps, : len(u)], fresh)
+        return time.perf_counter() - t0
+
     def itscube_pass():
         t0 = time.perf_counter()
         for u, v in chunks(path):
@@ -126,7 +139,10 @@ def bench_a(path: Path, n: int, t: int, naive_layers: int) -> dict:
     floor_pass(2)  # warm the page cache for everybody
     t_floor = min(floor_pass(n_out) for _ in range(2))
     t_copy = min(floor_pass(2) for _ in range(2))
+    t_fresh = min(fresh_pass(n_out) for _ in range(2))
     t_its = min(itscube_pass() for _ in range(2))
+
+    traffic = kernel_traffic(path, x, y, n_out)
 
     # naive loop vs itscube on the same subset, no errors (the naive loop has none)
     u, v = next(chunks(path))
@@ -157,14 +173,43 @@ def bench_a(path: Path, n: int, t: int, naive_layers: int) -> dict:
         "itscube_s": round(t_its, 2),
         "floor_read_write_16_maps_s": round(t_floor, 2),
         "read_write_same_data_s": round(t_copy, 2),
+        "floor_fresh_outputs_16_maps_s": round(t_fresh, 2),
         "ratio_vs_floor_16_maps": round(t_its / t_floor, 2),
+        "ratio_vs_floor_fresh_outputs": round(t_its / t_fresh, 2),
         "ratio_vs_read_write_same_data": round(t_its / t_copy, 2),
+        **traffic,
         "naive_layers": naive_layers,
         "naive_s_per_layer": round(t_naive / naive_layers, 4),
         "itscube_s_per_layer_no_errors": round(t_fast / naive_layers, 4),
         "speedup_vs_naive": round(t_naive / t_fast, 1),
         "max_rel_difference_vs_naive": agree,
     }
+
+
+def kernel_traffic(path: Path, x, y, n_out: int) -> dict:
+    """The kernel alone on one chunk into a preallocated output: its memory traffic per
+    output byte (one pass: each input read once, each output written once) and the rate
+    it reaches against memcpy of the same number of bytes."""
+    u, v = next(chunks(path))
+    su = np.full((len(u), 1, 1), 5.0, "f4")
+    out = np.empty((len(u), n_out, *u.shape[1:]), "f4")
+    gradient_strain(u, v, su, su, x, y, 1, True, out, 5.0, 1.0)
+    t_kernel = min(_timed(gradient_strain, u, v, su, su, x, y, 1, True, out, 5.0, 1.0)
+                   for _ in range(3))  # fmt: skip
+    src = np.concatenate([u.ravel(), v.ravel()] * (n_out // 2 + 1))[: out.size]
+    t_memcpy = min(_timed(np.copyto, out.reshape(-1), src) for _ in range(3))
+    moved = u.nbytes + v.nbytes + out.nbytes
+    return {
+        "kernel_bytes_moved_per_output_byte": round(moved / out.nbytes, 3),
+        "kernel_GB_per_s": round(moved / t_kernel / 1e9, 1),
+        "memcpy_GB_per_s": round(2 * out.nbytes / t_memcpy / 1e9, 1),
+    }
+
+
+def _timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
 
 
 def naive_loop(u, v, x, y) -> dict:

@@ -122,6 +122,8 @@ def _run_kernel(u, v, su, sv, *, x, y, k, method, with_errors, min_speed=0.0, er
     u3, v3 = stack(u), stack(v)
     if with_errors:
         su3, sv3 = view(su), view(sv)
+        if all(a.strides[1:] == (0, 0) for a in (su3, sv3)):  # one error per layer
+            su3, sv3 = np.ascontiguousarray(su3[:, :1, :1]), np.ascontiguousarray(sv3[:, :1, :1])
     else:
         su3 = sv3 = np.zeros((1, 1, 1), np.float32)
     fn = _kernels.log_strain if method == "log" else _kernels.gradient_strain
@@ -371,14 +373,21 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
 def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str, k: int) -> xr.Dataset:
     """One variable per component, the velocities used, and the per-layer metadata."""
     lead = [d for d in u.dims if d not in ("y", "x")]
-    out = xr.Dataset(coords={c: u.coords[c] for c in u.coords if c != "component"})
-    for i, name in enumerate(names):
-        comp = stacked.isel(component=i, drop=True).transpose(*lead, "y", "x")
-        comp.attrs = {"units": _units(name), "long_name": LONG_NAMES[name]}
-        out[name] = comp
+    dims = (*lead, "y", "x")
+    stacked = stacked.transpose(*lead, "component", "y", "x")
+    variables = {  # Variables, not DataArrays: one Dataset built without aligning each
+        name: xr.Variable(
+            dims,
+            stacked.variable[(slice(None),) * len(lead) + (i,)].data,
+            {"units": _units(name), "long_name": LONG_NAMES[name]},
+        )
+        for i, name in enumerate(names)
+    }
     for name, src in (("vx", u), ("vy", v)):
-        out[name] = src.transpose(*lead, "y", "x")
-        out[name].attrs = {"units": "m yr-1", "long_name": f"{name[1]} velocity used"}
+        attrs = {"units": "m yr-1", "long_name": f"{name[1]} velocity used"}
+        variables[name] = xr.Variable(dims, src.transpose(*dims).data, attrs)
+    coords = {c: u.coords[c].variable for c in u.coords if c != "component"}
+    out = xr.Dataset(variables, coords=coords)
     tdim = next((d for d in lead if d in ("mid_date", "time")), None)
     if tdim is not None:
         for name, var in ds.data_vars.items():

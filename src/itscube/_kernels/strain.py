@@ -46,76 +46,121 @@ NE = len(ERROR_COMPONENTS)
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
 def _atan2(y, x):
-    """atan2 by an 11th-order minimax polynomial (error < 2e-6 rad, 10x faster than libm)."""
-    if np.isnan(x) or np.isnan(y):
-        return np.nan
+    """atan2 by an 11th-order minimax polynomial (error < 2e-6 rad, 10x faster than libm),
+    branch-free (selects only) so that a loop over pixels vectorises."""
     ax = abs(x)
     ay = abs(y)
-    hi = max(ax, ay)
-    if hi == 0.0:
-        return 0.0
-    a = min(ax, ay) / hi
+    hi = ax if ax > ay else ay
+    lo = ay if ax > ay else ax
+    a = lo / (hi if hi > 0.0 else 1.0)
     s = a * a
     r = a * (
         0.99997726
         + s
         * (-0.33262347 + s * (0.19354346 + s * (-0.11643287 + s * (0.05265332 - s * 0.01172120))))
     )
-    if ay > ax:
-        r = 1.5707963267948966 - r
-    if x < 0.0:
-        r = 3.141592653589793 - r
-    if y < 0.0:
-        r = -r
-    return r
+    r = 1.5707963267948966 - r if ay > ax else r
+    r = 3.141592653589793 - r if x < 0.0 else r
+    r = -r if y < 0.0 else r
+    return np.nan if np.isnan(x + y) else r
+
+
+# Row kernels. Each pixel loop below touches few arrays, all 1-D row views indexed from 0:
+# LLVM then proves the indices non-negative (no wrap-around selects) and needs few
+# run-time alias checks, so the loops vectorise (AVX2: 4 pixels per instruction). One
+# loop writing all 16 outputs does not: it exceeds LLVM's alias-check budget.
 
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
-def _tensor_products(exx, eyy, exy, rot, uc, vc, min2, out, t, i, j):
-    """Write every component of one pixel's strain-rate tensor into ``out[:, t, i, j]``;
-    the flow-aligned ones are NaN where the squared speed is below ``min2`` (no flow
-    direction there) or zero."""
-    out[t, 0, i, j] = exx
-    out[t, 1, i, j] = eyy
-    out[t, 2, i, j] = exy
-    out[t, 3, i, j] = rot
-    out[t, 4, i, j] = exx + eyy
-    out[t, 5, i, j] = np.sqrt(exx * exx + eyy * eyy + exx * eyy + exy * exy)
-    centre = 0.5 * (exx + eyy)
-    radius = np.sqrt(0.25 * (exx - eyy) ** 2 + exy * exy)
-    out[t, 6, i, j] = centre + radius
-    out[t, 7, i, j] = centre - radius
-    out[t, 8, i, j] = 28.64788975654116 * _atan2(2.0 * exy, exx - eyy)  # degrees
-    s2 = uc * uc + vc * vc
-    if s2 > 0.0 and s2 >= min2:
-        cc = uc * uc / s2
-        ss = vc * vc / s2
-        sc = uc * vc / s2
-        out[t, 9, i, j] = exx * cc + 2.0 * exy * sc + eyy * ss
-        out[t, 10, i, j] = exx * ss - 2.0 * exy * sc + eyy * cc
-        out[t, 11, i, j] = (eyy - exx) * sc + exy * (cc - ss)
-    else:
-        out[t, 9, i, j] = np.nan
-        out[t, 10, i, j] = np.nan
-        out[t, 11, i, j] = np.nan
+def _invariants_row(exx, eyy, exy, out, t, i, j0):
+    """``dilatation``, ``effective``, ``e1``, ``e2``, ``e1_angle`` of one row of pixels
+    (``exx, eyy, exy``: float64 row buffers) into ``out[t, 4:9, i, j0:]``."""
+    m = exx.shape[0]
+    o4 = out[t, 4, i, j0 : j0 + m]
+    o5 = out[t, 5, i, j0 : j0 + m]
+    o6 = out[t, 6, i, j0 : j0 + m]
+    o7 = out[t, 7, i, j0 : j0 + m]
+    o8 = out[t, 8, i, j0 : j0 + m]
+    for j in range(m):
+        a = exx[j]
+        b = eyy[j]
+        c = exy[j]
+        o4[j] = a + b
+        o5[j] = np.sqrt(a * a + b * b + a * b + c * c)
+        centre = 0.5 * (a + b)
+        radius = np.sqrt(0.25 * (a - b) ** 2 + c * c)
+        o6[j] = centre + radius
+        o7[j] = centre - radius
+        o8[j] = 28.64788975654116 * _atan2(2.0 * c, a - b)  # degrees
 
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
-def _gradient_errors(su, sv, x, y, k, scale, out, t, i, j):
-    """Independent-error propagation through the centred differences (Poinar & Andrews 2021),
-    times ``scale`` (the error model's factor for correlated errors)."""
-    lx = x[j + k] - x[j - k]
-    ly = y[i + k] - y[i - k]
-    vux = su[t, i, j + k] ** 2 + su[t, i, j - k] ** 2
-    vuy = su[t, i + k, j] ** 2 + su[t, i - k, j] ** 2
-    vvx = sv[t, i, j + k] ** 2 + sv[t, i, j - k] ** 2
-    vvy = sv[t, i + k, j] ** 2 + sv[t, i - k, j] ** 2
-    sexx = np.sqrt(vux) / abs(lx)
-    seyy = np.sqrt(vvy) / abs(ly)
-    out[t, NC + 0, i, j] = scale * sexx
-    out[t, NC + 1, i, j] = scale * seyy
-    out[t, NC + 2, i, j] = scale * 0.5 * np.sqrt(vuy / (ly * ly) + vvx / (lx * lx))
-    out[t, NC + 3, i, j] = scale * np.sqrt(sexx * sexx + seyy * seyy)
+def _flow_row(exx, eyy, exy, u, v, min2, out, t, i, j0):
+    """``longitudinal``, ``transverse``, ``shear`` of one row into ``out[t, 9:12, i, j0:]``:
+    the tensor rotated into the direction of ``(u, v)[t, i, j0:]``; NaN where the squared
+    speed is below ``min2`` (no flow direction there) or zero."""
+    m = exx.shape[0]
+    uc_ = u[t, i, j0 : j0 + m]
+    vc_ = v[t, i, j0 : j0 + m]
+    o9 = out[t, 9, i, j0 : j0 + m]
+    o10 = out[t, 10, i, j0 : j0 + m]
+    o11 = out[t, 11, i, j0 : j0 + m]
+    for j in range(m):
+        a = exx[j]
+        b = eyy[j]
+        c = exy[j]
+        uc = np.float64(uc_[j])
+        vc = np.float64(vc_[j])
+        s2 = uc * uc + vc * vc
+        inv = 1.0 / s2 if (s2 > 0.0 and s2 >= min2) else np.nan
+        cc = uc * uc * inv
+        ss = vc * vc * inv
+        sc = uc * vc * inv
+        o9[j] = a * cc + 2.0 * c * sc + b * ss
+        o10[j] = a * ss - 2.0 * c * sc + b * cc
+        o11[j] = (b - a) * sc + c * (cc - ss)
+
+
+@njit(inline="always", cache=True, fastmath=FASTMATH)
+def _errors_row(su, sv, inv_lx, inv_ly, k, scale, out, t, i):
+    """Independent-error propagation through the centred differences (Poinar & Andrews
+    2021), times ``scale`` (the error model's factor), for row ``i`` into
+    ``out[t, NC:, i, k:-k]``. ``su``/``sv`` are whole maps, or ``(T, 1, 1)`` when the
+    errors are one value per layer (ITS_LIVE's ``vx_error``)."""
+    m = inv_lx.shape[0]
+    p0 = out[t, NC, i, k : k + m]
+    p1 = out[t, NC + 1, i, k : k + m]
+    p2 = out[t, NC + 2, i, k : k + m]
+    p3 = out[t, NC + 3, i, k : k + m]
+    aly = abs(inv_ly)
+    if su.shape[1] == 1 and su.shape[2] == 1:
+        vu = 2.0 * np.float64(su[t, 0, 0]) ** 2
+        vv = 2.0 * np.float64(sv[t, 0, 0]) ** 2
+        seyy = np.sqrt(vv) * aly
+        for j in range(m):
+            alx = abs(inv_lx[j])
+            sexx = np.sqrt(vu) * alx
+            p0[j] = scale * sexx
+            p1[j] = scale * seyy
+            p2[j] = scale * 0.5 * np.sqrt(vu * aly * aly + vv * alx * alx)
+            p3[j] = scale * np.sqrt(sexx * sexx + seyy * seyy)
+        return
+    uE, uW = su[t, i, 2 * k : 2 * k + m], su[t, i, :m]
+    uN, uS = su[t, i + k, k : k + m], su[t, i - k, k : k + m]
+    vE, vW = sv[t, i, 2 * k : 2 * k + m], sv[t, i, :m]
+    vN, vS = sv[t, i + k, k : k + m], sv[t, i - k, k : k + m]
+    for j in range(m):
+        alx = abs(inv_lx[j])
+        vux = np.float64(uE[j]) ** 2 + np.float64(uW[j]) ** 2
+        vuy = np.float64(uN[j]) ** 2 + np.float64(uS[j]) ** 2
+        vvx = np.float64(vE[j]) ** 2 + np.float64(vW[j]) ** 2
+        vvy = np.float64(vN[j]) ** 2 + np.float64(vS[j]) ** 2
+        sexx = np.sqrt(vux) * alx
+        seyy = np.sqrt(vvy) * aly
+        p0[j] = scale * sexx
+        p1[j] = scale * seyy
+        p2[j] = scale * 0.5 * np.sqrt(vuy * aly * aly + vvx * alx * alx)
+        p3[j] = scale * np.sqrt(sexx * sexx + seyy * seyy)
 
 
 @njit(inline="always", cache=True)
@@ -130,6 +175,16 @@ def _edge_row(out, t, i, k):
     return False
 
 
+@njit(cache=True)
+def _inverse_baselines(x, k):
+    """``1 / (x[j + 2k] - x[j])`` for the pixels ``j + k`` with a full ``±k`` stencil."""
+    m = x.shape[0] - 2 * k
+    inv = np.empty(max(m, 0))
+    for j in range(m):
+        inv[j] = 1.0 / (x[j + 2 * k] - x[j])
+    return inv
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def gradient_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale=1.0):
     """Strain rates from centred differences over ``±k`` pixels, all components at once.
@@ -137,8 +192,8 @@ def gradient_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_
     Parameters
     ----------
     u, v : (T, ny, nx) velocities (m/yr).
-    su, sv : (T, ny, nx) velocity errors (m/yr), may be broadcast views; ignored unless
-        ``with_errors``.
+    su, sv : (T, ny, nx) velocity errors (m/yr), or ``(T, 1, 1)`` for one error per
+        layer; ignored unless ``with_errors``.
     x, y : (nx,), (ny,) coordinates (m).
     k : half-baseline in pixels (>= 1).
     out : (T, NC [+ NE], ny, nx) float32 array to fill (allocate it with numpy, whose
@@ -149,36 +204,49 @@ def gradient_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_
     min_speed : speed (m/yr) below which the flow-aligned components (longitudinal,
         transverse, shear) are NaN, in the same pass (0: only where the speed is 0).
     err_scale : factor on the propagated errors (the error model's), in the same pass.
+
+    Each row of each layer is one task: the tensor (``exx, eyy, exy``, rotation) in one
+    vectorised loop over the row, kept in float64 row buffers, then the invariants, the
+    flow-aligned components and the errors in three more loops over the same row (which
+    is still in cache). Differences are taken in float64; results are float32.
     """
-    nt, ny, nx = u.shape
+    nt, ny = u.shape[0], u.shape[1]
     min2 = min_speed * min_speed
+    inv_lx = _inverse_baselines(x, k)
+    m = inv_lx.shape[0]
     for r in prange(nt * ny):
         t = r // ny
         i = r % ny
         if _edge_row(out, t, i, k):
             continue
-        ly = y[i + k] - y[i - k]
-        for j in range(k, nx - k):
-            lx = x[j + k] - x[j - k]
-            dudx = (np.float64(u[t, i, j + k]) - u[t, i, j - k]) / lx
-            dvdx = (np.float64(v[t, i, j + k]) - v[t, i, j - k]) / lx
-            dudy = (np.float64(u[t, i + k, j]) - u[t, i - k, j]) / ly
-            dvdy = (np.float64(v[t, i + k, j]) - v[t, i - k, j]) / ly
-            _tensor_products(
-                dudx,
-                dvdy,
-                0.5 * (dudy + dvdx),
-                0.5 * (dvdx - dudy),
-                np.float64(u[t, i, j]),
-                np.float64(v[t, i, j]),
-                min2,
-                out,
-                t,
-                i,
-                j,
-            )
-            if with_errors:
-                _gradient_errors(su, sv, x, y, k, err_scale, out, t, i, j)
+        inv_ly = 1.0 / (y[i + k] - y[i - k])
+        exx = np.empty(m)
+        eyy = np.empty(m)
+        exy = np.empty(m)
+        uE, uW = u[t, i, 2 * k : 2 * k + m], u[t, i, :m]
+        uN, uS = u[t, i + k, k : k + m], u[t, i - k, k : k + m]
+        vE, vW = v[t, i, 2 * k : 2 * k + m], v[t, i, :m]
+        vN, vS = v[t, i + k, k : k + m], v[t, i - k, k : k + m]
+        o0 = out[t, 0, i, k : k + m]
+        o1 = out[t, 1, i, k : k + m]
+        o2 = out[t, 2, i, k : k + m]
+        o3 = out[t, 3, i, k : k + m]
+        for j in range(m):
+            dudx = (np.float64(uE[j]) - uW[j]) * inv_lx[j]
+            dvdx = (np.float64(vE[j]) - vW[j]) * inv_lx[j]
+            dudy = (np.float64(uN[j]) - uS[j]) * inv_ly
+            dvdy = (np.float64(vN[j]) - vS[j]) * inv_ly
+            exx[j] = dudx
+            eyy[j] = dvdy
+            exy[j] = 0.5 * (dudy + dvdx)
+            o0[j] = dudx
+            o1[j] = dvdy
+            o2[j] = exy[j]
+            o3[j] = 0.5 * (dvdx - dudy)
+        _invariants_row(exx, eyy, exy, out, t, i, k)
+        _flow_row(exx, eyy, exy, u, v, min2, out, t, i, k)
+        if with_errors:
+            _errors_row(su, sv, inv_lx, inv_ly, k, err_scale, out, t, i)
 
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
@@ -285,7 +353,7 @@ def log_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale
     and a regular grid. Same signature and outputs as :func:`gradient_strain`; a
     pixel is NaN if a stake meets NaN, leaves the grid, or the mean speed is 0.
     """
-    nt, ny, nx = u.shape
+    nt, ny = u.shape[0], u.shape[1]
     min2 = min_speed * min_speed
     dx = x[1] - x[0]
     dy = y[1] - y[0]
@@ -294,6 +362,8 @@ def log_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale
     # stake offsets in metres: centre, N, E, S, W
     ox = np.array([0.0, 0.0, L, 0.0, -L])
     oy = np.array([0.0, L, 0.0, -L, 0.0])
+    inv_lx = _inverse_baselines(x, k)
+    m = inv_lx.shape[0]
     for r in prange(nt * ny):
         t = r // ny
         i = r % ny
@@ -305,36 +375,35 @@ def log_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale
         qy = np.empty(5)
         ku = np.empty(5)
         kv = np.empty(5)
-        for j in range(k, nx - k):
+        exx = np.full(m, np.nan)
+        eyy = np.full(m, np.nan)
+        exy = np.full(m, np.nan)
+        inv_ly = 1.0 / (y[i + k] - y[i - k])
+        for jj in range(m):
+            j = jj + k
             # mean velocity of the square sets the integration time
             speed = _mean_speed(u, v, t, i, j, k)
+            out[t, 3, i, j] = np.nan
             if not speed > 0.0:
-                out[t, :, i, j] = np.nan
                 continue
             total = 0.1 * L / speed
             for s in range(5):
                 px[s] = x[j] + ox[s]
                 py[s] = y[i] + oy[s]
             if not _move_stakes(u, v, t, px, py, qx, qy, ku, kv, x[0], y[0], dx, dy, total):
-                out[t, :, i, j] = np.nan
                 continue
-            exx, eyy, exy = _stake_strain(px, py, L, total)
-            lx = x[j + k] - x[j - k]
-            ly = y[i + k] - y[i - k]
-            dvdx = (np.float64(v[t, i, j + k]) - v[t, i, j - k]) / lx
-            dudy = (np.float64(u[t, i + k, j]) - u[t, i - k, j]) / ly
-            _tensor_products(
-                exx,
-                eyy,
-                exy,
-                0.5 * (dvdx - dudy),
-                np.float64(u[t, i, j]),
-                np.float64(v[t, i, j]),
-                min2,
-                out,
-                t,
-                i,
-                j,
-            )
-            if with_errors:
-                _gradient_errors(su, sv, x, y, k, err_scale, out, t, i, j)
+            exx[jj], eyy[jj], exy[jj] = _stake_strain(px, py, L, total)
+            dvdx = (np.float64(v[t, i, j + k]) - v[t, i, j - k]) * inv_lx[jj]
+            dudy = (np.float64(u[t, i + k, j]) - u[t, i - k, j]) * inv_ly
+            out[t, 3, i, j] = 0.5 * (dvdx - dudy)
+        for jj in range(m):
+            out[t, 0, i, jj + k] = exx[jj]
+            out[t, 1, i, jj + k] = eyy[jj]
+            out[t, 2, i, jj + k] = exy[jj]
+        _invariants_row(exx, eyy, exy, out, t, i, k)
+        _flow_row(exx, eyy, exy, u, v, min2, out, t, i, k)
+        if with_errors:
+            _errors_row(su, sv, inv_lx, inv_ly, k, err_scale, out, t, i)
+            for jj in range(m):  # no strain, no error: where a stake failed
+                if np.isnan(exx[jj]):
+                    out[t, NC:, i, jj + k] = np.nan

@@ -133,11 +133,12 @@ call it ``time``)."""
 MID_DATE_ENCODING = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian"}
 """Encoding of the output ``mid_date`` (float64, as ITS_LIVE v2; keeps the microsecond token)."""
 
-BLOCK_BYTES = 64_000_000
+BLOCK_BYTES = 16_000_000
 """Decoded size of one output block (all variables together)."""
 IN_FLIGHT_BYTES = 128_000_000
-"""Decoded bytes of blocks being assembled at once; with the decoded source chunks in
-flight this bounds the resident memory of a download whatever its size."""
+"""Decoded bytes of blocks being fetched at once (as many again may be being written);
+with the decoded source chunks in flight this bounds the resident memory of a download
+whatever its size."""
 OUTPUT_CHUNK_BYTES = 8_000_000
 """Target size of one output chunk (a spatial block times a few time steps)."""
 LONG_TIME_CHUNK = 64
@@ -518,8 +519,9 @@ def _choose_blocks(
         return (max(1, nt), by, bx), (tc, by, bx)
     plane = ny * nx
     if plane * bpp <= block_bytes:  # composites / virtual cubes: time blocks over the area
-        tc = max(1, min(nt, OUTPUT_CHUNK_BYTES // max(1, plane * itemsize)))
-        bt = max(tc, (block_bytes // (plane * bpp)) // tc * tc)
+        per_layer = max(1, block_bytes // (plane * bpp))  # a block holds whole out chunks
+        tc = max(1, min(nt, OUTPUT_CHUNK_BYTES // max(1, plane * itemsize), per_layer))
+        bt = max(tc, per_layer // tc * tc)
         return (min(max(1, nt), bt), ny, nx), (tc, ny, nx)
     side = max(1, int(math.sqrt(block_bytes / bpp)))
     return (1, min(ny, side), min(nx, side)), (1, min(ny, side), min(nx, side))
@@ -924,11 +926,15 @@ async def _assemble_blocks(
     """Fetch and write the blocks ``todo`` of ``store``, a bounded number at once."""
     plan = store.plan
     in_flight = _in_flight(plan)
-    sem = asyncio.Semaphore(in_flight)
+    held = asyncio.Semaphore(2 * in_flight)  # blocks in memory: being fetched or written
+    fetching = asyncio.Semaphore(in_flight)
 
     async def one(block: Block) -> None:
-        async with sem:
-            data = await fetch_block(plan, block)
+        # a fetched block gives its fetch slot to the next one while it is encoded and
+        # written (threads), so requests keep flowing between blocks
+        async with held:
+            async with fetching:
+                data = await fetch_block(plan, block)
             await store.write(block, data)
             del data
         if on_block is not None:

@@ -57,6 +57,7 @@ from itscube.io._zarr_private import (
     sync,
 )
 from itscube.io.chunkcache import ABSENT, ChunkCache
+from itscube.io.chunkread import V2Layout, read_orthogonal, v2_layout
 
 __all__ = [
     "FORMATS",
@@ -211,6 +212,11 @@ class CachingStore(WrapperStore):
             self._inflight.pop(tag, None)
         return buf
 
+    async def get_bytes(self, key: str) -> np.ndarray | None:
+        """One whole object as bytes (a uint8 array), or None if it does not exist."""
+        buf = await self.get(key, _default_prototype())
+        return None if buf is None else buf.as_numpy_array()
+
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Any
     ) -> list[Buffer | None]:
@@ -313,6 +319,8 @@ class SourceArray:
     array: AsyncArray
     store: CachingStore | None = None
     shards: tuple[int, ...] | None = None
+    direct: V2Layout | None = None
+    """Set for plain numeric Zarr v2 arrays: chunks are read by :mod:`itscube.io.chunkread`."""
 
     @property
     def is_string(self) -> bool:
@@ -345,6 +353,8 @@ class SourceArray:
                 for s, n in zip(sel, self.shape, strict=False)
             ]
             return np.empty(shape, dtype=self.dtype)
+        if self.direct is not None and self.store is not None:
+            return await read_orthogonal(self.direct, self.store.get_bytes, sel)
         # Index arrays whose range spans no other chunk are read as a range (zarr's fast
         # basic indexing, the same chunks) and picked from in memory.
         ranged, picks = [], []
@@ -480,6 +490,7 @@ def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
         async_arr,
         store,
         None if shards is None else tuple(shards),
+        v2_layout(async_arr) if shards is None else None,
     )
 
 

@@ -40,7 +40,7 @@ CHILD_DOWNLOAD = (
     + f"""
 import json, sys, time
 from itscube import bbox_area
-from itscube.io import download
+from itscube import download
 x0, y0, x1, y1 = map(float, sys.argv[3:7])
 t = time.perf_counter()
 res = download(bbox_area(x0, y0, x1, y1, crs="EPSG:3413"), urls=[sys.argv[1]], out=sys.argv[2],

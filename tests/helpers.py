@@ -5,6 +5,7 @@ folders (``conftest.py`` holds only fixtures and hooks)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,53 @@ def same_files(a: Path, b: Path) -> list[str]:
             ja.pop("cube", None), jb.pop("cube", None)
             assert ja == jb
     return names
+
+
+class DrawnFigures(dict):
+    """What each saved figure drew, keyed by its path: per axes, the arrays of its images
+    (``images``, RGB ones as ``(rows, cols, 3)`` uint8) and the data of its lines
+    (``lines``, ``(x, y)`` pairs) and line collections (``segments``, each an
+    ``(n, 2, 2)`` array). Filled by :func:`record_figures`."""
+
+    def find(self, tail: str) -> list[dict]:
+        """The one figure whose path ends with ``tail`` (e.g. ``2_…/figures/x.png``)."""
+        (key,) = [k for k in self if k.endswith(tail)]
+        return self[key]
+
+    def rgb_images(self, tail: str) -> list[np.ndarray]:
+        return [im for ax in self.find(tail) for im in ax["images"] if im.ndim == 3]
+
+
+def _segments(collection):
+    """A line collection's segments: one array if they have one shape, else a list."""
+    segs = [np.asarray(s) for s in collection.get_segments()]
+    return np.stack(segs) if segs and len({s.shape for s in segs}) == 1 else segs
+
+
+def record_figures(monkeypatch) -> DrawnFigures:
+    """Record the artists of every figure saved from now on (checks of what was drawn,
+    not of PNG bytes)."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    drawn = DrawnFigures()
+    original = Figure.savefig
+
+    def savefig(fig, fname, *args, **kwargs):
+        # the final path: staged folders are ".NAME.partial-PID" until the product is done
+        name = re.sub(r"/\.([^/]+)\.partial-\d+", r"/\1", str(fname).replace(".tmp.png", ""))
+        drawn[name] = [
+            {
+                "images": [np.asarray(im.get_array()) for im in ax.get_images()],
+                "lines": [
+                    (np.asarray(ln.get_xdata()), np.asarray(ln.get_ydata()))
+                    for ln in ax.get_lines()
+                ],
+                "segments": [_segments(c) for c in ax.collections if isinstance(c, LineCollection)],
+            }
+            for ax in fig.axes
+        ]
+        return original(fig, fname, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    return drawn

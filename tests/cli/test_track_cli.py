@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 import rioxarray
 import xarray as xr
 
-from tests.helpers import CENTRE_A, FIELD, one_line_error, run_cli
+from tests.helpers import CENTRE_A, FIELD, one_line_error, record_figures, run_cli
 
 X0, Y0 = CENTRE_A
 
 
 @pytest.mark.slow
-def test_track_line_and_grid(cubes, tmp_path):
+def test_track_line_and_grid(cubes, tmp_path, monkeypatch):
+    drawn = record_figures(monkeypatch)
     r = run_cli(
         "track",
         cubes.a_path,
@@ -49,7 +51,17 @@ def test_track_line_and_grid(cubes, tmp_path):
     assert float(ds.displacement_x[0]) == pytest.approx(2 * vx_mid, rel=0.05)
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"]["ok"] == 5
-    assert (folder / "figures" / "tracks.png").stat().st_size > 20_000
+    # the figure drew these tracks: each one's segments, its start and end markers (km)
+    (panel, *_) = drawn.find("tracks.png")
+    assert len(panel["segments"]) == 5
+    for p, segs in enumerate(panel["segments"]):
+        xs, ys = ds.x.values[p], ds.y.values[p]
+        ok = np.isfinite(xs)
+        np.testing.assert_allclose(segs[:, 0, 0], xs[ok][:-1] / 1e3)
+        np.testing.assert_allclose(segs[:, 1, 1], ys[ok][1:] / 1e3)
+    markers = [(float(x[0]), float(y[0])) for x, y in panel["lines"]]
+    starts = list(zip(ds.x.values[:, 0] / 1e3, ds.y.values[:, 0] / 1e3, strict=True))
+    assert all(any(np.allclose(m, s) for m in markers) for s in starts)
 
     r = run_cli(
         "track",

@@ -16,7 +16,7 @@ from itscube.grid import grid_template
 from itscube.io.area import bbox_area
 from itscube.io.imagery import pick_scene, read_rgb, search_scenes
 from itscube.testing import StacServer, StoreServer
-from tests.helpers import CENTRE_A, one_line_error, run_cli
+from tests.helpers import CENTRE_A, one_line_error, record_figures, run_cli
 
 CX, CY = CENTRE_A
 GLACIER = OutletGlacier(x_head=CX - 20000, y_c=CY, half_width=3000)
@@ -93,8 +93,15 @@ def test_unreachable_api_and_collections_without_rgb(imagery):
         read_rgb(grey, AREA, "EPSG:3413")
 
 
-def test_image_cli_writes_the_rgb_product(imagery, tmp_path):
+def _north_up(rgb: xr.DataArray) -> np.ndarray:
+    """An RGB raster as a figure shows it: (rows from north, cols, band)."""
+    img = np.moveaxis(rgb.transpose("band", "y", "x").values, 0, -1)
+    return img[::-1] if rgb.y.values[0] < rgb.y.values[-1] else img
+
+
+def test_image_cli_writes_the_rgb_product(imagery, tmp_path, monkeypatch):
     _, api, _ = imagery
+    drawn = record_figures(monkeypatch)
     r = run_cli(
         "image", "--bbox", CX - 600, CY - 600, CX + 600, CY + 600, "--crs", "EPSG:3413",
         "--date", "2018-03-15", "--window-days", "60", "--imagery-stac", api.url, "--out", tmp_path,
@@ -106,7 +113,9 @@ def test_image_cli_writes_the_rgb_product(imagery, tmp_path):
     assert tif.attrs.get("long_name") == ("red", "green", "blue")
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["scene"] == "CLEAR" and summary["assets"]["visual"].endswith("CLEAR_visual.tif")
-    assert (folder / "rgb.png").stat().st_size > 10_000
+    (shown,) = drawn.rgb_images("rgb.png")  # the figure shows the GeoTIFF's pixels
+    np.testing.assert_array_equal(shown, _north_up(tif))
+    assert shown.std() > 0, "an image, not a blank"
     one_line_error(
         run_cli("image", "--point", "0", "0", "--crs", "EPSG:3413", "--out", tmp_path),
         match="--date",
@@ -119,8 +128,9 @@ def test_image_cli_writes_the_rgb_product(imagery, tmp_path):
 
 
 @pytest.mark.slow
-def test_track_background_changes_the_figure(imagery, cubes, tmp_path):
+def test_track_background_changes_the_figure(imagery, cubes, tmp_path, monkeypatch):
     _, api, _ = imagery
+    drawn = record_figures(monkeypatch)
     figs = {}
     for name, extra in (
         ("plain", []),
@@ -131,8 +141,15 @@ def test_track_background_changes_the_figure(imagery, cubes, tmp_path):
             "2018-01-01", "--end", "2018-12-31", "--out", tmp_path / name, *extra,
         )  # fmt: skip
         assert r.exit_code == 0, r.output
-        figs[name] = tmp_path / name / "track" / "20180101_20181231" / "figures" / "tracks.png"
-    assert figs["plain"].read_bytes() != figs["auto"].read_bytes()
+        figs[name] = drawn.find("tracks.png")
+        drawn.clear()
+    plain, auto = figs["plain"][0], figs["auto"][0]
+    assert not [im for im in plain["images"] if im.ndim == 3], "no image without --background"
+    (image,) = [im for im in auto["images"] if im.ndim == 3]
+    assert image.dtype == np.uint8 and image.std() > 0
+    # the image goes under the same tracks
+    for a, b in zip(plain["segments"], auto["segments"], strict=True):
+        np.testing.assert_array_equal(a, b)
     one_line_error(
         run_cli("track", cubes.a_path, "--point", CX, CY, "--crs", "EPSG:3413", "--start",
                 "2018-01-01", "--end", "2018-12-31", "--out", tmp_path / "bad", "--background",
@@ -154,8 +171,8 @@ def test_background_file_must_be_rgb(cubes, tmp_path):
 
 
 @pytest.mark.slow
-def test_strain_and_qdiv_figures_take_a_background_file(cubes, tmp_path):
-    """An RGB GeoTIFF under the maps: the figures change and the summaries say so."""
+def test_strain_and_qdiv_figures_take_a_background_file(cubes, tmp_path, monkeypatch):
+    """An RGB GeoTIFF under the maps: the figures show its pixels and the summaries say so."""
     from itscube import open_cube
 
     ds = open_cube(cubes.a_path)
@@ -166,7 +183,7 @@ def test_strain_and_qdiv_figures_take_a_background_file(cubes, tmp_path):
         coords={"band": [1, 2, 3], "y": ds.y.values, "x": ds.x.values},
     ).rio.write_crs(3413)
     rgb.rio.to_raster(tmp_path / "rgb.tif")
-    pngs = {}
+    drawn = record_figures(monkeypatch)
     for name, extra in (("plain", []), ("image", ["--background", tmp_path / "rgb.tif"])):
         r = run_cli(
             "strain", cubes.a_path, "--upscale", "2", "--start", "2018-01-01", "--end",
@@ -174,10 +191,15 @@ def test_strain_and_qdiv_figures_take_a_background_file(cubes, tmp_path):
         )  # fmt: skip
         assert r.exit_code == 0, r.output
         folder = tmp_path / name / "strain" / "2_20180101_20181231"
-        pngs[name] = next((folder / "figures").glob("effective_*.png")).read_bytes()
+        effective = next((folder / "figures").glob("effective_*.png")).name
         label = json.loads((folder / "summary.json").read_text())["background"]
         assert (label is None) == (name == "plain")
-    assert pngs["plain"] != pngs["image"]
+        shown = drawn.rgb_images(effective)
+        if name == "plain":
+            assert not shown
+        else:  # the file's pixels, on the cube's grid, under the map
+            np.testing.assert_array_equal(shown[0], _north_up(rgb))
+        drawn.clear()
 
 
 def test_requester_pays_landsat_needs_credentials(monkeypatch):

@@ -20,7 +20,7 @@ import xarray as xr
 from itscube import open_cube
 from itscube._datasets.itslive import decimal_year, glacier_thickness
 from itscube.sample import SAMPLE_CENTRE, SAMPLE_FIELD
-from tests.helpers import one_line_error, run_cli
+from tests.helpers import DrawnFigures, one_line_error, record_figures, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -29,10 +29,18 @@ WINDOW = "20180101_20191231"
 YEAR1 = "20180101-20181231"
 
 
+DRAWN = DrawnFigures()
+"""What the demo's figures drew (filled by the ``demo`` fixture)."""
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    result = run_cli("demo", "--out", out, "--no-progress")
+    with pytest.MonkeyPatch.context() as mp:
+        drawn = record_figures(mp)
+        result = run_cli("demo", "--out", out, "--no-progress")
+    DRAWN.clear()
+    DRAWN.update(drawn)
     assert result.exit_code == 0, result.output
     return out, result.output
 
@@ -165,6 +173,32 @@ def test_demo_files_exist_and_open(demo):
     assert layers == {"tracks", "points"}
     leftovers = [p for p in out.rglob("*") if ".tmp" in p.name or p.name.endswith(".part")]
     assert not leftovers
+
+
+def test_demo_figures_draw_the_products(demo):
+    """What the figures drew is what the files hold: the first year's effective strain
+    map (k = 2) and the tracks, point for point."""
+    out, _ = demo
+    res = xr.open_dataset(out / f"strain/2_{WINDOW}/strain_period.nc")
+    want = res["effective"].isel({res["effective"].dims[0]: 0}).transpose("y", "x").values
+    want = want[::-1] if res.y.values[0] < res.y.values[-1] else want
+    maps = [
+        im
+        for ax in DRAWN.find(f"2_{WINDOW}/figures/effective_{YEAR1}.png")
+        for im in ax["images"]
+        if im.ndim == 2
+    ]
+    shown = np.ma.filled(np.ma.asarray(maps[0]).astype("f8"), np.nan)
+    np.testing.assert_allclose(shown, want, rtol=1e-6, equal_nan=True)
+    assert np.isfinite(shown).mean() > 0.5
+    tracks = xr.open_dataset(out / f"track/{WINDOW}/tracks.nc")
+    segments = DRAWN.find("tracks.png")[0]["segments"]
+    drawn_tracks = [p for p in range(tracks.sizes["point"]) if np.isfinite(tracks.x[p]).sum() > 1]
+    assert len(segments) == len(drawn_tracks) > 0
+    for segs, p in zip(segments, drawn_tracks, strict=True):
+        ok = np.isfinite(tracks.x.values[p])
+        np.testing.assert_allclose(segs[:, 1, 0], tracks.x.values[p][ok][1:] / 1e3)
+        np.testing.assert_allclose(segs[:, 1, 1], tracks.y.values[p][ok][1:] / 1e3)
 
 
 def test_demo_strain_matches_the_generator(demo):

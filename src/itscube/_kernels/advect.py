@@ -46,17 +46,18 @@ def _sample(U, V, F, k, x, y, gx0, gdx, gy0, gdy):
 
 
 @njit(inline="always", cache=True)
-def _step(U, V, F, k, x, y, h, order, gx0, gdx, gy0, gdy):
-    """One step of length ``h`` (yr, signed): new (x, y), fill flags and stop code."""
-    u1, v1, f1, c1 = _sample(U, V, F, k, x, y, gx0, gdx, gy0, gdy)
+def _step(U, V, F, k, x, y, u1, v1, f1, h, order, gx0, gdx, gy0, gdy):
+    """One step of length ``h`` (yr, signed) from (x, y), where field ``k`` gives
+    ``(u1, v1)`` with flags ``f1`` (the caller's sample, shared with the previous step's
+    end): new (x, y), fill flags and stop code."""
     if order == 1:
-        return x + h * u1, y + h * v1, np.uint8(f1), c1
+        return x + h * u1, y + h * v1, np.uint8(f1), 0
     u2, v2, f2, c2 = _sample(U, V, F, k, x + 0.5 * h * u1, y + 0.5 * h * v1, gx0, gdx, gy0, gdy)
     if order == 2:
-        return x + h * u2, y + h * v2, np.uint8(f1 | f2), max(c1, c2)
+        return x + h * u2, y + h * v2, np.uint8(f1 | f2), c2
     u3, v3, f3, c3 = _sample(U, V, F, k, x + 0.5 * h * u2, y + 0.5 * h * v2, gx0, gdx, gy0, gdy)
     u4, v4, f4, c4 = _sample(U, V, F, k, x + h * u3, y + h * v3, gx0, gdx, gy0, gdy)
-    code = max(max(c1, c2), max(c3, c4))
+    code = max(c2, max(c3, c4))
     nx_ = x + h * (u1 + 2 * u2 + 2 * u3 + u4) / 6.0
     ny_ = y + h * (v1 + 2 * v2 + 2 * v3 + v4) / 6.0
     return nx_, ny_, np.uint8(f1 | f2 | f3 | f4), code
@@ -124,13 +125,14 @@ def advect(x0, y0, U, V, F, gx0, gdx, gy0, gdy, dt_yr, field_of_step, order, sig
         fl = np.uint8(0)
         for s in range(s_count):
             k = field_of_step[s]
-            nx_, ny_, f1, code = _step(U, V, F, k, x, y, sign * dt_yr[s], order, gx0, gdx, gy0, gdy)
+            h = sign * dt_yr[s]
+            nx_, ny_, f1, code = _step(U, V, F, k, x, y, u, v, f, h, order, gx0, gdx, gy0, gdy)
             fl = np.uint8(fl | f1)
             ue = np.nan
             ve = np.nan
-            if code == 0:
+            if code == 0:  # the end's velocity, which the next step starts from
                 k2 = field_of_step[min(s + 1, s_count - 1)]
-                ue, ve, _, ce = _sample(U, V, F, k2, nx_, ny_, gx0, gdx, gy0, gdy)
+                ue, ve, f, ce = _sample(U, V, F, k2, nx_, ny_, gx0, gdx, gy0, gdy)
                 if ce != 0:
                     code = ce
             if code != 0:
@@ -138,6 +140,8 @@ def advect(x0, y0, U, V, F, gx0, gdx, gy0, gdy, dt_yr, field_of_step, order, sig
                 break
             x = nx_
             y = ny_
+            u = ue
+            v = ve
             XE[p] = x
             YE[p] = y
             NS[p] = s + 1

@@ -82,8 +82,8 @@ def map_panel(
     if diverging:
         lim = vlim if vlim is not None else symmetric_limit(data)
         limits = (-lim, lim)
-    if limits is not None:
-        kw = {"vmin": limits[0], "vmax": limits[1]}
+    if limits is not None:  # (keeping the translucency over a background)
+        kw.update(vmin=limits[0], vmax=limits[1])
     im = ax.imshow(data, extent=extent_km(da), cmap=cmap, interpolation="nearest", **kw)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("x (km)")

@@ -231,3 +231,23 @@ def test_the_domain_reaches_the_outer_cell_edges():
     far = track(ds, [[x[-1], y[5]]], "2018-07-01", "2019-06-30", composite="year")
     assert far.status.values[0] == "out_of_domain"  # 100 m right: past the 60 m half cell
     assert 0 < float(far.displacement_x[0]) <= 60.0
+
+
+def test_lonlat_in_threads_equals_one_transform(monkeypatch):
+    """Positions split over threads give what one PROJ transform gives, NaN kept."""
+    import importlib
+
+    import pyproj
+
+    track_module = importlib.import_module("itscube.track")  # the module, not the function
+
+    monkeypatch.setattr(track_module, "LONLAT_PART", 50)
+    rng = np.random.default_rng(3)
+    X = -150000 + 24000 * rng.random((40, 9))
+    Y = -2250000 + 24000 * rng.random((40, 9))
+    X[3, 5:] = Y[3, 5:] = np.nan  # a stopped track
+    lon, lat = track_module._lonlat(X, Y, "EPSG:3413")
+    want = pyproj.Transformer.from_crs(3413, 4326, always_xy=True).transform(X, Y)
+    np.testing.assert_array_equal(np.isnan(lon), np.isnan(X))
+    np.testing.assert_allclose(lon, want[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(lat, want[1], rtol=0, atol=1e-12)

@@ -341,11 +341,34 @@ def _run_advection(series, x0, y0, schedule, gap_radius, perturb, chunk_points):
     return [da.concatenate(list(col)) for col in zip(*parts, strict=True)]
 
 
+LONLAT_PART = 100_000
+"""Positions per thread when turning track positions into lon/lat."""
+
+
 def _lonlat(X, Y, crs):
-    tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
-    lon, lat = tr.transform(X, Y)
-    ok = np.isfinite(X)
-    return np.where(ok, lon, np.nan), np.where(ok, lat, np.nan)
+    """Longitude and latitude (degrees) of positions in ``crs`` (NaN where X is NaN), the
+    positions split over threads (PROJ releases the GIL; each thread its own transformer,
+    as PROJ objects are not shared between threads)."""
+    ok = np.isfinite(X) & np.isfinite(Y)
+    xs, ys = np.asarray(X, "f8")[ok], np.asarray(Y, "f8")[ok]
+    n_parts = max(1, min(os.cpu_count() or 1, xs.size // LONLAT_PART))
+    edges = np.linspace(0, xs.size, n_parts + 1).astype(int)
+
+    def part(i: int) -> tuple[np.ndarray, np.ndarray]:
+        tr = pyproj.Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        return tr.transform(xs[edges[i] : edges[i + 1]], ys[edges[i] : edges[i + 1]])
+
+    if n_parts == 1:
+        parts = [part(0)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_parts) as pool:
+            parts = list(pool.map(part, range(n_parts)))
+    lon, lat = np.full(np.shape(X), np.nan), np.full(np.shape(X), np.nan)
+    lon[ok] = np.concatenate([p[0] for p in parts])
+    lat[ok] = np.concatenate([p[1] for p in parts])
+    return lon, lat
 
 
 SeedsLike = np.ndarray | list | pd.DataFrame | str | os.PathLike
@@ -490,7 +513,7 @@ def track(
             "estimator": series.attrs.get("itscube_estimator", ""),
         },
     )
-    return out.rio.write_crs(crs, grid_mapping_name="mapping")
+    return out.rio.write_crs(crs, grid_mapping_name="mapping", inplace=True)  # no deep copy
 
 
 def _schedule(ds: xr.Dataset, series: xr.Dataset, steps: tuple, steady: bool, extrapolate: bool):
@@ -621,7 +644,7 @@ def _coordinates_only(ds: xr.Dataset) -> xr.Dataset:
     grid mapping and the acquisition dates (a steady field's coverage), in memory."""
     keep = [v for v in ("acquisition_date_img1", "acquisition_date_img2", "mapping") if v in ds]
     light = ds[keep].reset_coords(drop=False).load()
-    return light.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
+    return light.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping", inplace=True)
 
 
 def ensemble_spread(
@@ -729,4 +752,4 @@ def displacement_field(ds: xr.Dataset, start, end, *, step: int = 1, **kw) -> xr
         coords={"x": xs, "y": ys},
         attrs=dict(res.attrs),
     )
-    return out.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
+    return out.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping", inplace=True)

@@ -9,14 +9,22 @@ the same run. Reported: wall-time ratio, bytes each transferred against the mini
 set (the chunks of ``vx``/``vy`` holding the points, the coordinates and the per-layer
 metadata itscube reads), and whether the values agree.
 
-Run: ``python benchmarks/bench_series.py [--latency 0.05] [--points 100] [--layers 2000]``
+With ``--processes`` each side runs as a whole process, imports included (issue 22's
+measure): ``itscube series CUBE --points pts.csv --crs EPSG:3413`` (which also writes its
+CSV, NetCDF, Parquet and figure) against a script running the per-point loop.
+
+Run: ``python benchmarks/bench_series.py [--latency 0.05] [--points 100] [--layers 2000]
+[--processes]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -48,12 +56,46 @@ def minimal_bytes(store: Path, rows: np.ndarray, cols: np.ndarray, extra: list[s
     return total + sum(p.stat().st_size for p in store.glob(".z*"))
 
 
+LOOP = textwrap.dedent(
+    """
+    import sys
+    import numpy as np, pandas as pd, xarray as xr
+    pts = pd.read_csv(sys.argv[2])
+    for x, y in zip(pts.x, pts.y):
+        one = xr.open_dataset(sys.argv[1], engine="zarr", chunks=None)
+        one.sel(x=x, y=y, method="nearest")[["vx", "vy"]].load()
+    """
+)
+
+
+def _processes(url: str, xs, ys, root: Path) -> dict:
+    """Both sides as whole processes, imports included."""
+    csv = root / "points.csv"
+    csv.write_text("x,y\n" + "".join(f"{x},{y}\n" for x, y in zip(xs, ys, strict=True)))
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "itscube.cli", "series", url, "--points", str(csv), "--crs",
+         "EPSG:3413", "--no-progress", "--out", str(root / "out")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    t_itscube = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", LOOP, url, str(csv)], check=True, capture_output=True)
+    t_loop = time.perf_counter() - t0
+    return {
+        "itscube_series_process_s": round(t_itscube, 2),
+        "per_point_loop_process_s": round(t_loop, 2),
+        "speedup_processes": round(t_loop / t_itscube, 1),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--points", type=int, default=100)
     ap.add_argument("--layers", type=int, default=2000)
     ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--processes", action="store_true", help="whole processes, imports included")
     args = ap.parse_args()
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +111,9 @@ def main() -> None:
         xs, ys = ds.x.values[cols], ds.y.values[rows]
         with StoreServer(root, Faults(latency=args.latency)) as srv:
             url = f"{srv.url}/cube.zarr"
+            if args.processes:
+                print(json.dumps({"points": args.points, **_processes(url, xs, ys, root)}))
+                return
             srv.stats.reset()
             t0 = time.perf_counter()
             res = time_series(point_targets(np.column_stack([xs, ys]), crs="EPSG:3413"), url)

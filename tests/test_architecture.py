@@ -74,7 +74,7 @@ def test_no_command_line_wording_below_the_cli():
     """Errors raised by the library name Python parameters (the CLI maps them to flags)."""
     found = []
     for path in SRC.rglob("*.py"):
-        if path.name == "cli.py" or "testing" in path.parts or "_datasets" in path.parts:
+        if "cli" in path.parts or "testing" in path.parts or "_datasets" in path.parts:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Raise) and node.exc is not None:

@@ -1,0 +1,7 @@
+"""``python -m itscube.cli``: the command line."""
+
+from itscube.cli import main
+
+__all__: list[str] = []
+
+main()

@@ -36,6 +36,7 @@ import zipfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely.geometry
@@ -161,7 +162,9 @@ def build_sample(root: str | Path) -> Sample:
     root.mkdir(parents=True, exist_ok=True)
     sample = Sample(root)
     start, end = f"{SAMPLE_YEARS[0]}-01-01", f"{SAMPLE_YEARS[1]}-12-31"
-    common = dict(epsg=SAMPLE_EPSG, centre=SAMPLE_CENTRE, shape=SAMPLE_SHAPE, seed=SAMPLE_SEED)
+    common: dict[str, Any] = dict(
+        epsg=SAMPLE_EPSG, centre=SAMPLE_CENTRE, shape=SAMPLE_SHAPE, seed=SAMPLE_SEED
+    )
     synthetic.make_subyearly_cube(
         sample.subyearly,
         SAMPLE_FIELD,

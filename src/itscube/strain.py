@@ -52,6 +52,7 @@ drainages at the regional scale, The Cryosphere 15, 1455-1483.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -212,7 +213,7 @@ def strain_rates(
                     "(not coarsen or strided); call once per upscale",
                     params="strided",
                 )
-            options = dict(
+            options: dict[str, Any] = dict(
                 errors=errors, gap_radius=gap_radius, min_speed=min_speed, error_model=error_model
             )
             return _stack_upscales([strain_rates(ds, k, method, **options) for k in ks], ks)

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -109,7 +110,7 @@ def run_qdiv(
     means = period_means(ds, period, window, progress)
     first = ds[tdim].values.min()
     image = load_background(background, ds, first, stac=background_stac) if figures else None
-    options = dict(column_factor=column_factor, scheme=scheme)
+    options: dict[str, Any] = dict(column_factor=column_factor, scheme=scheme)
     products = []
     for k in upscales:
         res = flux_divergence(

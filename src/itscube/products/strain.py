@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import xarray as xr
 
@@ -93,8 +94,8 @@ def run_strain(
     window = Window(start, end, filters, estimator)
     n_arrays = 4 + len(COMPONENTS) + len(ERROR_COMPONENTS)
     ds, tdim, sdate, edate = window.open(cube, n_arrays, budget, tiles=True)
-    options = dict(method=method, strided=strided, min_speed=min_speed)
-    model = dict(error_model=error_model)
+    options: dict[str, Any] = dict(method=method, strided=strided, min_speed=min_speed)
+    model: dict[str, Any] = dict(error_model=error_model)
     for k in upscales:  # validate every upscale before any work
         strain_rates(ds.isel({tdim: slice(0, 1)}), k, errors=False, **options)
     means = period_means(ds, period, window, progress)

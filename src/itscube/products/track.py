@@ -6,6 +6,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -83,7 +84,7 @@ def run_track(
     ds = open_cube(cube, chunks="auto")
     if filters is not None and filters.active():
         ds = select_layers(ds, None, None, filters)  # all dates: composites need neighbours
-    kw = dict(
+    kw: dict[str, Any] = dict(
         dt_days=dt_days,
         method=method,
         backward=backward,

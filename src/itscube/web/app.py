@@ -274,7 +274,7 @@ class MapServer:
         cube = q.get("cube") or (self.cubes[0] if len(self.cubes) == 1 else None)
         if kind == "annual":  # the archive's composites (a cube of image pairs has none)
             cube, filters = None, None
-        source = {} if cube else {"catalog": self.catalog, "stac": self.stac}
+        source: dict[str, Any] = {} if cube else {"catalog": self.catalog, "stac": self.stac}
         return time_series(
             point_targets([(lon, lat)]),
             cube,

@@ -45,6 +45,7 @@ __all__ = [
     "LATTICE_OFFSET",
     "LATTICE_OFFSET_Y",
     "LAYOUTS",
+    "PER_LAYER_NO_FILL",
     "SPACING",
     "V22_COMPRESSOR",
     "V22_TIME_UNITS",
@@ -628,6 +629,15 @@ LAYOUTS = ("v2", "v2.2", "v2.2-sharded")
 v2.2 chunk-aligned (Zarr v3, ``time`` in seconds since 1980-01-06, lz4 bitshuffle Blosc,
 ``missing_value`` on integers), optionally sharded."""
 
+PER_LAYER_NO_FILL = (
+    "mid_date",
+    "date_dt",
+    "date_center",
+    "acquisition_date_img1",
+    "acquisition_date_img2",
+)
+"""Per-layer variables written with ``_FillValue`` disabled (a null Zarr fill), as the
+production v2 writer does."""
 V22_TIME_UNITS = "seconds since 1980-01-06"
 V22_COMPRESSOR = None  # built lazily (zarr.codecs import)
 
@@ -688,8 +698,9 @@ def write_subyearly(
             if layout == "v2.2-sharded":
                 side = shard or 4 * spatial_chunk
                 e["shards"] = (tc, side, side)
-            if var.dtype == np.int16 and not v22:
+            if var.dtype == np.int16 and not v22:  # production v2: both, each -32767
                 e["_FillValue"] = FILL_INT16
+                e["missing_value"] = FILL_INT16
             elif var.dtype in (np.uint8, np.uint16):
                 e["_FillValue"] = 0
         elif var.ndim == 1:
@@ -697,8 +708,8 @@ def write_subyearly(
         if np.issubdtype(var.dtype, np.datetime64):
             units = V22_TIME_UNITS if v22 else "days since 1970-01-01"
             e.update(units=units, calendar="proleptic_gregorian", dtype="float64")
-        if name == "date_dt":
-            e["_FillValue"] = np.float32(np.nan)
+        if name in PER_LAYER_NO_FILL and not v22:  # production v2 disables their _FillValue
+            e["_FillValue"] = None
         enc[name] = e
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(not part of the Zarr|unstable).*")

@@ -73,7 +73,7 @@ def output_steps(s_count: int, every: int) -> np.ndarray:
     return keep if keep[-1] == s_count else np.append(keep, s_count)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def advect(x0, y0, U, V, F, gx0, gdx, gy0, gdy, dt_yr, field_of_step, order, sign, keep):
     """Move points through piecewise-constant-in-time fields.
 

@@ -185,7 +185,7 @@ def _inverse_baselines(x, k):
     return inv
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def gradient_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale=1.0):
     """Strain rates from centred differences over ``±k`` pixels, all components at once.
 
@@ -334,7 +334,7 @@ def _stake_strain(px, py, L, total):
     return exx, eyy, 0.5 * (eb - ed)
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@njit(parallel=True, cache=True, nogil=True, fastmath=FASTMATH)
 def log_strain(u, v, su, sv, x, y, k, with_errors, out, min_speed=0.0, err_scale=1.0):
     """Logarithmic ("virtual stake") strain rates of Alley et al. (2018).
 

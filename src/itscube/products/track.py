@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dask
 import geopandas as gpd
 import numpy as np
 import shapely.geometry as sg
@@ -185,7 +186,10 @@ class _TrackFiles:
     def finish(self, title: str, source: xr.Dataset) -> list[Path]:
         if self.sample is None:
             raise InputError("no seed points given", params="seeds")
-        with xr.open_mfdataset(
+        # the block files are in this machine's staging folder: they are joined here, with
+        # local threads, also when the tracking ran on a cluster (whose workers cannot read
+        # them, and whose write lock would be a distributed one, with leases)
+        with dask.config.set(scheduler="threads"), xr.open_mfdataset(
             self.parts, combine="nested", concat_dim="point", data_vars="minimal",
             coords="minimal", compat="override", engine="h5netcdf",
         ) as joined:  # fmt: skip

@@ -140,8 +140,8 @@ async def read_orthogonal(
     order = [np.argsort(i, kind="stable") for i in idx]
     sorted_idx = [i[o] for i, o in zip(idx, order, strict=True)]
     runs = [_runs(i, c) for i, c in zip(sorted_idx, layout.chunks, strict=True)]
-    target = out if all(np.array_equal(o, np.arange(len(o))) for o in order) else None
-    buf = out if target is not None else np.empty_like(out)
+    in_order = all(np.array_equal(o, np.arange(len(o))) for o in order)
+    buf = out if in_order else np.empty_like(out)
 
     async def one(combo) -> None:
         coords = tuple(c for c, _, _ in combo)
@@ -154,7 +154,7 @@ async def read_orthogonal(
         await asyncio.to_thread(lambda: _place(buf, dst, layout.decode(raw), src))
 
     await asyncio.gather(*(one(c) for c in itertools.product(*runs)))
-    if target is None:  # undo the sort: position k of the request holds sorted[rank[k]]
+    if not in_order:  # undo the sort: position k of the request holds sorted[rank[k]]
         ranks = [np.argsort(o) for o in order]
         out[...] = buf[np.ix_(*ranks)]
     return out

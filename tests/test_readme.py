@@ -96,6 +96,7 @@ def _workdir(base: Path, name: str) -> Path:
     return work
 
 
+@pytest.mark.timeout(600)  # about twenty commands, each a whole process (230 s in CI)
 def test_bash_blocks_run_as_written(bucket, scheduler):
     base, env = bucket
     work = _workdir(base, "shell")

@@ -37,6 +37,7 @@ __all__ = [
     "StartOpt",
     "TrackGapRadiusOpt",
     "area_from_options",
+    "filters_from_options",
     "pair_crs",
     "parse_upscales",
     "seeds_from_options",
@@ -195,6 +196,21 @@ def split_names(values: list[str] | None) -> list[str] | None:
     if not values:
         return None
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def filters_from_options(
+    min_dt_days: float | None,
+    max_dt_days: float | None,
+    sensor: list[str] | None,
+    min_valid: float | None = None,
+    max_error: float | None = None,
+):
+    """The layer filters of ``--min-dt-days``, ``--max-dt-days``, ``--sensor`` (names, comma
+    separated or repeated), ``--min-valid`` and ``--max-error``."""
+    from itscube.window import Filters
+
+    sensors = tuple(split_names(sensor) or ())
+    return Filters(min_dt_days, max_dt_days, sensors, min_valid, max_error)
 
 
 SchedulerOpt = Annotated[

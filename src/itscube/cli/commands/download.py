@@ -20,6 +20,7 @@ from itscube.cli.options import (
     SchedulerOpt,
     StacOpt,
     area_from_options,
+    filters_from_options,
     split_names,
 )
 from itscube.cli.render import download_summary
@@ -124,7 +125,6 @@ def download(
     Example: itscube download --bbox -49.9 69.1 -49.5 69.2 --start 2018-01-01 --end 2020-12-31
     """
     from itscube.io.download import download as run_download
-    from itscube.window import Filters
 
     area = area_from_options(point, bbox, polygon, crs, buffer)
     if all_dates and (start or end):
@@ -134,7 +134,7 @@ def download(
             "give --start and --end (YYYY-MM-DD), or --all-dates to download every layer of "
             "the cubes (image-pair cubes hold tens of thousands)"
         )
-    filters = Filters(min_dt_days, max_dt_days, tuple(split_names(sensor) or ()), min_valid)
+    filters = filters_from_options(min_dt_days, max_dt_days, sensor, min_valid)
     t = time.perf_counter()
     res = run_download(
         area,

@@ -19,7 +19,7 @@ from itscube.cli.options import (
     SchedulerOpt,
     SensorOpt,
     StartOpt,
-    split_names,
+    filters_from_options,
 )
 
 __all__ = ["seasonal"]
@@ -64,9 +64,8 @@ def seasonal(
     --start 2016 --end 2021
     """
     from itscube.products.seasonal import run_seasonal
-    from itscube.window import Filters
 
-    filters = Filters(min_dt_days, max_dt_days, tuple(split_names(sensor) or ()), None, max_error)
+    filters = filters_from_options(min_dt_days, max_dt_days, sensor, None, max_error)
     product = run_seasonal(
         cube,
         out=out,

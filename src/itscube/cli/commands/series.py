@@ -24,7 +24,7 @@ from itscube.cli.options import (
     SensorOpt,
     StacOpt,
     StartOpt,
-    split_names,
+    filters_from_options,
     targets_from_options,
 )
 
@@ -115,12 +115,9 @@ def series(
     figures and summary.json. Example: itscube series --point -49.6 69.17 --start 2018
     """
     from itscube.products.series import run_series
-    from itscube.window import Filters
 
     targets = targets_from_options(point, points, profile, profile_file, spacing, polygon, crs)
-    filters = Filters(
-        min_dt_days, max_dt_days, tuple(split_names(sensor) or ()), min_valid, max_error
-    )
+    filters = filters_from_options(min_dt_days, max_dt_days, sensor, min_valid, max_error)
     product = run_series(
         targets,
         cube,

@@ -25,8 +25,8 @@ from itscube.cli.options import (
     SchedulerOpt,
     SensorOpt,
     StartOpt,
+    filters_from_options,
     parse_upscales,
-    split_names,
 )
 from itscube.cli.render import products_table
 
@@ -90,10 +90,9 @@ def strain(
     """
     from itscube.products.strain import run_strain
     from itscube.temporal import ErrorModel
-    from itscube.window import Filters
 
     ks = parse_upscales(ctx, upscale)
-    filters = Filters(min_dt_days, max_dt_days, tuple(split_names(sensor) or ()), None, max_error)
+    filters = filters_from_options(min_dt_days, max_dt_days, sensor, None, max_error)
     products = run_strain(
         cube,
         upscales=ks,

@@ -23,8 +23,8 @@ from itscube.cli.options import (
     SensorOpt,
     StartOpt,
     TrackGapRadiusOpt,
+    filters_from_options,
     seeds_from_options,
-    split_names,
 )
 
 __all__ = ["track"]
@@ -135,10 +135,9 @@ def track(
     2018-01-01 --end 2020-12-31
     """
     from itscube.products.track import run_track
-    from itscube.window import Filters
 
     seed_input, seeds_crs = seeds_from_options(seeds, point, line, grid, seeds_crs)
-    filters = Filters(min_dt_days, max_dt_days, tuple(split_names(sensor) or ()), None, max_error)
+    filters = filters_from_options(min_dt_days, max_dt_days, sensor, None, max_error)
     product = run_track(
         cube,
         seeds=seed_input,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from numcodecs.compat import ensure_contiguous_ndarray
 
 __all__ = ["V2Layout", "orthogonal_index", "read_orthogonal", "v2_layout"]
 
@@ -57,8 +58,8 @@ class V2Layout:
         data = raw if self.compressor is None else self.compressor.decode(raw)
         for f in reversed(self.filters):
             data = f.decode(data)
-        flat = np.frombuffer(data, dtype=self.dtype) if not isinstance(data, np.ndarray) else data
-        return flat.view(self.dtype).reshape(self.chunks, order=self.order)
+        flat = ensure_contiguous_ndarray(data).view(self.dtype)  # numcodecs' own helper
+        return flat.reshape(self.chunks, order=self.order)
 
 
 def v2_layout(arr: Any) -> V2Layout | None:

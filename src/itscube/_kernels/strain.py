@@ -122,6 +122,18 @@ def _flow_row(exx, eyy, exy, u, v, min2, out, t, i, j0):
 
 
 @njit(inline="always", cache=True, fastmath=FASTMATH)
+def _pixel_errors(vux, vuy, vvx, vvy, alx, aly, scale, p0, p1, p2, p3, j):
+    """The four errors of pixel ``j`` from the summed squared errors at the stencil ends
+    (``u`` along x and y, ``v`` along x and y) and the inverse baselines ``1/|L|``."""
+    sexx = np.sqrt(vux) * alx
+    seyy = np.sqrt(vvy) * aly
+    p0[j] = scale * sexx
+    p1[j] = scale * seyy
+    p2[j] = scale * 0.5 * np.sqrt(vuy * aly * aly + vvx * alx * alx)
+    p3[j] = scale * np.sqrt(sexx * sexx + seyy * seyy)
+
+
+@njit(inline="always", cache=True, fastmath=FASTMATH)
 def _errors_row(su, sv, inv_lx, inv_ly, k, scale, out, t, i):
     """Independent-error propagation through the centred differences (Poinar & Andrews
     2021), times ``scale`` (the error model's factor), for row ``i`` into
@@ -136,31 +148,19 @@ def _errors_row(su, sv, inv_lx, inv_ly, k, scale, out, t, i):
     if su.shape[1] == 1 and su.shape[2] == 1:
         vu = 2.0 * np.float64(su[t, 0, 0]) ** 2
         vv = 2.0 * np.float64(sv[t, 0, 0]) ** 2
-        seyy = np.sqrt(vv) * aly
         for j in range(m):
-            alx = abs(inv_lx[j])
-            sexx = np.sqrt(vu) * alx
-            p0[j] = scale * sexx
-            p1[j] = scale * seyy
-            p2[j] = scale * 0.5 * np.sqrt(vu * aly * aly + vv * alx * alx)
-            p3[j] = scale * np.sqrt(sexx * sexx + seyy * seyy)
+            _pixel_errors(vu, vu, vv, vv, abs(inv_lx[j]), aly, scale, p0, p1, p2, p3, j)
         return
     uE, uW = su[t, i, 2 * k : 2 * k + m], su[t, i, :m]
     uN, uS = su[t, i + k, k : k + m], su[t, i - k, k : k + m]
     vE, vW = sv[t, i, 2 * k : 2 * k + m], sv[t, i, :m]
     vN, vS = sv[t, i + k, k : k + m], sv[t, i - k, k : k + m]
     for j in range(m):
-        alx = abs(inv_lx[j])
         vux = np.float64(uE[j]) ** 2 + np.float64(uW[j]) ** 2
         vuy = np.float64(uN[j]) ** 2 + np.float64(uS[j]) ** 2
         vvx = np.float64(vE[j]) ** 2 + np.float64(vW[j]) ** 2
         vvy = np.float64(vN[j]) ** 2 + np.float64(vS[j]) ** 2
-        sexx = np.sqrt(vux) * alx
-        seyy = np.sqrt(vvy) * aly
-        p0[j] = scale * sexx
-        p1[j] = scale * seyy
-        p2[j] = scale * 0.5 * np.sqrt(vuy * aly * aly + vvx * alx * alx)
-        p3[j] = scale * np.sqrt(sexx * sexx + seyy * seyy)
+        _pixel_errors(vux, vuy, vvx, vvy, abs(inv_lx[j]), aly, scale, p0, p1, p2, p3, j)
 
 
 @njit(inline="always", cache=True)

@@ -8,6 +8,14 @@ import shutil
 import socket
 from pathlib import Path
 
+# One numba cache for the whole run (in-process kernels, xdist workers and the CLI
+# subprocesses): the user's kernel cache, fixed before the session fixture below
+# points ITSCUBE_CACHE_DIR at a temporary folder. Set before numba is imported.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR",
+    str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "itscube" / "numba"),
+)
+
 import pytest
 
 from itscube._datasets import itslive as synthetic

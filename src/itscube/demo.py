@@ -46,7 +46,7 @@ class DemoRow:
     """One product of the demo: what, where, and a key number."""
 
     product: str
-    path: Path
+    path: Path | str
     result: str = ""
 
 
@@ -176,9 +176,9 @@ def _analyses(cube, sample, cubes, out: Path, progress, advance, stac: str) -> l
     overview = write_overview(
         out / "overview.png",
         cubes,
-        strain[0].folder,
-        tracks.folder,
-        qdiv.folder,
+        Path(strain[0].folder),
+        Path(tracks.folder),
+        Path(qdiv.folder),
         sample.boundary,
         image,
     )

@@ -33,6 +33,7 @@ Discretisation (finite volumes on the velocity grid)
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -82,7 +83,10 @@ PLAUSIBLE_THICKNESS_M = (10.0, 5000.0)
 
 
 def read_thickness(
-    path: str | Path, like: xr.Dataset, crs: CRSLike | None = None, what: str = "thickness"
+    path: str | os.PathLike,
+    like: xr.Dataset,
+    crs: CRSLike | None = None,
+    what: str = "thickness",
 ) -> xr.DataArray:
     """Read a thickness GeoTIFF and resample it bilinearly onto the cube grid (m).
 
@@ -103,7 +107,10 @@ def read_thickness(
     if not p.is_file():
         raise InputError(f"{what} {path}: file not found", params=what)
     try:
-        da = rioxarray.open_rasterio(p, masked=True).squeeze("band", drop=True)
+        img = rioxarray.open_rasterio(p, masked=True)
+        if not isinstance(img, xr.DataArray):
+            raise TypeError("it holds several subdatasets")
+        da = img.squeeze("band", drop=True)
     except Exception as exc:
         raise InputError(
             f"{what} {path}: cannot be read as a GeoTIFF ({exc})", params=what
@@ -144,7 +151,9 @@ def read_thickness(
     return out.drop_vars("spatial_ref", errors="ignore")
 
 
-def read_boundary(path: str | Path, like: xr.Dataset, crs: CRSLike | None = None) -> sg.Polygon:
+def read_boundary(
+    path: str | os.PathLike, like: xr.Dataset, crs: CRSLike | None = None
+) -> sg.Polygon:
     """The boundary polygon, in the cube's CRS (m), counter-clockwise: from a CSV of x, y
     points (closed automatically), or a GeoJSON, GeoPackage or Shapefile polygon.
 
@@ -335,7 +344,8 @@ def flux_divergence(
         if not mask.any():
             raise InputError("the boundary polygon contains no cell centre of the grid")
         on_grid = boundary.intersection(sg.box(*grid_bounds(x, y))).area / boundary.area
-    maps, scalars = [["y", "x"]] * 4, [[]] * 4
+    maps: list[list[str]] = [["y", "x"]] * 4
+    scalars: list[list[str]] = [[]] * 4
     fx, fy, div, err, integ, faces, cells, coverage = xr.apply_ufunc(
         _cells,
         h,

@@ -198,7 +198,7 @@ def block_mean(da: xr.DataArray, k: int) -> xr.DataArray:
 
 def block_error(da: xr.DataArray, k: int) -> xr.DataArray:
     """Error of :func:`block_mean` for independent pixel errors ``da``: ``sqrt(sum s^2)/k^2``."""
-    return np.sqrt((da**2).coarsen(y=k, x=k, boundary="trim").reduce(np.sum)) / (k * k)
+    return (da**2).coarsen(y=k, x=k, boundary="trim").reduce(np.sum) ** 0.5 / (k * k)
 
 
 def dims_last(da: xr.DataArray, core: Sequence[str] = ("y", "x")) -> xr.DataArray:

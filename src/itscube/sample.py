@@ -36,13 +36,16 @@ import zipfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import shapely.geometry
 
 from itscube._datasets import itslive as synthetic
 from itscube.io.catalog import cache_dir
+
+if TYPE_CHECKING:
+    from itscube.testing import StacServer
 
 __all__ = [
     "BUCKET_ANNUAL",
@@ -279,7 +282,7 @@ class SampleServer:
         self.sample = sample or ensure_sample()
         # a fixed port when free keeps cube URLs (and so download identities) stable across runs
         self._server = StoreServer(self.sample.root, port=SAMPLE_PORT).start()
-        self._stac = None
+        self._stac: StacServer | None = None
 
     @property
     def url(self) -> str:

@@ -117,7 +117,9 @@ class Targets:
 
 
 def point_targets(
-    points: Sequence[Sequence[float]], crs: CRSLike | None = None, ids: Sequence | None = None
+    points: Sequence[Sequence[float]] | np.ndarray,
+    crs: CRSLike | None = None,
+    ids: Sequence | None = None,
 ) -> Targets:
     """Points as ``[(x, y), ...]`` in ``crs`` (default lon/lat).
 
@@ -379,7 +381,7 @@ def _sample_cube(cube: SourceCube, targets: Targets, which: list[int], pixels: d
     return ds
 
 
-def _sources(targets: Targets, cube, kind: str, catalog, stac) -> list[str]:
+def _sources(targets: Targets, cube, kind: Kind, catalog, stac) -> list[str]:
     if cube is not None:
         return [_cube_url(cube)]
     from itscube.io.area import Area
@@ -502,10 +504,10 @@ def time_series(
 _HOLDS = {"subyearly": "image pairs (mid_date)", "annual": "annual composites (time)"}
 
 
-def _kind_of_cube(cube, kind: str | None, workers: int) -> str:
+def _kind_of_cube(cube, kind: Kind | None, workers: int) -> Kind:
     """The kind of the given cube; an error when it is not the ``kind`` asked for."""
     src = open_source(_cube_url(cube), workers=workers)
-    found = "annual" if src.time_dim == "time" else "subyearly"
+    found: Kind = "annual" if src.time_dim == "time" else "subyearly"
     if kind is not None and kind != found:
         raise InputError(
             f"cube {cube} holds {_HOLDS[found]}, not {_HOLDS[kind]}; give a cube of that kind, "

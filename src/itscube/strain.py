@@ -342,8 +342,6 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
     filled, ``k x k`` block means for ``coarsen``, whole maps per dask chunk."""
     u, v = ds["vx"].astype("float32", copy=False), ds["vy"].astype("float32", copy=False)
     with_errors = errors and "vx_error" in ds.variables and "vy_error" in ds.variables
-    su = ds["vx_error"].astype("float32", copy=False) if with_errors else None
-    sv = ds["vy_error"].astype("float32", copy=False) if with_errors else None
     if gap_radius is not None:
         if gap_radius <= 0:
             raise InputError(
@@ -352,10 +350,12 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
         u, v = fill_gaps(u, gap_radius), fill_gaps(v, gap_radius)
     if method == "coarsen":
         u, v = block_mean(u, k), block_mean(v, k)
-        if with_errors:
-            su = block_error(su.broadcast_like(ds["vx"]), k)
-            sv = block_error(sv.broadcast_like(ds["vy"]), k)
+    su = sv = None
     if with_errors:
+        su = ds["vx_error"].astype("float32", copy=False).broadcast_like(ds["vx"])
+        sv = ds["vy_error"].astype("float32", copy=False).broadcast_like(ds["vy"])
+        if method == "coarsen":
+            su, sv = block_error(su, k), block_error(sv, k)
         su, sv = su.broadcast_like(u), sv.broadcast_like(v)
     # spatial tiles for the ±k stencil of "gradient" only: the log method's stakes move
     # as far as the flow takes them, and block means and gap filling need whole maps
@@ -366,7 +366,7 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
         else:  # spatial tiles are kept (strain runs on them with halos of k pixels)
             u = u.chunk({d: _merge_thin(u.chunksizes[d], k) for d in ("y", "x")})
             v = v.chunk(u.chunksizes)
-        if with_errors:
+        if su is not None and sv is not None:
             su, sv = su.chunk(u.chunksizes), sv.chunk(v.chunksizes)
     return u, v, su, sv
 
@@ -391,9 +391,9 @@ def _assemble(stacked, names, u, v, ds: xr.Dataset, method: str, k: int) -> xr.D
     out = xr.Dataset(variables, coords=coords)
     tdim = next((d for d in lead if d in ("mid_date", "time")), None)
     if tdim is not None:
-        for name, var in ds.data_vars.items():
-            if var.dims == (tdim,) and name not in out:
-                out[name] = var
+        for vname, var in ds.data_vars.items():
+            if var.dims == (tdim,) and vname not in out:
+                out[vname] = var
     for name in ("time_bnds", "period", "n_layers"):
         if name not in ds.variables or name in out:
             continue

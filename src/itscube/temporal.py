@@ -161,9 +161,9 @@ def select_layers(
     out = ds.isel({tdim: np.nonzero(mask)[0]})
     if filters.max_error is not None:
         for comp in ("x", "y"):
-            err = f"v{comp}_error"
-            if err in out.variables and err not in scalar_err and f"v{comp}" in out:
-                bad = out[err] > filters.max_error
+            ename = f"v{comp}_error"
+            if ename in out.variables and ename not in scalar_err and f"v{comp}" in out:
+                bad = out[ename] > filters.max_error
                 out[f"v{comp}"] = out[f"v{comp}"].where(~bad)
     return out
 
@@ -283,7 +283,15 @@ def pair_spans(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
-def resolve_estimator(ds: xr.Dataset, estimator: Estimator) -> str:
+def _known_spans(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pair_spans` where the caller has checked that ``ds`` has them."""
+    spans = pair_spans(ds)
+    if spans is None:
+        raise InputError("the cube has no image-pair spans (acquisition dates or date_dt)")
+    return spans
+
+
+def resolve_estimator(ds: xr.Dataset, estimator: Estimator) -> Estimator:
     """``fit`` or ``pair-mean`` for ``ds`` (see the module docstring); ``auto`` picks the
     fit where the layers are image pairs with known spans.
 
@@ -325,7 +333,7 @@ def _pair_means(ds: xr.Dataset, bins: list[PeriodBin], weighted: bool, within_sp
         if sigma is None:
             w = valid.astype("f8")
         else:
-            w = (1.0 / np.maximum(sigma.astype("f8"), ERROR_FLOOR) ** 2).where(
+            w = (1.0 / sigma.astype("f8").clip(min=ERROR_FLOOR) ** 2).where(
                 valid & sigma.notnull(), 0.0
             )
         sw = xr.dot(m, w, dim=tdim)
@@ -373,7 +381,7 @@ class _FitSetup:
 
     @classmethod
     def of(cls, ds: xr.Dataset) -> _FitSetup:
-        t1, t2 = pair_spans(ds)
+        t1, t2 = _known_spans(ds)
         first = pd.Timestamp(t1.min()).year
         last = pd.Timestamp(t2.max()).year
         starts = np.array([f"{y}-01-01" for y in range(first, last + 2)], "datetime64[ns]")
@@ -491,7 +499,7 @@ def _fit_means(ds, bins, weighted: bool, min_months: int):
         if comp == "x":
             valid = ds[name].notnull().astype("int32")
             out["n_layers"] = xr.dot(overlap_da, valid, dim=tdim).astype("int32")
-    out["fit_flag"] = np.maximum(flags[0], flags[1]).astype("uint8")
+    out["fit_flag"] = xr.apply_ufunc(np.maximum, flags[0], flags[1]).astype("uint8")
     out["fit_flag"].attrs.update(
         long_name="span-aware fit: fallback used",
         flag_values=np.array(list(FIT_FLAGS), "uint8"),
@@ -579,7 +587,7 @@ def span_bins(ds: xr.Dataset, period: str) -> list[PeriodBin]:
     """
     resolve_estimator(ds, "fit")
     mid = ds[time_dim(ds)].values.astype("datetime64[ns]")
-    t1, t2 = pair_spans(ds)
+    t1, t2 = _known_spans(ds)
     last = t2.max() - np.timedelta64(1, "ns")  # spans are half-open
     reach = np.concatenate([mid, [t1.min(), last]])
     out = []
@@ -701,7 +709,7 @@ def seasonal_cycle(
     rows = setup.rows(bins)
     fx = _fit_component(ds, "x", setup, rows, weighted, min_months).isel(time=0)
     fy = _fit_component(ds, "y", setup, rows, weighted, min_months).isel(time=0)
-    flag = np.maximum(fx["flag"], fy["flag"])
+    flag = xr.apply_ufunc(np.maximum, fx["flag"], fy["flag"])
     seasonal = flag == FIT_FULL
     out = {}
     mps = {"units": "m yr-1", "grid_mapping": "mapping"}
@@ -717,7 +725,7 @@ def seasonal_cycle(
             out[f"v{comp}_{name}"] = (val.where(seasonal), attrs)
         out[f"v{comp}_amp_error"] = (amp_e.where(seasonal), mps)
         out[f"v{comp}_phase_error"] = (ph_e.where(seasonal), {**doy, "units": "days"})
-    speed = np.hypot(fx["mean"], fy["mean"])
+    speed = xr.apply_ufunc(np.hypot, fx["mean"], fy["mean"])
     ux, uy = fx["mean"] / speed.where(speed > 0), fy["mean"] / speed.where(speed > 0)
     b = ux * fx["cos"] + uy * fy["cos"]
     c = ux * fx["sin"] + uy * fy["sin"]
@@ -727,7 +735,7 @@ def seasonal_cycle(
     amp, amp_e, ph, ph_e = _amp_phase(b, c, vbb, vcc, vbc)
     out["v0"] = (speed, mps)
     if "err" in fx:
-        out["v0_error"] = (np.hypot(ux * fx["err"], uy * fy["err"]), mps)
+        out["v0_error"] = (xr.apply_ufunc(np.hypot, ux * fx["err"], uy * fy["err"]), mps)
     out["v_amp"] = (amp.where(seasonal), mps)
     out["v_amp_error"] = (amp_e.where(seasonal), mps)
     out["v_phase"] = (ph.where(seasonal), doy)

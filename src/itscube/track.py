@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TypeAlias
 
 import dask
 import dask.array as da
@@ -129,7 +130,8 @@ def velocity_series(
         wide = np.array([["1678-01-01", "2261-01-01"]], dtype="datetime64[ns]")
         return mean.assign(time_bnds=(("time", "bnds"), wide))
     default = "month" if est == "fit" else "year"
-    freq = "YS" if tdim == "time" else COMPOSITES.get(composite or default, composite)
+    key = composite or default
+    freq = "YS" if tdim == "time" else COMPOSITES.get(key, key)
     try:
         if est == "fit":  # periods up to the ends of the spans: the whole window covered
             return bin_means(sub, span_bins(sub, freq), estimator="fit", period=freq)
@@ -163,7 +165,9 @@ def data_coverage(ds: xr.Dataset, bnds: np.ndarray, steady: bool) -> tuple:
 # ------------------------------------------------------------------ API
 
 
-def _seeds_xy(seeds, crs: pyproj.CRS, seeds_crs=None) -> tuple[np.ndarray, np.ndarray, list]:
+def _seeds_xy(
+    seeds, crs: pyproj.CRS, seeds_crs=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | list]:
     from pathlib import Path
 
     ids: list = []
@@ -371,7 +375,7 @@ def _lonlat(X, Y, crs):
     return lon, lat
 
 
-SeedsLike = np.ndarray | list | pd.DataFrame | str | os.PathLike
+SeedsLike: TypeAlias = np.ndarray | list | pd.DataFrame | str | os.PathLike
 """Seed points: an (N, 2) array or list of x, y; a DataFrame with x, y (or lon, lat) and an
 optional id; or a CSV path."""
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import re
+from typing import TypeAlias, overload
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ __all__ = [
     "parse_date",
 ]
 
-DateLike = str | np.datetime64 | _dt.date | pd.Timestamp
+DateLike: TypeAlias = str | np.datetime64 | _dt.date | pd.Timestamp
 """A date: ISO text (``"2018-06-01"``, ``"2018-06"``, ``"2018"``), or a date object."""
 
 
@@ -44,6 +45,12 @@ ISO_DATE = re.compile(
 """Dates accepted from users: ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` (optionally with a time)."""
 
 
+@overload
+def parse_date(value: DateLike, what: str) -> pd.Timestamp: ...
+@overload
+def parse_date(value: None, what: str) -> None: ...
+@overload
+def parse_date(value: DateLike | None, what: str) -> pd.Timestamp | None: ...
 def parse_date(value: DateLike | None, what: str) -> pd.Timestamp | None:
     """A timestamp from user input, or a one-line :class:`InputError`.
 

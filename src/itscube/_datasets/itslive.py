@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 import numcodecs
@@ -683,7 +683,7 @@ def write_subyearly(
     n = ds.sizes[tdim]
     tc = min(n, time_chunk)
     dims3 = (tdim, "y", "x")
-    enc: dict[str, dict] = {}
+    enc: dict[Hashable, dict] = {}
     for name, var in ds.variables.items():
         if v22:
             e: dict = {
@@ -986,7 +986,7 @@ def _annual_static_variables(vx, vy, count, years) -> dict:
 def _write_annual(ds: xr.Dataset, path) -> None:
     """Write an annual cube as ITS_LIVE does: one chunk per year over the tile."""
     ny, nx = ds.sizes["y"], ds.sizes["x"]
-    enc: dict[str, dict] = {}
+    enc: dict[Hashable, dict] = {}
     for name, v_ in ds.variables.items():
         e: dict = {"compressors": (COMPRESSOR,)}
         if v_.dims[:1] in (("time",), ("sensor",)) and v_.ndim == 3:

@@ -53,10 +53,13 @@ def fill_gaps_2d(a: np.ndarray, radius: float) -> np.ndarray:
         rows.append(sel)
         cols.append(idx[ni_c[sel], nj_c[sel]])
         vals.append(-np.ones(len(sel)))
-    rows = np.concatenate([np.arange(n), *rows])
-    cols = np.concatenate([np.arange(n), *cols])
-    vals = np.concatenate([diag, *vals])
-    A = sp.csr_matrix((vals, (rows, cols)), shape=(n, n))
+    A = sp.csr_matrix(
+        (
+            np.concatenate([diag, *vals]),
+            (np.concatenate([np.arange(n), *rows]), np.concatenate([np.arange(n), *cols])),
+        ),
+        shape=(n, n),
+    )
     sol = spla.spsolve(A, rhs)
     out = a.astype("f8", copy=True)
     out[fi, fj] = sol

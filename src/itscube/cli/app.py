@@ -99,7 +99,7 @@ def _readable_metavars(command) -> None:
                 option.metavar = " "
             return option
 
-        help_option._itscube = True
+        help_option._itscube = True  # type: ignore[attr-defined]
         command.get_help_option = help_option
     for param in getattr(command, "params", []):
         names = getattr(param, "opts", [])

@@ -188,7 +188,8 @@ def area_from_options(point, bbox, polygon, crs, buffer) -> Area:
     if point is not None:
         return point_area(point[0], point[1], crs, buffer)
     if bbox is not None:
-        return bbox_area(*bbox, crs=crs)
+        west, south, east, north = bbox
+        return bbox_area(west, south, east, north, crs=crs)
     return polygon_area(polygon, crs)
 
 

@@ -365,7 +365,7 @@ def load_catalog(
     cached = _cache_path(src) if (cache and is_remote) else None
     raw: bytes | None = None
     fresh = cached is not None and cached.exists() and not refresh
-    if fresh and time.time() - cached.stat().st_mtime < max_age_days * 86400:
+    if cached is not None and fresh and time.time() - cached.stat().st_mtime < max_age_days * 86400:
         raw = cached.read_bytes()
     if raw is None:
         try:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from itscube._typing import Kind
 from itscube.cluster import worker_count
 from itscube.errors import DownloadError, InputError, ItscubeError
 from itscube.io.area import Area
@@ -34,7 +35,7 @@ class Recipe:
 
     sources: tuple[tuple[str, dict | None], ...]
     area: Area
-    kind: str
+    kind: Kind
     start: Any
     end: Any
     variables: tuple[str, ...] | None
@@ -93,7 +94,7 @@ def write_blocks(
     store: Location,
     done: Location,
     indices: Sequence[int],
-) -> dict[str, int]:
+) -> dict[str, Any]:
     """Fetch the blocks ``indices`` of one store and write them into the staged ``store``,
     marking each in ``done`` (run on a worker, one task at a time per process: the memory
     bound of a download holds per worker). Returns the blocks written and the transfer
@@ -196,8 +197,8 @@ def fetch_on_cluster(
             res = fut.result()
             if "error" in res:
                 raise DownloadError(res["error"])
-            for k in total:
-                total[k] += res[k]
+            for name in total:
+                total[name] += res[name]
             step(res["blocks"])
     except BaseException:
         client.cancel(futures)

@@ -481,7 +481,7 @@ def _choose_blocks(
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     bpp = max(1, sum(s.dtype.itemsize for s in tiled))
     itemsize = max([s.dtype.itemsize for s in tiled] or [1])
-    src_chunks = (LONG_TIME_CHUNK, 10, 10)
+    src_chunks: tuple[int, ...] = (LONG_TIME_CHUNK, 10, 10)
     for p in plan_parts:
         for s in tiled:
             if s.name in p.cube:
@@ -543,7 +543,7 @@ def plan_download(
     t0, t1 = date_window(start, end)
     tdim = TIME_DIM[kind]
     explicit = variables is not None and len(variables) > 0
-    wanted = list(variables) if explicit else list(DEFAULT_VARIABLES[kind])
+    wanted = list(variables or ()) if explicit else list(DEFAULT_VARIABLES[kind])
     notes: list[str] = []
     parts: list[Part] = []
     workers = get_options()["concurrency"] if workers is None else workers
@@ -1290,7 +1290,8 @@ def _fetch_and_write(
 
             for store in staged:
                 store.write_small()
-            remote_work = fetch_on_cluster(*cluster, staged, step)
+            client, recipe = cluster
+            remote_work = fetch_on_cluster(client, recipe, staged, step)
             assembled = remote_work["blocks"]
         else:
 

@@ -276,7 +276,12 @@ def _cloud_text(s: Scene) -> str:
 
 
 def read_rgb(
-    scene: Scene, area: Area, crs, *, like: xr.Dataset | None = None, resolution=None
+    scene: Scene,
+    area: Area,
+    crs,
+    *,
+    like: xr.Dataset | xr.DataArray | None = None,
+    resolution=None,
 ) -> xr.DataArray:
     """The RGB image of ``area`` (uint8, bands red, green, blue) in ``crs``: at native
     resolution (or ``resolution`` m), or on the grid of ``like`` (a cube)."""

@@ -168,9 +168,10 @@ PERMANENT_TEXT = (
 def _chain(exc: BaseException, depth: int = 10) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from (``__cause__``, ``__context__``)."""
     out: list[BaseException] = []
-    while exc is not None and len(out) < depth and exc not in out:
-        out.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    cur: BaseException | None = exc
+    while cur is not None and len(out) < depth and cur not in out:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
     return out
 
 

@@ -29,6 +29,9 @@ resolution (two outputs in one CRS abut).
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Any
+
 import numpy as np
 import pyproj
 import xarray as xr
@@ -124,7 +127,7 @@ def reproject_cube(
     ri, ci, (j11, j12, j21, j22) = _positions(ds, dst, x, y)
     if not rotate:
         j11, j12, j21, j22 = np.ones_like(j11), np.zeros_like(j11), np.zeros_like(j11), j11 * 0 + 1
-    out = {}
+    out: dict[Hashable, Any] = {}
     grid = {"y", "x"}
     for cx, cy, norm in VECTORS:
         if cx in ds and cy in ds and grid <= set(ds[cx].dims):

@@ -181,10 +181,10 @@ class CachingStore(WrapperStore):
     async def get(
         self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
     ) -> Buffer | None:
-        held = self._prefetched.pop((key, _range_tag(byte_range)), False)
-        if held is not False:
-            return None if held is None else prototype.buffer.from_bytes(held)
         tag = (key, _range_tag(byte_range))
+        if tag in self._prefetched:
+            held = self._prefetched.pop(tag)
+            return None if held is None else prototype.buffer.from_bytes(held)
         if self.cache is not None:
             held = self.cache.get(key + tag[1])
             if held is not None:
@@ -357,7 +357,8 @@ class SourceArray:
             return await read_orthogonal(self.direct, self.store.get_bytes, sel)
         # Index arrays whose range spans no other chunk are read as a range (zarr's fast
         # basic indexing, the same chunks) and picked from in memory.
-        ranged, picks = [], []
+        ranged: list[slice | np.ndarray] = []
+        picks: list[np.ndarray | None] = []
         for s, c in zip(sel, self.chunks, strict=True):
             if (
                 isinstance(s, np.ndarray)
@@ -374,10 +375,11 @@ class SourceArray:
             else:
                 ranged.append(s)
                 picks.append(None)
+        which: Any = tuple(ranged)
         if any(isinstance(r, np.ndarray) for r in ranged):
-            out = np.asarray(await self.array.get_orthogonal_selection(tuple(ranged)))
+            out = np.asarray(await self.array.get_orthogonal_selection(which))
         else:
-            out = np.asarray(await self.array.getitem(tuple(ranged)))
+            out = np.asarray(await self.array.getitem(which))
         for axis, pick in enumerate(picks):
             if pick is not None and not (
                 len(pick) == out.shape[axis] and np.array_equal(pick, np.arange(len(pick)))
@@ -388,6 +390,7 @@ class SourceArray:
     async def _prefetch_inner_chunks(self, sel: Sequence[np.ndarray | slice]) -> None:
         """Fetch the shard indexes, then every needed inner chunk, all concurrently (byte
         ranges, never whole shards), ahead of zarr's one-at-a-time reads."""
+        assert self.shards is not None, "only sharded arrays prefetch inner chunks"
         per = tuple(s // c for s, c in zip(self.shards, self.chunks, strict=True))
         layout = _shard_index_layout(self.array, int(np.prod(per)))
         if layout is None:
@@ -454,9 +457,8 @@ def _plain_strings(values: np.ndarray) -> np.ndarray:
 def _array_meta(name: str, arr: zarr.Array, store: CachingStore) -> SourceArray:
     meta = arr.metadata
     attrs = dict(arr.attrs)
-    dims = tuple(
-        attrs.pop("_ARRAY_DIMENSIONS", None) or getattr(meta, "dimension_names", None) or ()
-    )
+    named: Any = attrs.pop("_ARRAY_DIMENSIONS", None) or getattr(meta, "dimension_names", None)
+    dims = tuple(named or ())
     if len(dims) != len(arr.shape):
         raise CubeFormatError(f"{store.label}: array {name!r} has no dimension names")
     zfill = _plain(meta.fill_value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,9 @@ class Features:
         raise InputError(f"{self.where}: no LineString geometry", params=self.param)
 
 
-def read_features(path: str | Path, what: str, crs=None, param: str | None = None) -> Features:
+def read_features(
+    path: str | os.PathLike, what: str, crs=None, param: str | None = None
+) -> Features:
     """Read a vector file (CSV, GeoJSON, GeoPackage, Shapefile...).
 
     Parameters

@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import shapely.geometry as sg
 import xarray as xr
@@ -56,14 +56,17 @@ class Product:
     summary: dict
 
 
-def on_cluster(fn: Callable[..., Product]) -> Callable[..., Product]:
+_R = TypeVar("_R")
+
+
+def on_cluster(fn: Callable[..., _R]) -> Callable[..., _R]:
     """Give a product's ``run_*`` function the keywords ``scheduler`` (a dask.distributed
     scheduler address; default ``ITSCUBE_SCHEDULER`` or ``DASK_SCHEDULER_ADDRESS``) and
     ``client`` (a ``distributed.Client``): with either, the product runs on that cluster's
     workers (:mod:`itscube.cluster`); without, in this process."""
 
     @functools.wraps(fn)
-    def run(*args, scheduler: str | None = None, client: Any = None, **kwargs) -> Product:
+    def run(*args, scheduler: str | None = None, client: Any = None, **kwargs) -> _R:
         with connect(scheduler, client):
             out = kwargs.get("out", ".")
             if not is_url(out):
@@ -75,7 +78,8 @@ def on_cluster(fn: Callable[..., Product]) -> Callable[..., Product]:
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
         for name, ann in (("scheduler", "str | None"), ("client", "Any"))
     ]
-    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    params = [*sig.parameters.values(), *extra]
+    run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     run.__doc__ = (fn.__doc__ or "") + (
         "\n\n    With ``scheduler`` (an address) or ``client``, runs on a dask.distributed "
         "cluster\n    (:mod:`itscube.cluster`); the outputs are those of a local run. "
@@ -208,7 +212,7 @@ def summary_head(
 ) -> dict:
     """The keys every product's ``summary.json`` starts with; with the period ``means``,
     the estimator that made them and the pixels where the fit fell back."""
-    head = {
+    head: dict[str, Any] = {
         "product": product,
         "itscube_version": __version__,
         "cube": str(cube),
@@ -279,9 +283,10 @@ def load_background(
     if not path.is_file():
         raise InputError(f"background {path}: file not found (or give auto)", params="background")
     img = rioxarray.open_rasterio(path)
-    if img.sizes.get("band") != 3:
+    bands = img.sizes.get("band") if isinstance(img, xr.DataArray) else "several sets of"
+    if not isinstance(img, xr.DataArray) or bands != 3:
         raise InputError(
-            f"background {path} has {img.sizes.get('band')} band(s); give an RGB image",
+            f"background {path} has {bands} band(s); give an RGB image",
             params="background",
         )
     return img.rio.reproject_match(template, resampling=Resampling.bilinear)

@@ -194,7 +194,7 @@ def strain_figures(
     )
     made.append(save(fig, folder / f"effective_{label}.png"))
 
-    speed = np.hypot(res["vx"], res["vy"])
+    speed = xr.apply_ufunc(np.hypot, res["vx"], res["vy"])
     ice = (speed >= MOVING_M_YR).values  # colour limits from the moving ice, robustly
 
     def lim_of(name: str) -> float:
@@ -203,8 +203,8 @@ def strain_figures(
 
     fig, axes = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
     for ax, name, cmap, sign in ((axes[0], "e1", "Reds", 1), (axes[1], "e2", "Blues_r", -1)):
-        limits = tuple(sorted((0.0, sign * lim_of(name))))  # one-sided: e1 >= e2
-        map_panel(ax, res[name], f"{name} {label}", cmap=cmap, limits=limits)
+        lo, hi = sorted((0.0, sign * lim_of(name)))  # one-sided: e1 >= e2
+        map_panel(ax, res[name], f"{name} {label}", cmap=cmap, limits=(lo, hi))
     map_panel(
         axes[2],
         res["effective"],
@@ -349,7 +349,7 @@ def tracks_figure(
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 6.5))
-    speed = np.hypot(speed_field["vx"], speed_field["vy"])
+    speed = xr.apply_ufunc(np.hypot, speed_field["vx"], speed_field["vy"])
     speed.attrs["units"] = "m yr-1"
     period = ""
     if "time_bnds" in speed_field:
@@ -368,7 +368,7 @@ def tracks_figure(
             continue
         pts = np.column_stack([xs[ok], ys[ok]])
         segs = np.stack([pts[:-1], pts[1:]], axis=1)
-        lc = LineCollection(segs, cmap="plasma", norm=norm, linewidths=1.5)
+        lc = LineCollection(list(segs), cmap="plasma", norm=norm, linewidths=1.5)
         lc.set_array(np.abs(t[ok][:-1]))
         ax.add_collection(lc)
         ax.plot(*pts[0], "o", color="tab:green", ms=4)
@@ -442,7 +442,7 @@ def overview_figure(
     ``tracks.nc`` dataset, ``boundary`` a shapely polygon in the cube CRS.
     """
     fig, axes = plt.subplots(2, 2, figsize=(14, 10.5), constrained_layout=True)
-    speed = np.hypot(strain["vx"], strain["vy"])
+    speed = xr.apply_ufunc(np.hypot, strain["vx"], strain["vy"])
     speed.attrs["units"] = "m yr-1"
     period = str(strain["period"].values) if "period" in strain else ""
     t0, t1 = (np.datetime_as_string(tracks.time.values[i], unit="D") for i in (0, -1))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from itscube._typing import KINDS_OR_BOTH as _KINDS_OR_BOTH
-from itscube._typing import Estimator
+from itscube._typing import Estimator, Kind
 from itscube.io.files import check_out_dir, date_label, staged_folder
 from itscube.io.pixels import LAYER_VARIABLES
 from itscube.products._common import Product, close_product, on_cluster
@@ -97,7 +98,11 @@ def run_series(
     with progress.task("series", len(kinds)) as advance:
         for k in kinds:
             got[k] = time_series(
-                targets, cube, kind=k, filters=filters if k != "annual" else None, **options
+                targets,
+                cube,
+                kind=cast(Kind, k),
+                filters=filters if k != "annual" else None,
+                **options,
             )
             advance()
     main = got[kinds[0]]

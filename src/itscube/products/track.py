@@ -120,22 +120,23 @@ def run_track(
                 res = res.merge(ensemble_spread(ds, starts, start, end, ensemble, **kw))
             files_out.add(res)
         files = files_out.finish(f"Tracked points {sdate}-{edate}", ds)
-        res = files_out.sample
+        sample = files_out.sample
+        assert sample is not None  # finish() refuses a run without blocks
         if field is not None:
             for name, stem in DISPLACEMENT_FILES.items():
                 files.append(write_cog(field[name], tmp / f"{stem}.tif"))
         image = None
         if figures:
-            t0 = res.time.values.min()
+            t0 = sample.time.values.min()
             image = load_background(background, ds, t0, stac=background_stac)
-            files += _figures(ds, res, field, tmp, start, end, image)
+            files += _figures(ds, sample, field, tmp, start, end, image)
         summary = {
             **summary_head("tracks", cube, ds, sdate, edate),
             "direction": "backward" if backward else "forward",
             "method": method,
             "dt_days": dt_days,
-            "composite": res.attrs["composite"],
-            "estimator": res.attrs["estimator"],
+            "composite": sample.attrs["composite"],
+            "estimator": sample.attrs["estimator"],
             **files_out.summary(),
             "ensemble_members": ensemble,
             "background": background_label(image, background),

@@ -37,9 +37,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from itscube._typing import Kind
 from itscube.errors import InputError, ItscubeError
 from itscube.progress import Progress
 from itscube.web.layers import (
@@ -125,6 +126,9 @@ class MapServer:
     start, end : the window of the cubes' speed layers.
     """
 
+    height: int = 600
+    """Height (px) of the frame of :meth:`_repr_html_` in a notebook."""
+
     def __init__(
         self,
         sources=(),
@@ -182,7 +186,7 @@ class MapServer:
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        return f"http://{shown}:{port}/" + (f"?token={self.token}" if self.token else "")
+        return f"http://{shown!s}:{port}/" + (f"?token={self.token}" if self.token else "")
 
     def start_background(self) -> MapServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -199,7 +203,7 @@ class MapServer:
             self._thread.join(timeout=5)
 
     def _repr_html_(self) -> str:
-        height = getattr(self, "height", 600)
+        height = self.height
         return f'<iframe src="{self.url}" width="100%" height="{height}" style="border:0"></iframe>'
 
     def __enter__(self) -> MapServer:
@@ -268,7 +272,7 @@ class MapServer:
         from itscube.window import Filters
 
         lon, lat = _floats(q, "lon", 1)[0], _floats(q, "lat", 1)[0]
-        filters = Filters(
+        filters: Filters | None = Filters(
             _opt_float(q, "min_dt"), _opt_float(q, "max_dt"), tuple(_list(q, "sensors"))
         )
         cube = q.get("cube") or (self.cubes[0] if len(self.cubes) == 1 else None)
@@ -278,7 +282,7 @@ class MapServer:
         return time_series(
             point_targets([(lon, lat)]),
             cube,
-            kind=None if cube else kind,
+            kind=None if cube else cast(Kind, kind),
             start=q.get("start") or None,
             end=q.get("end") or None,
             filters=filters,

@@ -82,13 +82,19 @@ def _layer_id(path: Path, sublayer: str = "") -> str:
 
 
 @functools.cache
+def _float4(bounds) -> tuple[float, float, float, float]:
+    """West, south, east, north as floats."""
+    west, south, east, north = (float(b) for b in bounds)
+    return west, south, east, north
+
+
 def colormap(name: str) -> dict[int, tuple[int, int, int, int]]:
     """A matplotlib colour map as rio-tiler's ``{value: (r, g, b, a)}`` over 0..255."""
     import matplotlib
 
     cm = matplotlib.colormaps[name]
     rgba = (np.asarray(cm(np.linspace(0, 1, 256))) * 255).round().astype(int)
-    return {i: tuple(int(c) for c in rgba[i]) for i in range(256)}
+    return {i: (int(r), int(g), int(b), int(a)) for i, (r, g, b, a) in enumerate(rgba)}
 
 
 def raster_layer(path: Path, root: Path | None = None) -> Layer:
@@ -103,7 +109,7 @@ def raster_layer(path: Path, root: Path | None = None) -> Layer:
             rel = path.relative_to(root) if root is not None else Path(path.name)
             return Layer(_layer_id(path), path.stem, path, "raster", group=str(rel),
                          vmin=0.0, vmax=255.0, cmap="rgb",
-                         bounds=tuple(float(b) for b in bounds))  # fmt: skip
+                         bounds=_float4(bounds))  # fmt: skip
         band = src.read(1, out_shape=(min(src.height, 512), min(src.width, 512))).astype("f8")
         if src.nodata is not None and np.isfinite(src.nodata):
             band[band == src.nodata] = np.nan
@@ -136,7 +142,7 @@ def raster_layer(path: Path, root: Path | None = None) -> Layer:
         vmin=float(lo),
         vmax=float(hi),
         cmap=cmap,
-        bounds=tuple(float(b) for b in bounds),
+        bounds=_float4(bounds),
     )
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
+from itscube._typing import Kind
 from itscube.cli.app import app, console, friendly, progress_bars
 from itscube.cli.options import (
     BboxOpt,
@@ -140,7 +141,7 @@ def download(
         area,
         start=start,
         end=end,
-        kind=kind,
+        kind=cast(Kind, kind),
         variables=split_names(variables),
         out=out,
         catalog=catalog,

@@ -499,7 +499,7 @@ def _fit_means(ds, bins, weighted: bool, min_months: int):
         if comp == "x":
             valid = ds[name].notnull().astype("int32")
             out["n_layers"] = xr.dot(overlap_da, valid, dim=tdim).astype("int32")
-    out["fit_flag"] = xr.apply_ufunc(np.maximum, flags[0], flags[1]).astype("uint8")
+    out["fit_flag"] = xr.apply_ufunc(np.maximum, flags[0], flags[1], dask="allowed").astype("uint8")
     out["fit_flag"].attrs.update(
         long_name="span-aware fit: fallback used",
         flag_values=np.array(list(FIT_FLAGS), "uint8"),
@@ -709,7 +709,7 @@ def seasonal_cycle(
     rows = setup.rows(bins)
     fx = _fit_component(ds, "x", setup, rows, weighted, min_months).isel(time=0)
     fy = _fit_component(ds, "y", setup, rows, weighted, min_months).isel(time=0)
-    flag = xr.apply_ufunc(np.maximum, fx["flag"], fy["flag"])
+    flag = xr.apply_ufunc(np.maximum, fx["flag"], fy["flag"], dask="allowed")
     seasonal = flag == FIT_FULL
     out = {}
     mps = {"units": "m yr-1", "grid_mapping": "mapping"}
@@ -725,7 +725,7 @@ def seasonal_cycle(
             out[f"v{comp}_{name}"] = (val.where(seasonal), attrs)
         out[f"v{comp}_amp_error"] = (amp_e.where(seasonal), mps)
         out[f"v{comp}_phase_error"] = (ph_e.where(seasonal), {**doy, "units": "days"})
-    speed = xr.apply_ufunc(np.hypot, fx["mean"], fy["mean"])
+    speed = xr.apply_ufunc(np.hypot, fx["mean"], fy["mean"], dask="allowed")
     ux, uy = fx["mean"] / speed.where(speed > 0), fy["mean"] / speed.where(speed > 0)
     b = ux * fx["cos"] + uy * fy["cos"]
     c = ux * fx["sin"] + uy * fy["sin"]
@@ -735,7 +735,10 @@ def seasonal_cycle(
     amp, amp_e, ph, ph_e = _amp_phase(b, c, vbb, vcc, vbc)
     out["v0"] = (speed, mps)
     if "err" in fx:
-        out["v0_error"] = (xr.apply_ufunc(np.hypot, ux * fx["err"], uy * fy["err"]), mps)
+        out["v0_error"] = (
+            xr.apply_ufunc(np.hypot, ux * fx["err"], uy * fy["err"], dask="allowed"),
+            mps,
+        )
     out["v_amp"] = (amp.where(seasonal), mps)
     out["v_amp_error"] = (amp_e.where(seasonal), mps)
     out["v_phase"] = (ph.where(seasonal), doy)

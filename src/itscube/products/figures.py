@@ -194,7 +194,7 @@ def strain_figures(
     )
     made.append(save(fig, folder / f"effective_{label}.png"))
 
-    speed = xr.apply_ufunc(np.hypot, res["vx"], res["vy"])
+    speed = xr.apply_ufunc(np.hypot, res["vx"], res["vy"], dask="allowed")
     ice = (speed >= MOVING_M_YR).values  # colour limits from the moving ice, robustly
 
     def lim_of(name: str) -> float:
@@ -349,7 +349,7 @@ def tracks_figure(
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(8, 6.5))
-    speed = xr.apply_ufunc(np.hypot, speed_field["vx"], speed_field["vy"])
+    speed = xr.apply_ufunc(np.hypot, speed_field["vx"], speed_field["vy"], dask="allowed")
     speed.attrs["units"] = "m yr-1"
     period = ""
     if "time_bnds" in speed_field:
@@ -442,7 +442,7 @@ def overview_figure(
     ``tracks.nc`` dataset, ``boundary`` a shapely polygon in the cube CRS.
     """
     fig, axes = plt.subplots(2, 2, figsize=(14, 10.5), constrained_layout=True)
-    speed = xr.apply_ufunc(np.hypot, strain["vx"], strain["vy"])
+    speed = xr.apply_ufunc(np.hypot, strain["vx"], strain["vy"], dask="allowed")
     speed.attrs["units"] = "m yr-1"
     period = str(strain["period"].values) if "period" in strain else ""
     t0, t1 = (np.datetime_as_string(tracks.time.values[i], unit="D") for i in (0, -1))

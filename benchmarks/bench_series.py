@@ -32,8 +32,9 @@ import numpy as np
 import xarray as xr
 
 from itscube._datasets.itslive import OutletGlacier, make_subyearly_cube
+from itscube.geometry import point_targets
 from itscube.io.stores import open_source
-from itscube.series import point_targets, time_series
+from itscube.series import time_series
 from itscube.testing.server import Faults, StoreServer
 
 CENTRE = (-150000.0, -2250000.0)

@@ -13,9 +13,8 @@ import xarray as xr
 from itscube import download
 from itscube.cluster import connect, executed_counts
 from itscube.errors import InputError
-from itscube.io.area import point_area
+from itscube.geometry import point_area, point_targets
 from itscube.sample import ensure_sample
-from itscube.series import point_targets
 from tests.helpers import CENTRE_A, one_line_error, run_cli, same_dataset, same_files
 
 distributed = pytest.importorskip("distributed")

@@ -12,8 +12,8 @@ import pytest
 import xarray as xr
 
 from itscube import download
+from itscube.geometry import point_area
 from itscube.io import download as download_module
-from itscube.io.area import point_area
 from itscube.sample import ensure_sample
 from itscube.testing.server import Faults
 from tests.helpers import CENTRE_A, same_dataset, same_files

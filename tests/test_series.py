@@ -18,14 +18,8 @@ import shapely.geometry as sg
 from itscube import open_cube
 from itscube._datasets.itslive import decimal_year, tile_coords
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
-from itscube.series import (
-    climatology,
-    point_targets,
-    polygon_target,
-    profile_targets,
-    regularise,
-    time_series,
-)
+from itscube.geometry import point_targets, profile_targets
+from itscube.series import climatology, polygon_target, regularise, time_series
 from itscube.window import Filters
 from tests.helpers import CENTRE_A, CENTRE_B, FIELD, SHAPE, one_line_error, run_cli
 

@@ -40,10 +40,13 @@ from itscube.errors import (
 )
 
 _LAZY = {
-    "Area": "io.area",
-    "bbox_area": "io.area",
-    "point_area": "io.area",
-    "polygon_area": "io.area",
+    "Area": "geometry",
+    "bbox_area": "geometry",
+    "point_area": "geometry",
+    "Targets": "geometry",
+    "point_targets": "geometry",
+    "profile_targets": "geometry",
+    "polygon_area": "io.vector",
     "Catalog": "io.catalog",
     "CubeEntry": "io.catalog",
     "find_cubes": "io.catalog",
@@ -65,8 +68,10 @@ _LAZY = {
     "select_layers": "temporal",
     "track": "track",
     "time_series": "series",
+    "Product": "products",
 }
 _SUBMODULES = {
+    "geometry",
     "io",
     "products",
     "sample",
@@ -98,7 +103,14 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from itscube.flux import boundary_flux, flux_divergence, read_boundary, read_thickness  # noqa: F401
-    from itscube.io.area import Area, bbox_area, point_area, polygon_area  # noqa: F401
+    from itscube.geometry import (  # noqa: F401
+        Area,
+        Targets,
+        bbox_area,
+        point_area,
+        point_targets,
+        profile_targets,
+    )
     from itscube.io.catalog import (  # noqa: F401
         Catalog,
         CubeEntry,
@@ -108,6 +120,8 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from itscube.io.cube import open_cube  # noqa: F401
     from itscube.io.download import DownloadResult, download  # noqa: F401
+    from itscube.io.vector import polygon_area  # noqa: F401
+    from itscube.products import Product  # noqa: F401
     from itscube.series import time_series  # noqa: F401
     from itscube.strain import strain_rates  # noqa: F401
     from itscube.temporal import Filters, period_mean, select_layers  # noqa: F401

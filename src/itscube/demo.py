@@ -17,8 +17,8 @@ import numpy as np
 import xarray as xr
 
 from itscube.errors import InputError
+from itscube.geometry import bbox_area
 from itscube.grid import time_dim
-from itscube.io.area import bbox_area
 from itscube.io.catalog import load_catalog
 from itscube.io.cube import open_cube
 from itscube.io.download import download

@@ -47,6 +47,7 @@ import xarray as xr
 from itscube._kernels import flux as _k
 from itscube._typing import SCHEMES, CRSLike, Scheme, check_choice
 from itscube.errors import CubeFormatError, InputError, MissingCRSError
+from itscube.geometry import check_degrees, parse_crs
 from itscube.grid import (
     block_error,
     block_mean,
@@ -58,7 +59,6 @@ from itscube.grid import (
     spacing,
     with_crs,
 )
-from itscube.io.area import check_degrees, parse_crs
 from itscube.io.vector import read_features
 from itscube.temporal import ErrorModel
 

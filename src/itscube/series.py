@@ -26,7 +26,6 @@ theirs.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,101 +41,27 @@ from itscube._typing import INTERPOLATIONS as _INTERPOLATIONS
 from itscube._typing import CRSLike, Estimator, Kind, check_choice
 from itscube.cluster import current_client, worker_count
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
+from itscube.geometry import LONLAT, Targets, line_targets, point_targets, transform_geometry
 from itscube.grid import grid_bounds, spacing
-from itscube.io.area import (
-    LONLAT,
-    check_degrees,
-    parse_crs,
-    polygon_area,
-    transform_geometry,
-)
 from itscube.io.pixels import LAYER_VARIABLES, PIXEL_VARIABLES, read_layers, read_pixels
 from itscube.io.stores import SourceCube, open_source
-from itscube.io.vector import read_features
+from itscube.io.vector import polygon_area, read_features
 from itscube.temporal import ERROR_FLOOR, period_mean, resolve_estimator
 from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
     "INTERPOLATIONS",
     "Interp",
-    "Targets",
     "climatology",
     "line_from_file",
-    "line_targets",
-    "point_targets",
     "points_from_file",
     "polygon_target",
-    "profile_targets",
     "regularise",
     "time_series",
 ]
 
 Interp = Literal["nearest", "bilinear"]
 INTERPOLATIONS = _INTERPOLATIONS
-
-
-@dataclasses.dataclass(frozen=True)
-class Targets:
-    """Where to sample.
-
-    Attributes
-    ----------
-    kind : ``"points"``, ``"profile"`` or ``"polygon"``.
-    x, y : coordinates of the points (of the polygon's centroid) in ``crs``.
-    crs : their CRS (EPSG:4326 for lon/lat).
-    ids : one identifier per point.
-    distance : metres along the profile (profiles only).
-    polygon : the area (polygons only), in ``crs``.
-    """
-
-    kind: str
-    x: np.ndarray
-    y: np.ndarray
-    crs: pyproj.CRS
-    ids: list[str]
-    distance: np.ndarray | None = None
-    polygon: shapely.Geometry | None = None
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
-        tr = pyproj.Transformer.from_crs(self.crs, LONLAT, always_xy=True)
-        return tr.transform(self.x, self.y)
-
-    def in_crs(self, epsg: int) -> tuple[np.ndarray, np.ndarray]:
-        tr = pyproj.Transformer.from_crs(self.crs, pyproj.CRS.from_epsg(epsg), always_xy=True)
-        x, y = tr.transform(self.x, self.y)
-        return np.asarray(x, "f8"), np.asarray(y, "f8")
-
-    def label(self) -> str:
-        if self.kind == "points" and len(self) == 1:
-            lon, lat = self.lonlat()
-            return f"point_{lon[0]:.4f}_{lat[0]:.4f}"
-        return self.kind
-
-
-def point_targets(
-    points: Sequence[Sequence[float]] | np.ndarray,
-    crs: CRSLike | None = None,
-    ids: Sequence | None = None,
-) -> Targets:
-    """Points as ``[(x, y), ...]`` in ``crs`` (default lon/lat).
-
-    Raises
-    ------
-    InputError
-        No points, or non-finite coordinates.
-    """
-    xy = np.asarray(points, "f8").reshape(-1, 2)
-    if len(xy) == 0:
-        raise InputError("give at least one point", params="points")
-    if not np.isfinite(xy).all():
-        raise InputError("points must be finite numbers", params="points")
-    names = [str(i) for i in (ids if ids is not None else range(len(xy)))]
-    crs = parse_crs(crs)
-    check_degrees(xy[:, 0], xy[:, 1], crs, "point")
-    return Targets("points", xy[:, 0], xy[:, 1], crs, names)
 
 
 def points_from_file(path: str | Path, crs: CRSLike | None = None) -> Targets:
@@ -159,64 +84,6 @@ def _needs_crs(path: Path, what: str = "points") -> None:
         f"{what} {path}: columns are x, y; give crs (e.g. EPSG:3413) to say their projection",
         params=(what, "crs"),
     )
-
-
-def profile_targets(
-    x0: float,
-    y0: float,
-    x1: float,
-    y1: float,
-    spacing_m: float | None = None,
-    crs: CRSLike | None = None,
-) -> Targets:
-    """Points every ``spacing_m`` metres (default 120, one ITS_LIVE pixel) from (x0, y0) to
-    (x1, y1), along the geodesic for lon/lat ends, straight for projected ones.
-
-    Raises
-    ------
-    InputError
-        A profile of zero length, or a spacing that is not positive.
-    """
-    c = parse_crs(crs)
-    return line_targets([(x0, y0), (x1, y1)], spacing_m, c)
-
-
-def line_targets(
-    vertices: Sequence[Sequence[float]], spacing_m: float | None = None, crs: CRSLike | None = None
-) -> Targets:
-    """Points every ``spacing_m`` metres along a polyline (a flowline or a transect)."""
-    step = 120.0 if spacing_m is None else float(spacing_m)
-    if not step > 0:
-        raise InputError(f"spacing must be > 0 m; got {spacing_m}", params="spacing")
-    c = parse_crs(crs)
-    v = np.asarray(vertices, "f8").reshape(-1, 2)
-    xs, ys, dist = [v[0, 0]], [v[0, 1]], [0.0]
-    geod = pyproj.Geod(ellps="WGS84") if c.is_geographic else None
-    total = 0.0
-    for (ax, ay), (bx, by) in itertools.pairwise(v):
-        length = geod.inv(ax, ay, bx, by)[2] if geod else float(np.hypot(bx - ax, by - ay))
-        n = int(np.floor(length / step))
-        for k in range(1, n + 1):
-            f = k * step / length
-            if geod:
-                px, py = _geod_point(geod, ax, ay, bx, by, f)
-            else:
-                px, py = ax + f * (bx - ax), ay + f * (by - ay)
-            xs.append(px)
-            ys.append(py)
-            dist.append(total + k * step)
-        total += length
-    if total <= 0:
-        raise InputError("the profile has zero length; give two different ends", params="profile")
-    return Targets(
-        "profile", np.array(xs), np.array(ys), c, [str(i) for i in range(len(xs))], np.array(dist)
-    )
-
-
-def _geod_point(geod: pyproj.Geod, ax, ay, bx, by, f) -> tuple[float, float]:
-    az, _, length = geod.inv(ax, ay, bx, by)
-    lon, lat, _ = geod.fwd(ax, ay, az, f * length)
-    return float(lon), float(lat)
 
 
 def polygon_target(path: str | Path, crs: CRSLike | None = None) -> Targets:
@@ -384,7 +251,7 @@ def _sample_cube(cube: SourceCube, targets: Targets, which: list[int], pixels: d
 def _sources(targets: Targets, cube, kind: Kind, catalog, stac) -> list[str]:
     if cube is not None:
         return [_cube_url(cube)]
-    from itscube.io.area import Area
+    from itscube.geometry import Area
     from itscube.io.catalog import find_cubes, find_cubes_stac, load_catalog
 
     lon, lat = targets.lonlat()

@@ -47,8 +47,8 @@ from itscube._kernels.gaps import fill_time_space
 from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, Estimator, check_choice
 from itscube.cluster import current_client, worker_count
 from itscube.errors import InputError
+from itscube.geometry import check_degrees, parse_crs
 from itscube.grid import grid_bounds, spacing, time_dim
-from itscube.io.area import check_degrees, parse_crs
 from itscube.temporal import (
     PERIOD_ALIASES,
     ErrorModel,

@@ -161,7 +161,7 @@ def test_explicit_urls_and_lonlat_area(cubes, server, tmp_path):
 def test_mixed_projections_get_one_store_each(cubes, server, tmp_path):
     import shapely.geometry as sg
 
-    from itscube.io.area import LONLAT, Area, transform_geometry
+    from itscube.geometry import LONLAT, Area, transform_geometry
 
     utm = open_cube(f"{server.url}/UTM.zarr")
     ux, uy = float(utm.x.mean()), float(utm.y.mean())
@@ -473,7 +473,7 @@ def test_filter_mistakes_caught_up_front(kw, python, match, catalog_file, server
 
 def test_output_folders_name_the_inclusive_dates_they_hold(tmp_path):
 
-    from itscube.io.area import point_area
+    from itscube.geometry import point_area
     from itscube.io.download import output_folder
     from itscube.window import date_window
 

@@ -12,8 +12,8 @@ import xarray as xr
 from itscube._datasets.fields import OutletGlacier
 from itscube._datasets.scenes import write_scene
 from itscube.errors import DownloadError, EmptySelectionError, InputError
+from itscube.geometry import bbox_area
 from itscube.grid import grid_template
-from itscube.io.area import bbox_area
 from itscube.io.imagery import pick_scene, read_rgb, search_scenes
 from itscube.testing import StacServer, StoreServer
 from tests.helpers import CENTRE_A, one_line_error, record_figures, run_cli
@@ -215,7 +215,7 @@ def test_requester_pays_landsat_needs_credentials(monkeypatch):
 
 
 def test_a_buffered_point_searches_at_the_point_not_a_buffer_in_degrees(imagery):
-    from itscube.io.area import point_area
+    from itscube.geometry import point_area
 
     _, api, _ = imagery
     lon, lat = AREA.lonlat().centroid.coords[0]

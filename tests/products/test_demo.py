@@ -273,7 +273,7 @@ def _analytic_boundary_flux(out: Path, f: float) -> float:
     """Gt/yr of ice through the sample's boundary polygon, from the generator's H and u."""
     import shapely
 
-    from itscube.io.area import read_csv_points
+    from itscube.io.vector import read_csv_points
     from itscube.sample import ensure_sample
 
     pts, _ = read_csv_points(Path(ensure_sample().boundary))

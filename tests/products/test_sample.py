@@ -12,7 +12,7 @@ import xarray as xr
 
 from itscube import find_cubes, load_catalog, open_cube
 from itscube._datasets import itslive as synthetic
-from itscube.io.area import bbox_area
+from itscube.geometry import bbox_area
 from itscube.io.catalog import resolve_url
 from itscube.sample import (
     SAMPLE_CENTRE,

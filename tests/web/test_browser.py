@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
+from itscube.geometry import point_targets
 from itscube.sample import ensure_sample, serve_sample
-from itscube.series import point_targets, time_series
+from itscube.series import time_series
 from itscube.web import MapServer
 from itscube.window import Filters
 

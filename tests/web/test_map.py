@@ -18,9 +18,10 @@ import pytest
 import rasterio
 from PIL import Image
 
+from itscube.geometry import point_targets
 from itscube.products.series import run_series
 from itscube.sample import ensure_sample, serve_sample
-from itscube.series import point_targets, time_series
+from itscube.series import time_series
 from itscube.web import MapServer
 from itscube.web.layers import colormap
 

@@ -35,7 +35,7 @@ from itscube._datasets.fields import (
     glacier_thickness,
     mean_velocity,
 )
-from itscube.io.area import footprint_rings, polygon_wkt
+from itscube.geometry import footprint_rings, polygon_wkt
 
 __all__ = [
     "ANNUAL_SENSORS",

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from itscube.io.area import Area
+    from itscube.geometry import Area
 
 
 PointOpt = Annotated[
@@ -180,7 +180,8 @@ BackgroundStacOpt = Annotated[
 
 
 def area_from_options(point, bbox, polygon, crs, buffer) -> Area:
-    from itscube.io.area import bbox_area, point_area, polygon_area
+    from itscube.geometry import bbox_area, point_area
+    from itscube.io.vector import polygon_area
 
     given = [o is not None for o in (point, bbox, polygon)]
     if sum(given) != 1:
@@ -340,13 +341,8 @@ def pair_crs(pairs, crs: str | None, form: str) -> str | None:
 
 
 def targets_from_options(point, points, profile, profile_file, spacing, polygon, crs):
-    from itscube.series import (
-        line_from_file,
-        point_targets,
-        points_from_file,
-        polygon_target,
-        profile_targets,
-    )
+    from itscube.geometry import point_targets, profile_targets
+    from itscube.series import line_from_file, points_from_file, polygon_target
 
     given = [bool(point), points is not None, profile is not None, profile_file is not None]
     given.append(polygon is not None)

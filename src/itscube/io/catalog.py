@@ -39,9 +39,9 @@ import shapely.geometry as sg
 
 from itscube._typing import KINDS, Kind, check_choice
 from itscube.errors import CatalogError, CubeNotFoundError, ItscubeError
+from itscube.geometry import Area
 from itscube.grid import epsg_of
 from itscube.io import remote
-from itscube.io.area import Area
 
 __all__ = [
     "CACHE_MAX_AGE_DAYS",
@@ -398,7 +398,7 @@ def find_cubes(area: Area, catalog: Catalog | str | os.PathLike | None = None) -
 
     Parameters
     ----------
-    area : point, box or polygon (:mod:`itscube.io.area`).
+    area : point, box or polygon (:mod:`itscube.geometry`).
     catalog : a :class:`Catalog`, a catalog URL or path, or None for the official one
         (``ITSCUBE_CATALOG`` overrides it).
 

@@ -22,7 +22,7 @@ from typing import Any
 from itscube._typing import Kind
 from itscube.cluster import worker_count
 from itscube.errors import DownloadError, InputError, ItscubeError
-from itscube.io.area import Area
+from itscube.geometry import Area
 from itscube.io.location import Location
 from itscube.window import Filters
 

@@ -210,7 +210,7 @@ def open_cube(
         return ds
     import shapely.geometry as sg
 
-    from itscube.io.area import Area
+    from itscube.geometry import Area
     from itscube.io.reproject import check_target, reproject_cube, target_grid
 
     area = Area(sg.box(*ds.rio.bounds()), ds.rio.crs, "cube")

@@ -50,10 +50,10 @@ from itscube.errors import (
     InsufficientSpaceError,
     OutputExistsError,
 )
+from itscube.geometry import Area, footprint_rings, polygon_wkt
 from itscube.grid import PIXEL_M, half_cell, spacing
 from itscube.io import cf, remote
 from itscube.io._zarr_private import async_array
-from itscube.io.area import Area, footprint_rings, polygon_wkt
 from itscube.io.catalog import Catalog, CubeEntry, find_cubes, find_cubes_stac, load_catalog
 from itscube.io.chunkread import orthogonal_index
 from itscube.io.files import check_out_dir, date_label

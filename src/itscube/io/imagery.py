@@ -19,8 +19,8 @@ import shapely.geometry as sg
 import xarray as xr
 
 from itscube.errors import DownloadError, EmptySelectionError, InputError
+from itscube.geometry import Area
 from itscube.io import remote
-from itscube.io.area import Area
 from itscube.window import DateLike, parse_date
 
 __all__ = [

@@ -255,7 +255,7 @@ def download_reprojected(area, *, out_crs, resolution=None, force=False, **optio
     import hashlib
     import json
 
-    from itscube.io.area import Area
+    from itscube.geometry import Area
     from itscube.io.download import _completed, download
     from itscube.io.location import is_url
     from itscube.window import date_window

@@ -20,10 +20,17 @@ import pyproj
 import shapely
 import shapely.geometry as sg
 
+from itscube._typing import CRSLike
 from itscube.errors import InputError
-from itscube.io.area import LONLAT, parse_crs, polygon_from_coords, read_csv_points
+from itscube.geometry import LONLAT, Area, check_lonlat, parse_crs, polygon_from_coords
 
-__all__ = ["CSV_SUFFIXES", "Features", "read_features"]
+__all__ = [
+    "CSV_SUFFIXES",
+    "Features",
+    "polygon_area",
+    "read_csv_points",
+    "read_features",
+]
 
 CSV_SUFFIXES = (".csv", ".txt")
 
@@ -153,3 +160,83 @@ def _csv_ids(path: Path) -> list[str] | None:
         return None
     i = header.index("id")
     return [r[i].strip() if len(r) > i else "" for r in rows[1:]]
+
+
+_X_NAMES = ("x", "easting", "east", "xcoord", "x_m", "lon", "longitude", "long", "lng")
+
+
+_Y_NAMES = ("y", "northing", "north", "ycoord", "y_m", "lat", "latitude")
+
+
+def read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
+    """Points from a CSV with x/y or lon/lat columns; returns (points, looks_lonlat)."""
+    text = path.read_text().splitlines()
+    rows = [r for r in csv.reader(text) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise InputError(f"{path}: CSV is empty")
+    header = [c.strip().lower() for c in rows[0]]
+
+    def is_num(s: str) -> bool:
+        try:
+            float(s)
+            return True
+        except ValueError:
+            return False
+
+    has_header = not all(is_num(c) for c in header if c)
+    body = rows[1:] if has_header else rows
+    if has_header:
+        xi = next((header.index(n) for n in _X_NAMES if n in header), None)
+        yi = next((header.index(n) for n in _Y_NAMES if n in header), None)
+        lonlat = xi is not None and header[xi] in ("lon", "longitude", "long", "lng")
+        if xi is None or yi is None:
+            others = ", ".join(n for n in _X_NAMES + _Y_NAMES if n not in ("x", "y", "lon", "lat"))
+            raise InputError(
+                f"{path}: needs two coordinate columns, x, y (projected metres) or lon, lat "
+                f"(degrees); found {', '.join(header)} (also accepted: {others})"
+            )
+    else:
+        xi, yi, lonlat = 0, 1, False
+    pts = []
+    for lineno, r in enumerate(body, start=2 if has_header else 1):
+        if len(r) <= max(xi, yi):
+            raise InputError(f"{path}, line {lineno}: expected at least {max(xi, yi) + 1} columns")
+        try:
+            pts.append((float(r[xi]), float(r[yi])))
+        except ValueError as exc:
+            raise InputError(
+                f"{path}, line {lineno}: {r[xi]!r}, {r[yi]!r} are not numbers"
+            ) from exc
+    return np.array(pts), lonlat
+
+
+def polygon_area(path: str | Path, crs: CRSLike | None = None) -> Area:
+    """Area from a polygon file (GeoJSON, GeoPackage, Shapefile) or a CSV of vertices.
+
+    Parameters
+    ----------
+    path : vector file with Polygon features, or ``.csv`` with x, y (or lon, lat) columns.
+    crs : CRS of the coordinates (default: the file's; lon/lat for CSV and GeoJSON;
+        projected CSVs need it).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no polygon, an invalid polygon, or projected
+        coordinates without ``crs``.
+    """
+    from itscube.io.vector import read_features  # reads with this module's helpers
+
+    feats = read_features(path, "polygon", crs)
+    geom = feats.polygon()
+    if feats.crs is None and max(abs(b) for b in geom.bounds) > 360:  # CSV x, y in metres
+        raise InputError(
+            f"polygon {path}: coordinates look projected (metres); add crs EPSG:XXXX",
+            params=("polygon", "crs"),
+        )
+    c = feats.crs or LONLAT
+    if c.is_geographic:
+        minx, miny, maxx, maxy = geom.bounds
+        check_lonlat(minx, miny, f"polygon {path}")
+        check_lonlat(maxx, maxy, f"polygon {path}")
+    return Area(geom, c, f"polygon_{Path(path).stem}")

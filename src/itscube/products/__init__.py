@@ -5,4 +5,6 @@ Each module opens a date window with layer filters, calls the domain API
 staged folder (files appear under their final name only when complete).
 """
 
-__all__: list[str] = []
+from itscube.products._common import Product
+
+__all__ = ["Product"]

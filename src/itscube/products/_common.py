@@ -269,7 +269,7 @@ def load_background(
         return None
     template = grid_template(ds)
     if str(spec) == "auto":
-        from itscube.io.area import Area
+        from itscube.geometry import Area
         from itscube.io.imagery import pick_scene, read_rgb, search_scenes
 
         area = Area(sg.box(*grid_bounds(ds.x.values, ds.y.values)), ds.rio.crs, "cube")

@@ -9,8 +9,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pyproj
 
+from itscube.geometry import Area
 from itscube.grid import grid_template
-from itscube.io.area import Area
 from itscube.io.files import check_out_dir, staged_folder
 from itscube.io.imagery import pick_scene, read_rgb, search_scenes
 from itscube.products._common import Product, close_product

@@ -13,12 +13,13 @@ import xarray as xr
 
 from itscube._typing import KINDS_OR_BOTH as _KINDS_OR_BOTH
 from itscube._typing import Estimator, Kind
+from itscube.geometry import Targets
 from itscube.io.files import check_out_dir, date_label, staged_folder
 from itscube.io.pixels import LAYER_VARIABLES
 from itscube.products._common import Product, close_product, on_cluster
 from itscube.products._outputs import source_of, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress
-from itscube.series import Interp, Targets, climatology, regularise, time_series
+from itscube.series import Interp, climatology, regularise, time_series
 from itscube.window import DateLike, Filters
 
 __all__ = ["FIGURE_POINTS", "KINDS_OR_BOTH", "run_series", "series_table"]

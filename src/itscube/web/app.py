@@ -237,7 +237,7 @@ class MapServer:
         return {"type": "FeatureCollection", "features": feats}
 
     def area_info(self, q: dict) -> dict:
-        from itscube.io.area import bbox_area
+        from itscube.geometry import bbox_area
 
         w, s, e, n = _floats(q, "bbox", 4)
         area = bbox_area(w, s, e, n)
@@ -268,7 +268,8 @@ class MapServer:
             return []
 
     def series(self, q: dict, kind: str = "subyearly"):
-        from itscube.series import point_targets, time_series
+        from itscube.geometry import point_targets
+        from itscube.series import time_series
         from itscube.window import Filters
 
         lon, lat = _floats(q, "lon", 1)[0], _floats(q, "lat", 1)[0]
@@ -369,7 +370,7 @@ class MapServer:
             traceback.print_exc()
 
     def _plan_download(self, body: dict):
-        from itscube.io.area import bbox_area
+        from itscube.geometry import bbox_area
         from itscube.io.download import download, output_folder
         from itscube.window import date_window
 
@@ -533,7 +534,7 @@ def _catalog_features(catalog, stac) -> list[dict]:
 
 
 def _cube_feature(cube: str) -> dict:
-    from itscube.io.area import footprint_rings
+    from itscube.geometry import footprint_rings
     from itscube.io.cube import open_cube
 
     ds = open_cube(cube, require=())

@@ -74,7 +74,7 @@ def image(
     Writes OUT/image/<collection>_<date>/ with rgb.tif (in the cube's CRS), rgb.png and
     summary.json. Example: itscube image --point -49.6 69.17 --date 2019-07-15
     """
-    from itscube.io.area import Area
+    from itscube.geometry import Area
     from itscube.products.image import run_image
 
     if not date:

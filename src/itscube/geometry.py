@@ -1,12 +1,21 @@
-"""Areas of interest: a point, a bounding box or a polygon, in lon/lat or a projected CRS."""
+"""Geometry of the domain: CRSs, areas of interest and the targets sampled in them.
+
+Plain shapely/pyproj objects, no files and no network: :mod:`itscube.io` (catalog search,
+downloads, vector files) and the domain modules (series, track, flux) both build on it.
+
+* :class:`Area`: a point (with a buffer), a bounding box or a polygon, in lon/lat or a
+  projected CRS (metres); :func:`point_area`, :func:`bbox_area`.
+* :class:`Targets`: points, a profile or a polygon to sample (:func:`point_targets`,
+  :func:`profile_targets`, :func:`line_targets`).
+* :func:`parse_crs`, :func:`transform_geometry`, :func:`check_degrees`.
+"""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import itertools
 import math
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pyproj
@@ -20,22 +29,23 @@ from itscube.grid import grid_bounds
 __all__ = [
     "LONLAT",
     "Area",
+    "Targets",
     "bbox_area",
     "check_degrees",
+    "check_lonlat",
     "footprint_rings",
+    "line_targets",
     "parse_crs",
     "point_area",
-    "polygon_area",
+    "point_targets",
     "polygon_from_coords",
     "polygon_wkt",
-    "read_csv_points",
+    "profile_targets",
     "transform_geometry",
 ]
 
-LONLAT = pyproj.CRS.from_epsg(4326)
 
-_X_NAMES = ("x", "easting", "east", "xcoord", "x_m", "lon", "longitude", "long", "lng")
-_Y_NAMES = ("y", "northing", "north", "ycoord", "y_m", "lat", "latitude")
+LONLAT = pyproj.CRS.from_epsg(4326)
 
 
 def parse_crs(crs: CRSLike | None) -> pyproj.CRS:
@@ -116,7 +126,7 @@ def check_degrees(x, y, crs: pyproj.CRS, what: str, crs_param: str = "crs") -> N
         )
 
 
-def _check_lonlat(lon: float, lat: float, what: str) -> None:
+def check_lonlat(lon: float, lat: float, what: str) -> None:
     if not (-180 <= lon <= 360 and -90 <= lat <= 90):
         raise InputError(
             f"{what}: ({lon}, {lat}) is not a lon/lat position; give LON LAT in degrees "
@@ -152,7 +162,7 @@ def point_area(x: float, y: float, crs: CRSLike | None = None, buffer: float = 0
     if not (math.isfinite(x) and math.isfinite(y)):
         raise InputError("point: coordinates must be finite numbers", params="point")
     if c.is_geographic:
-        _check_lonlat(x, y, "point")
+        check_lonlat(x, y, "point")
     if buffer < 0:
         raise InputError("buffer must be >= 0 metres", params="buffer")
     return Area(sg.Point(x, y), c, f"point_{_fmt(x)}_{_fmt(y)}", float(buffer))
@@ -184,8 +194,8 @@ def bbox_area(
             params="bbox",
         )
     if c.is_geographic:
-        _check_lonlat(west, south, "bbox")
-        _check_lonlat(east, north, "bbox")
+        check_lonlat(west, south, "bbox")
+        check_lonlat(east, north, "bbox")
     label = "bbox_" + "_".join(_fmt(v) for v in vals)
     return Area(sg.box(west, south, east, north), c, label)
 
@@ -204,80 +214,6 @@ def polygon_from_coords(coords: list, where: str, param: str):
             f"{where}: polygon is not valid ({shapely.is_valid_reason(poly)})", params=param
         )
     return poly
-
-
-def read_csv_points(path: Path) -> tuple[np.ndarray, bool]:
-    """Points from a CSV with x/y or lon/lat columns; returns (points, looks_lonlat)."""
-    text = path.read_text().splitlines()
-    rows = [r for r in csv.reader(text) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise InputError(f"{path}: CSV is empty")
-    header = [c.strip().lower() for c in rows[0]]
-
-    def is_num(s: str) -> bool:
-        try:
-            float(s)
-            return True
-        except ValueError:
-            return False
-
-    has_header = not all(is_num(c) for c in header if c)
-    body = rows[1:] if has_header else rows
-    if has_header:
-        xi = next((header.index(n) for n in _X_NAMES if n in header), None)
-        yi = next((header.index(n) for n in _Y_NAMES if n in header), None)
-        lonlat = xi is not None and header[xi] in ("lon", "longitude", "long", "lng")
-        if xi is None or yi is None:
-            others = ", ".join(n for n in _X_NAMES + _Y_NAMES if n not in ("x", "y", "lon", "lat"))
-            raise InputError(
-                f"{path}: needs two coordinate columns, x, y (projected metres) or lon, lat "
-                f"(degrees); found {', '.join(header)} (also accepted: {others})"
-            )
-    else:
-        xi, yi, lonlat = 0, 1, False
-    pts = []
-    for lineno, r in enumerate(body, start=2 if has_header else 1):
-        if len(r) <= max(xi, yi):
-            raise InputError(f"{path}, line {lineno}: expected at least {max(xi, yi) + 1} columns")
-        try:
-            pts.append((float(r[xi]), float(r[yi])))
-        except ValueError as exc:
-            raise InputError(
-                f"{path}, line {lineno}: {r[xi]!r}, {r[yi]!r} are not numbers"
-            ) from exc
-    return np.array(pts), lonlat
-
-
-def polygon_area(path: str | Path, crs: CRSLike | None = None) -> Area:
-    """Area from a polygon file (GeoJSON, GeoPackage, Shapefile) or a CSV of vertices.
-
-    Parameters
-    ----------
-    path : vector file with Polygon features, or ``.csv`` with x, y (or lon, lat) columns.
-    crs : CRS of the coordinates (default: the file's; lon/lat for CSV and GeoJSON;
-        projected CSVs need it).
-
-    Raises
-    ------
-    InputError
-        Missing or unreadable file, no polygon, an invalid polygon, or projected
-        coordinates without ``crs``.
-    """
-    from itscube.io.vector import read_features  # reads with this module's helpers
-
-    feats = read_features(path, "polygon", crs)
-    geom = feats.polygon()
-    if feats.crs is None and max(abs(b) for b in geom.bounds) > 360:  # CSV x, y in metres
-        raise InputError(
-            f"polygon {path}: coordinates look projected (metres); add crs EPSG:XXXX",
-            params=("polygon", "crs"),
-        )
-    c = feats.crs or LONLAT
-    if c.is_geographic:
-        minx, miny, maxx, maxy = geom.bounds
-        _check_lonlat(minx, miny, f"polygon {path}")
-        _check_lonlat(maxx, maxy, f"polygon {path}")
-    return Area(geom, c, f"polygon_{Path(path).stem}")
 
 
 def footprint_rings(
@@ -308,3 +244,125 @@ def footprint_rings(
 def polygon_wkt(ring: list) -> str:
     """WKT POLYGON text of one closed ring (as ITS_LIVE ``proj_polygon``/``geo_polygon``)."""
     return "POLYGON((" + ",".join(f"{a:.6f} {b:.6f}" for a, b in ring) + "))"
+
+
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """Where to sample.
+
+    Attributes
+    ----------
+    kind : ``"points"``, ``"profile"`` or ``"polygon"``.
+    x, y : coordinates of the points (of the polygon's centroid) in ``crs``.
+    crs : their CRS (EPSG:4326 for lon/lat).
+    ids : one identifier per point.
+    distance : metres along the profile (profiles only).
+    polygon : the area (polygons only), in ``crs``.
+    """
+
+    kind: str
+    x: np.ndarray
+    y: np.ndarray
+    crs: pyproj.CRS
+    ids: list[str]
+    distance: np.ndarray | None = None
+    polygon: shapely.Geometry | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def lonlat(self) -> tuple[np.ndarray, np.ndarray]:
+        tr = pyproj.Transformer.from_crs(self.crs, LONLAT, always_xy=True)
+        return tr.transform(self.x, self.y)
+
+    def in_crs(self, epsg: int) -> tuple[np.ndarray, np.ndarray]:
+        tr = pyproj.Transformer.from_crs(self.crs, pyproj.CRS.from_epsg(epsg), always_xy=True)
+        x, y = tr.transform(self.x, self.y)
+        return np.asarray(x, "f8"), np.asarray(y, "f8")
+
+    def label(self) -> str:
+        if self.kind == "points" and len(self) == 1:
+            lon, lat = self.lonlat()
+            return f"point_{lon[0]:.4f}_{lat[0]:.4f}"
+        return self.kind
+
+
+def point_targets(
+    points: Sequence[Sequence[float]] | np.ndarray,
+    crs: CRSLike | None = None,
+    ids: Sequence | None = None,
+) -> Targets:
+    """Points as ``[(x, y), ...]`` in ``crs`` (default lon/lat).
+
+    Raises
+    ------
+    InputError
+        No points, or non-finite coordinates.
+    """
+    xy = np.asarray(points, "f8").reshape(-1, 2)
+    if len(xy) == 0:
+        raise InputError("give at least one point", params="points")
+    if not np.isfinite(xy).all():
+        raise InputError("points must be finite numbers", params="points")
+    names = [str(i) for i in (ids if ids is not None else range(len(xy)))]
+    crs = parse_crs(crs)
+    check_degrees(xy[:, 0], xy[:, 1], crs, "point")
+    return Targets("points", xy[:, 0], xy[:, 1], crs, names)
+
+
+def profile_targets(
+    x0: float,
+    y0: float,
+    x1: float,
+    y1: float,
+    spacing_m: float | None = None,
+    crs: CRSLike | None = None,
+) -> Targets:
+    """Points every ``spacing_m`` metres (default 120, one ITS_LIVE pixel) from (x0, y0) to
+    (x1, y1), along the geodesic for lon/lat ends, straight for projected ones.
+
+    Raises
+    ------
+    InputError
+        A profile of zero length, or a spacing that is not positive.
+    """
+    c = parse_crs(crs)
+    return line_targets([(x0, y0), (x1, y1)], spacing_m, c)
+
+
+def line_targets(
+    vertices: Sequence[Sequence[float]], spacing_m: float | None = None, crs: CRSLike | None = None
+) -> Targets:
+    """Points every ``spacing_m`` metres along a polyline (a flowline or a transect)."""
+    step = 120.0 if spacing_m is None else float(spacing_m)
+    if not step > 0:
+        raise InputError(f"spacing must be > 0 m; got {spacing_m}", params="spacing")
+    c = parse_crs(crs)
+    v = np.asarray(vertices, "f8").reshape(-1, 2)
+    xs, ys, dist = [v[0, 0]], [v[0, 1]], [0.0]
+    geod = pyproj.Geod(ellps="WGS84") if c.is_geographic else None
+    total = 0.0
+    for (ax, ay), (bx, by) in itertools.pairwise(v):
+        length = geod.inv(ax, ay, bx, by)[2] if geod else float(np.hypot(bx - ax, by - ay))
+        n = int(np.floor(length / step))
+        for k in range(1, n + 1):
+            f = k * step / length
+            if geod:
+                px, py = _geod_point(geod, ax, ay, bx, by, f)
+            else:
+                px, py = ax + f * (bx - ax), ay + f * (by - ay)
+            xs.append(px)
+            ys.append(py)
+            dist.append(total + k * step)
+        total += length
+    if total <= 0:
+        raise InputError("the profile has zero length; give two different ends", params="profile")
+    return Targets(
+        "profile", np.array(xs), np.array(ys), c, [str(i) for i in range(len(xs))], np.array(dist)
+    )
+
+
+def _geod_point(geod: pyproj.Geod, ax, ay, bx, by, f) -> tuple[float, float]:
+    az, _, length = geod.inv(ax, ay, bx, by)
+    lon, lat, _ = geod.fwd(ax, ay, az, f * length)
+    return float(lon), float(lat)

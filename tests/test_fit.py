@@ -142,7 +142,7 @@ def test_ensemble_covers_the_truth(noisy):
 
 def test_regular_series_of_points_follow_the_flow(pairs):
     """``regularise`` fits every point at once: monthly means are the flow's."""
-    from itscube.series import regularise
+    from itscube.temporal import regularise
 
     series = pairs.isel(y=4).rename(x="point")
     series = series.assign_coords(

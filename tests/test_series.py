@@ -19,7 +19,8 @@ from itscube import open_cube
 from itscube._datasets.itslive import decimal_year, tile_coords
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.geometry import point_targets, profile_targets
-from itscube.series import climatology, polygon_target, regularise, time_series
+from itscube.series import polygon_target, time_series
+from itscube.temporal import climatology, regularise
 from itscube.window import Filters
 from tests.helpers import CENTRE_A, CENTRE_B, FIELD, SHAPE, one_line_error, run_cli
 

@@ -38,7 +38,7 @@ import shapely.geometry as sg
 import xarray as xr
 
 from itscube._typing import INTERPOLATIONS as _INTERPOLATIONS
-from itscube._typing import CRSLike, Estimator, Kind, check_choice
+from itscube._typing import CRSLike, Kind, check_choice
 from itscube.cluster import current_client, worker_count
 from itscube.errors import CubeNotFoundError, EmptySelectionError, InputError
 from itscube.geometry import LONLAT, Targets, line_targets, point_targets, transform_geometry
@@ -46,17 +46,15 @@ from itscube.grid import grid_bounds, spacing
 from itscube.io.pixels import LAYER_VARIABLES, PIXEL_VARIABLES, read_layers, read_pixels
 from itscube.io.stores import SourceCube, open_source
 from itscube.io.vector import polygon_area, read_features
-from itscube.temporal import ERROR_FLOOR, period_mean, resolve_estimator
+from itscube.temporal import ERROR_FLOOR
 from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
     "INTERPOLATIONS",
     "Interp",
-    "climatology",
     "line_from_file",
     "points_from_file",
     "polygon_target",
-    "regularise",
     "time_series",
 ]
 
@@ -514,65 +512,3 @@ def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.D
         end="" if end is None else str(end),
     )
     return ds
-
-
-def regularise(series: xr.Dataset, freq: str, estimator: Estimator = "auto") -> xr.Dataset:
-    """Regular series: per bin of ``freq`` (``1MS``, ``QS``, ``YS`` or another pandas
-    frequency) the mean velocity, its error and the pairs behind it, for every point at once
-    (:func:`itscube.period_mean`). On image pairs the default is the span-aware fit (each
-    pair counts for its own span; bins without a pair get the fitted cycle; ``fit_flag``
-    per point); ``estimator="pair-mean"`` gives the ``1/error^2``-weighted mean of the
-    pairs whose whole acquisition span lies inside the bin.
-
-    Raises
-    ------
-    InputError
-        ``freq`` is not a pandas frequency, or a bad estimator.
-    """
-    tdim = "mid_date" if "mid_date" in series.dims else "time"
-    names = [v for v in series.data_vars if set(series[v].dims) in ({tdim}, {"point", tdim})]
-    one = series[names].drop_vars(["id", "x", "y", "lon", "lat", "distance"], errors="ignore")
-    for name in ("acquisition_date_img1", "acquisition_date_img2", "date_dt"):
-        if name in one and "point" in one[name].dims:  # one pair: the same in every cube
-            one[name] = one[name].max("point", skipna=True)
-    est = resolve_estimator(one, estimator)
-    try:
-        mean = period_mean(one, freq, within_span=est == "pair-mean", estimator=est)
-    except InputError as exc:
-        if "period" not in exc.params:
-            raise
-        raise InputError(
-            f"regular {freq!r} is not a pandas frequency such as 1MS (months), QS or YS",
-            params="regular",
-        ) from exc
-    out = mean.drop_vars(["period", "mapping", "layers"], errors="ignore")
-    out = out.transpose("point", "time", ...)
-    for c in ("id", "x", "y", "lon", "lat", "distance"):
-        if c in series.coords:
-            out = out.assign_coords({c: series[c]})
-    out["v"] = np.hypot(out["vx"], out["vy"])
-    out["v"].attrs["units"] = "m yr-1"
-    out.attrs.update(series.attrs, regularised=freq, itscube_estimator=est)
-    return out
-
-
-def climatology(series: xr.Dataset) -> xr.Dataset:
-    """The mean annual cycle: monthly means (:func:`regularise` with ``1MS``) averaged by
-    calendar month over the years, with their spread (standard deviation between years)
-    and the number of years."""
-    monthly = regularise(series, "MS")
-    month = monthly["time"].dt.month
-    grouped = monthly["v"].groupby(month)
-    out = xr.Dataset(
-        {
-            "v": grouped.mean("time"),
-            "v_spread": grouped.std("time", ddof=1),
-            "years": monthly["v"].notnull().groupby(month).sum("time").astype("i4"),
-        }
-    ).rename({"month": "month"})
-    for c in ("id", "x", "y", "lon", "lat", "distance"):
-        if c in series.coords:
-            out = out.assign_coords({c: series[c]})
-    out["v"].attrs.update(units="m yr-1", long_name="mean speed of the calendar month")
-    out["v_spread"].attrs.update(units="m yr-1", long_name="standard deviation between years")
-    return out

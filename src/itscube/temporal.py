@@ -1,4 +1,5 @@
-"""Time handling shared by strain, flux and tracking: layer filters and period means.
+"""Time handling shared by strain, flux, tracking and series: layer filters, period means,
+regular series and climatologies.
 
 Estimators (``estimator=``)
 ---------------------------
@@ -63,10 +64,12 @@ __all__ = [
     "ErrorModel",
     "PeriodBin",
     "bin_means",
+    "climatology",
     "covering_layers",
     "pair_spans",
     "period_bins",
     "period_mean",
+    "regularise",
     "resolve_estimator",
     "seasonal_cycle",
     "select_layers",
@@ -760,3 +763,65 @@ def seasonal_cycle(
     if ds.rio.crs is not None:
         res = res.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping")
     return res
+
+
+def regularise(series: xr.Dataset, freq: str, estimator: Estimator = "auto") -> xr.Dataset:
+    """Regular series: per bin of ``freq`` (``1MS``, ``QS``, ``YS`` or another pandas
+    frequency) the mean velocity, its error and the pairs behind it, for every point at once
+    (:func:`itscube.period_mean`). On image pairs the default is the span-aware fit (each
+    pair counts for its own span; bins without a pair get the fitted cycle; ``fit_flag``
+    per point); ``estimator="pair-mean"`` gives the ``1/error^2``-weighted mean of the
+    pairs whose whole acquisition span lies inside the bin.
+
+    Raises
+    ------
+    InputError
+        ``freq`` is not a pandas frequency, or a bad estimator.
+    """
+    tdim = "mid_date" if "mid_date" in series.dims else "time"
+    names = [v for v in series.data_vars if set(series[v].dims) in ({tdim}, {"point", tdim})]
+    one = series[names].drop_vars(["id", "x", "y", "lon", "lat", "distance"], errors="ignore")
+    for name in ("acquisition_date_img1", "acquisition_date_img2", "date_dt"):
+        if name in one and "point" in one[name].dims:  # one pair: the same in every cube
+            one[name] = one[name].max("point", skipna=True)
+    est = resolve_estimator(one, estimator)
+    try:
+        mean = period_mean(one, freq, within_span=est == "pair-mean", estimator=est)
+    except InputError as exc:
+        if "period" not in exc.params:
+            raise
+        raise InputError(
+            f"regular {freq!r} is not a pandas frequency such as 1MS (months), QS or YS",
+            params="regular",
+        ) from exc
+    out = mean.drop_vars(["period", "mapping", "layers"], errors="ignore")
+    out = out.transpose("point", "time", ...)
+    for c in ("id", "x", "y", "lon", "lat", "distance"):
+        if c in series.coords:
+            out = out.assign_coords({c: series[c]})
+    out["v"] = np.hypot(out["vx"], out["vy"])
+    out["v"].attrs["units"] = "m yr-1"
+    out.attrs.update(series.attrs, regularised=freq, itscube_estimator=est)
+    return out
+
+
+def climatology(series: xr.Dataset) -> xr.Dataset:
+    """The mean annual cycle: monthly means (:func:`regularise` with ``1MS``) averaged by
+    calendar month over the years, with their spread (standard deviation between years)
+    and the number of years."""
+    monthly = regularise(series, "MS")
+    month = monthly["time"].dt.month
+    grouped = monthly["v"].groupby(month)
+    out = xr.Dataset(
+        {
+            "v": grouped.mean("time"),
+            "v_spread": grouped.std("time", ddof=1),
+            "years": monthly["v"].notnull().groupby(month).sum("time").astype("i4"),
+        }
+    ).rename({"month": "month"})
+    for c in ("id", "x", "y", "lon", "lat", "distance"):
+        if c in series.coords:
+            out = out.assign_coords({c: series[c]})
+    out["v"].attrs.update(units="m yr-1", long_name="mean speed of the calendar month")
+    out["v_spread"].attrs.update(units="m yr-1", long_name="standard deviation between years")
+    return out

@@ -19,7 +19,8 @@ from itscube.io.pixels import LAYER_VARIABLES
 from itscube.products._common import Product, close_product, on_cluster
 from itscube.products._outputs import source_of, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress
-from itscube.series import Interp, climatology, regularise, time_series
+from itscube.series import Interp, time_series
+from itscube.temporal import climatology, regularise
 from itscube.window import DateLike, Filters
 
 __all__ = ["FIGURE_POINTS", "KINDS_OR_BOTH", "run_series", "series_table"]
@@ -80,7 +81,7 @@ def run_series(
     ``kind="both"``), ``series.parquet``, ``regular.nc`` (with ``regular``),
     ``climatology.nc`` (with ``with_climatology``), ``figures/*.png`` and ``summary.json``.
     The options are those of :func:`itscube.series.time_series`; ``estimator`` makes the
-    regular series (:func:`itscube.series.regularise`).
+    regular series (:func:`itscube.temporal.regularise`).
 
     Raises
     ------

@@ -179,7 +179,7 @@ def test_workers_with_another_itscube_are_refused(client):
 
 
 def test_workers_that_cannot_reach_the_output_or_input(client, tmp_path):
-    from itscube.io.cluster_download import probe_workers
+    from itscube.io.download.cluster import probe_workers
     from itscube.io.location import Location
 
     (tmp_path / "a-file").write_text("")

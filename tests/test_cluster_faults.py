@@ -13,7 +13,7 @@ import xarray as xr
 
 from itscube import download
 from itscube.geometry import point_area
-from itscube.io import download as download_module
+from itscube.io.download import plan as download_plan
 from itscube.sample import ensure_sample
 from itscube.testing.server import Faults
 from tests.helpers import CENTRE_A, same_dataset, same_files
@@ -64,7 +64,7 @@ def _in_thread(fn):
 def test_download_survives_a_killed_worker(cluster, server, catalog_file, tmp_path, monkeypatch):
     # small blocks (one 10 x 10 px column of chunks each) and slow answers: many tasks,
     # each in flight long enough to be killed in the middle
-    monkeypatch.setattr(download_module, "BLOCK_BYTES", 100_000)
+    monkeypatch.setattr(download_plan, "BLOCK_BYTES", 100_000)
     area = point_area(*CENTRE_A, crs="EPSG:3413", buffer=2300)
     options = dict(start="2016-01-01", end="2020-12-31", catalog=catalog_file, progress=False)
     clean = download(area, out=tmp_path / "clean", **options)

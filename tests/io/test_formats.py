@@ -275,7 +275,7 @@ def test_not_a_store(stores, srv, tmp_path):
 def test_disk_space_checked_first(stores, srv, tmp_path, monkeypatch):
     import importlib
 
-    dl = importlib.import_module("itscube.io.download")
+    dl = importlib.import_module("itscube.io.download.run")
 
     monkeypatch.setattr(dl, "_free_bytes", lambda path: 1000)
     with pytest.raises(InsufficientSpaceError, match=r"not enough disk space.*GB"):
@@ -286,7 +286,7 @@ def test_disk_space_checked_first(stores, srv, tmp_path, monkeypatch):
 
 def test_blocks_bound_memory_whatever_the_size():
     """Block layout for huge requests stays within the budget (plan level, no data)."""
-    from itscube.io.download import BLOCK_BYTES, VarSpec, _choose_blocks
+    from itscube.io.download.plan import BLOCK_BYTES, VarSpec, _choose_blocks
 
     specs = [
         VarSpec(v, ("mid_date", "y", "x"), np.dtype("i2"), -32767, {}, "tiled")

@@ -1,4 +1,5 @@
-"""Data access: remote files, Zarr/Icechunk stores, catalogs, areas, opening and downloading cubes.
+"""Data access: remote files, Zarr/Icechunk stores, catalogs, vector files, opening and
+downloading cubes (areas and targets are :mod:`itscube.geometry`).
 
 Modules
 -------
@@ -16,18 +17,17 @@ cf
     CF time encodings.
 catalog
     The ITS_LIVE cube catalogs (GeoJSON, chunk-aligned, STAC) and footprint search.
-area
-    Points, boxes and polygons of interest, in lon/lat or a projected CRS.
 vector
-    One reader of points, lines and polygons (CSV, GeoJSON, GeoPackage, Shapefile).
+    One reader of points, lines and polygons (CSV, GeoJSON, GeoPackage, Shapefile), and
+    polygon areas from files.
 cube
     Open a local or remote cube as a normalised :class:`xarray.Dataset`.
 pixels
     Reads of single pixels' series from a source cube.
 download
-    Plan, fetch and write subsets of one or many cubes in bounded memory.
-cluster_download
-    The same download as tasks on a dask.distributed cluster.
+    Plan, fetch and write subsets of one or many cubes in bounded memory: the package's
+    ``plan``, ``encode``, ``write`` and ``run`` modules, and ``cluster`` (the same download
+    as tasks on a dask.distributed cluster).
 reproject
     Subsets reprojected to another CRS, vectors rotated with the grid.
 location

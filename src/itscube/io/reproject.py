@@ -256,7 +256,7 @@ def download_reprojected(area, *, out_crs, resolution=None, force=False, **optio
     import json
 
     from itscube.geometry import Area
-    from itscube.io.download import _completed, download
+    from itscube.io.download.run import _completed, download
     from itscube.io.location import is_url
     from itscube.window import date_window
 

@@ -26,7 +26,12 @@ from itscube.geometry import Area
 from itscube.io.location import Location
 from itscube.window import Filters
 
-__all__ = ["Recipe", "fetch_on_cluster", "probe_workers", "write_blocks"]
+__all__ = [
+    "Recipe",
+    "fetch_on_cluster",
+    "probe_workers",
+    "write_blocks",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +62,7 @@ _PLANS: dict[str, list] = {}
 
 def _plans_here(recipe: Recipe) -> list:
     """The recipe's store plans in this process (laid out once, kept for later tasks)."""
-    from itscube.io.download import plan_download
+    from itscube.io.download.plan import plan_download
 
     plans = _PLANS.get(recipe.key)
     if plans is None:
@@ -99,7 +104,7 @@ def write_blocks(
     marking each in ``done`` (run on a worker, one task at a time per process: the memory
     bound of a download holds per worker). Returns the blocks written and the transfer
     figures, or ``{"error": message}``."""
-    from itscube.io.download import StagedStore, _assemble_blocks
+    from itscube.io.download.write import StagedStore, _assemble_blocks
     from itscube.io.stores import run_sync
 
     with _LOCK:
@@ -164,7 +169,7 @@ def fetch_on_cluster(
     ``step(n)`` is called as blocks complete. Returns the transfer figures summed."""
     from distributed import as_completed
 
-    from itscube.io.download import _in_flight
+    from itscube.io.download.write import _in_flight
 
     n_workers = worker_count(client)
     futures = []

@@ -21,7 +21,7 @@ def test_settings_change_the_behaviour_and_are_restored():
 
 
 def test_concurrency_is_the_downloads_default(cubes, catalog_file, tmp_path, monkeypatch):
-    from itscube.io import download as dl
+    from itscube.io.download import plan as dl
 
     seen = []
     real = dl.open_source

@@ -199,7 +199,7 @@ def write_overview(
     """The demo's one-page figure from the products on disk and the downloaded ``cubes``
     (the speed panel over the image ``background``, if any)."""
     from itscube.flux import read_boundary
-    from itscube.products.figures import overview_figure
+    from itscube.products.figures.overview import overview_figure
 
     with (
         xr.open_dataset(strain_folder / "strain_period.nc") as strain,

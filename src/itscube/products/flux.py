@@ -235,7 +235,7 @@ def _write_period_files(res, line, ds, tmp: Path, k, sdate, edate, labels) -> li
 
 
 def _figures(res, poly, tmp: Path, labels: list[str], progress: Progress, image) -> list[Path]:
-    from itscube.products.figures import dhdt_limit, qdiv_figure
+    from itscube.products.figures.flux import dhdt_limit, qdiv_figure
 
     lim = dhdt_limit(res)  # one colour scale for every period of the run
     files = []

@@ -82,7 +82,7 @@ def run_seasonal(
         for name in SEASONAL_MAPS:
             files.append(write_cog(res[name], tmp / "geotiff" / f"{name}.tif"))
         if figures:
-            from itscube.products.figures import seasonal_figure
+            from itscube.products.figures.seasonal import seasonal_figure
 
             files.append(seasonal_figure(res, tmp / "figures" / "seasonal.png", f"{sdate}-{edate}"))
         flags = res["fit_flag"].values

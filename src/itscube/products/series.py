@@ -183,7 +183,7 @@ def _summary_head(main: xr.Dataset, targets: Targets, kind: str | None, tdim: st
 
 
 def _figures(main, annual, reg, targets: Targets, tmp: Path, progress: Progress) -> list[Path]:
-    from itscube.products.figures import (
+    from itscube.products.figures.series import (
         hovmoller_figure,
         locator_figure,
         profile_years_figure,

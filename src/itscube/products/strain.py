@@ -162,7 +162,7 @@ def _write_period_files(
 
 
 def _figures(res: xr.Dataset, tmp: Path, k: int, progress: Progress, image=None) -> list[Path]:
-    from itscube.products.figures import strain_figures
+    from itscube.products.figures.strain import strain_figures
 
     files: list[Path] = []
     labels = _labels(res)

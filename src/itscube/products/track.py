@@ -258,7 +258,7 @@ def _append_tables(res: xr.Dataset, tmp: Path, crs, first: bool) -> None:
 
 
 def _figures(ds, res, field, tmp: Path, start, end, image=None) -> list[Path]:
-    from itscube.products.figures import displacement_figure, tracks_figure
+    from itscube.products.figures.track import displacement_figure, tracks_figure
 
     t0, t1 = date_window(start, end)
     times = ds[time_dim(ds)].values

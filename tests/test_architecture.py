@@ -111,3 +111,36 @@ def test_kernels_need_no_xarray(module):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _layout_paths() -> list[str]:
+    """Paths named in the README's layout table, ``{a,b}`` patterns expanded."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| layer | modules | what it does |") :]
+    table = table[: table.index("\n\n")]
+    paths = []
+    for cell in re.findall(r"`(itscube/[^`]+)`", table):
+        todo = [cell]
+        while todo:
+            p = todo.pop()
+            m = re.search(r"\{([^{}]+)\}", p)
+            if m is None:
+                paths.append(p)
+            else:
+                todo += [p[: m.start()] + alt + p[m.end() :] for alt in m.group(1).split(",")]
+    return paths
+
+
+def test_readme_layout_table_names_every_module():
+    named = _layout_paths()
+    folders = tuple(p for p in named if p.endswith("/"))
+    missing = [
+        str(rel)
+        for p in sorted(SRC.rglob("*.py"))
+        if p.name not in ("__init__.py", "__main__.py", "_version.py")
+        and not str(rel := Path("itscube") / p.relative_to(SRC)).startswith(folders)
+        and str(rel) not in named
+    ]
+    assert not missing, f"modules missing from the README's layout table: {missing}"
+    stale = [p for p in named if not (SRC.parent / p).exists()]
+    assert not stale, f"the README's layout table names modules that do not exist: {stale}"

@@ -106,7 +106,7 @@ def speed(args) -> None:
             lc, client = _cluster(n)
             with lc, client:
                 t = time.perf_counter()
-                run_strain(res.stores[0], upscales=[2], per_step=True, figures=False,
+                run_strain(res.stores[0], upscale=[2], per_step=True, figures=False,
                            out=tmp / f"strain{n}", client=client)  # fmt: skip
                 t_st = time.perf_counter() - t
                 w_st = _workers(client)
@@ -160,7 +160,7 @@ def memory(args) -> None:
         t_dl = time.perf_counter() - t
         w_dl = _workers(client)
         t = time.perf_counter()
-        run_strain(res.stores[0], upscales=[2], figures=False, out=tmp / "strain",
+        run_strain(res.stores[0], upscale=[2], figures=False, out=tmp / "strain",
                    client=client, overwrite=True)  # fmt: skip
         t_st = time.perf_counter() - t
         w_st = _workers(client)

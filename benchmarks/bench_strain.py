@@ -300,7 +300,7 @@ def sample():
 base = rss()
 threading.Thread(target=sample, daemon=True).start()
 t0 = time.perf_counter()
-run_strain(sys.argv[1], upscales=[2], out=sys.argv[3], per_step=True, figures=False,
+run_strain(sys.argv[1], upscale=[2], out=sys.argv[3], per_step=True, figures=False,
            progress=False, budget=budget)
 done.set()
 print(json.dumps({"rss_before_mb": round(base), "peak_rss_mb": round(peak[0]),

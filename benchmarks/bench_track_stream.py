@@ -43,7 +43,7 @@ RUN = textwrap.dedent(
     end = f"{2017 + int(years) - 1}-12-31"
     t0 = time.perf_counter()
     p = run_track(cube, seeds=seeds, start="2017-01-01", end=end, out=out, figures=False,
-                  output_every=every, estimator="pair-mean", composite="year")
+                  output_every=every, estimator="pair-mean", period="year")
     s = time.perf_counter() - t0
     steps = round(years * 365.25 / 5.0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -70,7 +70,7 @@ def test_download_on_the_cluster_equals_a_local_one(client, server, catalog_file
 def test_strain_on_the_cluster_equals_a_local_run(client, sample, tmp_path):
     from itscube.products.strain import run_strain
 
-    options = dict(upscales=[1, 3], start="2018-01-01", end="2019-12-31", per_step=True,
+    options = dict(upscale=[1, 3], start="2018-01-01", end="2019-12-31", per_step=True,
                    figures=False)  # fmt: skip
     local = run_strain(sample.subyearly, out=tmp_path / "local", **options)
     before = executed_counts(client)
@@ -84,7 +84,7 @@ def test_strain_on_the_cluster_equals_a_local_run(client, sample, tmp_path):
 def test_qdiv_on_the_cluster_equals_a_local_run(client, sample, tmp_path):
     from itscube.products.flux import run_qdiv
 
-    options = dict(thickness=sample.thickness, boundary=sample.boundary, upscales=[2],
+    options = dict(thickness=sample.thickness, boundary=sample.boundary, upscale=[2],
                    start="2018-01-01", end="2019-12-31", per_step=True, figures=False)  # fmt: skip
     local = run_qdiv(sample.subyearly, out=tmp_path / "local", **options)
     before = executed_counts(client)

@@ -93,7 +93,7 @@ def test_strain_survives_a_killed_worker(cluster, tmp_path):
 
     sample = ensure_sample()
     options = dict(
-        upscales=[1, 3], per_step=True, figures=False, start="2017-01-01", end="2020-12-31"
+        upscale=[1, 3], per_step=True, figures=False, start="2017-01-01", end="2020-12-31"
     )
     clean = run_strain(sample.subyearly, out=tmp_path / "clean", **options)
     start = sum(executed_counts(cluster).values())

@@ -71,7 +71,7 @@ def test_bilinear_interpolation_is_exact_on_a_linear_field(cubes, server):
 def test_profile_across_a_cube_seam_reads_each_part_from_its_cube(cubes, server, catalog_file):
     xb, _ = tile_coords(CENTRE_B, SHAPE)
     x0, x1 = X[20], xb[35]  # from inside A to beyond A's east edge, inside B
-    t = profile_targets(x0, Y[20], x1, Y[20], spacing_m=240.0, crs="EPSG:3413")
+    t = profile_targets(x0, Y[20], x1, Y[20], spacing=240.0, crs="EPSG:3413")
     s = time_series(t, catalog=str(catalog_file), start="2017-01-01", end="2018-12-31")
     sources = {str(u).rsplit("/", 1)[-1] for u in s["source"].values}
     assert sources == {"A.zarr", "B.zarr"}

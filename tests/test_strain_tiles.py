@@ -76,7 +76,7 @@ def test_strain_product_on_tiles_equals_whole_maps(tmp_path):
     from itscube.sample import ensure_sample
 
     sample = ensure_sample()
-    opts = dict(upscales=[2], start="2018-01-01", end="2018-06-30", per_step=True,
+    opts = dict(upscale=[2], start="2018-01-01", end="2018-06-30", per_step=True,
                 figures=False)  # fmt: skip
     whole = run_strain(sample.subyearly, out=tmp_path / "whole", **opts)[0]
     tiled = run_strain(sample.subyearly, out=tmp_path / "tiled", budget=128_000, **opts)[0]

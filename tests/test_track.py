@@ -225,10 +225,10 @@ def test_the_domain_reaches_the_outer_cell_edges():
     )  # fmt: skip
     x, y = ds.x.values, ds.y.values
     edges = [[x[0], y[5]], [x[5], y[0]], [x[0], y[0]], [x[-1] - 300, y[-1]]]
-    half_year = track(ds, edges, "2018-07-01", "2018-12-31", composite="year")
+    half_year = track(ds, edges, "2018-07-01", "2018-12-31", period="year")
     assert set(half_year.status.values) == {"ok"}  # 5 m up and 50 m right: inside the cells
     np.testing.assert_allclose(half_year.displacement_y, 10 * 183 / 365.25, rtol=1e-9)
-    far = track(ds, [[x[-1], y[5]]], "2018-07-01", "2019-06-30", composite="year")
+    far = track(ds, [[x[-1], y[5]]], "2018-07-01", "2019-06-30", period="year")
     assert far.status.values[0] == "out_of_domain"  # 100 m right: past the 60 m half cell
     assert 0 < float(far.displacement_x[0]) <= 60.0
 

@@ -216,7 +216,7 @@ still."""
     ),
     new_code_cell(
         """seeds = np.column_stack([np.full(9, cx - 3000.0), np.linspace(cy - 2400, cy + 2400, 9)])
-tracks = itscube.track(ds, seeds, START, END, composite="year")
+tracks = itscube.track(ds, seeds, START, END, period="year")
 print(tracks.status.values, tracks.displacement.values.round(0))
 
 fig, ax = plt.subplots(figsize=(8, 6))

@@ -119,7 +119,7 @@ def _analyses(cube, sample, cubes, out: Path, progress, advance, stac: str) -> l
     progress.log("strain rates at upscales " + ", ".join(map(str, UPSCALES)))
     strain = run_strain(
         cube,
-        upscales=list(UPSCALES),
+        upscale=list(UPSCALES),
         period="year",
         progress=progress,
         **common,
@@ -153,7 +153,7 @@ def _analyses(cube, sample, cubes, out: Path, progress, advance, stac: str) -> l
         cube,
         thickness=sample.thickness,
         boundary=sample.boundary,
-        upscales=[2],
+        upscale=[2],
         period="year",
         progress=progress,
         **common,

@@ -22,6 +22,7 @@ import pyproj
 import shapely
 import shapely.geometry as sg
 
+from itscube._compat import renamed_params
 from itscube._typing import CRSLike
 from itscube.errors import InputError
 from itscube.grid import grid_bounds
@@ -310,15 +311,16 @@ def point_targets(
     return Targets("points", xy[:, 0], xy[:, 1], crs, names)
 
 
+@renamed_params(spacing_m="spacing")
 def profile_targets(
     x0: float,
     y0: float,
     x1: float,
     y1: float,
-    spacing_m: float | None = None,
+    spacing: float | None = None,
     crs: CRSLike | None = None,
 ) -> Targets:
-    """Points every ``spacing_m`` metres (default 120, one ITS_LIVE pixel) from (x0, y0) to
+    """Points every ``spacing`` metres (default 120, one ITS_LIVE pixel) from (x0, y0) to
     (x1, y1), along the geodesic for lon/lat ends, straight for projected ones.
 
     Raises
@@ -327,16 +329,17 @@ def profile_targets(
         A profile of zero length, or a spacing that is not positive.
     """
     c = parse_crs(crs)
-    return line_targets([(x0, y0), (x1, y1)], spacing_m, c)
+    return line_targets([(x0, y0), (x1, y1)], spacing, c)
 
 
+@renamed_params(spacing_m="spacing")
 def line_targets(
-    vertices: Sequence[Sequence[float]], spacing_m: float | None = None, crs: CRSLike | None = None
+    vertices: Sequence[Sequence[float]], spacing: float | None = None, crs: CRSLike | None = None
 ) -> Targets:
-    """Points every ``spacing_m`` metres along a polyline (a flowline or a transect)."""
-    step = 120.0 if spacing_m is None else float(spacing_m)
+    """Points every ``spacing`` metres along a polyline (a flowline or a transect)."""
+    step = 120.0 if spacing is None else float(spacing)
     if not step > 0:
-        raise InputError(f"spacing must be > 0 m; got {spacing_m}", params="spacing")
+        raise InputError(f"spacing must be > 0 m; got {spacing}", params="spacing")
     c = parse_crs(crs)
     v = np.asarray(vertices, "f8").reshape(-1, 2)
     xs, ys, dist = [v[0, 0]], [v[0, 1]], [0.0]

@@ -37,6 +37,7 @@ import shapely
 import shapely.geometry as sg
 import xarray as xr
 
+from itscube._compat import renamed_params
 from itscube._typing import INTERPOLATIONS as _INTERPOLATIONS
 from itscube._typing import CRSLike, Kind, check_choice
 from itscube.cluster import current_client, worker_count
@@ -99,13 +100,14 @@ def polygon_target(path: str | Path, crs: CRSLike | None = None) -> Targets:
     )
 
 
-def line_from_file(path: str | Path, spacing_m: float | None = None, crs: CRSLike | None = None):
+@renamed_params(spacing_m="spacing")
+def line_from_file(path: str | Path, spacing: float | None = None, crs: CRSLike | None = None):
     """A profile along the (first) LineString of a GeoJSON, GeoPackage or Shapefile (the
     file's CRS unless ``crs``), or through the rows of a CSV of vertices."""
     feats = read_features(path, "profile", crs)
     if feats.crs is None:
         _needs_crs(Path(path), "profile")
-    return line_targets(feats.line(), spacing_m, feats.crs)
+    return line_targets(feats.line(), spacing, feats.crs)
 
 
 # ------------------------------------------------------------------ sampling

@@ -166,7 +166,8 @@ def strain_rates(
     method : ``gradient`` (default), ``coarsen`` or ``log`` (see the module docstring).
     errors : propagate velocity errors when the cube has them.
     gap_radius : fill NaN gaps within this many pixels of valid data before differencing
-        (harmonic inpainting, :func:`itscube.gaps.fill_gaps`).
+        (harmonic inpainting, :func:`itscube.gaps.fill_gaps`); ``0`` or None: off (as in
+        :func:`itscube.track`).
     strided : keep every ``k``-th pixel (gradient only; the original notebooks' grid).
     min_speed : speed (m/yr) below which the flow direction is undefined: the flow-aligned
         components (``longitudinal``, ``transverse``, ``shear`` and their errors) are NaN
@@ -265,7 +266,7 @@ def strain_rates(
         upscale=k,
         length_scale_m=2 * k * abs(dx),
         strided=int(strided),
-        gap_radius_px=-1 if gap_radius is None else float(gap_radius),
+        gap_radius_px=float(gap_radius or 0),
         min_speed_m_yr=float(min_speed),
         conventions_note="see itscube.strain module docstring",
     )
@@ -342,11 +343,12 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
     filled, ``k x k`` block means for ``coarsen``, whole maps per dask chunk."""
     u, v = ds["vx"].astype("float32", copy=False), ds["vy"].astype("float32", copy=False)
     with_errors = errors and "vx_error" in ds.variables and "vy_error" in ds.variables
-    if gap_radius is not None:
-        if gap_radius <= 0:
-            raise InputError(
-                f"gap_radius must be a radius > 0 pixels; got {gap_radius}", params="gap_radius"
-            )
+    if gap_radius is not None and not gap_radius >= 0:
+        raise InputError(
+            f"gap_radius must be >= 0 pixels (0: no filling); got {gap_radius}",
+            params="gap_radius",
+        )
+    if gap_radius:
         u, v = fill_gaps(u, gap_radius), fill_gaps(v, gap_radius)
     if method == "coarsen":
         u, v = block_mean(u, k), block_mean(v, k)
@@ -359,7 +361,7 @@ def _inputs(ds: xr.Dataset, k: int, method: str, errors: bool, gap_radius: float
         su, sv = su.broadcast_like(u), sv.broadcast_like(v)
     # spatial tiles for the ±k stencil of "gradient" only: the log method's stakes move
     # as far as the flow takes them, and block means and gap filling need whole maps
-    tiles = method == "gradient" and gap_radius is None and _spatial_tiles(u)
+    tiles = method == "gradient" and not gap_radius and _spatial_tiles(u)
     if u.chunks is not None:
         if not tiles:
             u, v = u.chunk({"y": -1, "x": -1}), v.chunk({"y": -1, "x": -1})

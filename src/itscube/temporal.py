@@ -791,8 +791,8 @@ def regularise(series: xr.Dataset, freq: str, estimator: Estimator = "auto") -> 
         if "period" not in exc.params:
             raise
         raise InputError(
-            f"regular {freq!r} is not a pandas frequency such as 1MS (months), QS or YS",
-            params="regular",
+            f"regularise {freq!r} is not a pandas frequency such as 1MS (months), QS or YS",
+            params="regularise",
         ) from exc
     out = mean.drop_vars(["period", "mapping", "layers"], errors="ignore")
     out = out.transpose("point", "time", ...)

@@ -3,7 +3,7 @@
 Velocity in time
 ----------------
 The cube is first reduced to a series of composite fields (:func:`velocity_series`):
-``composite="year" | "season" | "month"`` (or any pandas frequency) gives
+``period="year" | "season" | "month"`` (or any pandas frequency) gives
 inverse-variance-weighted means of the image pairs whose whole acquisition span falls
 inside each bin (:func:`itscube.temporal.period_mean` with ``within_span``; a bin with no
 such pair is empty, and the gap fallback below fills it); ``steady=True`` gives one mean
@@ -42,6 +42,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from scipy.ndimage import gaussian_filter
 
+from itscube._compat import renamed_params
 from itscube._kernels.advect import ORDERS, advect, output_steps
 from itscube._kernels.gaps import fill_time_space
 from itscube._typing import ADVECTION_METHODS, AdvectionMethod, CRSLike, Estimator, check_choice
@@ -86,11 +87,12 @@ COMPOSITES = PERIOD_ALIASES
 # ------------------------------------------------------------------ fields
 
 
+@renamed_params(composite="period")
 def velocity_series(
     ds: xr.Dataset,
     start,
     end,
-    composite: str | None = None,
+    period: str | None = None,
     steady: bool = False,
     estimator: Estimator = "auto",
 ) -> xr.Dataset:
@@ -98,7 +100,7 @@ def velocity_series(
 
     With the span-aware fit (``estimator`` ``auto`` or ``fit`` on image pairs) the layers
     within 400 days of the window are fitted, and each composite is the fitted model's
-    exact mean over its bin (``composite``, default ``month``); ``steady`` gives the
+    exact mean over its bin (``period``, default ``month``); ``steady`` gives the
     model's mean over the window ``[start, end)``. With ``pair-mean`` each composite is
     the inverse-variance mean of the pairs whose whole span lies in the bin (default
     ``year``). Annual cubes use their own layers (bins = calendar years) unless
@@ -112,10 +114,10 @@ def velocity_series(
     )
     sub = ds.isel({tdim: np.nonzero(near)[0]}) if near.any() else ds  # mid_date unsorted
     est = resolve_estimator(sub, estimator)
-    if steady and composite is not None:
+    if steady and period is not None:
         raise InputError(
-            "steady holds one mean field over the whole window; drop composite",
-            params=("steady", "composite"),
+            "steady holds one mean field over the whole window; drop period",
+            params=("steady", "period"),
         )
     if steady:
         if est == "fit":
@@ -130,7 +132,7 @@ def velocity_series(
         wide = np.array([["1678-01-01", "2261-01-01"]], dtype="datetime64[ns]")
         return mean.assign(time_bnds=(("time", "bnds"), wide))
     default = "month" if est == "fit" else "year"
-    key = composite or default
+    key = period or default
     freq = "YS" if tdim == "time" else COMPOSITES.get(key, key)
     try:
         if est == "fit":  # periods up to the ends of the spans: the whole window covered
@@ -140,8 +142,8 @@ def velocity_series(
         if exc.params and "estimator" in exc.params:
             raise
         raise InputError(
-            f"composite {composite!r} is not month, season, year or a pandas frequency",
-            params="composite",
+            f"period {period!r} is not month, season, year or a pandas frequency",
+            params="period",
         ) from exc
 
 
@@ -310,6 +312,11 @@ def _advect_points(fields, x0, y0, grid, dt_yr, field_of_step, order, sign, keep
 def _run_advection(series, x0, y0, schedule, gap_radius, perturb, chunk_points):
     """The advection outputs (see :func:`itscube._kernels.advect.advect`): numpy arrays,
     or dask arrays (one task per ``chunk_points`` points) when ``series`` is dask-backed."""
+    if gap_radius is not None and not gap_radius >= 0:
+        raise InputError(
+            f"gap_radius must be >= 0 pixels (0: no filling); got {gap_radius}",
+            params="gap_radius",
+        )
     dt_yr, field_of_step, order, sign, keep = schedule
     K = series.sizes["time"]
     zu = zv = None
@@ -380,6 +387,7 @@ SeedsLike: TypeAlias = np.ndarray | list | pd.DataFrame | str | os.PathLike
 optional id; or a CSV path."""
 
 
+@renamed_params(composite="period")
 def track(
     ds: xr.Dataset,
     seeds: SeedsLike,
@@ -389,10 +397,10 @@ def track(
     dt_days: float = 5.0,
     method: AdvectionMethod = "rk4",
     backward: bool = False,
-    composite: str | None = None,
+    period: str | None = None,
     steady: bool = False,
     estimator: Estimator = "auto",
-    gap_radius: float = 3.0,
+    gap_radius: float | None = 3.0,
     seeds_crs: CRSLike | None = None,
     extrapolate: bool = False,
     output_every: int = 1,
@@ -415,16 +423,16 @@ def track(
         ``backward=True`` seeds are at ``end`` and move back to ``start``.
     dt_days : step (days); the schedule also stops at composite bin edges.
     method : ``rk4``, ``rk2`` or ``euler``.
-    composite : ``year``, ``season``, ``month`` or a pandas frequency (sub-yearly cubes);
+    period : ``year``, ``season``, ``month`` or a pandas frequency (sub-yearly cubes);
         default ``month`` with the fit (which then follows the seasonal cycle), ``year``
         with ``pair-mean``.
     steady : use one mean field over the window (flowlines); the field is held over the
         whole window by definition, which may extend past the cube's dates. Not with
-        ``composite``.
+        ``period``.
     estimator : ``auto`` (the span-aware fit on image pairs), ``fit`` or ``pair-mean``
         (see :mod:`itscube.temporal`).
     gap_radius : pixels from data within which gaps are filled by harmonic inpainting
-        (the spatial gap fallback; 0 disables it).
+        (the spatial gap fallback; 0 or None disables it, as in :func:`itscube.strain_rates`).
     seeds_crs : CRS of array seeds when not in the cube's CRS (e.g. ``EPSG:4326``).
     extrapolate : allow a window that runs past the dates the cube covers: steps outside
         them use the nearest composite in time, are flagged (fill-flag bit 4) and their
@@ -473,7 +481,7 @@ def track(
     series = (
         _series
         if _series is not None  # an ensemble member: the members share one set of fields
-        else velocity_series(ds, t0, t1, composite, steady, estimator)
+        else velocity_series(ds, t0, t1, period, steady, estimator)
     )
     if not _checked:
         _check_inside(x0, y0, series, crs)
@@ -513,7 +521,7 @@ def track(
             "dt_days": float(dt_days),
             "output_every": int(output_every),
             "direction": "backward" if backward else "forward",
-            "composite": "steady" if steady else _composite_name(composite, series),
+            "period": "steady" if steady else _period_name(period, series),
             "estimator": series.attrs.get("itscube_estimator", ""),
         },
     )
@@ -545,9 +553,9 @@ def _schedule(ds: xr.Dataset, series: xr.Dataset, steps: tuple, steady: bool, ex
     return schedule, times, mids, (cov0, cov1)
 
 
-def _composite_name(composite: str | None, series: xr.Dataset) -> str:
-    if composite is not None:
-        return composite
+def _period_name(period: str | None, series: xr.Dataset) -> str:
+    if period is not None:
+        return period
     return "month" if series.attrs.get("itscube_estimator") == "fit" else "year"
 
 
@@ -587,6 +595,7 @@ def _flag_extrapolated(X, flags, status, NS, outside: np.ndarray, keep: np.ndarr
     return flags.astype("u1"), status.astype("u1")
 
 
+@renamed_params(composite="period")
 def track_blocks(
     ds: xr.Dataset,
     seeds: SeedsLike,
@@ -606,7 +615,7 @@ def track_blocks(
         kw.get("method", "rk4"), kw.get("dt_days", 5.0), kw.get("output_every", 1), start, end
     )
     fields = velocity_series(
-        ds, t0, t1, kw.get("composite"), kw.get("steady", False), kw.get("estimator", "auto")
+        ds, t0, t1, kw.get("period"), kw.get("steady", False), kw.get("estimator", "auto")
     ).compute()
     _check_inside(x0, y0, fields, ds.rio.crs)
     ids = np.asarray(ids)
@@ -651,12 +660,13 @@ def _coordinates_only(ds: xr.Dataset) -> xr.Dataset:
     return light.rio.write_crs(ds.rio.crs, grid_mapping_name="mapping", inplace=True)
 
 
+@renamed_params(composite="period", n="ensemble")
 def ensemble_spread(
     ds: xr.Dataset,
-    seeds,
-    start,
-    end,
-    n: int,
+    seeds: SeedsLike,
+    start: DateLike,
+    end: DateLike,
+    ensemble: int,
     *,
     seed: int = 0,
     error_model: ErrorModel | None = None,
@@ -673,8 +683,8 @@ def ensemble_spread(
     Returns ``spread_x``, ``spread_y`` (standard deviations of the end positions) and
     ``spread`` = sqrt(spread_x^2 + spread_y^2).
     """
-    if n < 2:
-        raise InputError(f"ensemble needs at least 2 members; got {n}", params="ensemble")
+    if ensemble < 2:
+        raise InputError(f"ensemble needs at least 2 members; got {ensemble}", params="ensemble")
     for name in ("vx_error", "vy_error"):
         if name not in ds.variables:
             raise InputError(f"ensemble needs {name} in the cube", params="ensemble")
@@ -684,7 +694,7 @@ def ensemble_spread(
         kw.get("method", "rk4"), kw.get("dt_days", 5.0), kw.get("output_every", 1), start, end
     )
     fields = velocity_series(  # once for all members (a fit per member cost minutes)
-        ds, t0, t1, kw.get("composite"), kw.get("steady", False), kw.get("estimator", "auto")
+        ds, t0, t1, kw.get("period"), kw.get("steady", False), kw.get("estimator", "auto")
     ).compute()
     x0, y0, _ = _seeds_xy(seeds, ds.rio.crs, kw.get("seeds_crs"))
     steps = (order, t0, t1, kw.get("dt_days", 5.0), 1, kw.get("backward", False))
@@ -693,7 +703,7 @@ def ensemble_spread(
     gap_radius = kw.get("gap_radius", 3.0)
     ends = [  # each member: its error fields, then the advection alone (no dataset)
         _run_advection(fields, x0, y0, schedule, gap_radius, (rng, model), len(x0))[6:8]
-        for _ in range(n)
+        for _ in range(ensemble)
     ]
     ex = np.stack([np.asarray(e[0]) for e in ends])
     ey = np.stack([np.asarray(e[1]) for e in ends])
@@ -708,20 +718,23 @@ def ensemble_spread(
                 {"units": "m", "long_name": "1-sigma end-position spread"},
             ),
         },
-        attrs={"members": n},
+        attrs={"members": ensemble},
     )
 
 
-def displacement_field(ds: xr.Dataset, start, end, *, step: int = 1, **kw) -> xr.Dataset:
-    """Track every ``step``-th pixel centre and map the displacement (m).
+@renamed_params(composite="period", step="grid_step")
+def displacement_field(
+    ds: xr.Dataset, start: DateLike, end: DateLike, *, grid_step: int = 1, **kw
+) -> xr.Dataset:
+    """Track every ``grid_step``-th pixel centre and map the displacement (m).
 
     Returns ``dx``, ``dy``, ``displacement`` (m; NaN where the point did not end ``ok`` or
     ``extrapolated``: a truncated track is not a displacement), ``status`` and
     ``status_code`` (:data:`STATUS` index) on the seed grid (y, x), with the cube's CRS.
     """
-    if step < 1:
-        raise InputError(f"grid_step step must be >= 1 pixel; got {step}", params="grid_step")
-    xs, ys = ds.x.values[::step], ds.y.values[::step]
+    if grid_step < 1:
+        raise InputError(f"grid_step must be >= 1 pixel; got {grid_step}", params="grid_step")
+    xs, ys = ds.x.values[::grid_step], ds.y.values[::grid_step]
     X, Y = np.meshgrid(xs, ys)
     res = track(ds, np.column_stack([X.ravel(), Y.ravel()]), start, end, **kw).compute()
     shape = X.shape

@@ -354,7 +354,7 @@ def test_period_vocabulary_is_shared(cubes, tmp_path):
     assert r.exit_code == 0, r.output
     assert (
         json.loads((tmp_path / "track" / "20190101_20191231" / "summary.json").read_text())[
-            "composite"
+            "period"
         ]
         == "month"
     )

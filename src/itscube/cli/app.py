@@ -224,13 +224,9 @@ def fail(message: str, code: int) -> typer.Exit:
 
 
 PARAM_FLAGS = {
-    "upscales": "--upscale",
-    "regular": "--regularise",
-    "with_climatology": "--climatology",
     "points": "--points",
     "sensors": "--sensor",
     "min_valid_percent": "--min-valid",
-    "grid_step": "--grid",
     "urls": "--url",
 }
 """Python parameter names whose flag is not ``--`` + the name with dashes."""

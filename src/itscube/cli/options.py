@@ -141,7 +141,8 @@ GapRadiusOpt = Annotated[
     float | None,
     typer.Option(
         "--gap-radius",
-        help="Fill gaps within this many pixels of data first (harmonic inpainting), e.g. 3.",
+        help="Fill gaps within this many pixels of data first (harmonic inpainting), e.g. 3 "
+        "(0 = off, the default).",
         min=0,
     ),
 ]
@@ -363,7 +364,7 @@ def targets_from_options(point, points, profile, profile_file, spacing, polygon,
     if points is not None:
         return points_from_file(points, crs)
     if profile is not None:
-        return profile_targets(*profile, spacing_m=spacing, crs=crs)
+        return profile_targets(*profile, spacing=spacing, crs=crs)
     if profile_file is not None:
         return line_from_file(profile_file, spacing, crs)
     return polygon_target(polygon, crs)

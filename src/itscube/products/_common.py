@@ -8,10 +8,11 @@ import inspect
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import shapely.geometry as sg
 import xarray as xr
 
@@ -33,6 +34,7 @@ __all__ = [
     "MEMORY_BUDGET",
     "Product",
     "Window",
+    "as_upscales",
     "background_label",
     "close_product",
     "load_background",
@@ -57,6 +59,14 @@ class Product:
 
 
 _R = TypeVar("_R")
+
+
+def as_upscales(upscale: int | Sequence[int]) -> list[int]:
+    """The upscales of a product run as a list: one ``k`` or several (at least one)."""
+    ks = [upscale] if isinstance(upscale, int | np.integer) else list(upscale)
+    if not ks:
+        raise InputError("give at least one upscale", params="upscale")
+    return [int(k) for k in ks]
 
 
 def on_cluster(fn: Callable[..., _R]) -> Callable[..., _R]:

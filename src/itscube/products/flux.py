@@ -15,6 +15,7 @@ import shapely
 import shapely.geometry as sg
 import xarray as xr
 
+from itscube._compat import renamed_params
 from itscube._typing import Estimator, Scheme
 from itscube.flux import (
     RHO_ICE,
@@ -30,6 +31,7 @@ from itscube.products._common import (
     MEMORY_BUDGET,
     Product,
     Window,
+    as_upscales,
     background_label,
     close_product,
     load_background,
@@ -49,12 +51,13 @@ MAPS = ("flux_divergence", "dynamic_dhdt", "flux_divergence_error", "flux_x", "f
 
 
 @on_cluster
+@renamed_params(upscales="upscale")
 def run_qdiv(
     cube: str | os.PathLike,
     *,
     thickness: str | os.PathLike,
     boundary: str | os.PathLike,
-    upscales: Sequence[int] = (1,),
+    upscale: int | Sequence[int] = (1,),
     out: str | os.PathLike = ".",
     start: DateLike | None = None,
     end: DateLike | None = None,
@@ -95,6 +98,7 @@ def run_qdiv(
     OutputExistsError
         A folder exists and ``overwrite`` is false.
     """
+    upscales = as_upscales(upscale)
     t_start = time.perf_counter()
     check_out_dir(out)
     progress = as_progress(progress)

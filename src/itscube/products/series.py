@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from itscube import temporal
+from itscube._compat import renamed_params
 from itscube._typing import KINDS_OR_BOTH as _KINDS_OR_BOTH
 from itscube._typing import Estimator, Kind
 from itscube.geometry import Targets
@@ -20,7 +22,6 @@ from itscube.products._common import Product, close_product, on_cluster
 from itscube.products._outputs import source_of, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.series import Interp, time_series
-from itscube.temporal import climatology, regularise
 from itscube.window import DateLike, Filters
 
 __all__ = ["FIGURE_POINTS", "KINDS_OR_BOTH", "run_series", "series_table"]
@@ -56,6 +57,7 @@ def series_table(series: xr.Dataset) -> pd.DataFrame:
 
 
 @on_cluster
+@renamed_params(regular="regularise", with_climatology="climatology")
 def run_series(
     targets: Targets,
     cube: str | os.PathLike | None = None,
@@ -67,9 +69,9 @@ def run_series(
     filters: Filters | None = None,
     interp: Interp = "nearest",
     buffer: float = 0.0,
-    regular: str | None = None,
+    regularise: str | None = None,
     estimator: Estimator = "auto",
-    with_climatology: bool = False,
+    climatology: bool = False,
     catalog=None,
     stac: str | None = None,
     figures: bool = True,
@@ -78,8 +80,8 @@ def run_series(
 ) -> Product:
     """Series of ``targets`` into ``OUT/series/<name>_<sdate>_<edate>/``: ``series.csv``
     (long format), ``series.nc`` (CF, dims point x time; ``_annual`` variables with
-    ``kind="both"``), ``series.parquet``, ``regular.nc`` (with ``regular``),
-    ``climatology.nc`` (with ``with_climatology``), ``figures/*.png`` and ``summary.json``.
+    ``kind="both"``), ``series.parquet``, ``regular.nc`` (with ``regularise``),
+    ``climatology.nc`` (with ``climatology``), ``figures/*.png`` and ``summary.json``.
     The options are those of :func:`itscube.series.time_series`; ``estimator`` makes the
     regular series (:func:`itscube.temporal.regularise`).
 
@@ -137,12 +139,12 @@ def run_series(
                 source=main,
             )
         )
-        reg = regularise(main, regular, estimator) if regular else None
+        reg = temporal.regularise(main, regularise, estimator) if regularise else None
         if reg is not None:
             files.append(
-                write_netcdf(reg, tmp / "regular.nc", f"Regular velocity series ({regular})")
+                write_netcdf(reg, tmp / "regular.nc", f"Regular velocity series ({regularise})")
             )
-        clim = climatology(main) if with_climatology else None
+        clim = temporal.climatology(main) if climatology else None
         if clim is not None:
             files.append(write_netcdf(clim, tmp / "climatology.nc", "Mean annual cycle of speed"))
         if figures:
@@ -155,9 +157,9 @@ def run_series(
                 "end": None if end is None else str(end),
             },
             "filters": None if filters is None else filters.__dict__,
-            "regularised": regular,
+            "regularised": regularise,
             "estimator": None if reg is None else reg.attrs["itscube_estimator"],
-            "climatology": with_climatology,
+            "climatology": climatology,
             "values_per_point": {
                 str(i): int(np.isfinite(main["v"].values[k]).sum())
                 for k, i in enumerate(main["id"].values)
@@ -199,10 +201,12 @@ def _figures(main, annual, reg, targets: Targets, tmp: Path, progress: Progress)
     if targets.kind == "profile":
         files.append(
             hovmoller_figure(
-                reg if reg is not None else regularise(main, "YS"), figs / "hovmoller.png"
+                reg if reg is not None else temporal.regularise(main, "YS"), figs / "hovmoller.png"
             )
         )
-        files.append(profile_years_figure(regularise(main, "YS"), figs / "profile_by_year.png"))
+        files.append(
+            profile_years_figure(temporal.regularise(main, "YS"), figs / "profile_by_year.png")
+        )
         return files
     n = min(FIGURE_POINTS, main.sizes["point"])
     with progress.task("series figures", n) as advance:

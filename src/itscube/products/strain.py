@@ -11,13 +11,14 @@ from typing import Any
 
 import xarray as xr
 
+from itscube._compat import renamed_params
 from itscube._typing import Estimator, StrainMethod
-from itscube.errors import InputError
 from itscube.io.files import check_out_dir, product_folder, staged_folder
 from itscube.products._common import (
     MEMORY_BUDGET,
     Product,
     Window,
+    as_upscales,
     background_label,
     close_product,
     load_background,
@@ -46,10 +47,11 @@ SUMMARY_COMPONENTS = (
 
 
 @on_cluster
+@renamed_params(upscales="upscale")
 def run_strain(
     cube: str | os.PathLike,
     *,
-    upscales: Sequence[int] = (1,),
+    upscale: int | Sequence[int] = (1,),
     out: str | os.PathLike = ".",
     start: DateLike | None = None,
     end: DateLike | None = None,
@@ -86,8 +88,7 @@ def run_strain(
     OutputExistsError
         A folder exists and ``overwrite`` is false.
     """
-    if not upscales:
-        raise InputError("give at least one upscale", params="upscales")
+    upscales = as_upscales(upscale)
     t_start = time.perf_counter()
     check_out_dir(out)
     progress = as_progress(progress)
@@ -126,7 +127,7 @@ def run_strain(
                 "upscale_px": int(k),
                 "length_scale_m": float(res.attrs["length_scale_m"]),
                 "strided": strided,
-                "gap_radius_px": gap_radius,
+                "gap_radius_px": gap_radius or 0,
                 "min_speed_m_yr": min_speed,
                 "error_model": dataclasses.asdict(error_model or ErrorModel()),
                 "background": background_label(image, background),

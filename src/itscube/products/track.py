@@ -14,6 +14,7 @@ import numpy as np
 import shapely.geometry as sg
 import xarray as xr
 
+from itscube._compat import renamed_params
 from itscube._typing import AdvectionMethod, Estimator
 from itscube.errors import InputError
 from itscube.grid import time_dim
@@ -44,6 +45,7 @@ DISPLACEMENT_FILES = {
 
 
 @on_cluster
+@renamed_params(composite="period")
 def run_track(
     cube: str | os.PathLike,
     *,
@@ -55,7 +57,7 @@ def run_track(
     dt_days: float = 5.0,
     method: AdvectionMethod = "rk4",
     backward: bool = False,
-    composite: str | None = None,
+    period: str | None = None,
     steady: bool = False,
     estimator: Estimator = "auto",
     ensemble: int = 0,
@@ -89,7 +91,7 @@ def run_track(
         dt_days=dt_days,
         method=method,
         backward=backward,
-        composite=composite,
+        period=period,
         steady=steady,
         estimator=estimator,
         gap_radius=gap_radius,
@@ -97,7 +99,7 @@ def run_track(
     )
     field = None
     if grid_step is not None:
-        field = displacement_field(ds, start, end, step=grid_step, **kw)
+        field = displacement_field(ds, start, end, grid_step=grid_step, **kw)
         if seeds is None:
             X, Y = np.meshgrid(field.x.values, field.y.values)
             seeds, seeds_crs = np.column_stack([X.ravel(), Y.ravel()]), None
@@ -135,7 +137,7 @@ def run_track(
             "direction": "backward" if backward else "forward",
             "method": method,
             "dt_days": dt_days,
-            "composite": sample.attrs["composite"],
+            "period": sample.attrs["period"],
             "estimator": sample.attrs["estimator"],
             **files_out.summary(),
             "ensemble_members": ensemble,

@@ -109,7 +109,7 @@ def qdiv(
         cube,
         thickness=thickness,
         boundary=boundary,
-        upscales=parse_upscales(ctx, upscale),
+        upscale=parse_upscales(ctx, upscale),
         out=out,
         start=start,
         end=end,

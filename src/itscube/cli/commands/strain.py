@@ -95,7 +95,7 @@ def strain(
     filters = filters_from_options(min_dt_days, max_dt_days, sensor, None, max_error)
     products = run_strain(
         cube,
-        upscales=ks,
+        upscale=ks,
         out=out,
         start=start,
         end=end,

@@ -55,10 +55,12 @@ def track(
             metavar="LON0 LAT0 LON1 LAT1 N",
         ),
     ] = None,
-    grid: Annotated[
+    grid_step: Annotated[
         int | None,
         typer.Option(
+            "--grid-step",
             "--grid",
+            metavar="STEP",
             help="Displacement map from every STEP-th pixel (also the tracked points unless "
             "--seeds/--point/--line is given).",
         ),
@@ -77,7 +79,7 @@ def track(
     ] = False,
     dt_days: Annotated[float, typer.Option("--dt-days", help="Time step (days).")] = 5.0,
     method: Annotated[str, typer.Option("--method", help="rk4, rk2 or euler.")] = "rk4",
-    composite: Annotated[
+    period: Annotated[
         str | None,
         typer.Option(
             "--period",
@@ -130,25 +132,25 @@ def track(
 ):
     """Track points through the velocity field between two dates (RK4 by default).
 
-    Writes OUT/track/<sdate>_<edate>/ with GeoPackage, CSV, NetCDF, GeoTIFFs (--grid),
+    Writes OUT/track/<sdate>_<edate>/ with GeoPackage, CSV, NetCDF, GeoTIFFs (--grid-step),
     figures and summary.json. Example: itscube track cube.zarr --point -49.6 69.17 --start
     2018-01-01 --end 2020-12-31
     """
     from itscube.products.track import run_track
 
-    seed_input, seeds_crs = seeds_from_options(seeds, point, line, grid, seeds_crs)
+    seed_input, seeds_crs = seeds_from_options(seeds, point, line, grid_step, seeds_crs)
     filters = filters_from_options(min_dt_days, max_dt_days, sensor, None, max_error)
     product = run_track(
         cube,
         seeds=seed_input,
-        grid_step=grid,
+        grid_step=grid_step,
         start=start,
         end=end,
         out=out,
         dt_days=dt_days,
         method=method,
         backward=backward,
-        composite=composite,
+        period=period,
         steady=steady,
         estimator=estimator,
         ensemble=ensemble,

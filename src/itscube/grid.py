@@ -20,6 +20,7 @@ import numpy as np
 import pyproj
 import xarray as xr
 
+from itscube._typing import CRSLike
 from itscube.errors import CubeFormatError, InputError, MissingCRSError
 
 __all__ = [
@@ -64,7 +65,7 @@ def _rio() -> bool:
     return True
 
 
-def with_crs(ds, crs):
+def with_crs(ds, crs: CRSLike):
     """``ds`` with ``crs`` as its CF grid mapping variable ``mapping``, named in the
     ``grid_mapping`` attribute of every (y, x) variable (unchanged if ``crs`` is None)."""
     if crs is None:

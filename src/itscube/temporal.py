@@ -208,7 +208,11 @@ class PeriodBin:
 
 
 def period_bins(
-    times: np.ndarray, period: str, start=None, end=None, keep_empty: bool = False
+    times: np.ndarray,
+    period: str,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
+    keep_empty: bool = False,
 ) -> list[PeriodBin]:
     """Split layer times into averaging periods (see the module docstring for ``period``).
 

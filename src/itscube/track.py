@@ -90,8 +90,8 @@ COMPOSITES = PERIOD_ALIASES
 @renamed_params(composite="period")
 def velocity_series(
     ds: xr.Dataset,
-    start,
-    end,
+    start: DateLike,
+    end: DateLike,
     period: str | None = None,
     steady: bool = False,
     estimator: Estimator = "auto",

@@ -90,7 +90,7 @@ def _end_of(value, ts: pd.Timestamp) -> pd.Timestamp:
     return ts
 
 
-def date_window(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
+def date_window(start: DateLike | None, end: DateLike | None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Inclusive ``[start, end)`` bounds: ``end`` includes the whole day, month or year it
     names (``--end 2020`` runs to the end of 2020)."""
     t0 = parse_date(start, "start") or pd.Timestamp("1900-01-01")

@@ -15,7 +15,7 @@ from itscube._typing import Kind
 from itscube.errors import CubeFormatError, CubeNotFoundError, InputError
 from itscube.grid import TIME_DIMS, cube_epsg, time_dim, with_crs
 from itscube.io import remote
-from itscube.window import date_window
+from itscube.window import DateLike, date_window
 
 __all__ = [
     "VELOCITY_UNITS",
@@ -86,8 +86,8 @@ def _image_pair_time(ds: xr.Dataset) -> xr.Dataset:
 def normalise_cube(
     ds: xr.Dataset,
     *,
-    start: str | np.datetime64 | None = None,
-    end: str | np.datetime64 | None = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     require: Sequence[str] = ("vx", "vy"),
 ) -> xr.Dataset:
     """Make a raw ITS_LIVE dataset analysis-ready (see :func:`open_cube`)."""
@@ -139,8 +139,8 @@ def open_cube(
     path_or_url: str | os.PathLike,
     *,
     variables: Sequence[str] | None = None,
-    start: str | None = None,
-    end: str | None = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     chunks: dict | str | None = None,
     storage_options: dict | None = None,
     require: Sequence[str] = ("vx", "vy"),

@@ -18,6 +18,7 @@ import pandas as pd
 import shapely.geometry as sg
 import xarray as xr
 
+from itscube._typing import CRSLike
 from itscube.errors import DownloadError, EmptySelectionError, InputError
 from itscube.geometry import Area
 from itscube.io import remote
@@ -278,7 +279,7 @@ def _cloud_text(s: Scene) -> str:
 def read_rgb(
     scene: Scene,
     area: Area,
-    crs,
+    crs: CRSLike,
     *,
     like: xr.Dataset | xr.DataArray | None = None,
     resolution=None,

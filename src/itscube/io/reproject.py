@@ -37,6 +37,7 @@ import pyproj
 import xarray as xr
 
 from itscube._kernels import resample as _k
+from itscube._typing import CRSLike
 from itscube.errors import InputError
 
 __all__ = ["jacobian", "mosaic", "reproject_cube", "target_grid"]
@@ -106,7 +107,7 @@ def _apply(fn, da: xr.DataArray, *args) -> xr.DataArray:
 
 
 def reproject_cube(
-    ds: xr.Dataset, crs, x: np.ndarray, y: np.ndarray, *, rotate: bool = True
+    ds: xr.Dataset, crs: CRSLike, x: np.ndarray, y: np.ndarray, *, rotate: bool = True
 ) -> xr.Dataset:
     """A cube (from :func:`itscube.open_cube`) on the target grid ``x``, ``y`` of ``crs``.
 

@@ -100,7 +100,7 @@ class Features:
 
 
 def read_features(
-    path: str | os.PathLike, what: str, crs=None, param: str | None = None
+    path: str | os.PathLike, what: str, crs: CRSLike | None = None, param: str | None = None
 ) -> Features:
     """Read a vector file (CSV, GeoJSON, GeoPackage, Shapefile...).
 

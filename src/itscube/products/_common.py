@@ -141,8 +141,8 @@ def time_chunk(ny: int, nx: int, n_arrays: int, budget: int = MEMORY_BUDGET) -> 
 
 def open_window(
     cube,
-    start,
-    end,
+    start: DateLike | None,
+    end: DateLike | None,
     filters: Filters | None,
     n_arrays: int,
     budget: int = MEMORY_BUDGET,
@@ -259,7 +259,7 @@ daylight, so a winter start date takes the nearest clear spring or autumn scene.
 def load_background(
     spec: str | os.PathLike | None,
     ds: xr.Dataset,
-    date,
+    date: DateLike,
     *,
     stac: str | None = None,
     max_cloud: float = 20.0,

@@ -16,7 +16,7 @@ import shapely.geometry as sg
 import xarray as xr
 
 from itscube._compat import renamed_params
-from itscube._typing import Estimator, Scheme
+from itscube._typing import CRSLike, Estimator, Scheme
 from itscube.flux import (
     RHO_ICE,
     boundary_flux,
@@ -67,8 +67,8 @@ def run_qdiv(
     column_factor: float = 1.0,
     scheme: Scheme = "centred",
     thickness_error: str | os.PathLike | None = None,
-    thickness_crs: str | None = None,
-    boundary_crs: str | None = None,
+    thickness_crs: CRSLike | None = None,
+    boundary_crs: CRSLike | None = None,
     filters: Filters | None = None,
     allow_partial: bool = False,
     common_layers: bool = False,

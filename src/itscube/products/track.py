@@ -15,7 +15,7 @@ import shapely.geometry as sg
 import xarray as xr
 
 from itscube._compat import renamed_params
-from itscube._typing import AdvectionMethod, Estimator
+from itscube._typing import AdvectionMethod, CRSLike, Estimator
 from itscube.errors import InputError
 from itscube.grid import time_dim
 from itscube.io.cube import open_cube
@@ -61,7 +61,7 @@ def run_track(
     steady: bool = False,
     estimator: Estimator = "auto",
     ensemble: int = 0,
-    seeds_crs: str | None = None,
+    seeds_crs: CRSLike | None = None,
     gap_radius: float = 3.0,
     filters: Filters | None = None,
     extrapolate: bool = False,

@@ -21,6 +21,8 @@ import numpy as np
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader  # imported here: a first import from two threads fails
 
+from itscube.window import DateLike
+
 __all__ = [
     "Layer",
     "colormap",
@@ -179,7 +181,7 @@ def vector_geojson(path: Path, sublayer: str = "") -> dict:
     return json.loads(gdf.to_json(na="null", drop_id=True))
 
 
-def cube_speed_layer(cube: str, start, end, cache: Path) -> Layer:
+def cube_speed_layer(cube: str, start: DateLike | None, end: DateLike | None, cache: Path) -> Layer:
     """The median speed of a cube over ``[start, end]`` as a raster layer (a COG written
     once under ``cache``)."""
     from itscube.io.cube import open_cube

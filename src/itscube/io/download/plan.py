@@ -10,7 +10,6 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numcodecs
 import numpy as np
@@ -38,7 +37,7 @@ from itscube.io.stores import (
     open_source,
 )
 from itscube.options import get_options
-from itscube.window import Filters, date_window, layer_mask
+from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
     "BLOCK_BYTES",
@@ -332,8 +331,8 @@ def plan_download(
     area: Area,
     *,
     kind: Kind = "subyearly",
-    start: Any = None,
-    end: Any = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     variables: Sequence[str] | None = None,
     filters: Filters | None = None,
     workers: int | None = None,

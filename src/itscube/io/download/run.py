@@ -47,7 +47,7 @@ from itscube.io.stores import (
 )
 from itscube.options import get_options
 from itscube.progress import Progress, ProgressLike, as_progress
-from itscube.window import Filters, date_window
+from itscube.window import DateLike, Filters, date_window
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -132,7 +132,13 @@ def check_disk_space(plans: Sequence[StorePlan], folder: Path) -> int:
 
 
 def output_folder(
-    out: str | os.PathLike, kind: str, area: Area, t0: pd.Timestamp, t1: pd.Timestamp, start, end
+    out: str | os.PathLike,
+    kind: str,
+    area: Area,
+    t0: pd.Timestamp,
+    t1: pd.Timestamp,
+    start: DateLike | None,
+    end: DateLike | None,
 ) -> Path:
     """``OUT/<kind>_<area>_<first day>_<last day>`` (the inclusive end: ``--end 2018`` is
     ``20181231``); open ends say so: ``all-dates``, ``to_<last day>``, ``<first day>_onward``.
@@ -162,8 +168,8 @@ def _source_urls(area, kind, catalog, urls, stac) -> list[tuple[str, dict | None
 def download(
     area: Area,
     *,
-    start: str | None = None,
-    end: str | None = None,
+    start: DateLike | None = None,
+    end: DateLike | None = None,
     kind: Kind = "subyearly",
     variables: Sequence[str] | None = None,
     out: str | os.PathLike = ".",

@@ -206,15 +206,15 @@ def test_series_cli_writes_every_output(cubes, server, tmp_path):
     )
 
 
-def test_buffer_averages_the_disc_of_pixels_around_the_point(cubes, server):
+def test_radius_averages_the_disc_of_pixels_around_the_point(cubes, server):
     t = point_targets([(X[20], Y[20])], crs="EPSG:3413")
-    s = time_series(t, f"{server.url}/A.zarr", buffer=250.0)
+    s = time_series(t, f"{server.url}/A.zarr", radius=250.0)
     full = s["valid_fraction"].values[0] == 1.0
     assert full.sum() > 10
     assert (s["n_pixels"].values[0][full] == 13).all()  # centres within 250 m: 13
     vx, _ = expected(s, 0, X[20], Y[20])  # a symmetric disc: the field at its centre
     np.testing.assert_allclose(s["vx"].values[0][full], vx[full], atol=ROUNDING)
-    assert s.attrs["interp"] == "buffer"
+    assert s.attrs["interp"] == "disc"
 
 
 def test_annual_composites_and_both_kinds(cubes, server, catalog_file, tmp_path):

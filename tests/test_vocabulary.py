@@ -15,17 +15,21 @@ from itscube.products.flux import run_qdiv
 from itscube.products.series import run_series
 from itscube.products.strain import run_strain
 from itscube.products.track import run_track
-from itscube.series import line_from_file
+from itscube.series import line_from_file, time_series
 from itscube.track import displacement_field, ensemble_spread, track, track_blocks
 
 NAMES = {
     run_strain: ({"upscale"}, {"upscales"}),
     run_qdiv: ({"upscale"}, {"upscales"}),
     run_track: ({"period", "grid_step", "ensemble", "gap_radius"}, {"composite"}),
-    run_series: ({"regularise", "climatology", "buffer"}, {"regular", "with_climatology"}),
+    run_series: (
+        {"regularise", "climatology", "radius"},
+        {"regular", "with_climatology", "buffer"},
+    ),
     track: ({"period", "gap_radius"}, {"composite"}),
     track_blocks: ({"seeds", "start", "end"}, {"composite"}),
     ensemble_spread: ({"ensemble"}, {"n"}),
+    time_series: ({"radius"}, {"buffer"}),
     displacement_field: ({"grid_step"}, {"step"}),
     profile_targets: ({"spacing"}, {"spacing_m"}),
     line_targets: ({"spacing"}, {"spacing_m"}),

@@ -12,7 +12,8 @@ Sampling
 * ``interp="nearest"`` (default): the pixel whose cell holds the point.
 * ``interp="bilinear"``: the four pixels around the point, bilinear weights; NaN when any of
   them has no data (a gap is never filled silently).
-* ``buffer=R`` (m): every pixel whose centre lies within R of the point, averaged.
+* ``radius=R`` (m): every pixel whose centre lies within the disc of radius R around the
+  point, averaged (an area of interest's ``buffer`` is a square; this is a disc).
 * a polygon: every pixel whose centre lies inside, averaged, with the valid fraction.
 
 Averages over several pixels weight each valid pixel by ``1/error^2`` where errors are per
@@ -124,7 +125,7 @@ class _Pixels:
     average: bool
 
 
-def _pixels(tx, ty, gx, gy, interp, buffer, polygon) -> _Pixels | None:
+def _pixels(tx, ty, gx, gy, interp, radius, polygon) -> _Pixels | None:
     """The pixels of the grid (cell centres ``gx``, ``gy``) a target uses; None when the
     target lies off the grid."""
     xmin, ymin, xmax, ymax = grid_bounds(gx, gy)
@@ -138,9 +139,9 @@ def _pixels(tx, ty, gx, gy, interp, buffer, polygon) -> _Pixels | None:
         return None
     dx, dy = spacing(gx, "x"), spacing(gy, "y")
     fj, fi = (tx - gx[0]) / dx, (ty - gy[0]) / dy
-    if buffer > 0:
+    if radius > 0:
         X, Y = np.meshgrid(gx, gy)
-        rows, cols = np.nonzero(np.hypot(X - tx, Y - ty) <= buffer)
+        rows, cols = np.nonzero(np.hypot(X - tx, Y - ty) <= radius)
         if len(rows) == 0:
             rows, cols = np.array([round(fi)]), np.array([round(fj)])
         return _Pixels(rows, cols, np.ones(len(rows)), True)
@@ -278,6 +279,7 @@ def _cube_url(cube) -> str:
 # ------------------------------------------------------------------ the API
 
 
+@renamed_params(buffer="radius")
 def time_series(
     targets: Targets | Sequence[Sequence[float]],
     cube: str | os.PathLike | None = None,
@@ -288,7 +290,7 @@ def time_series(
     end: DateLike | None = None,
     filters: Filters | None = None,
     interp: Interp = "nearest",
-    buffer: float = 0.0,
+    radius: float = 0.0,
     catalog=None,
     stac: str | None = None,
     workers: int = 32,
@@ -308,7 +310,7 @@ def time_series(
     start, end : inclusive dates (default: all layers).
     filters : layer filters, as for :func:`itscube.download`.
     interp : ``nearest`` or ``bilinear`` (points and profiles).
-    buffer : average the pixels within this radius (m) of each point instead.
+    radius : average the pixels within this radius (m) of each point instead (a disc).
     catalog, stac : where to find cubes (as :func:`itscube.download`).
     workers : concurrent requests per cube.
 
@@ -338,13 +340,13 @@ def time_series(
     if cube is not None:
         kind = _kind_of_cube(cube, kind, workers)
     kind = kind or "subyearly"
-    if not buffer >= 0:
-        raise InputError(f"buffer must be >= 0 m; got {buffer}", params="buffer")
+    if not radius >= 0:
+        raise InputError(f"radius must be >= 0 m; got {radius}", params="radius")
     filters = filters or Filters()
     remaining = list(range(len(targets)))
     parts = []
     client = current_client()
-    options = (interp, buffer, start, end, filters)
+    options = (interp, radius, start, end, filters)
     for url in _sources(targets, cube, kind, catalog, stac):
         if not remaining:
             break
@@ -365,7 +367,7 @@ def time_series(
             f"{len(remaining)} of {len(targets)} target(s) lie outside every cube: {where}"
             f"{' ...' if len(remaining) > 5 else ''}; check the coordinates and their crs"
         )
-    return _assemble(parts, targets, kind, interp, buffer, start, end)
+    return _assemble(parts, targets, kind, interp, radius, start, end)
 
 
 _HOLDS = {"subyearly": "image pairs (mid_date)", "annual": "annual composites (time)"}
@@ -406,7 +408,7 @@ def _from_cube_on_cluster(client, url, workers, targets, remaining, options):
     return parts, left
 
 
-def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, filters):
+def _from_cube(src: SourceCube, targets, remaining, interp, radius, start, end, filters):
     grid = src.read_many(["x", "y"])
     gx, gy = np.asarray(grid["x"], "f8"), np.asarray(grid["y"], "f8")
     tx, ty = targets.in_crs(src.epsg)
@@ -415,7 +417,7 @@ def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, 
         poly = transform_geometry(targets.polygon, targets.crs, pyproj.CRS.from_epsg(src.epsg))
     pixels = {}
     for i in remaining:
-        px = _pixels(tx[i], ty[i], gx, gy, interp, buffer, poly)
+        px = _pixels(tx[i], ty[i], gx, gy, interp, radius, poly)
         if px is not None:
             pixels[i] = px
     if not pixels:
@@ -435,11 +437,11 @@ def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, 
     which = sorted(pixels)
     part = _sample_cube(src, targets, which, pixels, sel, layers)
     # where each series was sampled, in the cube's CRS: the pixel centre for nearest, the
-    # point itself for bilinear and buffers, the centroid of the pixels of a polygon
+    # point itself for bilinear and discs, the centroid of the pixels of a polygon
     sx, sy = [], []
     for i in which:
         px = pixels[i]
-        pixel_based = poly is not None or (interp == "nearest" and buffer == 0)
+        pixel_based = poly is not None or (interp == "nearest" and radius == 0)
         sx.append(float(gx[px.cols].mean()) if pixel_based else float(tx[i]))
         sy.append(float(gy[px.rows].mean()) if pixel_based else float(ty[i]))
     part["sample_x"] = ("point", np.array(sx))
@@ -450,7 +452,7 @@ def _from_cube(src: SourceCube, targets, remaining, interp, buffer, start, end, 
     return part, [i for i in remaining if i not in pixels]
 
 
-def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.Dataset:
+def _assemble(parts, targets: Targets, kind, interp, radius, start, end) -> xr.Dataset:
     tdim = "time" if kind == "annual" else "mid_date"
     parts = [
         p.rename({p.attrs.get("tdim", next(d for d in p.dims if d != "point")): tdim})
@@ -484,7 +486,7 @@ def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.D
         lat=("point", np.asarray(lat)[idx]),
     ).drop_vars(["sample_x", "sample_y"])
     where = (
-        ("the point's pixel centre" if interp == "nearest" and buffer == 0 else "the point")
+        ("the point's pixel centre" if interp == "nearest" and radius == 0 else "the point")
         if targets.polygon is None
         else "the centroid of the polygon's pixels"
     )
@@ -507,8 +509,8 @@ def _assemble(parts, targets: Targets, kind, interp, buffer, start, end) -> xr.D
         itscube_product="time_series",
         targets=targets.kind,
         kind=kind,
-        interp="buffer" if buffer > 0 else ("polygon" if targets.polygon is not None else interp),
-        buffer_m=float(buffer),
+        interp="disc" if radius > 0 else ("polygon" if targets.polygon is not None else interp),
+        radius_m=float(radius),
         crs=targets.crs.to_string(),
         start="" if start is None else str(start),
         end="" if end is None else str(end),

@@ -57,7 +57,7 @@ def series_table(series: xr.Dataset) -> pd.DataFrame:
 
 
 @on_cluster
-@renamed_params(regular="regularise", with_climatology="climatology")
+@renamed_params(regular="regularise", with_climatology="climatology", buffer="radius")
 def run_series(
     targets: Targets,
     cube: str | os.PathLike | None = None,
@@ -68,7 +68,7 @@ def run_series(
     end: DateLike | None = None,
     filters: Filters | None = None,
     interp: Interp = "nearest",
-    buffer: float = 0.0,
+    radius: float = 0.0,
     regularise: str | None = None,
     estimator: Estimator = "auto",
     climatology: bool = False,
@@ -96,7 +96,7 @@ def run_series(
     t_start = time.perf_counter()
     check_out_dir(out)
     progress = as_progress(progress)
-    options = dict(start=start, end=end, interp=interp, buffer=buffer, catalog=catalog, stac=stac)
+    options = dict(start=start, end=end, interp=interp, radius=radius, catalog=catalog, stac=stac)
     kinds = ("subyearly", "annual") if kind == "both" else (kind,)
     got = {}
     with progress.task("series", len(kinds)) as advance:
@@ -151,7 +151,7 @@ def run_series(
             files += _figures(main, got.get("annual"), reg, targets, tmp, progress)
         summary = {
             **_summary_head(main, targets, kind, tdim),
-            "buffer_m": buffer,
+            "radius_m": radius,
             "window": {
                 "start": None if start is None else str(start),
                 "end": None if end is None else str(end),

@@ -71,10 +71,13 @@ def series(
     interp: Annotated[
         str, typer.Option("--interp", help="nearest (default) or bilinear.")
     ] = "nearest",
-    buffer: Annotated[
+    radius: Annotated[
         float,
         typer.Option(
-            "--buffer", help="Average the pixels within this radius (m), e.g. 300.", min=0
+            "--radius",
+            "--buffer",
+            help="Average the pixels within this radius (m) of each point, a disc, e.g. 300.",
+            min=0,
         ),
     ] = 0.0,
     regularise: Annotated[
@@ -127,7 +130,7 @@ def series(
         end=end,
         filters=filters,
         interp=interp,
-        buffer=buffer,
+        radius=radius,
         regularise=regularise,
         estimator=estimator,
         climatology=climatology,

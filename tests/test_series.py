@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely.geometry as sg
+import xarray as xr
 
 from itscube import open_cube
 from itscube._datasets.itslive import decimal_year, tile_coords
@@ -287,3 +288,13 @@ def test_series_of_the_sample_say_synthetic(tmp_path):
 
     with xr.open_dataset(folder / "series.nc") as nc:
         assert nc.attrs["itscube_source"].startswith("synthetic")
+
+
+def test_series_variables_carry_the_archive_standard_names(cubes, server):
+    t = point_targets([(X[20], Y[20])], crs="EPSG:3413")
+    s = time_series(t, f"{server.url}/A.zarr", start="2019-01-01", end="2019-06-30")
+    src = xr.open_zarr(cubes.a_path)
+    for name in ("vx", "vy", "v"):  # as the archive's cube names them
+        assert s[name].attrs["standard_name"] == src[name].attrs["standard_name"]
+    for name in ("vx", "vy", "v", "vx_error", "vy_error", "v_error"):
+        assert s[name].attrs["units"] == "m yr-1" and s[name].attrs["long_name"]

@@ -53,12 +53,23 @@ from itscube.window import DateLike, Filters, date_window, layer_mask
 
 __all__ = [
     "INTERPOLATIONS",
+    "SERIES_NAMES",
     "Interp",
     "line_from_file",
     "points_from_file",
     "polygon_target",
     "time_series",
 ]
+
+SERIES_NAMES = {
+    "vx": ("land_ice_surface_x_velocity", "velocity component in x direction (cube CRS)"),
+    "vy": ("land_ice_surface_y_velocity", "velocity component in y direction (cube CRS)"),
+    "v": ("land_ice_surface_velocity", "velocity magnitude"),
+    "vx_error": ("vx_error", "error of vx"),
+    "vy_error": ("vy_error", "error of vy"),
+    "v_error": ("velocity_error", "error of v, from vx_error and vy_error"),
+}
+"""``standard_name`` (the ITS_LIVE archive's) and ``long_name`` of the series' velocities."""
 
 Interp = Literal["nearest", "bilinear"]
 INTERPOLATIONS = _INTERPOLATIONS
@@ -501,8 +512,8 @@ def _assemble(parts, targets: Targets, kind, interp, radius, start, end) -> xr.D
     if targets.distance is not None:
         ds = ds.assign_coords(distance=("point", targets.distance[idx]))
         ds["distance"].attrs.update(units="m", long_name="distance along the profile")
-    for name in ("vx", "vy", "v", "vx_error", "vy_error", "v_error"):
-        ds[name].attrs["units"] = "m yr-1"
+    for name, (standard, long) in SERIES_NAMES.items():
+        ds[name].attrs.update(units="m yr-1", standard_name=standard, long_name=long)
     ds["n_pixels"].attrs.update(long_name="valid pixels combined", units="1")
     ds["valid_fraction"].attrs.update(long_name="valid share of the pixels sampled", units="1")
     ds.attrs.update(

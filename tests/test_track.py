@@ -147,7 +147,7 @@ def test_displacement_field_of_uniform_flow():
     from itscube.track import displacement_field
 
     ds = yearly(lambda X, Y: 0 * X + 100.0, lambda X, Y: 0 * X + 30.0)
-    f = displacement_field(ds, "2018-01-01", "2019-01-01", step=4)
+    f = displacement_field(ds, "2018-01-01", "2019-01-01", grid_step=4)
     assert f.sizes == {"y": 16, "x": 16}
     ok = f.status.values == "ok"
     assert ok.sum() > 100 and (f.status.values[~ok] == "out_of_domain").all()
@@ -183,7 +183,7 @@ def test_displacement_map_masks_truncated_tracks():
     from itscube.track import STATUS, displacement_field
 
     ds = yearly(lambda X, Y: 0 * X + 2000.0, lambda X, Y: 0 * X)
-    f = displacement_field(ds, "2018-01-01", "2019-01-01", step=4)
+    f = displacement_field(ds, "2018-01-01", "2019-01-01", grid_step=4)
     left = f.status.values == "out_of_domain"
     assert left.any() and (~left).any()
     assert np.all(np.isnan(f.displacement.values[left]))

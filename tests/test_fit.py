@@ -110,7 +110,7 @@ def test_default_tracks_end_within_one_percent(pairs):
     for start, end in (("2018-01-01", "2019-12-31"), ("2018-05-01", "2018-09-01")):
         want = true_dx(xs, start, end)
         r = track(pairs, seeds, start, end)
-        assert r.attrs["estimator"] == "fit" and r.attrs["period"] == "month"
+        assert r.attrs["itscube_estimator"] == "fit" and r.attrs["itscube_period"] == "month"
         np.testing.assert_allclose(r.displacement_x.values, want, rtol=0.01)
     want = true_dx(xs, "2018-01-01", "2019-12-31")
     steady = track(pairs, seeds, "2018-01-01", "2019-12-31", steady=True)

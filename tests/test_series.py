@@ -215,7 +215,7 @@ def test_radius_averages_the_disc_of_pixels_around_the_point(cubes, server):
     assert (s["n_pixels"].values[0][full] == 13).all()  # centres within 250 m: 13
     vx, _ = expected(s, 0, X[20], Y[20])  # a symmetric disc: the field at its centre
     np.testing.assert_allclose(s["vx"].values[0][full], vx[full], atol=ROUNDING)
-    assert s.attrs["interp"] == "disc"
+    assert s.attrs["itscube_interp"] == "disc"
 
 
 def test_annual_composites_and_both_kinds(cubes, server, catalog_file, tmp_path):
@@ -265,7 +265,7 @@ def test_a_cube_supplies_only_its_own_kind(tmp_path):
 
     sample = ensure_sample()
     annual = time_series([(-48.8, 69.4)], sample.annual)
-    assert annual.attrs["kind"] == "annual" and "time" in annual.dims
+    assert annual.attrs["itscube_kind"] == "annual" and "time" in annual.dims
     with pytest.raises(InputError, match=r"holds image pairs .mid_date., not annual composites"):
         time_series([(-48.8, 69.4)], sample.subyearly, kind="annual")
     args = ["series", sample.subyearly, "--point", -48.8, 69.4, "--kind", "both", "--out"]

@@ -82,3 +82,28 @@ def test_gap_radius_zero_is_off_and_negative_is_refused_alike(cubes):
     ):
         with pytest.raises(InputError, match=r"gap_radius must be >= 0 pixels"):
             call()
+
+
+def test_attributes_itscube_adds_carry_its_prefix(cubes, server):
+    """Dataset attributes are the source cube's (names kept) or itscube's (``itscube_``)."""
+    from itscube.geometry import point_targets
+    from itscube.strain import strain_rates
+    from itscube.temporal import period_mean, regularise
+
+    ds = itscube.open_cube(cubes.a_path, start="2019-01-01", end="2019-06-30")
+    source = set(ds.attrs)
+    seeds = [[float(ds.x[20]), float(ds.y[20])]]
+    series = time_series(
+        point_targets(seeds, crs="EPSG:3413"), f"{server.url}/A.zarr", start="2019-01-01",
+        end="2019-06-30",
+    )  # fmt: skip
+    results = {
+        "strain_rates": strain_rates(period_mean(ds, "all"), 1),
+        "track": track(ds, seeds, "2019-01-01", "2019-06-30", period="month"),
+        "time_series": series,
+        "regularise": regularise(series, "MS"),
+    }
+    for what, res in results.items():
+        added = {k for k in res.attrs if k not in source and k != "source_description"}
+        assert added, what
+        assert all(k.startswith("itscube_") for k in added), (what, sorted(added))

@@ -390,10 +390,10 @@ def flux_divergence(
             )
     out.attrs.update(
         itscube_product="flux_divergence",
-        upscale=k,
-        column_factor=float(column_factor),
-        scheme=scheme,
-        rho_ice=RHO_ICE,
+        itscube_upscale=k,
+        itscube_column_factor=float(column_factor),
+        itscube_scheme=scheme,
+        itscube_rho_ice=RHO_ICE,
     )
     return with_crs(out, ds.rio.crs)
 

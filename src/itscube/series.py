@@ -518,12 +518,14 @@ def _assemble(parts, targets: Targets, kind, interp, radius, start, end) -> xr.D
     ds["valid_fraction"].attrs.update(long_name="valid share of the pixels sampled", units="1")
     ds.attrs.update(
         itscube_product="time_series",
-        targets=targets.kind,
-        kind=kind,
-        interp="disc" if radius > 0 else ("polygon" if targets.polygon is not None else interp),
-        radius_m=float(radius),
-        crs=targets.crs.to_string(),
-        start="" if start is None else str(start),
-        end="" if end is None else str(end),
+        itscube_targets=targets.kind,
+        itscube_kind=kind,
+        itscube_interp=(
+            "disc" if radius > 0 else ("polygon" if targets.polygon is not None else interp)
+        ),
+        itscube_radius_m=float(radius),
+        itscube_crs=targets.crs.to_string(),
+        itscube_start="" if start is None else str(start),
+        itscube_end="" if end is None else str(end),
     )
     return ds

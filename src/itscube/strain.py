@@ -262,13 +262,13 @@ def strain_rates(
         out = out.isel(y=slice(None, None, k), x=slice(None, None, k))
     out.attrs.update(
         itscube_product="strain_rates",
-        method=method,
-        upscale=k,
-        length_scale_m=2 * k * abs(dx),
-        strided=int(strided),
-        gap_radius_px=float(gap_radius or 0),
-        min_speed_m_yr=float(min_speed),
-        conventions_note="see itscube.strain module docstring",
+        itscube_method=method,
+        itscube_upscale=k,
+        itscube_length_scale_m=2 * k * abs(dx),
+        itscube_strided=int(strided),
+        itscube_gap_radius_px=float(gap_radius or 0),
+        itscube_min_speed_m_yr=float(min_speed),
+        itscube_conventions="see itscube.strain module docstring",
     )
     return with_crs(out, ds.rio.crs)
 

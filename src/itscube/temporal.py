@@ -760,8 +760,8 @@ def seasonal_cycle(
     res = res.drop_vars("time", errors="ignore")
     res.attrs.update(
         itscube_estimator="fit",
-        window=bins[0].label,
-        phase_convention="day of year of the maximum (1 = 1 January; 365.25-day year)",
+        itscube_window=bins[0].label,
+        itscube_phase_convention="day of year of the maximum (1 = 1 January; 365.25-day year)",
     )
     res = res.assign_coords(mapping=ds["mapping"]) if "mapping" in ds.variables else res
     if ds.rio.crs is not None:
@@ -805,7 +805,7 @@ def regularise(series: xr.Dataset, freq: str, estimator: Estimator = "auto") -> 
             out = out.assign_coords({c: series[c]})
     out["v"] = np.hypot(out["vx"], out["vy"])
     out["v"].attrs["units"] = "m yr-1"
-    out.attrs.update(series.attrs, regularised=freq, itscube_estimator=est)
+    out.attrs.update(series.attrs, itscube_regularised=freq, itscube_estimator=est)
     return out
 
 

@@ -517,12 +517,12 @@ def track(
         coords={"time": times[keep], "point": np.arange(len(x0))},
         attrs={
             "itscube_product": "tracks",
-            "method": method,
-            "dt_days": float(dt_days),
-            "output_every": int(output_every),
-            "direction": "backward" if backward else "forward",
-            "period": "steady" if steady else _period_name(period, series),
-            "estimator": series.attrs.get("itscube_estimator", ""),
+            "itscube_method": method,
+            "itscube_dt_days": float(dt_days),
+            "itscube_output_every": int(output_every),
+            "itscube_direction": "backward" if backward else "forward",
+            "itscube_period": "steady" if steady else _period_name(period, series),
+            "itscube_estimator": series.attrs.get("itscube_estimator", ""),
         },
     )
     return out.rio.write_crs(crs, grid_mapping_name="mapping", inplace=True)  # no deep copy
@@ -718,7 +718,7 @@ def ensemble_spread(
                 {"units": "m", "long_name": "1-sigma end-position spread"},
             ),
         },
-        attrs={"members": ensemble},
+        attrs={"itscube_members": ensemble},
     )
 
 

@@ -229,7 +229,7 @@ def test_demo_track_matches_the_generator(demo):
     centre = int(np.argmin(np.abs(y0 - CY)))
     assert abs(float(tr.displacement_y[centre])) < 5.0
     assert set(tr.status.values.astype(str)) == {"ok"}
-    assert tr.attrs["estimator"] == "fit"
+    assert tr.attrs["itscube_estimator"] == "fit"
 
 
 def test_demo_flux_matches_the_generator(demo):

@@ -177,8 +177,8 @@ def _summary_head(main: xr.Dataset, targets: Targets, kind: str | None, tdim: st
         "source_data": source_of(main),
         "targets": targets.kind,
         "points": int(main.sizes["point"]),
-        "kind": "both" if kind == "both" else main.attrs["kind"],
-        "interp": main.attrs["interp"],
+        "kind": "both" if kind == "both" else main.attrs["itscube_kind"],
+        "interp": main.attrs["itscube_interp"],
         "layers": int(main.sizes[tdim]),
         "cubes": sorted(set(map(str, main["source"].values))),
     }

@@ -125,7 +125,7 @@ def run_strain(
                 "filters": dataclasses.asdict(filters or Filters()),
                 "method": method,
                 "upscale_px": int(k),
-                "length_scale_m": float(res.attrs["length_scale_m"]),
+                "length_scale_m": float(res.attrs["itscube_length_scale_m"]),
                 "strided": strided,
                 "gap_radius_px": gap_radius or 0,
                 "min_speed_m_yr": min_speed,

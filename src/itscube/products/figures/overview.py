@@ -66,7 +66,7 @@ def overview_figure(
             ls="none", label=f"track end {t1}")  # fmt: skip
     ax.plot(point[0] / 1e3, point[1] / 1e3, "*", color="tab:red", ms=12, ls="none",
             label="time-series point (lower right)")  # fmt: skip
-    scale = f"L = {strain.attrs.get('length_scale_m', 0):.0f} m"
+    scale = f"L = {strain.attrs.get('itscube_length_scale_m', 0):.0f} m"
     map_panel(
         axes[0, 1],
         strain["longitudinal"],

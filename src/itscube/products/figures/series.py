@@ -66,7 +66,7 @@ def series_figure(
         )
     if regular is not None:
         bnds = regular["time_bnds"].values
-        label = f"regular ({regular.attrs.get('regularised', '')}), over each bin"
+        label = f"regular ({regular.attrs.get('itscube_regularised', '')}), over each bin"
         ax.hlines(regular["v"].values, bnds[:, 0], bnds[:, 1], color="tab:red", lw=2.2, label=label)
     ax.xaxis_date()
     ax.autoscale_view()
@@ -92,7 +92,8 @@ def hovmoller_figure(regular: xr.Dataset, path: Path) -> Path:
     ax.xaxis_date()
     ax.set_ylabel("distance along the profile (km)")
     ax.set_title(
-        f"speed along the profile ({regular.attrs.get('regularised', '')} means)", fontsize=10
+        f"speed along the profile ({regular.attrs.get('itscube_regularised', '')} means)",
+        fontsize=10,
     )
     fig.colorbar(mesh, ax=ax, label="speed (m yr-1)")
     path.parent.mkdir(parents=True, exist_ok=True)

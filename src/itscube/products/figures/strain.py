@@ -56,7 +56,8 @@ def strain_figures(
     """
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-    scale = f"L = {res.attrs.get('length_scale_m', 0):.0f} m, {res.attrs.get('method', '')}"
+    length, method = res.attrs.get("itscube_length_scale_m", 0), res.attrs.get("itscube_method", "")
+    scale = f"L = {length:.0f} m, {method}"
     fig, ax = plt.subplots(figsize=(6.5, 5))
     map_panel(
         ax,

@@ -80,7 +80,7 @@ def test_folders_files_and_values(strain_out):
     assert len(summary["periods"]) == 2
 
 
-def test_existing_folder_needs_overwrite(strain_out, cubes):
+def test_existing_folder_needs_overwrite(cubes, tmp_path):
     args = [
         "strain",
         cubes.a_path,
@@ -91,15 +91,19 @@ def test_existing_folder_needs_overwrite(strain_out, cubes):
         "--end",
         "2018-12-31",
         "--out",
-        strain_out,
+        tmp_path,
         "--no-progress",
         "--no-figures",
     ]
+    assert run_cli(*args, "--per-step").exit_code == 0
+    folder = tmp_path / "strain" / "2_20170101_20181231"
+    assert (folder / "strain_steps.nc").exists()
     one_line_error(run_cli(*args), match="--overwrite")
+    assert (folder / "strain_steps.nc").exists(), "a refused run leaves the folder as it was"
     r = run_cli(*args, "--overwrite")
     assert r.exit_code == 0, r.output
-    folder = strain_out / "strain" / "2_20170101_20181231"
-    assert not (folder / "figures").exists() and not (folder / "strain_steps.nc").exists()
+    assert not (folder / "strain_steps.nc").exists(), "the folder was replaced, not merged"
+    assert (folder / "strain_period.nc").exists()
 
 
 @pytest.mark.slow

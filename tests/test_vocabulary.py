@@ -107,3 +107,14 @@ def test_attributes_itscube_adds_carry_its_prefix(cubes, server):
         added = {k for k in res.attrs if k not in source and k != "source_description"}
         assert added, what
         assert all(k.startswith("itscube_") for k in added), (what, sorted(added))
+
+
+def test_summary_head_keys_are_the_typed_ones(cubes):
+    from itscube.products import Summary
+    from itscube.products._common import summary_head
+    from itscube.temporal import period_mean
+
+    ds = itscube.open_cube(cubes.a_path, start="2019-01-01", end="2019-06-30")
+    head = summary_head("strain_rates", cubes.a_path, ds, "20190101", "20190630", period_mean(ds))
+    assert {"product", "window", "estimator", "fit_fallback_pixels"} <= set(head)
+    assert set(head) <= set(Summary.__annotations__)

@@ -5,6 +5,6 @@ Each module opens a date window with layer filters, calls the domain API
 staged folder (files appear under their final name only when complete).
 """
 
-from itscube.products._common import Product
+from itscube.products._common import Product, Summary
 
-__all__ = ["Product"]
+__all__ = ["Product", "Summary"]

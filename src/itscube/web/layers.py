@@ -208,6 +208,7 @@ def cube_speed_layer(cube: str, start: DateLike | None, end: DateLike | None, ca
 
 def render_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
     """A 256 x 256 PNG of ``layer`` at Web-Mercator tile ``z/x/y``; None outside it."""
+    _quiet_tile_warnings()
     rgb = layer.cmap == "rgb"
     with Reader(str(layer.path)) as src:
         try:
@@ -219,7 +220,18 @@ def render_tile(layer: Layer, z: int, x: int, y: int) -> bytes | None:
             return None
     if rgb:  # an optical image: its own colours
         return img.render(img_format="PNG")
-    with warnings.catch_warnings():  # numpy.ma casting the NaN fill of masked pixels
-        warnings.simplefilter("ignore", RuntimeWarning)
-        img.rescale(in_range=((layer.vmin, layer.vmax),))
-        return img.render(img_format="PNG", colormap=colormap(layer.cmap))
+    img.rescale(in_range=((layer.vmin, layer.vmax),))
+    return img.render(img_format="PNG", colormap=colormap(layer.cmap))
+
+
+def _quiet_tile_warnings() -> None:
+    """Silence two warnings of the tile libraries, on every thread: numpy.ma casting the
+    NaN fill of masked pixels, and rasterio writing a PNG tile (which has no geotransform).
+    Process-wide filters (an identical filter replaces itself): ``catch_warnings`` in the
+    server's threads swapped the global filters under each other and let them out."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    warnings.filterwarnings(
+        "ignore", "invalid value encountered in cast", RuntimeWarning, module="numpy.ma"
+    )
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio")

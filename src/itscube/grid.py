@@ -15,10 +15,13 @@ mapping variable ``mapping`` carrying the EPSG code, and a time dimension called
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyproj
-import xarray as xr
+
+if TYPE_CHECKING:  # xarray (with pandas) is a second per process: the download never needs it
+    import xarray as xr
 
 from itscube._typing import CRSLike
 from itscube.errors import CubeFormatError, InputError, MissingCRSError
@@ -72,7 +75,7 @@ def with_crs(ds, crs: CRSLike):
         return ds
     _rio()
     ds = ds.rio.write_crs(crs, grid_mapping_name="mapping")
-    if isinstance(ds, xr.Dataset):
+    if hasattr(ds, "data_vars"):  # a Dataset
         for name in ds.data_vars:
             if {"x", "y"} <= set(ds[name].dims):
                 ds[name].attrs["grid_mapping"] = "mapping"
@@ -161,6 +164,8 @@ def grid_bounds(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, floa
 
 def grid_template(ds: xr.Dataset) -> xr.DataArray:
     """An empty (y, x) map on the cube grid, with its CRS (a reprojection target)."""
+    import xarray as xr
+
     empty = np.zeros((ds.sizes["y"], ds.sizes["x"]), "u1")
     da = xr.DataArray(empty, dims=("y", "x"), coords={"y": ds.y.values, "x": ds.x.values})
     _rio()

@@ -90,16 +90,39 @@ def v2_layout(arr: Any) -> V2Layout | None:
     )
 
 
-def _runs(index: np.ndarray, size: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+def _runs(index: np.ndarray, size: int) -> list[tuple[int, slice | np.ndarray, slice | np.ndarray]]:
     """Per chunk along one axis (``index`` sorted): the chunk number, the positions in the
-    output and the positions in the chunk."""
+    output and the positions in the chunk, each a slice where it is a run of consecutive
+    integers (see :func:`orthogonal_index`; worked out once per run, not once per chunk).
+
+    >>> _runs(np.array([3, 4, 5, 9]), 4)
+    [(0, slice(0, 1, None), slice(3, 4, None)), (1, slice(1, 3, None), slice(0, 2, None)), \
+(2, slice(3, 4, None), slice(1, 2, None))]
+    """
     groups = []
     cid = index // size
     bounds = np.flatnonzero(np.diff(cid)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(index)], strict=True):
         c = int(cid[lo])
-        groups.append((c, np.arange(lo, hi), index[lo:hi] - c * size))
+        groups.append((c, _as_slice(np.arange(lo, hi)), _as_slice(index[lo:hi] - c * size)))
     return groups
+
+
+def _as_slice(a: np.ndarray) -> slice | np.ndarray:
+    """``a`` as a slice if it is a run of consecutive integers, else ``a`` itself."""
+    a = np.asarray(a)
+    if a.size and np.all(np.diff(a) == 1):
+        return slice(int(a[0]), int(a[-1]) + 1)
+    return a
+
+
+def _outer(parts: tuple[slice | np.ndarray, ...]) -> tuple:
+    """An index selecting the outer product of ``parts`` (slices or 1-D integer arrays):
+    basic indexing where it can, ``np.ix_`` only when several arrays are left."""
+    arrays = [p for p in parts if isinstance(p, np.ndarray)]
+    if len(arrays) <= 1:
+        return tuple(parts)
+    return np.ix_(*(np.arange(p.start, p.stop) if isinstance(p, slice) else p for p in parts))
 
 
 def orthogonal_index(*axes: np.ndarray) -> tuple:
@@ -110,20 +133,11 @@ def orthogonal_index(*axes: np.ndarray) -> tuple:
     >>> orthogonal_index(np.array([3, 4, 5]), np.array([0, 2]))
     (slice(3, 6, None), array([0, 2]))
     """
-    parts: list = []
-    for a in axes:
-        a = np.asarray(a)
-        if a.size and np.all(np.diff(a) == 1):
-            parts.append(slice(int(a[0]), int(a[-1]) + 1))
-        else:
-            parts.append(a)
-    if sum(isinstance(p, np.ndarray) for p in parts) > 1:
-        return np.ix_(*axes)
-    return tuple(parts)
+    return _outer(tuple(_as_slice(a) for a in axes))
 
 
 def _place(out: np.ndarray, dst: tuple, chunk: np.ndarray, src: tuple) -> None:
-    out[orthogonal_index(*dst)] = chunk[orthogonal_index(*src)]
+    out[_outer(dst)] = chunk[_outer(src)]
 
 
 async def read_orthogonal(
@@ -158,7 +172,7 @@ async def read_orthogonal(
         src = tuple(s for _, _, s in combo)
         raw = await get(layout.prefix + layout.key(coords))
         if raw is None:
-            buf[orthogonal_index(*dst)] = layout.fill
+            buf[_outer(dst)] = layout.fill
             return
         await asyncio.to_thread(lambda: _place(buf, dst, layout.decode(raw), src))
 

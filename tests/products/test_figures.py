@@ -90,13 +90,15 @@ def test_series_figure_draws_each_pair_from_its_first_to_its_second_image(monkey
 
     from itscube.products.figures import series as fig_series
 
-    t1 = np.array(["2018-01-01", "2018-03-01", "2018-06-01", "2018-06-05"], "datetime64[ns]")
-    dt = np.array([5.0, 20.0, 100.0, 6.0])  # octaves 4-8, 16-32, 64-128, 4-8 days
-    t2 = t1 + (dt * 86400e9).astype("timedelta64[ns]")
+    t1 = np.array(
+        ["2018-01-01", "2018-03-01", "2018-06-01", "2018-06-05", "2018-07-01"], "datetime64[ns]"
+    )
+    dt = np.array([5.0, 20.0, 100.0, 6.0, np.nan])  # octaves 4-8, 16-32, 64-128, 4-8 days, ?
+    t2 = t1 + (np.nan_to_num(dt, nan=10.0) * 86400e9).astype("timedelta64[ns]")
     one = xr.Dataset(
         {
-            "v": ("mid_date", [100.0, 120.0, np.nan, 90.0]),
-            "v_error": ("mid_date", [5.0, 7.0, 1.0, 3.0]),
+            "v": ("mid_date", [100.0, 120.0, np.nan, 90.0, 80.0]),
+            "v_error": ("mid_date", [5.0, 7.0, 1.0, 3.0, 2.0]),
             "acquisition_date_img1": ("mid_date", t1),
             "acquisition_date_img2": ("mid_date", t2),
             "date_dt": ("mid_date", dt),
@@ -112,12 +114,12 @@ def test_series_figure_draws_each_pair_from_its_first_to_its_second_image(monkey
         x, y = (np.asarray(a, "f8").reshape(-1, 3)[:, :2] for a in line.get_data())
         lines[tuple(np.round(line.get_color(), 6)) if line.get_color() != "0.7" else "err"] = (x, y)
     ex, ey = lines.pop("err")
-    mid = mdates.date2num(one["mid_date"].values[[0, 1, 3]])
+    mid = mdates.date2num(one["mid_date"].values[[0, 1, 3, 4]])
     np.testing.assert_allclose(ex, np.column_stack([mid, mid]))
-    np.testing.assert_allclose(ey, [[95, 105], [113, 127], [87, 93]])
+    np.testing.assert_allclose(ey, [[95, 105], [113, 127], [87, 93], [78, 82]])
     cmap = plt.get_cmap("viridis", 3)  # 4..32 days: three octaves 4-8, 8-16, 16-32
     bars = lines
-    assert len(bars) == 2  # the missing speed drops the 64-128 day pair
+    assert len(bars) == 2  # no bar for the missing speed, nor for the unknown separation
     x4, y4 = bars[tuple(np.round(cmap(0), 6))]
     np.testing.assert_allclose(x4, mdates.date2num(np.stack([t1[[0, 3]], t2[[0, 3]]], 1)))
     np.testing.assert_allclose(y4, [[100, 100], [90, 90]])

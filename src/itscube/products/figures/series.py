@@ -85,10 +85,15 @@ def _broken(start: np.ndarray, end: np.ndarray) -> np.ndarray:
 
 def _pair_bars(ax, t1: np.ndarray, t2: np.ndarray, v: np.ndarray, dt: np.ndarray) -> None:
     """Image-pair bars ``t1..t2`` at speed ``v`` (dates as matplotlib numbers), coloured by
-    the separation ``dt`` (days) on octave bins (1-2, 2-4, ... days), with a colorbar."""
+    the separation ``dt`` (days) on octave bins (1-2, 2-4, ... days), with a colorbar.
+    Pairs of unknown separation are left out, as a colour map leaves out NaN."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import BoundaryNorm
 
+    known = np.isfinite(dt)  # a pair without a separation has no colour: not drawn
+    if not known.any():
+        return
+    t1, t2, v, dt = t1[known], t2[known], v[known], dt[known]
     lo = float(np.floor(np.log2(max(1.0, float(np.min(dt))))))
     hi = max(lo + 1, float(np.ceil(np.log2(max(1.0, float(np.max(dt)))))))
     bounds = 2.0 ** np.arange(lo, hi + 1)

@@ -109,6 +109,26 @@ def test_partial_iso_dates_cover_the_whole_period():
     assert date_window(None, "2018-03-05")[1] == pd.Timestamp("2018-03-06")
     assert date_window(None, "2018-03-05T12:00")[1] == pd.Timestamp("2018-03-05T12:00")
     assert date_window(np.datetime64("2018-01-02"), None)[0] == pd.Timestamp("2018-01-02")
+    assert date_window("2018-12", "2018-12")[1] == pd.Timestamp("2019-01-01")  # over New Year
+    assert date_window(None, "2020-02")[1] == pd.Timestamp("2020-03-01")  # a leap February
+    assert date_window("2018-06-01T12:00:00Z", None)[0] == pd.Timestamp("2018-06-01T12:00")
+
+
+@pytest.mark.parametrize("bad", ["2018-13", "2018-02-30", "2018-00"])
+def test_impossible_dates_are_one_line_errors(bad):
+    with pytest.raises(InputError, match=r"not a valid date; use YYYY-MM-DD"):
+        date_window(None, bad)
+
+
+def test_date_bounds_and_date_window_agree_without_pandas():
+    """The download's pandas-free bounds are the same instants as the pandas ones."""
+    from itscube.window import date_bounds
+
+    for start, end in [("2018", "2019"), ("2018-03", "2018-12"), (None, "2018-03-05T12:00")]:
+        b0, b1 = date_bounds(start, end)
+        w0, w1 = date_window(start, end)
+        assert type(b0).__module__ == "datetime"
+        assert (pd.Timestamp(b0), pd.Timestamp(b1)) == (w0, w1)
 
 
 def test_covering_layers_give_every_cell_the_same_pairs_and_remove_gap_edge_stripes():

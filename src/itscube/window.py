@@ -18,31 +18,65 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import re
-from typing import TypeAlias, overload
+from typing import TYPE_CHECKING, TypeAlias, overload
 
 import numpy as np
-import pandas as pd
 
 from itscube.errors import InputError
+
+if TYPE_CHECKING:  # pandas (with pyarrow) is 0.4 s per process: the download does without
+    import pandas as pd
 
 __all__ = [
     "ISO_DATE",
     "SENSOR_LABEL",
     "DateLike",
     "Filters",
+    "date_bounds",
     "date_window",
     "layer_mask",
     "parse_date",
 ]
 
-DateLike: TypeAlias = str | np.datetime64 | _dt.date | pd.Timestamp
-"""A date: ISO text (``"2018-06-01"``, ``"2018-06"``, ``"2018"``), or a date object."""
+DateLike: TypeAlias = str | np.datetime64 | _dt.date
+"""A date: ISO text (``"2018-06-01"``, ``"2018-06"``, ``"2018"``), or a date object
+(``datetime.date``/``datetime.datetime``, ``pandas.Timestamp``, ``numpy.datetime64``)."""
 
 
 ISO_DATE = re.compile(
     r"^(?P<y>\d{4})(-(?P<m>\d{2})(-(?P<d>\d{2})([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?)?)?)?$"
 )
 """Dates accepted from users: ``YYYY``, ``YYYY-MM``, ``YYYY-MM-DD`` (optionally with a time)."""
+
+_USE_ISO = "use YYYY-MM-DD (or YYYY-MM, YYYY)"
+
+
+def _instant(value: DateLike, what: str) -> _dt.datetime:
+    """A naive ``datetime`` from user input (no pandas: the download's start-up does without
+    its 0.4 s), or a one-line :class:`InputError`. A ``datetime64`` keeps microseconds."""
+    ts: _dt.datetime
+    if isinstance(value, str):
+        text = value.strip()
+        m = ISO_DATE.match(text)
+        if m is None:
+            raise InputError(f"{what} {value!r} is not an ISO date; {_USE_ISO}", params=what)
+        try:
+            if m["d"] is None:
+                ts = _dt.datetime(int(m["y"]), int(m["m"] or 1), 1)
+            else:
+                ts = _dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            msg = f"{what} {value!r} is not a valid date; {_USE_ISO}"
+            raise InputError(msg, params=what) from exc
+    elif isinstance(value, _dt.datetime):  # pandas.Timestamp too (nanoseconds kept)
+        ts = value
+    elif isinstance(value, _dt.date):
+        ts = _dt.datetime.combine(value, _dt.time())
+    elif isinstance(value, np.datetime64) and not np.isnat(value):
+        ts = value.astype("datetime64[us]").item()
+    else:
+        raise InputError(f"{what} {value!r} is not a date; {_USE_ISO}", params=what)
+    return ts.replace(tzinfo=None) if ts.tzinfo else ts
 
 
 @overload
@@ -56,49 +90,52 @@ def parse_date(value: DateLike | None, what: str) -> pd.Timestamp | None:
 
     Text must be ISO 8601 (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``, optionally with a
     time): ``01/02/2018`` is ambiguous (US or European order) and is refused. Date and
-    datetime objects are taken as they are.
+    datetime objects are taken as they are (time zones dropped, the wall time kept).
+
+    >>> parse_date("2018-06", "start")
+    Timestamp('2018-06-01 00:00:00')
     """
     if value is None:
         return None
-    if isinstance(value, str) and not ISO_DATE.match(value.strip()):
-        raise InputError(
-            f"{what} {value!r} is not an ISO date; use YYYY-MM-DD (or YYYY-MM, YYYY)", params=what
-        )
-    try:
-        ts = pd.Timestamp(value.strip() if isinstance(value, str) else value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(
-            f"{what} {value!r} is not a valid date; use YYYY-MM-DD (or YYYY-MM, YYYY)",
-            params=what,
-        ) from exc
-    if ts is pd.NaT:
-        raise InputError(
-            f"{what} {value!r} is not a date; use YYYY-MM-DD (or YYYY-MM, YYYY)", params=what
-        )
-    return ts.tz_localize(None) if ts.tzinfo else ts
+    import pandas as pd
+
+    if isinstance(value, np.datetime64) and not np.isnat(value):
+        return pd.Timestamp(value)  # nanoseconds kept
+    return pd.Timestamp(_instant(value, what))
 
 
-def _end_of(value, ts: pd.Timestamp) -> pd.Timestamp:
+def _end_of(value: DateLike | None, ts: _dt.datetime) -> _dt.datetime:
     """The exclusive end of an inclusive ``--end``: the whole year, month or day given."""
     m = ISO_DATE.match(value.strip()) if isinstance(value, str) else None
     if m and m["m"] is None:
-        return ts + pd.DateOffset(years=1)
+        return ts.replace(year=ts.year + 1)
     if m and m["d"] is None:
-        return ts + pd.DateOffset(months=1)
-    if ts == ts.normalize():
-        return ts + pd.Timedelta(days=1)
+        return ts.replace(year=ts.year + ts.month // 12, month=ts.month % 12 + 1)
+    if ts == _dt.datetime.combine(ts.date(), _dt.time()):
+        return ts + _dt.timedelta(days=1)
     return ts
 
 
-def date_window(start: DateLike | None, end: DateLike | None) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Inclusive ``[start, end)`` bounds: ``end`` includes the whole day, month or year it
-    names (``--end 2020`` runs to the end of 2020)."""
-    t0 = parse_date(start, "start") or pd.Timestamp("1900-01-01")
-    t1 = parse_date(end, "end")
+def date_bounds(start: DateLike | None, end: DateLike | None) -> tuple[_dt.datetime, _dt.datetime]:
+    """Inclusive ``[start, end)`` bounds as naive ``datetime`` objects: ``end`` includes the
+    whole day, month or year it names (``--end 2020`` runs to the end of 2020).
+
+    >>> date_bounds("2020-11", "2020-12")
+    (datetime.datetime(2020, 11, 1, 0, 0), datetime.datetime(2021, 1, 1, 0, 0))
+    """
+    t0 = _dt.datetime(1900, 1, 1) if start is None else _instant(start, "start")
+    t1 = None if end is None else _instant(end, "end")
     if t1 is not None and t0 > t1:
         raise InputError(f"start {t0.date()} is after end {t1.date()}", params=("start", "end"))
-    t1 = pd.Timestamp("2200-01-01") if t1 is None else _end_of(end, t1)
-    return t0, t1
+    return t0, _dt.datetime(2200, 1, 1) if t1 is None else _end_of(end, t1)
+
+
+def date_window(start: DateLike | None, end: DateLike | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """:func:`date_bounds` as pandas timestamps."""
+    import pandas as pd
+
+    t0, t1 = date_bounds(start, end)
+    return pd.Timestamp(t0), pd.Timestamp(t1)
 
 
 SENSOR_LABEL = re.compile(r"^(L[4-9]?|S[12]?[A-D]?)$")

@@ -191,7 +191,8 @@ def test_out_that_is_a_file_is_one_line(command, cubes, catalog_file, server, tm
 
 
 def test_import_and_help_are_quick():
-    """``import itscube`` loads no heavy library; the API resolves on first use."""
+    """``import itscube`` loads no heavy library; the API resolves on first use; the
+    download module needs neither xarray nor pandas (a second of every download's start)."""
     import subprocess
     import sys
 
@@ -199,10 +200,12 @@ def test_import_and_help_are_quick():
         "import sys, itscube; heavy = [m for m in ('numba', 'zarr', 'dask', 'xarray', "
         "'rioxarray') if m in sys.modules]; print(heavy); "
         "import importlib; importlib.import_module('itscube.io.download'); "
+        "import itscube.cli.app; "
+        "print([m for m in ('xarray', 'pandas', 'pyarrow', 'dask') if m in sys.modules]); "
         "print(callable(itscube.download), callable(itscube.track), itscube.sample.__name__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split("\n")[:2] == ["[]", "True True itscube.sample"]
+    assert out.stdout.split("\n")[:3] == ["[]", "[]", "True True itscube.sample"]
 
 
 def test_find_prints_whole_urls_at_80_columns(catalog_file):

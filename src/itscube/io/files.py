@@ -4,6 +4,7 @@ and rename it when complete, write JSON atomically."""
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 import shutil
@@ -11,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from itscube.errors import InputError, OutputExistsError
-from itscube.window import date_window
+from itscube.window import date_bounds
 
 __all__ = [
     "check_out_dir",
@@ -35,11 +35,11 @@ def date_label(value, fallback: np.datetime64 | None = None, *, end: bool = Fals
     ('20181231', '20180831', '20180101')
     """
     if value is None:
-        return f"{pd.Timestamp(fallback):%Y%m%d}"
+        return str(np.asarray(fallback, "datetime64[D]")).replace("-", "")
     if end:
-        _, t1 = date_window(None, value)
-        return f"{t1 - pd.Timedelta(1, 'ns'):%Y%m%d}"
-    return f"{pd.Timestamp(value):%Y%m%d}"
+        _, t1 = date_bounds(None, value)
+        return f"{t1 - _dt.timedelta(microseconds=1):%Y%m%d}"
+    return f"{date_bounds(value, None)[0]:%Y%m%d}"
 
 
 def check_out_dir(out: str | os.PathLike) -> Path:

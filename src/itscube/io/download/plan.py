@@ -5,6 +5,7 @@ assembled in (sized so that a block holds whole output chunks within :data:`BLOC
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import json
 import math
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numcodecs
 import numpy as np
-import pandas as pd
 
 from itscube._typing import Kind
 from itscube.errors import (
@@ -37,7 +37,7 @@ from itscube.io.stores import (
     open_source,
 )
 from itscube.options import get_options
-from itscube.window import DateLike, Filters, date_window, layer_mask
+from itscube.window import DateLike, Filters, date_bounds, layer_mask
 
 __all__ = [
     "BLOCK_BYTES",
@@ -359,7 +359,7 @@ def plan_download(
     InputError, CubeFormatError, EmptySelectionError
     """
     filters = filters or Filters()
-    t0, t1 = date_window(start, end)
+    t0, t1 = date_bounds(start, end)
     tdim = TIME_DIM[kind]
     explicit = variables is not None and len(variables) > 0
     wanted = list(variables or ()) if explicit else list(DEFAULT_VARIABLES[kind])
@@ -417,9 +417,10 @@ def plan_download(
                 if len(valid)
                 else "no layers"
             )
+            last = (t1 - datetime.timedelta(days=1)).date()
             raise EmptySelectionError(
                 f"no layers of {cube.name} between {t0.date()} and "
-                f"{(t1 - pd.Timedelta(days=1)).date()} with the given filters (cube covers {rng})"
+                f"{last} with the given filters (cube covers {rng})"
             )
         parts.append(Part(cube, entry, xi, yi, ti, x, y, times[ti]))
     if not parts:

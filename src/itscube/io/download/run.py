@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import zarr
 
 from itscube._typing import KINDS, Kind, check_choice
@@ -47,7 +46,7 @@ from itscube.io.stores import (
 )
 from itscube.options import get_options
 from itscube.progress import Progress, ProgressLike, as_progress
-from itscube.window import DateLike, Filters, date_window
+from itscube.window import DateLike, Filters, date_bounds
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -135,8 +134,8 @@ def output_folder(
     out: str | os.PathLike,
     kind: str,
     area: Area,
-    t0: pd.Timestamp,
-    t1: pd.Timestamp,
+    t0: _dt.datetime,
+    t1: _dt.datetime,
     start: DateLike | None,
     end: DateLike | None,
 ) -> Path:
@@ -285,7 +284,7 @@ def _download(
     workers = get_options()["concurrency"] if workers is None else workers
     if workers < 1:
         raise InputError("workers must be >= 1", params="workers")
-    t0, t1 = date_window(start, end)
+    t0, t1 = date_bounds(start, end)
     top = Location.of(out, out_options)
     if cluster is not None and top.local:  # the workers' working folder is not this one
         top = Location(str(Path(top.url).absolute()))

@@ -120,6 +120,16 @@ def test_impossible_dates_are_one_line_errors(bad):
         date_window(None, bad)
 
 
+@pytest.mark.parametrize("missing", [pd.NaT, np.datetime64("NaT")])
+def test_a_missing_date_object_is_refused(missing):
+    from itscube.window import date_bounds, parse_date
+
+    with pytest.raises(InputError, match=r"is not a date; use YYYY-MM-DD"):
+        parse_date(missing, "start")
+    with pytest.raises(InputError, match=r"is not a date"):
+        date_bounds(None, missing)
+
+
 def test_date_bounds_and_date_window_agree_without_pandas():
     """The download's pandas-free bounds are the same instants as the pandas ones."""
     from itscube.window import date_bounds

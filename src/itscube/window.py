@@ -68,11 +68,13 @@ def _instant(value: DateLike, what: str) -> _dt.datetime:
         except ValueError as exc:
             msg = f"{what} {value!r} is not a valid date; {_USE_ISO}"
             raise InputError(msg, params=what) from exc
+    elif isinstance(value, np.datetime64 | _dt.date) and value != value:  # NaT (pandas' too)
+        raise InputError(f"{what} {value!r} is not a date; {_USE_ISO}", params=what)
     elif isinstance(value, _dt.datetime):  # pandas.Timestamp too (nanoseconds kept)
         ts = value
     elif isinstance(value, _dt.date):
         ts = _dt.datetime.combine(value, _dt.time())
-    elif isinstance(value, np.datetime64) and not np.isnat(value):
+    elif isinstance(value, np.datetime64):
         ts = value.astype("datetime64[us]").item()
     else:
         raise InputError(f"{what} {value!r} is not a date; {_USE_ISO}", params=what)

@@ -90,10 +90,11 @@ def v2_layout(arr: Any) -> V2Layout | None:
     )
 
 
-def _runs(index: np.ndarray, size: int) -> list[tuple[int, slice | np.ndarray, slice | np.ndarray]]:
+def _runs(index: np.ndarray, size: int) -> list[tuple[int, slice, slice | np.ndarray]]:
     """Per chunk along one axis (``index`` sorted): the chunk number, the positions in the
-    output and the positions in the chunk, each a slice where it is a run of consecutive
-    integers (see :func:`orthogonal_index`; worked out once per run, not once per chunk).
+    output (consecutive by construction: a slice) and the positions in the chunk (a slice
+    where they are a run of consecutive integers, see :func:`orthogonal_index`; worked out
+    once per run, not once per chunk).
 
     >>> _runs(np.array([3, 4, 5, 9]), 4)
     [(0, slice(0, 1, None), slice(3, 4, None)), (1, slice(1, 3, None), slice(0, 2, None)), \
@@ -104,7 +105,7 @@ def _runs(index: np.ndarray, size: int) -> list[tuple[int, slice | np.ndarray, s
     bounds = np.flatnonzero(np.diff(cid)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(index)], strict=True):
         c = int(cid[lo])
-        groups.append((c, _as_slice(np.arange(lo, hi)), _as_slice(index[lo:hi] - c * size)))
+        groups.append((c, slice(int(lo), int(hi)), _as_slice(index[lo:hi] - c * size)))
     return groups
 
 

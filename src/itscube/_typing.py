@@ -3,11 +3,12 @@ validated in one place by :func:`check_choice`), and what dates and CRSs may be 
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
-import pyproj
+from typing import TYPE_CHECKING, Literal, TypeAlias, get_args
 
 from itscube.errors import InputError
+
+if TYPE_CHECKING:  # the alias is for annotations: importing pyproj takes 0.1 s
+    import pyproj
 
 __all__ = [
     "ADVECTION_METHODS",
@@ -62,7 +63,7 @@ KINDS_OR_BOTH: tuple[str, ...] = get_args(SeriesKind)
 PERIOD_NAMES: tuple[str, ...] = ("year", "season", "month")
 """Named composite periods (any pandas frequency such as ``6MS`` is accepted too)."""
 
-CRSLike = str | int | pyproj.CRS
+CRSLike: TypeAlias = "str | int | pyproj.CRS"
 """A CRS: ``"EPSG:3413"``, ``3413``, WKT/PROJ text or a :class:`pyproj.CRS`."""
 
 

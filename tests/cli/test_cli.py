@@ -282,6 +282,37 @@ def test_help_and_version_import_nothing_heavy():
     assert "CUBE <str>" not in out.stdout and "Usage: itscube track" in out.stdout
 
 
+def test_a_command_line_loads_only_the_command_it_runs():
+    """The entry point imports the named command's module only (its start is that
+    command's imports); help, a mistyped name and ``itscube.cli.app`` get every command."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from itscube.cli import main\n"
+        "def loaded():\n"
+        "    return sorted(m.rsplit('.', 1)[1] for m in sys.modules\n"
+        "                  if m.startswith('itscube.cli.commands.'))\n"
+        "for args in (['download', '--help'], ['downlaod'], ['--help']):\n"
+        "    sys.argv = ['itscube', *args]\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "    print('LOADED', args[0], loaded())\n"
+        "import itscube.cli\n"
+        "print('APP', type(itscube.cli.app).__name__, len(itscube.cli.app.registered_commands))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("LOADED", "APP"))]
+    everything = sorted(__import__("itscube.cli.commands", fromlist=["x"]).__all__)
+    assert lines[0] == "LOADED download ['download']"
+    assert lines[1] == f"LOADED downlaod {everything}"  # a mistyped name: all, for suggestions
+    assert "No such command 'downlaod'. Did you mean 'download'?" in out.stderr
+    assert lines[3] == f"APP Typer {len(everything)}"
+
+
 def _sample():
     from itscube.sample import ensure_sample
 

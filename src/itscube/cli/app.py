@@ -6,6 +6,7 @@ import functools
 import gc
 import os
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -23,6 +24,7 @@ __all__ = [
     "fail",
     "flagged",
     "friendly",
+    "load_commands",
     "main",
     "out_console",
     "print_path",
@@ -342,8 +344,30 @@ def _quiet_unraisable(unraisable, _default=sys.unraisablehook) -> None:
     _default(unraisable)
 
 
+def load_commands(names: Sequence[str] | None = None) -> typer.Typer:
+    """Register the commands ``names`` (default: every one) on :data:`app`, by importing
+    their modules from :mod:`itscube.cli.commands`; returns :data:`app`."""
+    import importlib
+
+    from itscube.cli import commands
+
+    for name in commands.__all__ if names is None else names:
+        importlib.import_module(f"{commands.__name__}.{name}")
+    return app
+
+
+def _named_command(args: Sequence[str]) -> list[str] | None:
+    """The command a command line runs, if it names one (``[name]``); otherwise None,
+    which loads them all (help lists them, a mistyped name gets suggestions)."""
+    from itscube.cli.commands import __all__ as names
+
+    first = next((a for a in args if not a.startswith("-")), None)
+    return [first] if first in names else None
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (it loads only the command it runs: a command's start
+    is its own imports, not those of every command)."""
     # figures are written to files, never shown; set without importing matplotlib, so that
     # help, version and argument errors stay fast
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -353,6 +377,7 @@ def main() -> None:
     # usual and the old one rarely, instead of rescanning everything every ~700 objects
     gc.set_threshold(50_000, 50, 100)
     try:
+        load_commands(_named_command(sys.argv[1:]))
         app()
     except KeyboardInterrupt:  # pragma: no cover - outside a command
         console.print("[yellow]interrupted[/]")

@@ -454,7 +454,8 @@ def _plan_group(
     ky0, ky1 = min(k.min() for k in ky), max(k.max() for k in ky)
     x_out = first.x[0] + dx * np.arange(kx0, kx1 + 1)
     y_out = first.y[0] + dy * np.arange(ky0, ky1 + 1)
-    times = np.unique(np.concatenate([p.times for p in group]))
+    times = np.sort(np.concatenate([p.times for p in group]))  # the selected layers' dates
+    times = times[np.r_[True, times[1:] != times[:-1]]]  # unique (np.unique loads numpy.ma)
     for p, kxs, kys in zip(group, kx, ky, strict=True):
         p.kx, p.ky = kxs - kx0, kys - ky0
         p.t_pos = np.searchsorted(times, p.times)

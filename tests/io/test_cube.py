@@ -104,3 +104,26 @@ def test_open_netcdf(cubes, tmp_path):
     again = open_cube(nc)
     assert again.rio.crs.to_epsg() == 3413
     np.testing.assert_array_equal(again.vx.values, ds.vx.values)
+
+
+@pytest.mark.s3
+def test_s3_reads_keep_as_many_connections_as_requests_in_flight(s3_server):
+    """s3fs's client holds botocore's 10 connections unless told otherwise, which would
+    queue all but 10 of a reader's requests: the pool is sized to the requests in flight
+    (the ``workers`` of a source, the ``concurrency`` setting by default), and a user's
+    own ``config_kwargs`` win."""
+    from itscube import options
+    from itscube.io.remote import storage_options_for
+    from itscube.io.stores.open import open_source, run_sync
+
+    def pool(**kw) -> int:
+        fs = open_source("s3://its-live-data/datacubes/A.zarr", **kw).store._store.fs
+        client = run_sync(fs.set_session())  # the aiobotocore client the reads use
+        return client._endpoint.http_session._max_pool_connections
+
+    assert pool(workers=48) == 48
+    with options.set_options(concurrency=96):  # open_cube's xarray reads take the setting
+        opts = storage_options_for("s3://its-live-data/datacubes/A.zarr")
+    assert opts["config_kwargs"] == {"max_pool_connections": 96}
+    kw = {"config_kwargs": {"max_pool_connections": 7, "connect_timeout": 3}}
+    assert pool(workers=48, storage_options=kw) == 7

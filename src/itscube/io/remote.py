@@ -118,8 +118,16 @@ def s3_anonymous() -> bool:
     return not (os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
 
 
-def storage_options_for(url: str, extra: dict | None = None) -> dict:
-    """fsspec storage options for reading ``url`` (s3: anonymously by default)."""
+def storage_options_for(
+    url: str, extra: dict | None = None, connections: int | None = None
+) -> dict:
+    """fsspec storage options for reading ``url`` (s3: anonymously by default).
+
+    ``connections``: requests a reader keeps in flight (default: the ``concurrency``
+    setting). s3fs's client holds botocore's 10 connections unless told otherwise, which
+    would queue all but 10 of them; its pool is sized to this (``extra``'s
+    ``config_kwargs`` win).
+    """
     proto = protocol_of(url)
     opts: dict = {}
     if proto == "s3":
@@ -127,6 +135,12 @@ def storage_options_for(url: str, extra: dict | None = None) -> dict:
         endpoint = s3_endpoint()
         if endpoint:
             opts["client_kwargs"] = {"endpoint_url": endpoint}
+        pool = connections or get_options()["concurrency"]
+        opts["config_kwargs"] = {
+            "max_pool_connections": pool,
+            **(extra or {}).get("config_kwargs", {}),
+        }
+        extra = {k: v for k, v in (extra or {}).items() if k != "config_kwargs"}
     elif proto in ("http", "https"):
         # Each request gets a bounded time; retries are ours (see `retry`).
         import aiohttp

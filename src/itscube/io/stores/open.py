@@ -55,14 +55,14 @@ def run_sync(coro):
         raise
 
 
-def _zarr_store(url: str, storage_options: dict | None) -> Any:
+def _zarr_store(url: str, storage_options: dict | None, connections: int | None = None) -> Any:
     proto = remote.protocol_of(url)
     if proto == "file":
         p = Path(url)
         if not p.exists():
             raise CubeNotFoundError(f"{url}: no such file or folder")
         return LocalStore(p, read_only=True)
-    opts = remote.storage_options_for(url, storage_options)
+    opts = remote.storage_options_for(url, storage_options, connections)
     return FsspecStore.from_url(url, storage_options=opts, read_only=True)
 
 
@@ -78,7 +78,7 @@ async def _probe(store: Any, keys: Sequence[str]) -> list[str]:
 
 
 def _open_zarr(url: str, storage_options: dict | None, workers: int) -> SourceCube:
-    raw = _zarr_store(url, storage_options)
+    raw = _zarr_store(url, storage_options, workers)
     local = remote.protocol_of(url) == "file"
     try:
         group = remote.retry(

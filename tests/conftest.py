@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
+import threading
 from pathlib import Path
 
 # One numba cache for the whole run (in-process kernels, xdist workers and the CLI
@@ -145,21 +145,26 @@ def catalog_file(cubes, http_server, tmp_path_factory) -> Path:
     return synthetic.write_catalog(tmp_path_factory.mktemp("catalog") / "catalog_v02.json", feats)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_server(cubes):
     """A moto S3 server on 127.0.0.1 holding the cubes in a public-read bucket."""
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
-    port = _free_port()
-    srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    srv.start()
-    endpoint = f"http://127.0.0.1:{port}"
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args, **kwargs):
+            pass
+
+    app = moto_server.DomainDispatcherApplication(moto_server.create_backend_app)
+
+    def logged(environ, start_response):  # moto's application, each request noted
+        S3_REQUESTS.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+        return app(environ, start_response)
+
+    srv = make_server("127.0.0.1", 0, logged, threaded=True, request_handler=Quiet)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{srv.server_port}"
     client = boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -182,4 +187,15 @@ def s3_server(cubes):
         os.environ.pop("ITSCUBE_S3_ENDPOINT", None)
     else:
         os.environ["ITSCUBE_S3_ENDPOINT"] = old
-    srv.stop()
+    srv.shutdown()
+
+
+S3_REQUESTS: list[tuple[str, str]] = []
+"""(method, path) of every request :func:`s3_server` answered."""
+
+
+@pytest.fixture
+def s3_requests(s3_server) -> list[tuple[str, str]]:
+    """The requests the S3 server answers from now on: (method, path)."""
+    S3_REQUESTS.clear()
+    return S3_REQUESTS

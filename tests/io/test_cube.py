@@ -127,3 +127,15 @@ def test_s3_reads_keep_as_many_connections_as_requests_in_flight(s3_server):
     assert opts["config_kwargs"] == {"max_pool_connections": 96}
     kw = {"config_kwargs": {"max_pool_connections": 7, "connect_timeout": 3}}
     assert pool(workers=48, storage_options=kw) == 7
+
+
+@pytest.mark.s3
+def test_s3_chunks_are_read_in_one_request_each(cubes, s3_requests):
+    """One GET per chunk: no HEAD before it (s3fs asks an object's size first unless told
+    not to, which doubles the round trips of every chunk)."""
+    ds = open_cube("s3://its-live-data/datacubes/A.zarr")
+    s3_requests.clear()
+    ds.vx.isel(mid_date=slice(0, 5)).load()
+    chunk_reads = [(m, p) for m, p in s3_requests if "/vx/" in p]
+    assert chunk_reads and {m for m, _ in chunk_reads} == {"GET"}
+    assert len(chunk_reads) == len({p for _, p in chunk_reads})  # each chunk read once

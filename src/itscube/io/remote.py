@@ -126,7 +126,8 @@ def storage_options_for(
     ``connections``: requests a reader keeps in flight (default: the ``concurrency``
     setting). s3fs's client holds botocore's 10 connections unless told otherwise, which
     would queue all but 10 of them; its pool is sized to this (``extra``'s
-    ``config_kwargs`` win).
+    ``config_kwargs`` win). Each object is read by one GET, without s3fs's HEAD first
+    (``max_concurrency=1``; ``extra`` may set it).
     """
     proto = protocol_of(url)
     opts: dict = {}
@@ -135,6 +136,10 @@ def storage_options_for(
         endpoint = s3_endpoint()
         if endpoint:
             opts["client_kwargs"] = {"endpoint_url": endpoint}
+        # s3fs (2025+) asks each whole-object read's size first (a HEAD, to split big
+        # objects into parallel ranges): a second round trip per chunk, for chunks that
+        # are far below its split size; one stream per object skips it
+        opts["max_concurrency"] = 1
         pool = connections or get_options()["concurrency"]
         opts["config_kwargs"] = {
             "max_pool_connections": pool,

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_download_sizes import CENTRE, VARS, _make_cube  # noqa: E402
+from bench_download_sizes import CENTRE, VARS, _make_cube
 
 SERVER = textwrap.dedent(
     """

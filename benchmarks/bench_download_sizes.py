@@ -11,7 +11,10 @@ pixels, i.e. 64, 576 and 2,500 chunk requests for ``vx, vy, v, v_error``:
   ``.to_zarr()`` locally.
 
 Reported: seconds of each, the ratio, the requests the server saw and the mean number in
-flight (requests x latency / wall time).
+flight (requests x latency / wall time). Where the time goes: each side's start (a
+process that only imports what that side imports before its first request: the
+command's modules and their libraries, or xarray's stack) is measured in the same run
+and reported with the ratio of the times after it.
 
 Run: ``python benchmarks/bench_download_sizes.py [--latency 0.05] [--sizes 40 120 250]``
 """
@@ -73,6 +76,23 @@ def _make_cube(root: Path, size: int, layers: int) -> Path:
     return store
 
 
+STARTS = {
+    "itscube": "import itscube.cli.app, itscube.cli.commands.download, itscube.io.download, "
+    "aiohttp, typer._adapters",
+    "xarray": "import numpy, xarray, zarr, fsspec, aiohttp",
+}
+"""What each side imports before its first request (typer's parser loads pydantic)."""
+
+
+def _starts(runs: int = 7) -> dict[str, float]:
+    """Median seconds of a process importing each side's modules (runs interleaved)."""
+    times: dict[str, list[float]] = {k: [] for k in STARTS}
+    for _ in range(runs):
+        for side, code in STARTS.items():
+            times[side].append(_timed([sys.executable, "-c", code]))
+    return {side: sorted(t)[len(t) // 2] for side, t in times.items()}
+
+
 def _timed(cmd: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -101,6 +121,8 @@ def main() -> None:
         server.stdin.flush()
         return int(server.stdout.readline())
 
+    starts = _starts()
+    print(json.dumps({"start_s": {k: round(v, 2) for k, v in starts.items()}}), flush=True)
     rows = []
     try:
         for size in args.sizes:
@@ -125,6 +147,9 @@ def main() -> None:
                     "itscube_s": round(ours, 2),
                     "xarray_s": round(plain, 2),
                     "speedup": round(plain / ours, 2),
+                    "speedup_after_start": round(
+                        (plain - starts["xarray"]) / (ours - starts["itscube"]), 2
+                    ),
                     "itscube_requests": n_ours,
                     "xarray_requests": n_plain,
                     "itscube_mean_in_flight": round(n_ours * args.latency / ours, 1),

@@ -66,6 +66,20 @@ def test_direct_reads_equal_zarr_reads(tmp_path, order, filters, compressor, dty
         np.testing.assert_array_equal(got, want)
     whole = asyncio.run(read_orthogonal(layout, _reader(root), selections[0]))
     assert (whole[:, 10:] == -9).all(), "chunks never written read as the fill value"
+    # straight into a larger array, at scattered and reversed positions (a block of a
+    # download); the cells not named keep what they held
+    rng = np.random.default_rng(0)
+    for sel in selections[1:]:
+        want = arr.get_orthogonal_selection(sel)
+        big = np.full(tuple(n + 7 for n in want.shape), 99, dtype=want.dtype)
+        at = [rng.permutation(m)[:n] for n, m in zip(want.shape, big.shape, strict=True)]
+        expect = big.copy()
+        expect[np.ix_(*at)] = want
+        got = asyncio.run(read_orthogonal(layout, _reader(root), sel, out=big, at=at))
+        assert got is big
+        np.testing.assert_array_equal(big, expect)
+    with pytest.raises(ValueError, match="at: one array of positions per axis"):
+        asyncio.run(read_orthogonal(layout, _reader(root), sel, out=big, at=at[:2]))
 
 
 def test_only_plain_numeric_v2_arrays_are_read_directly(tmp_path):

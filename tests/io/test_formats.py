@@ -723,3 +723,42 @@ def test_real_tile_sizes_833_834_512_mosaic(tmp_path):
     assert np.isfinite(ds.vx.values[:, south, :][:, :, ~east]).any()
     prov = json.loads(res.provenance.read_text())
     assert len(prov["sources"]) == 3
+
+
+def test_values_read_straight_into_blocks_are_those_the_output_keeps():
+    """A cube's chunks are decoded straight into a block only where the output keeps its
+    values as stored: ``keeps_values`` holds exactly where ``to_output`` hands them on."""
+    from itscube.io.download.encode import VarSpec, keeps_values, to_output
+    from itscube.io.stores.arrays import SourceArray
+
+    def src(dtype, missing, units):
+        return SourceArray(
+            "v", ("mid_date", "y", "x"), (4, 2, 2), (4, 2, 2), np.dtype(dtype),
+            {"units": units}, missing, array=None,
+        )  # fmt: skip
+
+    def spec(dtype, missing, units):
+        return VarSpec("v", ("mid_date", "y", "x"), np.dtype(dtype), missing, {"units": units},
+                       "tiled")  # fmt: skip
+
+    cases = [
+        (src("i2", -32767, "m/y"), spec("i2", -32767, "m/y"), True),
+        (src("f4", np.nan, "m/y"), spec("f4", np.nan, "m/y"), True),
+        (src("i2", -32767, "m/y"), spec("i2", -9999, "m/y"), False),  # another marker
+        (src("f4", np.nan, "m/y"), spec("i2", -32767, "m/y"), False),  # another dtype
+        (src("f8", np.nan, "days"), spec("f8", np.nan, "hours"), False),  # rescaled
+        (
+            src("f8", np.nan, "days since 1970-01-01"),
+            spec("f8", np.nan, "days since 2000-01-01"),
+            False,
+        ),
+        (
+            src("f8", np.nan, "days since 1970-01-01"),
+            spec("f8", np.nan, "days since 1970-01-01"),
+            True,
+        ),
+    ]
+    for s, o, expected in cases:
+        values = np.arange(16, dtype=s.dtype).reshape(4, 2, 2)
+        assert keeps_values(s, o) is expected, (s.dtype, o.dtype, s.units, o.attrs)
+        assert (to_output(values, s, o) is values) is expected

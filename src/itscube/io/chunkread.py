@@ -142,9 +142,16 @@ def _place(out: np.ndarray, dst: tuple, chunk: np.ndarray, src: tuple) -> None:
 
 
 async def read_orthogonal(
-    layout: V2Layout, get: Callable[[str], Any], sel: Sequence[np.ndarray | slice]
+    layout: V2Layout,
+    get: Callable[[str], Any],
+    sel: Sequence[np.ndarray | slice],
+    out: np.ndarray | None = None,
+    at: Sequence[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Stored values of an orthogonal selection, one request per chunk touched.
+
+    Each chunk is decoded and placed straight where its values go: no intermediate array,
+    and no reordering pass for an unsorted selection.
 
     Parameters
     ----------
@@ -153,14 +160,42 @@ async def read_orthogonal(
         for a chunk never written (read as ``layout.fill``).
     sel : per axis a slice or sorted-or-not integer indices (each kept in the order
         given, as zarr's orthogonal indexing does).
+    out, at : write the values into ``out`` (of ``layout.dtype``) at the outer product of
+        the 1-D positions ``at`` (one per axis, as long as the selection along it) instead
+        of into a new array; ``out`` is returned.
     """
     idx = [
         np.arange(n)[s] if isinstance(s, slice) else np.asarray(s, np.int64)
         for s, n in zip(sel, layout.shape, strict=True)
     ]
-    out = np.empty(tuple(len(i) for i in idx), layout.dtype)
-    if out.size == 0:
+    if out is None:
+        out = np.empty(tuple(len(i) for i in idx), layout.dtype)
+        at = [np.arange(len(i)) for i in idx]
+    elif at is None or [len(a) for a in at] != [len(i) for i in idx]:
+        raise ValueError("at: one array of positions per axis, as long as the selection")
+    if any(len(i) == 0 for i in idx):
         return out
+    order = [np.argsort(i, kind="stable") for i in idx]
+    # per axis: the chunk runs of the sorted selection, their positions turned into
+    # positions of ``out`` (sorted position j holds request position order[j])
+    targets = [np.asarray(a)[o] for a, o in zip(at, order, strict=True)]
+    runs = [
+        [(c, _as_slice(t[d]), src) for c, d, src in _runs(i[o], size)]
+        for i, o, t, size in zip(idx, order, targets, layout.chunks, strict=True)
+    ]
+
+    async def one(combo) -> None:
+        coords = tuple(c for c, _, _ in combo)
+        dst = tuple(d for _, d, _ in combo)
+        src = tuple(s for _, _, s in combo)
+        raw = await get(layout.prefix + layout.key(coords))
+        if raw is None:
+            out[_outer(dst)] = layout.fill
+            return
+        await asyncio.to_thread(lambda: _place(out, dst, layout.decode(raw), src))
+
+    await asyncio.gather(*(one(c) for c in itertools.product(*runs)))
+    return out
     order = [np.argsort(i, kind="stable") for i in idx]
     sorted_idx = [i[o] for i, o in zip(idx, order, strict=True)]
     runs = [_runs(i, c) for i, c in zip(sorted_idx, layout.chunks, strict=True)]

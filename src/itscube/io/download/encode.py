@@ -23,6 +23,7 @@ __all__ = [
     "MID_DATE_ENCODING",
     "VarSpec",
     "decode_times",
+    "keeps_values",
     "to_output",
 ]
 
@@ -74,6 +75,19 @@ def to_output(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray
     out = values.astype("f8")
     out[missing_mask(values, src.missing)] = np.nan
     return _encode_numeric(out, spec)
+
+
+def keeps_values(src: SourceArray, spec: VarSpec) -> bool:
+    """Whether :func:`to_output` hands ``src``'s encoded values on unchanged (the same
+    dtype, missing marker and units): they may then be read straight into the output."""
+    if spec.dtype.kind in "OUST" or src.dtype != spec.dtype:
+        return False
+    if not _missing_equal(src.missing, spec.missing):
+        return False
+    if spec.time_like:
+        return src.attrs.get("units") == spec.attrs.get("units")
+    su, du = src.units.lower(), str(spec.attrs.get("units", "")).lower()
+    return not (su != du and su in _TIMEDELTA_UNITS and du in _TIMEDELTA_UNITS)
 
 
 def _translate_missing(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray:

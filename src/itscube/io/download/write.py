@@ -18,7 +18,7 @@ from itscube.geometry import footprint_rings, polygon_wkt
 from itscube.grid import PIXEL_M, spacing
 from itscube.io._zarr_private import async_array
 from itscube.io.chunkread import orthogonal_index
-from itscube.io.download.encode import VarSpec, _place, to_output
+from itscube.io.download.encode import VarSpec, _place, keeps_values, to_output
 from itscube.io.download.plan import IN_FLIGHT_BYTES, OUTPUT_COMPRESSOR, Block, StorePlan, _spec_for
 from itscube.io.location import Location
 
@@ -34,10 +34,12 @@ async def fetch_block(plan: StorePlan, block: Block) -> dict[str, np.ndarray]:
     Each cube that covers the block is read for exactly the selected pixels and layers
     inside it (zarr fetches the chunks that intersect them, through the cube's caching
     store); cubes earlier in ``plan.parts`` win where tiles overlap, later ones fill their
-    gaps. Returns the encoded block of each tiled variable.
+    gaps. Returns the encoded block of each tiled variable. Values the output keeps as
+    stored are decoded straight into the block (no intermediate array per read).
     """
     out = {s.name: s.filled(block.shape) for s in plan.tiled}
     jobs = []
+    claimed: set[str] = set()  # variables a cube earlier in plan.parts writes first
     for part in plan.parts:
         tsel = np.nonzero((part.t_pos >= block.t0) & (part.t_pos < block.t1))[0]
         ysel = np.nonzero((part.ky >= block.y0) & (part.ky < block.y1))[0]
@@ -49,13 +51,21 @@ async def fetch_block(plan: StorePlan, block: Block) -> dict[str, np.ndarray]:
         src = (part.ti[tsel], part.yi[ysel], part.xi[xsel])
         dst = (part.t_pos[tsel] - block.t0, part.ky[ysel] - block.y0, part.kx[xsel] - block.x0)
         for spec in plan.tiled:
-            if part.has(spec.name, plan.tdim):
-                jobs.append((part, spec, dst, part.cube[spec.name].read(src)))
+            if not part.has(spec.name, plan.tdim):
+                continue
+            arr = part.cube[spec.name]
+            if spec.name not in claimed and keeps_values(arr, spec):
+                # the first cube writes every cell it covers: its chunks are decoded there
+                jobs.append((part, spec, None, arr.read_into(src, out[spec.name], dst)))
+            else:
+                jobs.append((part, spec, dst, arr.read(src)))
+            claimed.add(spec.name)
     results = await asyncio.gather(*(j[3] for j in jobs))
     written: set[str] = set()
     for (part, spec, dst, _), data in zip(jobs, results, strict=True):
-        data = to_output(data, part.cube[spec.name], spec)
-        _place(out[spec.name], orthogonal_index(*dst), data, spec, spec.name not in written)
+        if dst is not None:  # later cubes fill the cells still missing
+            data = to_output(data, part.cube[spec.name], spec)
+            _place(out[spec.name], orthogonal_index(*dst), data, spec, spec.name not in written)
         written.add(spec.name)
     return out
 

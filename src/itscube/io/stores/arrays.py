@@ -23,7 +23,7 @@ from itscube.io._zarr_private import (
     rebuild_async_array,
     sync,
 )
-from itscube.io.chunkread import V2Layout, read_orthogonal, v2_layout
+from itscube.io.chunkread import V2Layout, orthogonal_index, read_orthogonal, v2_layout
 from itscube.io.stores.caching import CachingStore
 
 __all__ = [
@@ -135,6 +135,17 @@ class SourceArray:
             ):
                 out = np.take(out, pick, axis=axis)
         return _plain_strings(out)
+
+    async def read_into(
+        self, sel: Sequence[np.ndarray], out: np.ndarray, at: Sequence[np.ndarray]
+    ) -> None:
+        """Write the encoded values of the orthogonal selection ``sel`` into ``out`` at the
+        outer product of the positions ``at`` (one 1-D array per axis, as long as the
+        selection along it): chunks of plain Zarr v2 arrays are decoded straight there."""
+        if self.direct is not None and self.store is not None and out.dtype == self.dtype:
+            await read_orthogonal(self.direct, self.store.get_bytes, sel, out=out, at=at)
+        else:
+            out[orthogonal_index(*at)] = await self.read(sel)
 
     async def _prefetch_inner_chunks(self, sel: Sequence[np.ndarray | slice]) -> None:
         """Fetch the shard indexes, then every needed inner chunk, all concurrently (byte

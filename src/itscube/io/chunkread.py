@@ -196,24 +196,3 @@ async def read_orthogonal(
 
     await asyncio.gather(*(one(c) for c in itertools.product(*runs)))
     return out
-    order = [np.argsort(i, kind="stable") for i in idx]
-    sorted_idx = [i[o] for i, o in zip(idx, order, strict=True)]
-    runs = [_runs(i, c) for i, c in zip(sorted_idx, layout.chunks, strict=True)]
-    in_order = all(np.array_equal(o, np.arange(len(o))) for o in order)
-    buf = out if in_order else np.empty_like(out)
-
-    async def one(combo) -> None:
-        coords = tuple(c for c, _, _ in combo)
-        dst = tuple(d for _, d, _ in combo)
-        src = tuple(s for _, _, s in combo)
-        raw = await get(layout.prefix + layout.key(coords))
-        if raw is None:
-            buf[_outer(dst)] = layout.fill
-            return
-        await asyncio.to_thread(lambda: _place(buf, dst, layout.decode(raw), src))
-
-    await asyncio.gather(*(one(c) for c in itertools.product(*runs)))
-    if not in_order:  # undo the sort: position k of the request holds sorted[rank[k]]
-        ranks = [np.argsort(o) for o in order]
-        out[...] = buf[np.ix_(*ranks)]
-    return out

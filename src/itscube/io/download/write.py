@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -38,7 +39,7 @@ async def fetch_block(plan: StorePlan, block: Block) -> dict[str, np.ndarray]:
     stored are decoded straight into the block (no intermediate array per read).
     """
     out = {s.name: s.filled(block.shape) for s in plan.tiled}
-    jobs = []
+    jobs: list[tuple[Any, VarSpec, tuple | None, Any]] = []  # (part, spec, where, read)
     claimed: set[str] = set()  # variables a cube earlier in plan.parts writes first
     for part in plan.parts:
         tsel = np.nonzero((part.t_pos >= block.t0) & (part.t_pos < block.t1))[0]
@@ -62,10 +63,10 @@ async def fetch_block(plan: StorePlan, block: Block) -> dict[str, np.ndarray]:
             claimed.add(spec.name)
     results = await asyncio.gather(*(j[3] for j in jobs))
     written: set[str] = set()
-    for (part, spec, dst, _), data in zip(jobs, results, strict=True):
-        if dst is not None:  # later cubes fill the cells still missing
+    for (part, spec, where, _), data in zip(jobs, results, strict=True):
+        if where is not None:  # later cubes fill the cells still missing
             data = to_output(data, part.cube[spec.name], spec)
-            _place(out[spec.name], orthogonal_index(*dst), data, spec, spec.name not in written)
+            _place(out[spec.name], orthogonal_index(*where), data, spec, spec.name not in written)
         written.add(spec.name)
     return out
 

@@ -10,11 +10,11 @@ pixels, i.e. 64, 576 and 2,500 chunk requests for ``vx, vy, v, v_error``:
 * a script doing ``xr.open_dataset(url, engine="zarr")``, ``.isel()``, ``.load()`` and
   ``.to_zarr()`` locally.
 
-Reported: seconds of each, the ratio, the requests the server saw and the mean number in
-flight (requests x latency / wall time). Where the time goes: each side's start (a
-process that only imports what that side imports before its first request: the
-command's modules and their libraries, or xarray's stack) is measured in the same run
-and reported with the ratio of the times after it.
+Reported: seconds of each, the ratio, the requests the server saw, the bytes it sent and
+the mean number in flight (requests x latency / wall time). Where the time goes: each
+side's start (a process that only imports what that side imports before its first
+request: the command's modules and their libraries, or xarray's stack) is measured in
+the same run and reported with the ratio of the times after it.
 
 Run: ``python benchmarks/bench_download_sizes.py [--latency 0.05] [--sizes 40 120 250]``
 """
@@ -43,7 +43,7 @@ SERVER = textwrap.dedent(
         print(srv.url, flush=True)
         for line in sys.stdin:
             if line.strip() == "stats":
-                print(srv.stats.requests, flush=True)
+                print(srv.stats.requests, srv.stats.bytes_sent, flush=True)
                 srv.stats.reset()
     """
 )
@@ -116,10 +116,12 @@ def main() -> None:
     )
     url = f"{server.stdout.readline().strip()}/{store.name}"
 
-    def requests() -> int:
+    def requests() -> tuple[int, int]:
+        """Requests and bytes the server answered since the last call."""
         server.stdin.write("stats\n")
         server.stdin.flush()
-        return int(server.stdout.readline())
+        n, nbytes = server.stdout.readline().split()
+        return int(n), int(nbytes)
 
     starts = _starts()
     print(json.dumps({"start_s": {k: round(v, 2) for k, v in starts.items()}}), flush=True)
@@ -135,12 +137,12 @@ def main() -> None:
                      str(x1), str(y1), "--crs", "EPSG:3413", "--url", url, "--start", "2000",
                      "--end", "2030", "--variables", VARS, "--no-progress", "--out", out]
                 )  # fmt: skip
-                n_ours = requests()
+                n_ours, b_ours = requests()
                 plain = _timed(
                     [sys.executable, "-c", PLAIN, url, f"{out}/plain.zarr", str(x0), str(x1),
                      str(y0), str(y1)]
                 )  # fmt: skip
-                n_plain = requests()
+                n_plain, b_plain = requests()
             rows.append(
                 {
                     "pixels": f"{size} x {size}",
@@ -152,6 +154,8 @@ def main() -> None:
                     ),
                     "itscube_requests": n_ours,
                     "xarray_requests": n_plain,
+                    "itscube_mb": round(b_ours / 1e6, 2),
+                    "xarray_mb": round(b_plain / 1e6, 2),
                     "itscube_mean_in_flight": round(n_ours * args.latency / ours, 1),
                     "xarray_mean_in_flight": round(n_plain * args.latency / plain, 1),
                 }

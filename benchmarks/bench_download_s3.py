@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_download_sizes import CENTRE, VARS, _make_cube
+from bench_download_sizes import PLAIN, _make_cube, commands
 
 SERVER = textwrap.dedent(
     """
@@ -72,23 +72,6 @@ SERVER = textwrap.dedent(
     """
 )
 
-PLAIN = textwrap.dedent(
-    """
-    import os, sys
-    import numpy as np, xarray as xr
-    url, out, x0, x1, y0, y1 = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:7])
-    opts = {"anon": True, "client_kwargs": {"endpoint_url": os.environ["ITSCUBE_S3_ENDPOINT"]}}
-    ds = xr.open_dataset(url, engine="zarr", consolidated=True, decode_timedelta=False,
-                         storage_options=opts)
-    xi = np.nonzero((ds.x.values >= x0) & (ds.x.values <= x1))[0]
-    yi = np.nonzero((ds.y.values >= y0) & (ds.y.values <= y1))[0]
-    sub = ds[["vx", "vy", "v", "v_error"]].isel(x=xi, y=yi).load()
-    for v in sub.variables.values():
-        v.encoding = {}
-    sub.to_zarr(out, mode="w", consolidated=True)
-    """
-)
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,7 +90,13 @@ def main() -> None:
     )
     endpoint = server.stdout.readline().strip()
     url = f"s3://cubes/{store.name}"
-    env = {**os.environ, "ITSCUBE_S3_ENDPOINT": endpoint, "ITSCUBE_S3_ANON": "1"}
+    plain_opts = {"anon": True, "client_kwargs": {"endpoint_url": endpoint}}  # s3fs's defaults
+    env = {
+        **os.environ,
+        "ITSCUBE_S3_ENDPOINT": endpoint,
+        "ITSCUBE_S3_ANON": "1",
+        "BENCH_STORAGE_OPTIONS": json.dumps(plain_opts),
+    }
 
     def requests() -> dict:
         server.stdin.write("count\n")
@@ -121,20 +110,12 @@ def main() -> None:
 
     try:
         for size in args.sizes:
-            half = size * 120 / 2 - 1
-            x0, x1, y0, y1 = CENTRE[0] - half, CENTRE[0] + half, CENTRE[1] - half, CENTRE[1] + half
             with tempfile.TemporaryDirectory() as out:
+                ours_cmd, plain_cmd = commands(url, out, size, PLAIN)
                 requests()
-                ours = timed(
-                    [sys.executable, "-m", "itscube.cli", "download", "--bbox", str(x0), str(y0),
-                     str(x1), str(y1), "--crs", "EPSG:3413", "--url", url, "--start", "2000",
-                     "--end", "2030", "--variables", VARS, "--no-progress", "--out", out]
-                )  # fmt: skip
+                ours = timed(ours_cmd)
                 n_ours = requests()
-                plain = timed(
-                    [sys.executable, "-c", PLAIN, url, f"{out}/plain.zarr", str(x0), str(x1),
-                     str(y0), str(y1)]
-                )  # fmt: skip
+                plain = timed(plain_cmd)
                 n_plain = requests()
             row = {
                 "pixels": f"{size} x {size}",

@@ -50,10 +50,12 @@ SERVER = textwrap.dedent(
 
 PLAIN = textwrap.dedent(
     """
-    import sys
+    import json, os, sys
     import numpy as np, xarray as xr
     url, out, x0, x1, y0, y1 = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:7])
-    ds = xr.open_dataset(url, engine="zarr", consolidated=True, decode_timedelta=False)
+    opts = json.loads(os.environ.get("BENCH_STORAGE_OPTIONS", "null"))  # s3fs's, for s3://
+    ds = xr.open_dataset(url, engine="zarr", consolidated=True, decode_timedelta=False,
+                         storage_options=opts)
     xi = np.nonzero((ds.x.values >= x0) & (ds.x.values <= x1))[0]
     yi = np.nonzero((ds.y.values >= y0) & (ds.y.values <= y1))[0]
     sub = ds[["vx", "vy", "v", "v_error"]].isel(x=xi, y=yi).load()
@@ -93,6 +95,19 @@ def _starts(runs: int = 7) -> dict[str, float]:
     return {side: sorted(t)[len(t) // 2] for side, t in times.items()}
 
 
+def commands(url: str, out: str, size: int, plain: str) -> tuple[list[str], list[str]]:
+    """``itscube download`` and the plain script ``plain`` for ``size`` x ``size`` pixels
+    round the cube centre, writing under ``out``."""
+    half = size * 120 / 2 - 1  # `size` pixel centres either side of the cube centre
+    x0, x1, y0, y1 = CENTRE[0] - half, CENTRE[0] + half, CENTRE[1] - half, CENTRE[1] + half
+    ours = [sys.executable, "-m", "itscube.cli", "download", "--bbox", str(x0), str(y0),
+            str(x1), str(y1), "--crs", "EPSG:3413", "--url", url, "--start", "2000",
+            "--end", "2030", "--variables", VARS, "--no-progress", "--out", out]  # fmt: skip
+    theirs = [sys.executable, "-c", plain, url, f"{out}/plain.zarr", str(x0), str(x1),
+              str(y0), str(y1)]  # fmt: skip
+    return ours, theirs
+
+
 def _timed(cmd: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
@@ -128,20 +143,12 @@ def main() -> None:
     rows = []
     try:
         for size in args.sizes:
-            half = size * 120 / 2 - 1  # `size` pixel centres either side of the cube centre
-            x0, x1, y0, y1 = CENTRE[0] - half, CENTRE[0] + half, CENTRE[1] - half, CENTRE[1] + half
             with tempfile.TemporaryDirectory() as out:
+                ours_cmd, plain_cmd = commands(url, out, size, PLAIN)
                 requests()
-                ours = _timed(
-                    [sys.executable, "-m", "itscube.cli", "download", "--bbox", str(x0), str(y0),
-                     str(x1), str(y1), "--crs", "EPSG:3413", "--url", url, "--start", "2000",
-                     "--end", "2030", "--variables", VARS, "--no-progress", "--out", out]
-                )  # fmt: skip
+                ours = _timed(ours_cmd)
                 n_ours, b_ours = requests()
-                plain = _timed(
-                    [sys.executable, "-c", PLAIN, url, f"{out}/plain.zarr", str(x0), str(x1),
-                     str(y0), str(y1)]
-                )  # fmt: skip
+                plain = _timed(plain_cmd)
                 n_plain, b_plain = requests()
             rows.append(
                 {

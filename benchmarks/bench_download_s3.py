@@ -34,10 +34,10 @@ SERVER = textwrap.dedent(
     import json, sys, threading, time
     from pathlib import Path
     import boto3
-    from moto.server import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
-    class Quiet(WSGIRequestHandler):
+    class Quiet(MotoRequestHandler):  # moto's header handling, no log lines
         def log_request(self, *args, **kwargs):
             pass
 

@@ -150,9 +150,9 @@ def s3_server(cubes):
     """A moto S3 server on 127.0.0.1 holding the cubes in a public-read bucket."""
     moto_server = pytest.importorskip("moto.server")
     boto3 = pytest.importorskip("boto3")
-    from werkzeug.serving import WSGIRequestHandler, make_server
+    from werkzeug.serving import make_server
 
-    class Quiet(WSGIRequestHandler):
+    class Quiet(moto_server.MotoRequestHandler):  # moto's header handling, no log
         def log_request(self, *args, **kwargs):
             pass
 

@@ -53,6 +53,8 @@ _TIMEDELTA_UNITS = {"days": 86400.0, "day": 86400.0, "hours": 3600.0, "minutes":
 def to_output(values: np.ndarray, src: SourceArray, spec: VarSpec) -> np.ndarray:
     """Encoded ``values`` of ``src`` in the encoding of ``spec`` (cubes of a mosaic may
     differ: time units, missing markers, strings)."""
+    if values.dtype == spec.dtype and keeps_values(src, spec):
+        return values
     if spec.dtype.kind in "OUST":
         return np.asarray(values).astype(str).astype(object)
     if spec.time_like:

@@ -152,7 +152,9 @@ def main() -> None:
     pts = seeds(args.particles, rng)
     res, t_its = run_itscube(ds, pts, args.years)
     # parcels' timed run keeps the final positions only: the same output from track()
-    ends, t_ends = run_itscube(ds, pts, args.years, output_every=steps)
+    # (output_every beyond the run: 730 whole steps of 5 days end 2 days before the end
+    # date, which a last short step reaches and which is always kept)
+    ends, t_ends = run_itscube(ds, pts, args.years, output_every=10 * steps)
     assert ends.sizes["time"] == 2  # the start and the end
     t_kernel = run_kernel(x, y, u, v, pts, args.years)
     out["itscube"] = {

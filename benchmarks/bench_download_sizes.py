@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=1000)
     ap.add_argument("--sizes", type=int, nargs="+", default=[40, 120, 250])
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "itscube-bench")
+    ap.add_argument("--start-runs", type=int, default=7, help="runs of each side's start")
     args = ap.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     store = _make_cube(args.cache, max(args.sizes) + 10, args.layers)
@@ -138,7 +139,7 @@ def main() -> None:
         n, nbytes = server.stdout.readline().split()
         return int(n), int(nbytes)
 
-    starts = _starts()
+    starts = _starts(args.start_runs)
     print(json.dumps({"start_s": {k: round(v, 2) for k, v in starts.items()}}), flush=True)
     rows = []
     try:

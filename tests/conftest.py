@@ -45,6 +45,7 @@ LONG_MODULES = {
     "test_cluster_faults.py": 60,
     "test_reproject.py": 55,
     "test_flux_errors.py": 45,
+    "test_benchmarks.py": 45,
     "test_download.py": 40,
     "test_strain_cli.py": 35,
     "test_track_cli.py": 35,

@@ -139,3 +139,16 @@ def test_s3_chunks_are_read_in_one_request_each(cubes, s3_requests):
     chunk_reads = [(m, p) for m, p in s3_requests if "/vx/" in p]
     assert chunk_reads and {m for m, _ in chunk_reads} == {"GET"}
     assert len(chunk_reads) == len({p for _, p in chunk_reads})  # each chunk read once
+
+
+def test_http_reads_keep_as_many_connections_as_requests_in_flight(cubes, server):
+    """aiohttp's session holds 100 connections: a source keeping more requests in flight
+    (``workers``) gets a pool of that size; at or below 100, aiohttp's own is kept."""
+    from itscube.io.stores.open import open_source, run_sync
+
+    def pool(workers: int) -> int:
+        fs = open_source(f"{server.url}/A.zarr", workers=workers).store._store.fs
+        return run_sync(fs.set_session()).connector.limit
+
+    assert pool(150) == 150
+    assert pool(64) == 100

@@ -23,6 +23,7 @@ Environment
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import random
@@ -127,7 +128,8 @@ def storage_options_for(
     setting). s3fs's client holds botocore's 10 connections unless told otherwise, which
     would queue all but 10 of them; its pool is sized to this (``extra``'s
     ``config_kwargs`` win). Each object is read by one GET, without s3fs's HEAD first
-    (``max_concurrency=1``; ``extra`` may set it).
+    (``max_concurrency=1``; ``extra`` may set it). Over HTTP(S), a pool larger than
+    aiohttp's 100 connections is given to the session when more are asked for.
     """
     proto = protocol_of(url)
     opts: dict = {}
@@ -151,8 +153,23 @@ def storage_options_for(
         import aiohttp
 
         opts["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=60, sock_read=30)}
+        pool = connections or get_options()["concurrency"]
+        if pool > _AIOHTTP_POOL:  # aiohttp's own pool would queue the requests past it
+            opts["get_client"] = functools.partial(_pooled_client, limit=pool)
     opts.update(extra or {})
     return opts
+
+
+_AIOHTTP_POOL = 100
+"""Connections an aiohttp session holds by default (``TCPConnector(limit=100)``)."""
+
+
+async def _pooled_client(limit: int, **kwargs):
+    """An aiohttp session holding ``limit`` connections (fsspec's ``get_client``; the
+    connector is made here, in the running loop, as aiohttp requires)."""
+    import aiohttp
+
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), **kwargs)
 
 
 def filesystem(

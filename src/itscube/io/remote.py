@@ -133,6 +133,7 @@ def storage_options_for(
     """
     proto = protocol_of(url)
     opts: dict = {}
+    pool = connections or get_options()["concurrency"]
     if proto == "s3":
         opts["anon"] = s3_anonymous()
         endpoint = s3_endpoint()
@@ -142,7 +143,6 @@ def storage_options_for(
         # objects into parallel ranges): a second round trip per chunk, for chunks that
         # are far below its split size; one stream per object skips it
         opts["max_concurrency"] = 1
-        pool = connections or get_options()["concurrency"]
         opts["config_kwargs"] = {
             "max_pool_connections": pool,
             **(extra or {}).get("config_kwargs", {}),
@@ -153,7 +153,6 @@ def storage_options_for(
         import aiohttp
 
         opts["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=60, sock_read=30)}
-        pool = connections or get_options()["concurrency"]
         if pool > _AIOHTTP_POOL:  # aiohttp's own pool would queue the requests past it
             opts["get_client"] = functools.partial(_pooled_client, limit=pool)
     opts.update(extra or {})
